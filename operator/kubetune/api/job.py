@@ -1,0 +1,116 @@
+"""The FineTuneJob object, and turning a YAML document into one or a list of problems."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError
+
+from kubetune.api.rules import broken_rules
+from kubetune.api.spec import FineTuneJobSpec
+from kubetune.api.status import FineTuneJobStatus
+from kubetune_trainer.schema import Model
+
+GROUP = "kubetune.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "FineTuneJob"
+PLURAL = "finetunejobs"
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ObjectMeta(Model):
+    """The parts of metadata kubetune reads; the rest of what a cluster adds is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class FineTuneJob(Model):
+    """A fine-tuning run."""
+
+    apiVersion: Literal["kubetune.io/v1alpha1"]
+    kind: Literal["FineTuneJob"]
+    metadata: ObjectMeta
+    spec: FineTuneJobSpec
+    status: FineTuneJobStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InvalidJob(ValueError):
+    """A FineTuneJob that cannot run; `problems` names every offending field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def parse_job(doc: Any) -> FineTuneJob:
+    """Validate a FineTuneJob document: schema, then cross-field rules, then naming.
+
+    Raises InvalidJob with one Problem per offending field; nothing partial is returned.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidJob([Problem("<document>", f"expected a mapping, got {type(doc).__name__}")])
+    try:
+        job = FineTuneJob.model_validate(doc)
+    except ValidationError as err:
+        raise InvalidJob([_problem(e) for e in err.errors()]) from None
+    problems = [Problem(r.path, r.message) for r in broken_rules(job.spec)]
+    if not DNS1035.match(job.name) or len(job.name) > 63:
+        problems.insert(
+            0,
+            Problem(
+                "metadata.name",
+                f"{job.name!r} is not a DNS-1035 label: use at most 63 lowercase letters, "
+                "digits and '-', starting with a letter and ending with a letter or digit",
+            ),
+        )
+    if problems:
+        raise InvalidJob(problems)
+    return job
+
+
+def _problem(error: Any) -> Problem:
+    # Pydantic's tagged-union and function-validator segments are not fields; drop them.
+    parts: list[str] = []
+    for part in error["loc"]:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        elif part not in {"str", "int", "constrained-str", "function-after[...]"}:
+            parts.append(str(part))
+    path = ".".join(parts) or "<document>"
+    kind, msg = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        msg = "unknown field (check the spelling; `kubetune crd` lists every field)"
+    elif kind == "literal_error":
+        msg = f"{msg}, got {error['input']!r}"
+    elif kind == "string_pattern_mismatch":
+        msg = f"{error['input']!r} does not match the pattern {error['ctx']['pattern']}"
+    elif kind == "missing":
+        msg = "required field is missing"
+    return Problem(path, msg)

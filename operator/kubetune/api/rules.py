@@ -1,0 +1,211 @@
+"""Cross-field rules of the FineTuneJob spec, each written once for each place it runs.
+
+Every rule holds its CEL expression (the API server evaluates it through the CRD's
+`x-kubernetes-validations`, so `kubectl apply` refuses bad jobs) beside its Python twin (so
+`kubetune validate`, `kubetune run` and the operator refuse the same jobs offline). Tests run
+the bad-input table through both and require the same verdict. Messages name the field and
+the fix; `self` is the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubetune.api.spec import FineTuneJobSpec
+
+CREDENTIAL_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
+_WORLD = (
+    "self.distributed.nodes * (self.distributed.gpusPerNode > 0 ? self.distributed.gpusPerNode"
+    " : (has(self.distributed.processesPerNode) ? self.distributed.processesPerNode : 1))"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    field: str
+    """Path of the offending field below `spec`, e.g. `method.quantization`."""
+    cel: str
+    """CEL over the spec (`self`); true when the spec is fine."""
+    message: str
+    """What is wrong and how to fix it."""
+    holds: Callable[[FineTuneJobSpec], bool]
+    """Python twin of `cel`."""
+
+    @property
+    def path(self) -> str:
+        return f"spec.{self.field}"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "model",
+        "has(self.model.source) != has(self.model.fromJob)",
+        "set exactly one of model.source (hf://org/name, pvc://claim/path or a path) "
+        "or model.fromJob (another FineTuneJob's output)",
+        lambda s: (s.model.source is None) != (s.model.fromJob is None),
+    ),
+    Rule(
+        "dataset",
+        "has(self.dataset) || has(self.entrypoint)",
+        "required: add dataset.sources (only a custom entrypoint may train without one)",
+        lambda s: s.dataset is not None or s.entrypoint is not None,
+    ),
+    Rule(
+        "dataset.chatTemplate",
+        "!has(self.dataset) || !(has(self.dataset.chatTemplate.builtin) "
+        "&& has(self.dataset.chatTemplate.jinja))",
+        "set at most one of chatTemplate.builtin and chatTemplate.jinja "
+        "(neither uses the tokenizer's own template)",
+        lambda s: (
+            s.dataset is None
+            or not (s.dataset.chatTemplate.builtin and s.dataset.chatTemplate.jinja)
+        ),
+    ),
+    Rule(
+        "method.quantization",
+        "self.method.type != 'qlora' || has(self.method.quantization)",
+        "required when method.type is qlora: e.g. {bits: 4, quantType: nf4, doubleQuant: true}",
+        lambda s: s.method.type != "qlora" or s.method.quantization is not None,
+    ),
+    Rule(
+        "method.quantization",
+        "self.method.type != 'lora' || !has(self.method.quantization)",
+        "a quantized base needs method.type qlora; remove quantization for plain LoRA",
+        lambda s: s.method.type != "lora" or s.method.quantization is None,
+    ),
+    Rule(
+        "method",
+        "self.method.type != 'full' || (!has(self.method.lora) && !has(self.method.quantization))",
+        "full fine-tuning takes neither lora nor quantization; use method.type lora or qlora",
+        lambda s: (
+            s.method.type != "full" or (s.method.lora is None and s.method.quantization is None)
+        ),
+    ),
+    Rule(
+        "output.formats",
+        "self.method.type != 'full' || !has(self.output.formats) "
+        "|| !('adapter' in self.output.formats)",
+        "full fine-tuning produces no adapter: use formats [merged]",
+        lambda s: (
+            s.method.type != "full" or s.output.formats is None or "adapter" not in s.output.formats
+        ),
+    ),
+    Rule(
+        "training.globalBatchSize",
+        "!(has(self.training.globalBatchSize) && has(self.training.gradientAccumulationSteps))",
+        "set globalBatchSize or gradientAccumulationSteps, not both (one derives the other)",
+        lambda s: (
+            s.training.globalBatchSize is None or s.training.gradientAccumulationSteps is None
+        ),
+    ),
+    Rule(
+        "training.globalBatchSize",
+        f"!has(self.training.globalBatchSize) || self.training.globalBatchSize % "
+        f"(self.training.microBatchSize * {_WORLD}) == 0",
+        "must be a multiple of microBatchSize × world size (nodes × processes per node)",
+        lambda s: (
+            s.training.globalBatchSize is None
+            or s.training.globalBatchSize % (s.training.microBatchSize * s.world_size) == 0
+        ),
+    ),
+    Rule(
+        "training.evalSteps",
+        "!has(self.training.evalSteps) || (has(self.dataset) && self.dataset.evalFraction > 0.0)",
+        "evaluation needs held-out data: set dataset.evalFraction above 0 or drop evalSteps",
+        lambda s: (
+            s.training.evalSteps is None or (s.dataset is not None and s.dataset.evalFraction > 0)
+        ),
+    ),
+    Rule(
+        "training.precision",
+        "self.training.precision != 'fp16' || self.distributed.gpusPerNode > 0",
+        "fp16 mixed precision needs GPUs; use bf16 or fp32 on CPU",
+        lambda s: s.training.precision != "fp16" or s.distributed.gpusPerNode > 0,
+    ),
+    Rule(
+        "training.optimizer",
+        "!self.training.optimizer.startsWith('paged_') || self.distributed.gpusPerNode > 0",
+        "paged optimizers page GPU memory and need GPUs; use adamw_torch or adamw_8bit on CPU",
+        lambda s: not s.training.optimizer.startswith("paged_") or s.distributed.gpusPerNode > 0,
+    ),
+    Rule(
+        "distributed.strategy",
+        "self.distributed.strategy != 'deepspeed-zero3-offload' "
+        "|| self.distributed.gpusPerNode > 0",
+        "offloading to CPU memory needs GPUs to offload from; use deepspeed-zero3 on CPU",
+        lambda s: (
+            s.distributed.strategy != "deepspeed-zero3-offload" or s.distributed.gpusPerNode > 0
+        ),
+    ),
+    Rule(
+        "distributed.processesPerNode",
+        "self.distributed.gpusPerNode == 0 || !has(self.distributed.processesPerNode)",
+        "only for CPU training (gpusPerNode 0); with GPUs there is one process per GPU",
+        lambda s: s.distributed.gpusPerNode == 0 or s.distributed.processesPerNode is None,
+    ),
+    Rule(
+        "distributed.nccl.extraEnv",
+        "self.distributed.nccl.extraEnv.all(k, k.startsWith('NCCL_'))",
+        "keys must start with NCCL_ (put other variables in env)",
+        lambda s: all(k.startswith("NCCL_") for k in s.distributed.nccl.extraEnv),
+    ),
+    Rule(
+        "storage.accessMode",
+        "self.distributed.nodes == 1 || !has(self.storage.accessMode) "
+        "|| self.storage.accessMode == 'ReadWriteMany'",
+        "more than one node mounts the workspace: use ReadWriteMany (or leave it unset)",
+        lambda s: s.distributed.nodes == 1 or s.storage.accessMode in (None, "ReadWriteMany"),
+    ),
+    Rule(
+        "storage.existingClaim",
+        "!has(self.storage.existingClaim) || (!has(self.storage.size) "
+        "&& !has(self.storage.storageClassName) && !has(self.storage.accessMode))",
+        "an existing claim is used as it is: remove size, storageClassName and accessMode",
+        lambda s: (
+            s.storage.existingClaim is None
+            or (
+                s.storage.size is None
+                and s.storage.storageClassName is None
+                and s.storage.accessMode is None
+            )
+        ),
+    ),
+    Rule(
+        "tracking.wandb.apiKeySecretRef",
+        "!has(self.tracking.wandb) || self.tracking.wandb.mode != 'online' "
+        "|| has(self.tracking.wandb.apiKeySecretRef)",
+        "online W&B logging needs the API key from a Secret: {name: wandb, key: api-key}",
+        lambda s: (
+            s.tracking.wandb is None
+            or s.tracking.wandb.mode != "online"
+            or s.tracking.wandb.apiKeySecretRef is not None
+        ),
+    ),
+    Rule(
+        "entrypoint",
+        "!has(self.entrypoint) || has(self.entrypoint.module) != has(self.entrypoint.command)",
+        "set exactly one of entrypoint.module and entrypoint.command",
+        lambda s: (
+            s.entrypoint is None or (s.entrypoint.module is None) != (s.entrypoint.command is None)
+        ),
+    ),
+    Rule(
+        "env",
+        "self.env.all(e, has(e.value) != has(e.valueFrom))",
+        "each variable takes exactly one of value and valueFrom",
+        lambda s: all((e.value is None) != (e.valueFrom is None) for e in s.env),
+    ),
+    Rule(
+        "env",
+        "self.env.all(e, !(e.name in ['" + "', '".join(CREDENTIAL_ENV) + "']) || has(e.valueFrom))",
+        "credentials (" + ", ".join(CREDENTIAL_ENV) + ") must come from a Secret: "
+        "valueFrom.secretKeyRef, or model.tokenSecretRef / tracking.wandb.apiKeySecretRef",
+        lambda s: all(e.name not in CREDENTIAL_ENV or e.valueFrom is not None for e in s.env),
+    ),
+)
+
+
+def broken_rules(spec: FineTuneJobSpec) -> list[Rule]:
+    """The rules this spec breaks, in declaration order."""
+    return [rule for rule in RULES if not rule.holds(spec)]

@@ -1,0 +1,214 @@
+"""The FineTuneJob spec (`kubetune.io/v1alpha1`): the one definition the CRD is generated from.
+
+The trainer-facing sections (model, dataset, method, training, output, tracking, entrypoint)
+are the trainer's own torch-free models; this module adds what only Kubernetes needs:
+topology, resources, placement, storage and the run policy.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from kubetune_trainer.config import (
+    DatasetSpec,
+    EntrypointSpec,
+    MethodSpec,
+    ModelSource,
+    OutputSpec,
+    Strategy,
+    TrackingSpec,
+    TrainingSpec,
+)
+from kubetune_trainer.schema import Model, SecretKeyRef
+
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
+"""A Kubernetes resource quantity such as `8`, `500m` or `64Gi`."""
+
+FreeForm = dict[str, Any]
+
+
+def section(cls: type[Model]) -> Any:
+    """A sub-object that may be omitted: every one of its defaults then applies."""
+    return Field(default_factory=cls)
+
+
+class NcclSpec(Model):
+    """NCCL settings, rendered as environment variables of the training container."""
+
+    debug: Literal["VERSION", "WARN", "INFO", "TRACE"] | None = None
+    """NCCL_DEBUG: log level; INFO shows the chosen transports."""
+    socketIfname: str | None = None
+    """NCCL_SOCKET_IFNAME: network interface(s) for bootstrap and socket transport, e.g. `eth0`."""
+    ibDisable: bool | None = None
+    """NCCL_IB_DISABLE: turn InfiniBand off (forces sockets)."""
+    netGdrLevel: str | None = Field(default=None, pattern=r"^(LOC|PIX|PXB|PHB|SYS|[0-9]+)$")
+    """NCCL_NET_GDR_LEVEL: how close NIC and GPU must be for GPUDirect RDMA (e.g. `PHB`)."""
+    asyncErrorHandling: bool = True
+    """TORCH_NCCL_ASYNC_ERROR_HANDLING (and NCCL_ASYNC_ERROR_HANDLING): a hung collective fails
+    the process instead of hanging the job."""
+    extraEnv: dict[str, str] = Field(default_factory=dict)
+    """More NCCL_* variables, e.g. `{NCCL_IB_HCA: mlx5}`. Keys must start with NCCL_."""
+
+
+class DistributedSpec(Model):
+    """Topology: how many nodes and processes, and how they share the model."""
+
+    nodes: int = Field(default=1, ge=1, le=1024)
+    """Pods: one Master plus nodes − 1 Workers."""
+    gpusPerNode: int = Field(default=0, ge=0, le=64)
+    """GPUs per node; one training process per GPU. 0 trains on CPU."""
+    processesPerNode: int | None = Field(default=None, ge=1, le=256)
+    """Training processes per node on CPU (gpusPerNode 0). Defaults to 1."""
+    strategy: Strategy = "ddp"
+    """`ddp` replicates the model; `fsdp` shards it; DeepSpeed ZeRO-2 shards optimizer state and
+    gradients, ZeRO-3 also parameters, `-offload` moves them to CPU memory."""
+    nccl: NcclSpec = section(NcclSpec)
+    """NCCL environment."""
+    rendezvousTimeoutSeconds: int = Field(default=900, ge=30, le=86400)
+    """How long processes wait for each other at start-up (slow image pulls need more)."""
+
+
+class ResourcesSpec(Model):
+    """Per-node resources of the training container."""
+
+    cpu: Quantity | None = None
+    """CPU request and limit per node."""
+    memory: Quantity | None = None
+    """Memory request and limit per node."""
+    gpuResourceName: str = Field(
+        default="nvidia.com/gpu", pattern=r"^([a-z0-9.-]+/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+    )
+    """Extended resource that counts GPUs."""
+    sharedMemory: Quantity = "16Gi"
+    """Size of the in-memory /dev/shm (data loader workers and NCCL need more than the default)."""
+
+
+class PlacementSpec(Model):
+    """Where the pods may run."""
+
+    nodeSelector: dict[str, str] = Field(default_factory=dict)
+    """Node labels the pods require."""
+    tolerations: list[FreeForm] = Field(default_factory=list)
+    """Pod tolerations (core/v1 Toleration), e.g. for tainted GPU nodes."""
+    affinity: FreeForm | None = None
+    """Pod affinity (core/v1 Affinity)."""
+    priorityClassName: str | None = None
+    """PriorityClass of the pods."""
+    schedulerName: str | None = None
+    """Scheduler for the pods, e.g. `volcano`."""
+
+
+class StorageSpec(Model):
+    """The workspace volume: model and dataset cache, checkpoints, outputs."""
+
+    existingClaim: str | None = None
+    """Use this PersistentVolumeClaim instead of creating one (chained stages share one)."""
+    size: Quantity | None = None
+    """Size of the claim kubetune creates. Defaults to 100Gi."""
+    storageClassName: str | None = None
+    """StorageClass of the created claim (cluster default when unset)."""
+    accessMode: Literal["ReadWriteOnce", "ReadWriteMany"] | None = None
+    """Access mode of the created claim. Defaults to ReadWriteMany for more than one node
+    (every node mounts the workspace), else ReadWriteOnce."""
+    keepOnDelete: bool = False
+    """Keep the created claim when the FineTuneJob is deleted (it is not owned by the job)."""
+
+
+class GangSchedulingSpec(Model):
+    """Gang scheduling (Volcano or scheduler-plugins): start all pods or none."""
+
+    minAvailable: int | None = Field(default=None, ge=1)
+    """Pods that must be placeable together. Defaults to all of them."""
+    queue: str | None = None
+    """Scheduler queue."""
+    priorityClass: str | None = None
+    """PriorityClass of the pod group."""
+
+
+class RunPolicySpec(Model):
+    """Lifecycle of the underlying PyTorchJob."""
+
+    backoffLimit: int = Field(default=3, ge=0, le=100)
+    """Restarts before the job is marked failed; training resumes from the latest checkpoint."""
+    activeDeadlineSeconds: int | None = Field(default=None, ge=1)
+    """Fail the job after this long."""
+    ttlSecondsAfterFinished: int | None = Field(default=None, ge=0)
+    """Delete the PyTorchJob (not the FineTuneJob or its outputs) this long after it finished."""
+    suspend: bool = False
+    """Suspend: pods are deleted, the job resumes from its latest checkpoint when unset."""
+    queueName: str | None = None
+    """Kueue LocalQueue; sets the `kueue.x-k8s.io/queue-name` label (Kueue then manages suspend)."""
+    gangScheduling: GangSchedulingSpec | None = None
+    """Gang scheduling policy."""
+
+
+class EnvVarSource(Model):
+    """Where an environment variable's value comes from."""
+
+    secretKeyRef: SecretKeyRef
+    """A Secret key."""
+
+
+class EnvVar(Model):
+    """An extra environment variable of every container."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    """Variable name."""
+    value: str | None = None
+    """Literal value. Credentials (HF_TOKEN, WANDB_API_KEY, …) must use valueFrom instead."""
+    valueFrom: EnvVarSource | None = None
+    """Value from a Secret key."""
+
+
+class FineTuneJobSpec(Model):
+    """What to fine-tune, on what data, how, and where."""
+
+    model: ModelSource
+    """The base model."""
+    dataset: DatasetSpec | None = None
+    """Training data. Required unless `entrypoint` runs your own code."""
+    method: MethodSpec = section(MethodSpec)
+    """Full fine-tuning, LoRA or QLoRA."""
+    training: TrainingSpec = section(TrainingSpec)
+    """Optimisation settings."""
+    distributed: DistributedSpec = section(DistributedSpec)
+    """Nodes, GPUs and parallelism."""
+    resources: ResourcesSpec = section(ResourcesSpec)
+    """Per-node resources."""
+    placement: PlacementSpec = section(PlacementSpec)
+    """Node selection and scheduling."""
+    storage: StorageSpec = section(StorageSpec)
+    """The workspace volume."""
+    output: OutputSpec = section(OutputSpec)
+    """Exported artifacts."""
+    tracking: TrackingSpec = section(TrackingSpec)
+    """Experiment tracking."""
+    entrypoint: EntrypointSpec | None = None
+    """Your own training module or command instead of the built-in SFT trainer."""
+    runPolicy: RunPolicySpec = section(RunPolicySpec)
+    """Restarts, deadlines, suspension and queueing."""
+    image: str | None = Field(default=None, min_length=1)
+    """Trainer image. Defaults to the operator's configured trainer image."""
+    imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Image pull policy."""
+    imagePullSecrets: list[str] = Field(default_factory=list)
+    """Names of Secrets for pulling the image."""
+    env: list[EnvVar] = Field(default_factory=list, max_length=128)
+    """Extra environment variables for every container."""
+    terminationGracePeriodSeconds: int = Field(default=300, ge=30, le=86400)
+    """Time between SIGTERM and SIGKILL; the trainer saves a checkpoint in it."""
+
+    @property
+    def world_size(self) -> int:
+        return self.distributed.nodes * self.procs_per_node
+
+    @property
+    def procs_per_node(self) -> int:
+        d = self.distributed
+        return d.gpusPerNode if d.gpusPerNode > 0 else (d.processesPerNode or 1)

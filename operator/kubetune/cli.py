@@ -1,0 +1,100 @@
+"""The `kubetune` command line: validate, render and inspect FineTuneJobs offline, run them.
+
+`render`, `validate` and `crd` need only the base install. `run` and `prepare` hand over to
+the trainer package (torch), and `operator` to the operator runtime, in their own processes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kubetune import __version__
+from kubetune.api.crd import crd_yaml
+from kubetune.api.job import InvalidJob
+from kubetune.documents import load_jobs, read_text
+from kubetune.render import RenderSettings, render, to_yaml
+from kubetune_trainer.config import effective_accumulation
+
+app = typer.Typer(
+    name="kubetune",
+    help="Fine-tune LLMs on Kubernetes: one FineTuneJob in, a trained model out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+FileArg = Annotated[
+    str,
+    typer.Argument(help="FineTuneJob YAML file (one or more documents); - reads standard input."),
+]
+
+
+def _jobs_or_exit(file: str) -> list:  # type: ignore[type-arg]
+    try:
+        return load_jobs(read_text(file))
+    except FileNotFoundError:
+        err.print(f"{file}: no such file")
+        raise typer.Exit(2) from None
+    except InvalidJob as invalid:
+        for problem in invalid.problems:
+            err.print(f"{file}: {problem}", markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def validate(file: FileArg) -> None:
+    """Check FineTuneJobs; exit 0 when valid, else 1 with one line per problem naming its field."""
+    jobs = _jobs_or_exit(file)
+    for job in jobs:
+        spec = job.spec
+        objects = render(job)
+        micro, world = spec.training.microBatchSize, spec.world_size
+        accumulation = effective_accumulation(spec.training, world)
+        err.print(
+            f"[green]valid[/green] {job.name}: {spec.method.type}, "
+            f"{spec.distributed.nodes} node(s) × {spec.procs_per_node} process(es), "
+            f"effective batch {micro} × {accumulation} × {world} = {micro * accumulation * world}, "
+            f"{len(objects)} objects"
+        )
+
+
+@app.command("render")
+def render_cmd(
+    file: FileArg,
+    output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.")] = "yaml",
+    image: Annotated[str | None, typer.Option(help="Default trainer image.")] = None,
+) -> None:
+    """Print every object the FineTuneJobs need (PVC, ConfigMap, RBAC, PyTorchJob)."""
+    if output not in ("yaml", "json"):
+        err.print(f"--output: expected yaml or json, got {output!r}")
+        raise typer.Exit(2)
+    settings = RenderSettings(trainer_image=image) if image else RenderSettings()
+    objects = [o for job in _jobs_or_exit(file) for o in render(job, settings)]
+    if output == "json":
+        typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
+    else:
+        typer.echo(to_yaml(objects), nl=False)
+
+
+@app.command()
+def crd() -> None:
+    """Print the FineTuneJob CustomResourceDefinition (generated from the API models)."""
+    typer.echo(crd_yaml(), nl=False)
+
+
+@app.command()
+def version() -> None:
+    """Print the kubetune version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

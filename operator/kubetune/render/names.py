@@ -1,0 +1,39 @@
+"""Deterministic child names, so a restarted operator finds what it created.
+
+Every name is a DNS-1035 label of at most 63 characters. When `<job>-<suffix>` would be too
+long, the job part is cut and an 8-character hash of the full job name keeps it unique.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_LABEL = 63
+# The training-operator names pods and services `<pytorchjob>-worker-<index>`; leave room.
+MAX_PYTORCHJOB = MAX_LABEL - len("-worker-") - 4
+
+
+def child_name(job: str, suffix: str = "", limit: int = MAX_LABEL) -> str:
+    tail = f"-{suffix}" if suffix else ""
+    name = f"{job}{tail}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(job.encode()).hexdigest()[:8]
+    head = job[: limit - len(tail) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{tail}"
+
+
+def pytorchjob_name(job: str) -> str:
+    return child_name(job, limit=MAX_PYTORCHJOB)
+
+
+def workspace_claim_name(job: str) -> str:
+    return child_name(job, "workspace")
+
+
+def config_map_name(job: str) -> str:
+    return child_name(job, "trainer-config")
+
+
+def service_account_name(job: str) -> str:
+    return child_name(job, "trainer")

@@ -1,0 +1,198 @@
+"""The pod template every replica shares: `prepare` init container, `pytorch` container.
+
+The training-operator injects MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK and the PET_*
+variables into `containers` (never `initContainers`); torchrun reads PET_* as its flag
+defaults, so the command names no topology of its own.
+"""
+
+from __future__ import annotations
+
+from kubetune.api.job import FineTuneJob
+from kubetune.render.layout import Layout
+from kubetune.render.metadata import Obj, labels
+from kubetune.render.names import config_map_name, service_account_name
+from kubetune.render.settings import RenderSettings
+from kubetune.render.storage import workspace_claim
+
+CONTAINER = "pytorch"  # the training-operator requires this name
+PORT_NAME = "pytorchjob-port"
+PORT = 23456
+CONFIG_FILE = "trainer.yaml"
+UID = 1000
+
+
+def secret_env(name: str, secret: str, key: str) -> Obj:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def render_env(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> list[Obj]:
+    """Environment of both containers. Credentials only ever as secretKeyRef."""
+    spec = job.spec
+    env: list[Obj] = [
+        {"name": "KUBETUNE_CONFIG", "value": f"{settings.config_mount}/{CONFIG_FILE}"},
+        {"name": "KUBETUNE_JOB_NAME", "value": job.name},
+        {
+            "name": "KUBETUNE_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+        {"name": "KUBETUNE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "HF_HOME", "value": str(layout.cache() / "huggingface")},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "TOKENIZERS_PARALLELISM", "value": "false"},
+    ]
+    if spec.model.tokenSecretRef:
+        ref = spec.model.tokenSecretRef
+        env.append(secret_env("HF_TOKEN", ref.name, ref.key))
+    for i, source in enumerate(spec.dataset.sources if spec.dataset else []):
+        if source.tokenSecretRef and source.tokenSecretRef != spec.model.tokenSecretRef:
+            ref = source.tokenSecretRef
+            env.append(secret_env(f"KUBETUNE_DATASET_{i}_TOKEN", ref.name, ref.key))
+    wandb = spec.tracking.wandb
+    if wandb:
+        env += [{"name": "WANDB_PROJECT", "value": wandb.project}]
+        env += [{"name": "WANDB_ENTITY", "value": wandb.entity}] if wandb.entity else []
+        env += [{"name": "WANDB_MODE", "value": wandb.mode}]
+        env += [{"name": "WANDB_DIR", "value": str(layout.job_dir(job.name))}]
+        if wandb.apiKeySecretRef:
+            ref = wandb.apiKeySecretRef
+            env.append(secret_env("WANDB_API_KEY", ref.name, ref.key))
+    if spec.distributed.gpusPerNode == 0:
+        env.append({"name": "DS_ACCELERATOR", "value": "cpu"})  # DeepSpeed on CPU
+    env += nccl_env(job)
+    for var in spec.env:
+        env.append(var.to_wire())
+    return env
+
+
+def nccl_env(job: FineTuneJob) -> list[Obj]:
+    nccl = job.spec.distributed.nccl
+    pairs: list[tuple[str, str | None]] = [
+        ("NCCL_DEBUG", nccl.debug),
+        ("NCCL_SOCKET_IFNAME", nccl.socketIfname),
+        ("NCCL_IB_DISABLE", None if nccl.ibDisable is None else str(int(nccl.ibDisable))),
+        ("NCCL_NET_GDR_LEVEL", nccl.netGdrLevel),
+        ("TORCH_NCCL_ASYNC_ERROR_HANDLING", str(int(nccl.asyncErrorHandling))),
+        ("NCCL_ASYNC_ERROR_HANDLING", str(int(nccl.asyncErrorHandling))),
+        *sorted(nccl.extraEnv.items()),
+    ]
+    return [{"name": k, "value": v} for k, v in pairs if v is not None]
+
+
+def training_command(job: FineTuneJob, settings: RenderSettings) -> list[str]:
+    """torchrun with the topology from PET_*; the built-in trainer or the user's code."""
+    spec = job.spec
+    cmd = [
+        "torchrun",
+        f"--rdzv-conf=timeout={spec.distributed.rendezvousTimeoutSeconds}",
+        "--max-restarts=0",  # restarts are the PyTorchJob's, so a new pod resumes from a checkpoint
+    ]
+    entry = spec.entrypoint
+    if entry is None:
+        config = f"{settings.config_mount}/{CONFIG_FILE}"
+        return [*cmd, "-m", "kubetune_trainer.train", "--config", config]
+    if entry.module:
+        return [*cmd, "-m", entry.module, *entry.args]
+    return [*cmd, "--no-python", *(entry.command or []), *entry.args]
+
+
+def resources(job: FineTuneJob, *, gpus: bool) -> Obj:
+    res = job.spec.resources
+    amounts: dict[str, str] = {}
+    if res.cpu is not None:
+        amounts["cpu"] = str(res.cpu)
+    if res.memory is not None:
+        amounts["memory"] = str(res.memory)
+    if gpus and job.spec.distributed.gpusPerNode > 0:
+        amounts[res.gpuResourceName] = str(job.spec.distributed.gpusPerNode)
+    if not amounts:
+        return {}
+    return {"resources": {"requests": dict(amounts), "limits": dict(amounts)}}
+
+
+def volumes_and_mounts(
+    job: FineTuneJob, layout: Layout, settings: RenderSettings
+) -> tuple[list[Obj], list[Obj]]:
+    volumes: list[Obj] = [
+        {"name": "workspace", "persistentVolumeClaim": {"claimName": workspace_claim(job)}},
+        {"name": "trainer-config", "configMap": {"name": config_map_name(job.name)}},
+        {
+            "name": "dshm",
+            "emptyDir": {"medium": "Memory", "sizeLimit": str(job.spec.resources.sharedMemory)},
+        },
+    ]
+    mounts: list[Obj] = [
+        {"name": "workspace", "mountPath": str(layout.workspace)},
+        {"name": "trainer-config", "mountPath": settings.config_mount, "readOnly": True},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ]
+    for i, (claim, path) in enumerate(sorted(layout.extra_claims.items())):
+        name = f"input-{i}"
+        volumes.append(
+            {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+        mounts.append({"name": name, "mountPath": str(path), "readOnly": True})
+    return volumes, mounts
+
+
+def render_pod_template(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> Obj:
+    spec = job.spec
+    env = render_env(job, layout, settings)
+    volumes, mounts = volumes_and_mounts(job, layout, settings)
+    image = spec.image or settings.trainer_image
+    security = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+    common = {
+        "image": image,
+        "imagePullPolicy": spec.imagePullPolicy,
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": security,
+    }
+    prepare = {
+        "name": "prepare",
+        "command": [
+            "python",
+            "-m",
+            "kubetune_trainer",
+            "prepare",
+            "--config",
+            f"{settings.config_mount}/{CONFIG_FILE}",
+        ],
+        **common,
+        **resources(job, gpus=False),
+    }
+    train = {
+        "name": CONTAINER,
+        "command": training_command(job, settings),
+        **common,
+        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        **resources(job, gpus=True),
+    }
+    pod: Obj = {
+        "serviceAccountName": service_account_name(job.name),
+        "terminationGracePeriodSeconds": spec.terminationGracePeriodSeconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [prepare],
+        "containers": [train],
+        "volumes": volumes,
+    }
+    placement = spec.placement
+    optional = {
+        "nodeSelector": placement.nodeSelector or None,
+        "tolerations": placement.tolerations or None,
+        "affinity": placement.affinity,
+        "priorityClassName": placement.priorityClassName,
+        "schedulerName": placement.schedulerName,
+        "imagePullSecrets": [{"name": s} for s in spec.imagePullSecrets] or None,
+    }
+    pod.update({k: v for k, v in optional.items() if v is not None})
+    return {"metadata": {"labels": labels(job, "trainer")}, "spec": pod}

@@ -1,0 +1,47 @@
+"""The FineTuneJob → TrainerConfig step: the one contract between operator and trainer.
+
+Used by rendering (paths inside the pod) and by `kubetune run` (paths on this machine), so a
+job trains the same way in both places.
+"""
+
+from __future__ import annotations
+
+from kubetune.api.job import FineTuneJob
+from kubetune.render.layout import Layout
+from kubetune_trainer.config import Paths, Topology, TrainerConfig
+
+
+def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
+    spec = job.spec
+    model_path = None
+    if spec.model.fromJob is not None:
+        ref = spec.model.fromJob
+        model_path = layout.from_job(ref.name, ref.artifact, ref.claimName)
+    elif spec.model.source is not None:
+        model_path = layout.resolve(spec.model.source)
+    datasets = [layout.resolve(s.source) for s in spec.dataset.sources] if spec.dataset else []
+    return TrainerConfig(
+        jobName=job.name,
+        namespace=job.metadata.namespace,
+        model=spec.model,
+        dataset=spec.dataset,
+        method=spec.method,
+        training=spec.training,
+        output=spec.output,
+        tracking=spec.tracking,
+        entrypoint=spec.entrypoint,
+        topology=Topology(
+            nodes=spec.distributed.nodes,
+            procsPerNode=spec.procs_per_node,
+            gpus=spec.distributed.gpusPerNode > 0,
+            strategy=spec.distributed.strategy,
+        ),
+        paths=Paths(
+            workspace=str(layout.workspace),
+            cache=str(layout.cache()),
+            job=str(layout.job_dir(job.name)),
+            output=str(layout.output_dir(job.name, spec.output.path)),
+            model=str(model_path) if model_path is not None else None,
+            datasets=[str(p) if p is not None else None for p in datasets],
+        ),
+    )

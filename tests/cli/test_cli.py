@@ -1,0 +1,119 @@
+"""The `kubetune` command line, run as users run it (a real subprocess for the entry point)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from kubetune.cli import app
+from tests.factories import REPO, make_job
+
+runner = CliRunner()
+TINY = str(REPO / "examples" / "tiny.yaml")
+
+
+def write(tmp_path: Path, doc: object) -> str:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_validate_accepts_examples_and_shows_effective_batch() -> None:
+    result = runner.invoke(
+        app, ["validate", str(REPO / "examples" / "seed2-glaive-chatml-lora.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "valid qwen3-4b-glaive-lora" in result.output
+    assert "effective batch 4 × 2 × 8 = 64" in result.output
+
+
+def test_validate_names_each_field_and_exits_non_zero(tmp_path: Path) -> None:
+    # Field errors first; cross-field rules run once every field is valid on its own.
+    doc = make_job(**{"spec.training.maxLength": 8, "spec.extra": 1})
+    result = runner.invoke(app, ["validate", write(tmp_path, doc)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2
+    assert any("spec.training.maxLength:" in line for line in lines)
+    assert any("spec.extra: unknown field" in line for line in lines)
+    doc = make_job(**{"spec.method.type": "qlora", "spec.training.precision": "fp16"})
+    result = runner.invoke(app, ["validate", write(tmp_path, doc)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 2
+    assert "spec.method.quantization: required when method.type is qlora" in lines[0]
+    assert "spec.training.precision: fp16 mixed precision needs GPUs" in lines[1]
+
+
+def test_multi_document_errors_name_the_document(tmp_path: Path) -> None:
+    good, bad = make_job(), make_job(**{"metadata.name": "second", "spec.distributed.nodes": 0})
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all([good, bad]))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "second: spec.distributed.nodes:" in result.output
+
+
+def test_render_prints_nothing_for_an_invalid_job(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["render", write(tmp_path, make_job(nodes=0))])
+    assert result.exit_code == 1
+    assert "kind:" not in result.stdout
+
+
+def test_render_json_is_a_list() -> None:
+    result = runner.invoke(app, ["render", TINY, "-o", "json"])
+    assert result.exit_code == 0, result.output
+    kinds = [o["kind"] for o in json.loads(result.stdout)["items"]]
+    assert kinds == [
+        "PersistentVolumeClaim",
+        "ConfigMap",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "PyTorchJob",
+    ]
+
+
+def test_render_takes_a_default_image() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "render",
+            str(REPO / "examples" / "seed2-glaive-chatml-lora.yaml"),
+            "--image",
+            "registry.local/trainer:dev",
+        ],
+    )
+    assert "image: registry.local/trainer:dev" in result.stdout
+
+
+def test_bad_yaml_and_missing_files(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec: [unclosed\n")
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 1 and "not valid YAML" in result.output
+    assert runner.invoke(app, ["validate", str(tmp_path / "none.yaml")]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "command", [["--help"], ["render", "--help"], ["validate", "--help"], ["crd", "--help"]]
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_console_script_reads_standard_input() -> None:
+    exe = Path(sys.executable).with_name("kubetune")
+    doc = (REPO / "examples" / "tiny.yaml").read_text()
+    proc = subprocess.run(
+        [str(exe), "render", "-"], input=doc, capture_output=True, text=True, check=True
+    )
+    assert "kind: PyTorchJob" in proc.stdout
+    crd = subprocess.run([str(exe), "crd"], capture_output=True, text=True, check=True)
+    assert crd.stdout == (REPO / "manifests" / "crd" / "finetunejobs.kubetune.io.yaml").read_text()

@@ -1,0 +1,72 @@
+"""Fluent factories for FineTuneJob documents: a valid minimal job, changed by dotted paths.
+
+make_job()                                       # valid LoRA job on CPU
+make_job(**{"spec.method.type": "qlora"})        # one field changed
+make_job(gpus=8, nodes=2, method="qlora")        # the common knobs by name
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+DELETE = object()
+
+_BASE: dict[str, Any] = {
+    "apiVersion": "kubetune.io/v1alpha1",
+    "kind": "FineTuneJob",
+    "metadata": {
+        "name": "job",
+        "namespace": "team-a",
+        "uid": "0b6e7d3c-0000-4000-8000-000000000001",
+    },
+    "spec": {
+        "model": {"source": "hf://org/model"},
+        "dataset": {"sources": [{"source": "hf://org/data", "format": "messages"}]},
+    },
+}
+
+
+def set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set (or with DELETE remove) `a.b[0].c` in a nested document, creating mappings."""
+    keys: list[str | int] = []
+    for part in dotted.split("."):
+        name, _, rest = part.partition("[")
+        keys.append(name)
+        if rest:
+            keys.append(int(rest.rstrip("]")))
+    node: Any = doc
+    for key in keys[:-1]:
+        if isinstance(key, str) and key not in node:
+            node[key] = {}
+        node = node[key]
+    if value is DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+
+
+def make_job(
+    *, gpus: int | None = None, nodes: int | None = None, method: str | None = None, **paths: Any
+) -> dict[str, Any]:
+    doc = copy.deepcopy(_BASE)
+    if gpus is not None:
+        set_path(doc, "spec.distributed.gpusPerNode", gpus)
+    if nodes is not None:
+        set_path(doc, "spec.distributed.nodes", nodes)
+    if method is not None:
+        set_path(doc, "spec.method.type", method)
+        if method == "qlora":
+            set_path(doc, "spec.method.quantization", {"bits": 4})
+    for dotted, value in paths.items():
+        set_path(doc, dotted, value)
+    return doc
+
+
+def example_docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]

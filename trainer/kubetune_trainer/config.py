@@ -1,0 +1,337 @@
+"""The trainer config: what the trainer needs to know, and nothing about Kubernetes.
+
+This module is torch-free on purpose: the operator embeds these sections in the FineTuneJob
+API (so the CRD documents them) and validates them before anything runs. The operator renders
+a `TrainerConfig` into a ConfigMap; the trainer reads it back with `TrainerConfig.load`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, model_validator
+
+from kubetune_trainer.schema import Model, SecretKeyRef
+
+DatasetFormat = Literal["messages", "sharegpt", "alpaca", "xlam", "glaive", "text"]
+BuiltinTemplate = Literal["llama-3", "chatml", "gemma", "qwen"]
+Method = Literal["full", "lora", "qlora"]
+Strategy = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3", "deepspeed-zero3-offload"]
+Precision = Literal["bf16", "fp16", "fp32"]
+Optimizer = Literal[
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adamw_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",
+    "adafactor",
+    "sgd",
+]
+Scheduler = Literal[
+    "linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup", "polynomial"
+]
+Artifact = Literal["final", "latestCheckpoint"]
+# hf://, pvc://, the built-in tiny model, or a path (any other `scheme://` is refused).
+SOURCE_PATTERN = r"^(hf://[^/]+/.+|pvc://[a-z0-9][-a-z0-9.]*(/.*)?|builtin://tiny-llama|[^:]+)$"
+
+
+class FromJob(Model):
+    """Start from what another FineTuneJob produced (chained stages)."""
+
+    name: str = Field(min_length=1, max_length=63)
+    """Name of the FineTuneJob in the same namespace."""
+    artifact: Artifact = "final"
+    """`final`: its exported output (merged model for full fine-tuning, else the adapter merged
+    into its base). `latestCheckpoint`: its newest complete checkpoint."""
+    claimName: str | None = None
+    """PersistentVolumeClaim holding that job's workspace. Defaults to this job's own workspace
+    claim, which is the case when every stage names the same `storage.existingClaim`."""
+
+
+class ModelSource(Model):
+    """The base model."""
+
+    source: str | None = Field(default=None, pattern=SOURCE_PATTERN)
+    """Where the model comes from: `hf://org/name` (the Hugging Face Hub), `pvc://claim/path`
+    (a folder on a PersistentVolumeClaim), a path (absolute, or relative to the workspace
+    volume in a cluster and to the FineTuneJob file with `kubetune run`), or
+    `builtin://tiny-llama` (a tiny random model built on the spot, for smoke tests).
+    Set this or `fromJob`."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of an `hf://` source; pin a commit to reproduce."""
+    fromJob: FromJob | None = None
+    """Start from another FineTuneJob's output or latest checkpoint. Set this or `source`."""
+    tokenSecretRef: SecretKeyRef | None = None
+    """Secret holding a Hugging Face token for gated or private models. Passed to the pods as the
+    environment variable HF_TOKEN through a secretKeyRef; it never enters the trainer config."""
+    trustRemoteCode: bool = False
+    """Run Python code shipped with the model. Off by default: enable only for trusted sources."""
+    attention: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    """Attention implementation. `auto` takes flash-attention when installed, else PyTorch SDPA."""
+
+
+class ChatTemplate(Model):
+    """How conversations become text. Leave empty to use the tokenizer's own template."""
+
+    builtin: BuiltinTemplate | None = None
+    """A template shipped with kubetune."""
+    jinja: str | None = Field(default=None, max_length=65536)
+    """An inline Jinja chat template (the `chat_template` format of transformers)."""
+
+
+class DatasetSource(Model):
+    """One dataset and how to read it."""
+
+    source: str = Field(pattern=SOURCE_PATTERN)
+    """`hf://org/name`, `pvc://claim/path/file.jsonl`, or a path to a JSONL/JSON/Parquet file, a
+    folder of them, or a dataset saved with `save_to_disk`."""
+    revision: str | None = None
+    """Hub revision for `hf://` sources."""
+    split: str = "train"
+    """Split to read (also accepts slices such as `train[:10%]`)."""
+    format: DatasetFormat = "messages"
+    """Record layout: `messages` (OpenAI-style, tool calls included), `sharegpt`, `alpaca`,
+    `xlam` and `glaive` (function calling), or `text` (plain language modelling)."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """Column renames from the format's names to this dataset's: `{messages: conversations}`."""
+    sampleLimit: int | None = Field(default=None, ge=1)
+    """Use at most this many records (after shuffling with the training seed)."""
+    tokenSecretRef: SecretKeyRef | None = None
+    """Secret with a Hugging Face token for a gated dataset (see `model.tokenSecretRef`)."""
+
+
+class DatasetSpec(Model):
+    """Training data: one or more datasets, mixed, templated and tokenized the same way."""
+
+    sources: list[DatasetSource] = Field(min_length=1, max_length=32)
+    """Datasets to train on, concatenated in order."""
+    chatTemplate: ChatTemplate = Field(default_factory=ChatTemplate)
+    """Chat template applied to every conversation."""
+    trainOnRoles: list[Literal["system", "user", "assistant", "tool"]] = Field(
+        default_factory=lambda: ["assistant"], min_length=1, max_length=4
+    )
+    """Roles whose tokens carry loss; every other token is masked out of the labels."""
+    evalFraction: float = Field(default=0.0, ge=0.0, lt=0.5)
+    """Fraction of records held out for evaluation (0 = no evaluation)."""
+
+
+class LoraSpec(Model):
+    """LoRA adapter settings (peft)."""
+
+    r: int = Field(default=16, ge=1, le=1024)
+    """Rank of the update matrices: capacity versus adapter size."""
+    alpha: int = Field(default=32, ge=1)
+    """Scaling numerator; the update is scaled by alpha / r."""
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    """Dropout on the adapter input."""
+    targetModules: list[str] = Field(default_factory=lambda: ["all-linear"], min_length=1)
+    """Modules to adapt. `all-linear` adapts every linear layer except the output head."""
+    useRslora: bool = False
+    """Rank-stabilised scaling (alpha / sqrt(r)), steadier at large ranks."""
+
+
+class QuantizationSpec(Model):
+    """Load the frozen base weights quantized (bitsandbytes)."""
+
+    bits: Literal[4, 8] = 4
+    """Bits per base weight."""
+    quantType: Literal["nf4", "fp4"] = "nf4"
+    """4-bit data type; NF4 fits normally distributed weights best."""
+    doubleQuant: bool = True
+    """Quantize the quantization constants too (saves about 0.4 bits per parameter)."""
+    computeDtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    """Type the de-quantized weights are computed in."""
+
+
+class MethodSpec(Model):
+    """What is trained."""
+
+    type: Method = "lora"
+    """`full` updates every weight; `lora` trains an adapter; `qlora` trains an adapter on a
+    quantized base (needs `quantization`)."""
+    lora: LoraSpec | None = None
+    """Adapter settings for `lora` and `qlora` (defaults apply when omitted)."""
+    quantization: QuantizationSpec | None = None
+    """Quantization of the base model; required by `qlora`."""
+
+
+class TrainingSpec(Model):
+    """Optimisation settings."""
+
+    epochs: float | None = Field(default=None, gt=0, le=1000)
+    """Passes over the data. Defaults to 1 when `maxSteps` is unset."""
+    maxSteps: int | None = Field(default=None, ge=1)
+    """Optimizer steps to run; overrides `epochs`."""
+    learningRate: float = Field(default=2e-4, gt=0, le=1)
+    """Peak learning rate."""
+    scheduler: Scheduler = "cosine"
+    """Learning-rate schedule after warm-up."""
+    warmupRatio: float = Field(default=0.03, ge=0, lt=1)
+    """Fraction of the steps spent warming up linearly."""
+    weightDecay: float = Field(default=0.0, ge=0)
+    """Decoupled weight decay."""
+    maxGradNorm: float = Field(default=1.0, ge=0)
+    """Gradient clipping norm (0 disables)."""
+    microBatchSize: int = Field(default=1, ge=1, le=4096)
+    """Sequences (or packed rows) per process per forward pass."""
+    gradientAccumulationSteps: int | None = Field(default=None, ge=1, le=65536)
+    """Micro-batches per optimizer step. Set this or `globalBatchSize`; defaults to 1."""
+    globalBatchSize: int | None = Field(default=None, ge=1)
+    """Sequences per optimizer step across all processes (= micro × accumulation × world size).
+    Accumulation is derived; it must divide evenly."""
+    maxLength: int = Field(default=2048, ge=16, le=1048576)
+    """Tokens per sequence. Longer samples are truncated and counted in the preparation report."""
+    packing: bool = True
+    """Pack several samples into each row (no attention or loss across samples)."""
+    gradientCheckpointing: bool = True
+    """Recompute activations in the backward pass: less memory, about 30% more compute."""
+    optimizer: Optimizer = "adamw_torch"
+    """Optimizer; the 8-bit ones (bitsandbytes) cut optimizer memory by about 75%."""
+    precision: Precision = "bf16"
+    """Training precision. fp16 needs GPUs; bf16 needs Ampere or newer (or CPU)."""
+    seed: int = Field(default=42, ge=0)
+    """Seed for data order, initialisation and dropout."""
+    saveSteps: int = Field(default=250, ge=1)
+    """Save a checkpoint every this many steps (and on SIGTERM)."""
+    saveTotalLimit: int = Field(default=3, ge=1)
+    """Checkpoints to keep; older ones are deleted after a newer one is complete."""
+    evalSteps: int | None = Field(default=None, ge=1)
+    """Evaluate every this many steps (needs `data.evalFraction` > 0). Defaults to `saveSteps`."""
+    loggingSteps: int = Field(default=10, ge=1)
+    """Log metrics and report progress every this many steps."""
+
+
+class OutputSpec(Model):
+    """What the job leaves on the volume."""
+
+    formats: list[Literal["adapter", "merged"]] | None = Field(
+        default=None, min_length=1, max_length=2
+    )
+    """`adapter` (LoRA weights as safetensors) and/or `merged` (base + adapter, a standalone
+    model). Defaults to [adapter] for LoRA and QLoRA, and [merged] for full fine-tuning."""
+    path: str | None = None
+    """Folder for the outputs, relative to the workspace volume (default `jobs/<name>/output`)."""
+
+
+class WandbSpec(Model):
+    """Weights & Biases logging."""
+
+    project: str = Field(min_length=1)
+    """W&B project."""
+    entity: str | None = None
+    """W&B entity (team or user)."""
+    apiKeySecretRef: SecretKeyRef | None = None
+    """Secret holding the API key, exposed to the pods as WANDB_API_KEY. Required when online."""
+    mode: Literal["online", "offline", "disabled"] = "online"
+    """`offline` writes runs to the volume for a later `wandb sync`."""
+
+
+class TrackingSpec(Model):
+    """Experiment tracking."""
+
+    wandb: WandbSpec | None = None
+    """Weights & Biases."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to the job's folder on the volume."""
+
+
+class EntrypointSpec(Model):
+    """Run your own training code instead of the built-in SFT trainer."""
+
+    module: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    """Python module run as `torchrun -m MODULE ARGS…`. Set this or `command`."""
+    command: list[str] | None = Field(default=None, min_length=1)
+    """Executable and its first arguments, run as `torchrun --no-python COMMAND… ARGS…`."""
+    args: list[str] = Field(default_factory=list)
+    """Arguments appended after the module or command."""
+
+
+class Topology(Model):
+    """How many processes the trainer runs as (resolved by the operator or `kubetune run`)."""
+
+    nodes: int = Field(default=1, ge=1)
+    """Nodes (pods)."""
+    procsPerNode: int = Field(default=1, ge=1)
+    """Processes per node: GPUs per node, or CPU processes."""
+    gpus: bool = False
+    """Whether processes use GPUs."""
+    strategy: Strategy = "ddp"
+    """Data-parallel strategy."""
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.procsPerNode
+
+
+class Paths(Model):
+    """Resolved locations inside the container (or on the laptop for `kubetune run`)."""
+
+    workspace: str
+    """Root of the workspace volume."""
+    cache: str
+    """Shared cache for downloaded models and prepared datasets."""
+    job: str
+    """This job's folder: checkpoints, progress, logs."""
+    output: str
+    """Where exported artifacts go."""
+    model: str | None = None
+    """Resolved local path of the base model when it is not a hub model."""
+    datasets: list[str | None] = Field(default_factory=list)
+    """Resolved local path of each dataset source (None for hub datasets)."""
+
+
+class TrainerConfig(Model):
+    """Everything the trainer needs, in one file (the ConfigMap key `trainer.yaml`)."""
+
+    apiVersion: Literal["kubetune.io/v1alpha1"] = "kubetune.io/v1alpha1"
+    """Version of this contract."""
+    kind: Literal["TrainerConfig"] = "TrainerConfig"
+    """Always TrainerConfig."""
+    jobName: str
+    """Name of the FineTuneJob."""
+    namespace: str | None = None
+    """Namespace of the FineTuneJob (None for local runs)."""
+    model: ModelSource
+    """The base model."""
+    dataset: DatasetSpec | None = None
+    """Training data (optional only for custom entrypoints)."""
+    method: MethodSpec
+    """What is trained."""
+    training: TrainingSpec
+    """Optimisation settings."""
+    output: OutputSpec
+    """Artifacts."""
+    tracking: TrackingSpec
+    """Experiment tracking."""
+    entrypoint: EntrypointSpec | None = None
+    """Custom training code, if any."""
+    topology: Topology
+    """Process layout."""
+    paths: Paths
+    """Resolved locations."""
+
+    @model_validator(mode="after")
+    def _model_source_present(self) -> TrainerConfig:
+        if self.model.source is None and self.paths.model is None:
+            raise ValueError("model: needs a resolved source or paths.model")
+        return self
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        return effective_accumulation(self.training, self.topology.world_size)
+
+    def dump(self) -> str:
+        return yaml.safe_dump(self.to_wire(), sort_keys=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainerConfig:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+def effective_accumulation(training: TrainingSpec, world_size: int) -> int:
+    """Gradient accumulation steps, derived from `globalBatchSize` when that is what was given."""
+    if training.globalBatchSize is not None:
+        return max(1, training.globalBatchSize // (training.microBatchSize * world_size))
+    return training.gradientAccumulationSteps or 1
