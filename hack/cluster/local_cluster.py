@@ -1,0 +1,416 @@
+"""A real local Kubernetes control plane for kubetune's tests, without Docker.
+
+    hack/local-cluster up       build what is missing, start (or reuse) the cluster
+    hack/local-cluster status   what runs, and the memory it holds
+    hack/local-cluster down     stop every process it started, by PID
+
+`up` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kwok
+controller as local processes through `kwokctl --runtime binary` (all bound to 127.0.0.1),
+installs the PyTorchJob CRD, starts the Kubeflow training-operator out of cluster, creates two
+fake GPU nodes and a pool of hostPath PersistentVolumes, and prints `export KUBECONFIG=…` as
+its last line. See docs/local-cluster.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("KUBETUNE_CACHE", Path.home() / ".cache" / "kubetune"))
+NAME = os.environ.get("KUBETUNE_CLUSTER", "kubetune")
+STATE = CACHE / "cluster" / NAME
+KWOK_WORKDIR = STATE / "kwok"
+CLUSTER_DIR = KWOK_WORKDIR / "clusters" / NAME
+KUBECONFIG = CLUSTER_DIR / "kubeconfig.yaml"
+OPERATOR_PID = STATE / "training-operator.pid"
+OPERATOR_LOG = STATE / "training-operator.log"
+VOLUMES = STATE / "volumes"
+CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
+GPU_NODES = 2
+GPUS_PER_NODE = 8
+PV_POOL = {"ReadWriteMany": 24, "ReadWriteOnce": 24}
+STORAGE_CLASS = "standard"
+
+
+def log(msg: str) -> None:
+    print(f"[local-cluster] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Binaries:
+    kubernetes: Path
+    etcd: Path
+    kwok: Path
+    training_operator: Path
+    clients: Path
+
+    @classmethod
+    def build(cls) -> Binaries:
+        """Run build-binaries.sh (a no-op when every piece is cached) and read its NAME=DIR lines."""
+        out = subprocess.run(
+            [str(HERE / "build-binaries.sh")], check=True, stdout=subprocess.PIPE, text=True
+        ).stdout
+        dirs = dict(line.split("=", 1) for line in out.split() if "=" in line)
+        return cls(
+            kubernetes=Path(dirs["KUBERNETES_BIN"]),
+            etcd=Path(dirs["ETCD_BIN"]),
+            kwok=Path(dirs["KWOK_BIN"]),
+            training_operator=Path(dirs["TRAINING_OPERATOR_BIN"]),
+            clients=Path(dirs["CLIENTS_BIN"]),
+        )
+
+    @property
+    def kubectl(self) -> str:
+        return str(self.clients / "kubectl")
+
+
+def versions() -> dict[str, str]:
+    lines = (HERE / "versions.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def go_module_dir(module: str, version: str) -> Path:
+    """Where `go` unpacked a module (build-binaries.sh downloaded it)."""
+    out = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"],
+                         check=True, capture_output=True, text=True).stdout
+    return Path(json.loads(out)["Dir"])
+
+
+# --- kubectl -------------------------------------------------------------------------------
+
+
+def kubectl(bins: Binaries, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    cmd = [bins.kubectl, "--kubeconfig", str(KUBECONFIG), *args]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def apply(bins: Binaries, objects: list[dict]) -> None:
+    text = yaml.safe_dump_all(objects)
+    kubectl(bins, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=text)
+
+
+def api_ready(bins: Binaries) -> bool:
+    if not KUBECONFIG.exists():
+        return False
+    proc = subprocess.run(
+        [bins.kubectl, "--kubeconfig", str(KUBECONFIG), "get", "--raw", "/readyz",
+         "--request-timeout=3s"],
+        capture_output=True, text=True,
+    )
+    return proc.returncode == 0 and proc.stdout.strip() == "ok"
+
+
+def wait_for(what: str, check, timeout: float = 120, interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def wait_condition(bins: Binaries, resource: str, condition: str, timeout: float = 60) -> None:
+    """Poll rather than `kubectl wait`, which errors on an object with no conditions yet."""
+    path = f"{{.status.conditions[?(@.type=='{condition}')].status}}"
+    wait_for(f"{resource} {condition}",
+             lambda: kubectl(bins, "get", resource, "-o", f"jsonpath={path}", check=False) == "True",
+             timeout=timeout)
+
+
+# --- kwok stages ---------------------------------------------------------------------------
+
+
+def kwok_stages() -> list[dict]:
+    """kwok's stock stages, with pod completion extended to pods owned by a PyTorchJob.
+
+    Naming any Stage drops kwok's defaults, so the full set is supplied: node initialise and
+    heartbeat (with lease), the general pod lifecycle (init containers included), and the
+    chaos stage that fails a pod's container with a chosen exit code.
+    """
+    stage_dir = go_module_dir("sigs.k8s.io/kwok", versions()["KWOK_VERSION"]) / "kustomize" / "stage"
+    files = [
+        "node/fast/node-initialize.yaml",
+        "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+        *(f"pod/general/{n}.yaml" for n in (
+            "pod-create", "pod-init-container-running", "pod-init-container-completed",
+            "pod-ready", "pod-complete", "pod-delete")),
+        "pod/chaos/pod-container-running-failed.yaml",
+    ]
+    stages = [yaml.safe_load((stage_dir / f).read_text()) for f in files]
+    for stage in stages:
+        if stage["metadata"]["name"] == "pod-complete":
+            for expr in stage["spec"]["selector"]["matchExpressions"]:
+                if expr["key"] == ".metadata.ownerReferences.[].kind":
+                    expr["values"] = ["Job", "PyTorchJob"]
+    return stages
+
+
+def kwok_config(bins: Binaries) -> str:
+    config = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": {
+            "runtime": "binary",
+            "bindAddress": "127.0.0.1",
+            "kubeVersion": versions()["KUBERNETES_VERSION"],
+            "kubeApiserverBinary": str(bins.kubernetes / "kube-apiserver"),
+            "kubeControllerManagerBinary": str(bins.kubernetes / "kube-controller-manager"),
+            "kubeSchedulerBinary": str(bins.kubernetes / "kube-scheduler"),
+            "etcdBinary": str(bins.etcd / "etcd"),
+            "kwokControllerBinary": str(bins.kwok / "kwok"),
+            "disableQPSLimits": True,
+        },
+    }
+    return yaml.safe_dump_all([config, *kwok_stages()])
+
+
+# --- cluster objects -------------------------------------------------------------------------
+
+
+def gpu_node(index: int) -> dict:
+    capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": str(GPUS_PER_NODE),
+                "ephemeral-storage": "2Ti"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": f"kwok-gpu-{index}",
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": f"kwok-gpu-{index}",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                "nvidia.com/gpu.count": str(GPUS_PER_NODE),
+            },
+        },
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
+
+
+def storage_objects() -> list[dict]:
+    objects: list[dict] = [{
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": STORAGE_CLASS,
+                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "Immediate",
+        "reclaimPolicy": "Retain",
+    }]
+    for mode, count in PV_POOL.items():
+        objects += [persistent_volume(mode, i) for i in range(count)]
+    return objects
+
+
+def persistent_volume(mode: str, index: int) -> dict:
+    short = "rwx" if mode == "ReadWriteMany" else "rwo"
+    name = f"local-{short}-{index:03d}"
+    path = VOLUMES / name
+    path.mkdir(parents=True, exist_ok=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {"kubetune.io/local-volume": short}},
+        "spec": {
+            "capacity": {"storage": "10Ti"},
+            "accessModes": [mode],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": STORAGE_CLASS,
+            "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+        },
+    }
+
+
+def recycle_volumes(bins: Binaries) -> None:
+    """Make Released volumes Available again (emptied), so a reused cluster never runs dry.
+
+    Nothing provisions volumes here and the pool's reclaim policy is Retain, so a volume whose
+    claim was deleted stays Released until its claimRef is cleared.
+    """
+    volumes = json.loads(kubectl(bins, "get", "pv", "-l", "kubetune.io/local-volume", "-o", "json"))
+    for pv in volumes["items"]:
+        if pv.get("status", {}).get("phase") != "Released":
+            continue
+        path = Path(pv["spec"]["hostPath"]["path"])
+        if path.is_relative_to(VOLUMES):
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True, exist_ok=True)
+        kubectl(bins, "patch", "pv", pv["metadata"]["name"], "--type=json",
+                "-p", '[{"op": "remove", "path": "/spec/claimRef"}]')
+
+
+def pytorchjob_crd() -> Path:
+    version = versions()["TRAINING_OPERATOR_VERSION"]
+    root = go_module_dir("github.com/kubeflow/training-operator", version)
+    return root / "manifests" / "base" / "crds" / "kubeflow.org_pytorchjobs.yaml"
+
+
+# --- training-operator -----------------------------------------------------------------------
+
+
+def pid_alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+
+
+def start_training_operator(bins: Binaries) -> None:
+    if pid_alive(OPERATOR_PID):
+        return
+    apply(bins, [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}},
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+         "metadata": {"name": "training-operator-webhook-cert", "namespace": "kubeflow"}},
+    ])
+    cmd = [
+        str(bins.training_operator / "training-operator.v1"),
+        f"--kubeconfig={KUBECONFIG}",
+        "--enable-scheme=pytorchjob",
+        "--metrics-bind-address=0",
+        "--health-probe-bind-address=0",
+    ]
+    with OPERATOR_LOG.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # outlives this command, like kwokctl's
+    OPERATOR_PID.write_text(str(proc.pid))
+    # Since v1.8 its controllers wait for webhook serving certificates: it generates them into
+    # the Secret, and controller-runtime reads them from CERT_DIR.
+    def certs_copied() -> bool:
+        raw = kubectl(bins, "get", "secret", "-n", "kubeflow", "training-operator-webhook-cert",
+                      "-o", "json")
+        data = json.loads(raw).get("data") or {}
+        if not data.get("tls.crt"):
+            return False
+        CERT_DIR.mkdir(parents=True, exist_ok=True)
+        for key in ("tls.crt", "tls.key"):
+            (CERT_DIR / key).write_bytes(base64.b64decode(data[key]))
+        return True
+
+    wait_for("the training-operator's webhook certificate", certs_copied, timeout=60)
+    ready = b'Starting workers\t{"controller": "pytorchjob-controller"'
+    wait_for("the training-operator's PyTorchJob controller",
+             lambda: ready in OPERATOR_LOG.read_bytes(), timeout=90)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def up() -> int:
+    started = time.monotonic()
+    bins = Binaries.build()
+    STATE.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "KWOK_WORKDIR": str(KWOK_WORKDIR)}
+    if api_ready(bins):
+        log(f"reusing the running cluster {NAME!r}")
+    else:
+        if CLUSTER_DIR.exists():
+            down(quiet=True)
+        config = STATE / "kwok.yaml"
+        config.write_text(kwok_config(bins))
+        log(f"starting cluster {NAME!r} (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+        kwok_log = STATE / "kwokctl.log"
+        with kwok_log.open("wb") as out:
+            proc = subprocess.run(
+                [str(bins.kwok / "kwokctl"), "create", "cluster", "--name", NAME, "--config",
+                 str(config), "--kubeconfig", str(STATE / "kubeconfig.merged.yaml"), "--wait", "120s"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        if proc.returncode != 0:
+            log(f"kwokctl failed; its log ({kwok_log}) ends with:")
+            sys.stderr.write(kwok_log.read_text()[-3000:])
+            return 1
+        wait_for("the API server", lambda: api_ready(bins))
+    kubectl(bins, "apply", "--server-side", "--force-conflicts", "-f", str(pytorchjob_crd()))
+    wait_condition(bins, "crd/pytorchjobs.kubeflow.org", "Established")
+    apply(bins, [gpu_node(i) for i in range(GPU_NODES)] + storage_objects())
+    recycle_volumes(bins)
+    start_training_operator(bins)
+    for i in range(GPU_NODES):
+        wait_condition(bins, f"node/kwok-gpu-{i}", "Ready")
+    log(f"ready in {time.monotonic() - started:.1f}s")
+    print(f"export PATH={bins.clients}:$PATH")
+    print(f"export KUBECONFIG={KUBECONFIG}")
+    return 0
+
+
+def down(quiet: bool = False) -> int:
+    pid = pid_alive(OPERATOR_PID)
+    if pid:
+        os.killpg(pid, signal.SIGTERM)
+        OPERATOR_PID.unlink(missing_ok=True)
+    kwokctl = None
+    for path in (CACHE / "bin").glob("kwok-*/kwokctl"):
+        kwokctl = path
+    if kwokctl and CLUSTER_DIR.exists():
+        env = {**os.environ, "KWOK_WORKDIR": str(KWOK_WORKDIR)}
+        subprocess.run([str(kwokctl), "delete", "cluster", "--name", NAME,
+                        "--kubeconfig", str(STATE / "kubeconfig.merged.yaml")],
+                       env=env, stdout=subprocess.DEVNULL, stderr=None if not quiet else subprocess.DEVNULL)
+    if not quiet:
+        log(f"cluster {NAME!r} stopped")
+    return 0
+
+
+def component_pids() -> dict[str, int]:
+    pids: dict[str, int] = {}
+    for pid_file in sorted((CLUSTER_DIR / "pids").glob("*.pid")):
+        pid = pid_alive(pid_file)
+        if pid:
+            pids[pid_file.stem] = pid
+    if pid := pid_alive(OPERATOR_PID):
+        pids["training-operator"] = pid
+    return pids
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def status() -> int:
+    pids = component_pids()
+    if not pids:
+        print(f"cluster {NAME!r}: not running")
+        return 1
+    total = 0.0
+    for name, pid in pids.items():
+        mib = rss_mib(pid)
+        total += mib
+        print(f"{name:26s} pid {pid:>7d}  {mib:8.1f} MiB")
+    print(f"{'total':26s} {'':11s}  {total:8.1f} MiB")
+    print(f"export KUBECONFIG={KUBECONFIG}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="hack/local-cluster", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args()
+    return {"up": up, "down": down, "status": status}[args.command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
