@@ -58,7 +58,7 @@ class Binaries:
 
     @classmethod
     def build(cls) -> Binaries:
-        """Run build-binaries.sh (a no-op when every piece is cached) and read its NAME=DIR lines."""
+        """Run build-binaries.sh (a no-op when all is cached) and read its NAME=DIR lines."""
         out = subprocess.run(
             [str(HERE / "build-binaries.sh")], check=True, stdout=subprocess.PIPE, text=True
         ).stdout
@@ -83,8 +83,12 @@ def versions() -> dict[str, str]:
 
 def go_module_dir(module: str, version: str) -> Path:
     """Where `go` unpacked a module (build-binaries.sh downloaded it)."""
-    out = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return Path(json.loads(out)["Dir"])
 
 
@@ -108,9 +112,17 @@ def api_ready(bins: Binaries) -> bool:
     if not KUBECONFIG.exists():
         return False
     proc = subprocess.run(
-        [bins.kubectl, "--kubeconfig", str(KUBECONFIG), "get", "--raw", "/readyz",
-         "--request-timeout=3s"],
-        capture_output=True, text=True,
+        [
+            bins.kubectl,
+            "--kubeconfig",
+            str(KUBECONFIG),
+            "get",
+            "--raw",
+            "/readyz",
+            "--request-timeout=3s",
+        ],
+        capture_output=True,
+        text=True,
     )
     return proc.returncode == 0 and proc.stdout.strip() == "ok"
 
@@ -127,9 +139,11 @@ def wait_for(what: str, check, timeout: float = 120, interval: float = 0.5) -> N
 def wait_condition(bins: Binaries, resource: str, condition: str, timeout: float = 60) -> None:
     """Poll rather than `kubectl wait`, which errors on an object with no conditions yet."""
     path = f"{{.status.conditions[?(@.type=='{condition}')].status}}"
-    wait_for(f"{resource} {condition}",
-             lambda: kubectl(bins, "get", resource, "-o", f"jsonpath={path}", check=False) == "True",
-             timeout=timeout)
+    wait_for(
+        f"{resource} {condition}",
+        lambda: kubectl(bins, "get", resource, "-o", f"jsonpath={path}", check=False) == "True",
+        timeout=timeout,
+    )
 
 
 # --- kwok stages ---------------------------------------------------------------------------
@@ -142,13 +156,23 @@ def kwok_stages() -> list[dict]:
     heartbeat (with lease), the general pod lifecycle (init containers included), and the
     chaos stage that fails a pod's container with a chosen exit code.
     """
-    stage_dir = go_module_dir("sigs.k8s.io/kwok", versions()["KWOK_VERSION"]) / "kustomize" / "stage"
+    stage_dir = (
+        go_module_dir("sigs.k8s.io/kwok", versions()["KWOK_VERSION"]) / "kustomize" / "stage"
+    )
     files = [
         "node/fast/node-initialize.yaml",
         "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-        *(f"pod/general/{n}.yaml" for n in (
-            "pod-create", "pod-init-container-running", "pod-init-container-completed",
-            "pod-ready", "pod-complete", "pod-delete")),
+        *(
+            f"pod/general/{n}.yaml"
+            for n in (
+                "pod-create",
+                "pod-init-container-running",
+                "pod-init-container-completed",
+                "pod-ready",
+                "pod-complete",
+                "pod-delete",
+            )
+        ),
         "pod/chaos/pod-container-running-failed.yaml",
     ]
     stages = [yaml.safe_load((stage_dir / f).read_text()) for f in files]
@@ -183,8 +207,13 @@ def kwok_config(bins: Binaries) -> str:
 
 
 def gpu_node(index: int) -> dict:
-    capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": str(GPUS_PER_NODE),
-                "ephemeral-storage": "2Ti"}
+    capacity = {
+        "cpu": "64",
+        "memory": "512Gi",
+        "pods": "110",
+        "nvidia.com/gpu": str(GPUS_PER_NODE),
+        "ephemeral-storage": "2Ti",
+    }
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -205,15 +234,19 @@ def gpu_node(index: int) -> dict:
 
 
 def storage_objects() -> list[dict]:
-    objects: list[dict] = [{
-        "apiVersion": "storage.k8s.io/v1",
-        "kind": "StorageClass",
-        "metadata": {"name": STORAGE_CLASS,
-                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-        "provisioner": "kubernetes.io/no-provisioner",
-        "volumeBindingMode": "Immediate",
-        "reclaimPolicy": "Retain",
-    }]
+    objects: list[dict] = [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "Immediate",
+            "reclaimPolicy": "Retain",
+        }
+    ]
     for mode, count in PV_POOL.items():
         objects += [persistent_volume(mode, i) for i in range(count)]
     return objects
@@ -252,8 +285,15 @@ def recycle_volumes(bins: Binaries) -> None:
         if path.is_relative_to(VOLUMES):
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True, exist_ok=True)
-        kubectl(bins, "patch", "pv", pv["metadata"]["name"], "--type=json",
-                "-p", '[{"op": "remove", "path": "/spec/claimRef"}]')
+        kubectl(
+            bins,
+            "patch",
+            "pv",
+            pv["metadata"]["name"],
+            "--type=json",
+            "-p",
+            '[{"op": "remove", "path": "/spec/claimRef"}]',
+        )
 
 
 def pytorchjob_crd() -> Path:
@@ -277,11 +317,18 @@ def pid_alive(pid_file: Path) -> int | None:
 def start_training_operator(bins: Binaries) -> None:
     if pid_alive(OPERATOR_PID):
         return
-    apply(bins, [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}},
-        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-         "metadata": {"name": "training-operator-webhook-cert", "namespace": "kubeflow"}},
-    ])
+    apply(
+        bins,
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": "training-operator-webhook-cert", "namespace": "kubeflow"},
+            },
+        ],
+    )
     cmd = [
         str(bins.training_operator / "training-operator.v1"),
         f"--kubeconfig={KUBECONFIG}",
@@ -290,14 +337,21 @@ def start_training_operator(bins: Binaries) -> None:
         "--health-probe-bind-address=0",
     ]
     with OPERATOR_LOG.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)  # outlives this command, like kwokctl's
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # outlives this command, like kwokctl's
     OPERATOR_PID.write_text(str(proc.pid))
+
     # Since v1.8 its controllers wait for webhook serving certificates: it generates them into
     # the Secret, and controller-runtime reads them from CERT_DIR.
     def certs_copied() -> bool:
-        raw = kubectl(bins, "get", "secret", "-n", "kubeflow", "training-operator-webhook-cert",
-                      "-o", "json")
+        raw = kubectl(
+            bins, "get", "secret", "-n", "kubeflow", "training-operator-webhook-cert", "-o", "json"
+        )
         data = json.loads(raw).get("data") or {}
         if not data.get("tls.crt"):
             return False
@@ -308,8 +362,11 @@ def start_training_operator(bins: Binaries) -> None:
 
     wait_for("the training-operator's webhook certificate", certs_copied, timeout=60)
     ready = b'Starting workers\t{"controller": "pytorchjob-controller"'
-    wait_for("the training-operator's PyTorchJob controller",
-             lambda: ready in OPERATOR_LOG.read_bytes(), timeout=90)
+    wait_for(
+        "the training-operator's PyTorchJob controller",
+        lambda: ready in OPERATOR_LOG.read_bytes(),
+        timeout=90,
+    )
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -327,13 +384,28 @@ def up() -> int:
             down(quiet=True)
         config = STATE / "kwok.yaml"
         config.write_text(kwok_config(bins))
-        log(f"starting cluster {NAME!r} (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+        log(
+            f"starting cluster {NAME!r} (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
+        )
         kwok_log = STATE / "kwokctl.log"
         with kwok_log.open("wb") as out:
             proc = subprocess.run(
-                [str(bins.kwok / "kwokctl"), "create", "cluster", "--name", NAME, "--config",
-                 str(config), "--kubeconfig", str(STATE / "kubeconfig.merged.yaml"), "--wait", "120s"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    str(bins.kwok / "kwokctl"),
+                    "create",
+                    "cluster",
+                    "--name",
+                    NAME,
+                    "--config",
+                    str(config),
+                    "--kubeconfig",
+                    str(STATE / "kubeconfig.merged.yaml"),
+                    "--wait",
+                    "120s",
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         if proc.returncode != 0:
             log(f"kwokctl failed; its log ({kwok_log}) ends with:")
@@ -363,9 +435,20 @@ def down(quiet: bool = False) -> int:
         kwokctl = path
     if kwokctl and CLUSTER_DIR.exists():
         env = {**os.environ, "KWOK_WORKDIR": str(KWOK_WORKDIR)}
-        subprocess.run([str(kwokctl), "delete", "cluster", "--name", NAME,
-                        "--kubeconfig", str(STATE / "kubeconfig.merged.yaml")],
-                       env=env, stdout=subprocess.DEVNULL, stderr=None if not quiet else subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(kwokctl),
+                "delete",
+                "cluster",
+                "--name",
+                NAME,
+                "--kubeconfig",
+                str(STATE / "kubeconfig.merged.yaml"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=None if not quiet else subprocess.DEVNULL,
+        )
     if not quiet:
         log(f"cluster {NAME!r} stopped")
     return 0
@@ -405,8 +488,11 @@ def status() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="hack/local-cluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hack/local-cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args()
     return {"up": up, "down": down, "status": status}[args.command]()

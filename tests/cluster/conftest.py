@@ -22,12 +22,16 @@ from tests.factories import REPO
 def cluster() -> Kube:
     if os.environ.get("KUBETUNE_SKIP_CLUSTER") and not in_ci():
         pytest.skip("KUBETUNE_SKIP_CLUSTER is set")
-    proc = subprocess.run([str(REPO / "hack" / "local-cluster"), "up"], capture_output=True,
-                          text=True, timeout=3600)
+    proc = subprocess.run(
+        [str(REPO / "hack" / "local-cluster"), "up"], capture_output=True, text=True, timeout=3600
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"hack/local-cluster up failed:\n{proc.stderr[-4000:]}")
-    exports = dict(line.removeprefix("export ").split("=", 1)
-                   for line in proc.stdout.splitlines() if line.startswith("export "))
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in proc.stdout.splitlines()
+        if line.startswith("export ")
+    )
     clients = exports["PATH"].split(":")[0]
     return Kube(kubeconfig=exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
 

@@ -36,7 +36,9 @@ class Kube:
             raise KubectlError(list(args), proc.stderr.strip())
         return proc.stdout
 
-    def apply(self, *objects: dict[str, Any], server_side: bool = False, dry_run: bool = False) -> str:
+    def apply(
+        self, *objects: dict[str, Any], server_side: bool = False, dry_run: bool = False
+    ) -> str:
         args = ["apply", "-f", "-"]
         if server_side:
             args += ["--server-side", "--force-conflicts"]
@@ -64,8 +66,13 @@ class Kube:
         return Kube(self.kubeconfig, self.kubectl_path, namespace)
 
 
-def eventually(check: Callable[[], T | None], *, timeout: float = 90, interval: float = 0.5,
-               what: str = "condition") -> T:
+def eventually(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 90,
+    interval: float = 0.5,
+    what: str = "condition",
+) -> T:
     """Poll `check` until it returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
     last: Any = None

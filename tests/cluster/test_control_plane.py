@@ -21,9 +21,16 @@ def pvc(name: str, mode: str = "ReadWriteMany") -> dict[str, Any]:
     }
 
 
-def pytorchjob(name: str, *, workers: int = 1, gpus: int = 8, claim: str | None = None,
-               restart: str = "OnFailure", master_pod: dict[str, Any] | None = None,
-               backoff: int = 0) -> dict[str, Any]:
+def pytorchjob(
+    name: str,
+    *,
+    workers: int = 1,
+    gpus: int = 8,
+    claim: str | None = None,
+    restart: str = "OnFailure",
+    master_pod: dict[str, Any] | None = None,
+    backoff: int = 0,
+) -> dict[str, Any]:
     def template(extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
         container: dict[str, Any] = {
             "name": "pytorch",
@@ -64,11 +71,19 @@ def job_condition(kube: Kube, name: str, kind: str) -> dict[str, Any] | None:
 def test_pytorchjob_runs_to_success_on_fake_gpu_nodes(kube: Kube) -> None:
     kube.apply(pvc("workspace"), pytorchjob("train", workers=1, claim="workspace"))
 
-    eventually(lambda: kube.get("pvc", "workspace")["status"].get("phase") == "Bound",
-               what="the claim to bind to a hostPath PV")
-    pods = eventually(lambda: (p := kube.get("pods", selector="training.kubeflow.org/job-name=train"))
-                      and len(p) == 2 and all(x["spec"].get("nodeName") for x in p) and p,
-                      what="two scheduled pods")
+    eventually(
+        lambda: kube.get("pvc", "workspace")["status"].get("phase") == "Bound",
+        what="the claim to bind to a hostPath PV",
+    )
+    pods = eventually(
+        lambda: (
+            (p := kube.get("pods", selector="training.kubeflow.org/job-name=train"))
+            and len(p) == 2
+            and all(x["spec"].get("nodeName") for x in p)
+            and p
+        ),
+        what="two scheduled pods",
+    )
     # Only the fake GPU nodes have nvidia.com/gpu, so that is where the scheduler puts them.
     assert {p["spec"]["nodeName"] for p in pods} <= {"kwok-gpu-0", "kwok-gpu-1"}
     worker = next(p for p in pods if p["metadata"]["name"] == "train-worker-0")
@@ -79,20 +94,27 @@ def test_pytorchjob_runs_to_success_on_fake_gpu_nodes(kube: Kube) -> None:
     assert {s["metadata"]["name"] for s in services} == {"train-master-0", "train-worker-0"}
     assert all(s["spec"]["clusterIP"] == "None" for s in services)
 
-    succeeded = eventually(lambda: job_condition(kube, "train", "Succeeded"), timeout=120,
-                           what="the PyTorchJob to succeed")
+    succeeded = eventually(
+        lambda: job_condition(kube, "train", "Succeeded"),
+        timeout=120,
+        what="the PyTorchJob to succeed",
+    )
     assert succeeded["reason"] == "PyTorchJobSucceeded"
 
 
 def test_failing_pod_fails_the_pytorchjob(kube: Kube) -> None:
     # What kubetune renders: restartPolicy ExitCode, backoffLimit 3. Exit code 3 (1-127) is a
     # permanent error: the job fails at once, without spending its restarts.
-    failing = {"labels": {FAIL_LABEL: "true"},
-               "annotations": {f"{FAIL_LABEL}/exit-code": "3", f"{FAIL_LABEL}/delay": "1s"}}
-    kube.apply(pytorchjob("crash", workers=0, gpus=1, restart="ExitCode", master_pod=failing,
-                          backoff=3))
-    failed = eventually(lambda: job_condition(kube, "crash", "Failed"), timeout=120,
-                        what="the PyTorchJob to fail")
+    failing = {
+        "labels": {FAIL_LABEL: "true"},
+        "annotations": {f"{FAIL_LABEL}/exit-code": "3", f"{FAIL_LABEL}/delay": "1s"},
+    }
+    kube.apply(
+        pytorchjob("crash", workers=0, gpus=1, restart="ExitCode", master_pod=failing, backoff=3)
+    )
+    failed = eventually(
+        lambda: job_condition(kube, "crash", "Failed"), timeout=120, what="the PyTorchJob to fail"
+    )
     assert failed["reason"] == "PyTorchJobFailed", failed
     assert not job_condition(kube, "crash", "Restarting")
     pod = kube.get("pod", "crash-master-0")
@@ -102,12 +124,18 @@ def test_failing_pod_fails_the_pytorchjob(kube: Kube) -> None:
 
 def test_retryable_exit_code_restarts_the_pod(kube: Kube) -> None:
     # Under restartPolicy ExitCode, 128+ (a signal: preemption, OOM kill) is retryable.
-    failing = {"labels": {FAIL_LABEL: "true"},
-               "annotations": {f"{FAIL_LABEL}/exit-code": "137", f"{FAIL_LABEL}/delay": "1s"}}
-    kube.apply(pytorchjob("retry", workers=0, gpus=1, restart="ExitCode", master_pod=failing,
-                          backoff=2))
-    restarting = eventually(lambda: job_condition(kube, "retry", "Restarting"), timeout=120,
-                            what="the PyTorchJob to restart its pod")
+    failing = {
+        "labels": {FAIL_LABEL: "true"},
+        "annotations": {f"{FAIL_LABEL}/exit-code": "137", f"{FAIL_LABEL}/delay": "1s"},
+    }
+    kube.apply(
+        pytorchjob("retry", workers=0, gpus=1, restart="ExitCode", master_pod=failing, backoff=2)
+    )
+    restarting = eventually(
+        lambda: job_condition(kube, "retry", "Restarting"),
+        timeout=120,
+        what="the PyTorchJob to restart its pod",
+    )
     assert "retry" in restarting["message"]
 
 
@@ -119,34 +147,52 @@ TEST_CRD = {
         "group": "test.kubetune.io",
         "names": {"kind": "Range", "plural": "ranges", "singular": "range"},
         "scope": "Namespaced",
-        "versions": [{
-            "name": "v1",
-            "served": True,
-            "storage": True,
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {"spec": {
-                    "type": "object",
-                    "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
-                    "x-kubernetes-validations": [
-                        {"rule": "self.min <= self.max", "message": "spec.min: must not exceed spec.max"},
-                    ],
-                }},
-            }},
-        }],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {
+                                    "min": {"type": "integer"},
+                                    "max": {"type": "integer"},
+                                },
+                                "x-kubernetes-validations": [
+                                    {
+                                        "rule": "self.min <= self.max",
+                                        "message": "spec.min: must not exceed spec.max",
+                                    },
+                                ],
+                            }
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
 
 def test_cel_rule_rejects_a_bad_object(cluster: Kube, kube: Kube) -> None:
     cluster.apply(TEST_CRD, server_side=True)
-    eventually(lambda: condition(cluster.get("crd", "ranges.test.kubetune.io"), "Established"),
-               what="the test CRD to be established")
-    good = {"apiVersion": "test.kubetune.io/v1", "kind": "Range", "metadata": {"name": "ok"},
-            "spec": {"min": 1, "max": 2}}
+    eventually(
+        lambda: condition(cluster.get("crd", "ranges.test.kubetune.io"), "Established"),
+        what="the test CRD to be established",
+    )
+    good = {
+        "apiVersion": "test.kubetune.io/v1",
+        "kind": "Range",
+        "metadata": {"name": "ok"},
+        "spec": {"min": 1, "max": 2},
+    }
     eventually(lambda: _applies(kube, good), timeout=30, what="the new API to be served")
     bad = {**good, "metadata": {"name": "bad"}, "spec": {"min": 3, "max": 2}}
-    with pytest.raises(KubectlError, match="spec.min: must not exceed spec.max"):
+    with pytest.raises(KubectlError, match=r"spec\.min: must not exceed spec\.max"):
         kube.apply(bad)
     assert not kube.exists("range", "bad")
 

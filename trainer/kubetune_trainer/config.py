@@ -113,7 +113,7 @@ class DatasetSpec(Model):
         default_factory=lambda: ["assistant"], min_length=1, max_length=4
     )
     """Roles whose tokens carry loss; every other token is masked out of the labels."""
-    evalFraction: float = Field(default=0.0, ge=0.0, lt=0.5)
+    evalFraction: float = Field(default=0.0, ge=0.0, le=0.5)
     """Fraction of records held out for evaluation (0 = no evaluation)."""
 
 

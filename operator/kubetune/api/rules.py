@@ -4,7 +4,8 @@ Every rule holds its CEL expression (the API server evaluates it through the CRD
 `x-kubernetes-validations`, so `kubectl apply` refuses bad jobs) beside its Python twin (so
 `kubetune validate`, `kubetune run` and the operator refuse the same jobs offline). Tests run
 the bad-input table through both and require the same verdict. Messages name the field and
-the fix; `self` is the spec.
+the fix; `self` is the spec, as the API server sees it: defaulted, but with unset lists and
+maps absent (so every rule over one starts with `has()`).
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "distributed.nccl.extraEnv",
-        "self.distributed.nccl.extraEnv.all(k, k.startsWith('NCCL_'))",
+        "!has(self.distributed.nccl.extraEnv) "
+        "|| self.distributed.nccl.extraEnv.all(k, k.startsWith('NCCL_'))",
         "keys must start with NCCL_ (put other variables in env)",
         lambda s: all(k.startswith("NCCL_") for k in s.distributed.nccl.extraEnv),
     ),
@@ -192,13 +194,15 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "env",
-        "self.env.all(e, has(e.value) != has(e.valueFrom))",
+        "!has(self.env) || self.env.all(e, has(e.value) != has(e.valueFrom))",
         "each variable takes exactly one of value and valueFrom",
         lambda s: all((e.value is None) != (e.valueFrom is None) for e in s.env),
     ),
     Rule(
         "env",
-        "self.env.all(e, !(e.name in ['" + "', '".join(CREDENTIAL_ENV) + "']) || has(e.valueFrom))",
+        "!has(self.env) || self.env.all(e, !(e.name in ['"
+        + "', '".join(CREDENTIAL_ENV)
+        + "']) || has(e.valueFrom))",
         "credentials (" + ", ".join(CREDENTIAL_ENV) + ") must come from a Secret: "
         "valueFrom.secretKeyRef, or model.tokenSecretRef / tracking.wandb.apiKeySecretRef",
         lambda s: all(e.name not in CREDENTIAL_ENV or e.valueFrom is not None for e in s.env),
