@@ -1,0 +1,1 @@
+"""Data: records → conversations → templated, tokenized, role-masked, packed rows."""

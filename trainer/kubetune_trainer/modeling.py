@@ -1,0 +1,104 @@
+"""Loading the model for training: dtype, attention, LoRA/QLoRA, checkpointing.
+
+Pure factories in the TRL-script style (`quantization_config(...)`, `lora_config(...)`)
+composed by `load_model`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import torch
+
+from kubetune_trainer.config import MethodSpec, ModelSource, Precision, TrainingSpec
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def attention_implementation(requested: str, gpus: bool) -> str:
+    """flash-attention when installed (and on GPU), else PyTorch SDPA.
+
+    Either keeps packed samples apart: both honour the restarting position ids (see
+    data/packing.py). `eager` does too, slower.
+    """
+    if requested != "auto":
+        return requested
+    if gpus and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def quantization_config(method: MethodSpec) -> Any:
+    if method.type != "qlora" or method.quantization is None:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    q = method.quantization
+    if q.bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=q.quantType,
+        bnb_4bit_use_double_quant=q.doubleQuant,
+        bnb_4bit_compute_dtype=getattr(torch, q.computeDtype),
+        bnb_4bit_quant_storage=getattr(torch, q.computeDtype),  # lets FSDP/ZeRO-3 shard it
+    )
+
+
+def lora_config(method: MethodSpec) -> Any:
+    if method.type == "full":
+        return None
+    from peft import LoraConfig
+
+    lora = method.lora
+    assert lora is not None
+    targets = lora.targetModules
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        use_rslora=lora.useRslora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def prepare_for_training(model: Any) -> Any:
+    """Settings every training forward needs.
+
+    No KV cache: transformers only builds the block-diagonal mask for packed rows when no
+    cache is passed, and `use_cache` defaults to on even when training.
+    """
+    model.config.use_cache = False
+    return model
+
+
+def load_model(path: str, source: ModelSource, method: MethodSpec, training: TrainingSpec,
+               *, gpus: bool, device_map: Any = None) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    precision: Precision = training.precision
+    quant = quantization_config(method)
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        dtype=DTYPES[precision],
+        attn_implementation=attention_implementation(source.attention, gpus),
+        trust_remote_code=source.trustRemoteCode,
+        quantization_config=quant,
+        device_map=device_map,
+    )
+    prepare_for_training(model)
+    if quant is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=training.gradientCheckpointing
+        )
+    lora = lora_config(method)
+    if lora is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora)
+    return model

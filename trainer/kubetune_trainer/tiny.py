@@ -1,0 +1,69 @@
+"""`builtin://tiny-llama`: a 2-layer Llama and a byte-level BPE tokenizer built on the spot.
+
+For smoke tests and laptops: random weights (seeded, so identical everywhere), a tokenizer
+trained with the `tokenizers` library on a fixed corpus, both saved with `save_pretrained`
+and then loaded through the same path-based code as any model on a volume.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kubetune_trainer.data.templates import CHATML
+
+VERSION = "1"  # bump when the recipe changes: it names the cache folder
+SPECIAL = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
+
+
+def corpus() -> list[str]:
+    words = ("the a is of and to in what colour plus minus sky grass snow coal blood blue green "
+             "white black red one two three four five six seven eight nine ten answer short "
+             "sentence user assistant system tool function call name arguments value").split()
+    lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
+    lines += [f"What is {a} plus {b}? {a} plus {b} is {a + b}." for a in range(10) for b in range(10)]
+    lines += ['{"name": "get_weather", "arguments": {"city": "Paris"}}', "0123456789 .,?!:;'\"{}[]()"]
+    return lines
+
+
+def train_tokenizer(vocab_size: int = 512):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>",
+                                   additional_special_tokens=SPECIAL[3:])
+    fast.chat_template = CHATML
+    return fast
+
+
+def build_tiny_llama(path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write the tiny model and tokenizer to `path` (atomically) and return it."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    target = Path(path)
+    tokenizer = train_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=176, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():  # another process won the race; theirs is identical
+        import shutil
+        shutil.rmtree(tmp)
+    else:
+        tmp.rename(target)
+    return target
