@@ -7,10 +7,12 @@ the trainer package (torch), and `operator` to the operator runtime, in their ow
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from kubetune import __version__
 from kubetune.api.crd import crd_yaml
@@ -78,6 +80,40 @@ def render_cmd(
         typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
     else:
         typer.echo(to_yaml(objects), nl=False)
+
+
+@app.command()
+def run(
+    file: FileArg,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Workspace folder (default: ./runs/<first job's name>)."),
+    ] = None,
+) -> None:
+    """Train FineTuneJobs on this machine: prepare, then torchrun with the job's topology.
+
+    Relative dataset and model paths are read relative to FILE. Chained stages in one file run
+    in order in the same workspace. Needs the trainer extra (pip install 'kubetune[trainer]').
+    """
+    from kubetune.local_run import run_job
+
+    jobs = _jobs_or_exit(file)
+    workspace = (output or Path("runs") / jobs[0].name).resolve()
+    base = Path(file).resolve().parent if file != "-" else Path.cwd()
+    console = Console(highlight=False)
+    results = []
+    for job in jobs:
+        result = run_job(job, workspace, base, console)
+        results.append(result)
+        if not result.ok:
+            raise typer.Exit(1)
+    table = Table(title=f"workspace {workspace}")
+    for column in ("job", "steps", "final loss", "wall time", "output"):
+        table.add_column(column)
+    for r in results:
+        loss = f"{r.loss:.4f}" if r.loss is not None else "-"
+        table.add_row(r.job, str(r.step or "-"), loss, f"{r.seconds:.0f}s", str(r.output))
+    console.print(table)
 
 
 @app.command()

@@ -64,6 +64,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     # distributed
     ("nodes-zero", make_job(nodes=0), "spec.distributed.nodes", "greater than or equal to 1"),
     ("strategy-unknown", make_job(**{"spec.distributed.strategy": "zero4"}), "spec.distributed.strategy", "fsdp"),
+    ("fsdp-on-cpu", make_job(**{"spec.distributed.strategy": "fsdp"}), "spec.distributed.strategy", "GPUs"),
     ("offload-on-cpu", make_job(**{"spec.distributed.strategy": "deepspeed-zero3-offload"}), "spec.distributed.strategy", "GPUs"),
     ("procs-with-gpus", make_job(gpus=8, **{"spec.distributed.processesPerNode": 2}), "spec.distributed.processesPerNode", "CPU"),
     ("nccl-extra-env", make_job(gpus=8, **{"spec.distributed.nccl.extraEnv": {"CUDA_LAUNCH_BLOCKING": "1"}}), "spec.distributed.nccl.extraEnv", "NCCL_"),

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from kubetune_trainer.config import MethodSpec, ModelSource, Precision, TrainingSpec
+from kubetune_trainer.config import LoraSpec, MethodSpec, ModelSource, Precision, TrainingSpec
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -51,8 +51,7 @@ def lora_config(method: MethodSpec) -> Any:
         return None
     from peft import LoraConfig
 
-    lora = method.lora
-    assert lora is not None
+    lora = method.lora or LoraSpec()  # "defaults apply when omitted"
     targets = lora.targetModules
     return LoraConfig(
         r=lora.r,

@@ -1,8 +1,10 @@
 """`builtin://tiny-llama`: a 2-layer Llama and a byte-level BPE tokenizer built on the spot.
 
-For smoke tests and laptops: random weights (seeded, so identical everywhere), a tokenizer
-trained with the `tokenizers` library on a fixed corpus, both saved with `save_pretrained`
-and then loaded through the same path-based code as any model on a volume.
+For smoke tests and laptops: a tokenizer trained with the `tokenizers` library on a fixed
+corpus, a model initialised from a config (seeded) and then briefly pretrained on the same
+corpus as plain text — like a real base model, it knows some words, so LoRA has something to
+adapt — both saved with `save_pretrained` and loaded through the same path-based code as any
+model on a volume. Tests that need an untrained model pass `pretrain_steps=0`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from kubetune_trainer.data.templates import CHATML
 
-VERSION = "1"  # bump when the recipe changes: it names the cache folder
+VERSION = "2"  # bump when the recipe changes: it names the cache folder
 SPECIAL = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
 
 
@@ -43,7 +45,24 @@ def train_tokenizer(vocab_size: int = 512):  # type: ignore[no-untyped-def]
     return fast
 
 
-def build_tiny_llama(path: str | os.PathLike[str], seed: int = 0) -> Path:
+def pretrain(model, tokenizer, steps: int) -> None:  # type: ignore[no-untyped-def]
+    """A few hundred steps of next-token prediction on the corpus (seconds on a CPU)."""
+    import torch
+
+    batch = tokenizer([t + tokenizer.eos_token for t in corpus()], padding=True,
+                      return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+
+
+def build_tiny_llama(path: str | os.PathLike[str], seed: int = 0, pretrain_steps: int = 120) -> Path:
     """Write the tiny model and tokenizer to `path` (atomically) and return it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -58,6 +77,8 @@ def build_tiny_llama(path: str | os.PathLike[str], seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    if pretrain_steps:
+        pretrain(model, tokenizer, pretrain_steps)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)

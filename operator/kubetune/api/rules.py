@@ -140,6 +140,13 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "distributed.strategy",
+        "self.distributed.strategy != 'fsdp' || self.distributed.gpusPerNode > 0",
+        "FSDP runs through accelerate, which shards only on GPUs; on CPU use ddp or "
+        "deepspeed-zero2/deepspeed-zero3",
+        lambda s: s.distributed.strategy != "fsdp" or s.distributed.gpusPerNode > 0,
+    ),
+    Rule(
         "distributed.processesPerNode",
         "self.distributed.gpusPerNode == 0 || !has(self.distributed.processesPerNode)",
         "only for CPU training (gpusPerNode 0); with GPUs there is one process per GPU",

@@ -86,13 +86,10 @@ def training_command(job: FineTuneJob, settings: RenderSettings) -> list[str]:
         f"--rdzv-conf=timeout={spec.distributed.rendezvousTimeoutSeconds}",
         "--max-restarts=0",  # restarts are the PyTorchJob's, so a new pod resumes from a checkpoint
     ]
-    entry = spec.entrypoint
-    if entry is None:
-        config = f"{settings.config_mount}/{CONFIG_FILE}"
-        return [*cmd, "-m", "kubetune_trainer.train", "--config", config]
-    if entry.module:
-        return [*cmd, "-m", entry.module, *entry.args]
-    return [*cmd, "--no-python", *(entry.command or []), *entry.args]
+    # A custom entrypoint runs through kubetune_trainer.custom, which resolves the model, data
+    # and output paths into KUBETUNE_* variables and then hands over to the user's code.
+    module = "kubetune_trainer.train" if spec.entrypoint is None else "kubetune_trainer.custom"
+    return [*cmd, "-m", module, "--config", f"{settings.config_mount}/{CONFIG_FILE}"]
 
 
 def resources(job: FineTuneJob, *, gpus: bool) -> Obj:

@@ -1,0 +1,129 @@
+"""`kubetune run`: a FineTuneJob on this machine, through the same trainer and torchrun.
+
+The job is resolved with the same `trainer_config` the operator renders into the ConfigMap,
+with the workspace in a local folder. Each "node" is a torchrun started with the PET_*
+variables the training-operator would inject, running the same command as the pod. Chained
+stages in one file run in order and share the workspace, as they would share a claim.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from kubetune.api.job import FineTuneJob
+from kubetune.render.layout import Layout
+from kubetune.render.pod import CONFIG_FILE, training_command
+from kubetune.render.settings import RenderSettings
+from kubetune.render.trainer_config import trainer_config
+from kubetune_trainer.progress import read_progress
+
+
+@dataclass
+class RunResult:
+    job: str
+    ok: bool
+    seconds: float
+    output: Path
+    loss: float | None = None
+    step: int | None = None
+    log: Path | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def local_env(job: FineTuneJob, layout: Layout, config_path: Path) -> dict[str, str]:
+    procs = job.spec.world_size
+    env = {
+        **os.environ,
+        "KUBETUNE_CONFIG": str(config_path),
+        "KUBETUNE_JOB_NAME": job.name,
+        "HF_HOME": str(layout.cache() / "huggingface"),
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // procs)),
+        # torchrun and the trainer live beside this interpreter, on PATH or not
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    if job.spec.distributed.gpusPerNode == 0:
+        env["DS_ACCELERATOR"] = "cpu"
+        env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    return env
+
+
+def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> RunResult:
+    started = time.monotonic()
+    layout = Layout(PurePosixPath(workspace), relative_base=PurePosixPath(base))
+    config = trainer_config(job, layout)
+    job_dir = Path(config.paths.job)
+    logs = job_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    config_path = job_dir / CONFIG_FILE
+    config_path.write_text(config.dump())
+    env = local_env(job, layout, config_path)
+    result = RunResult(job.name, False, 0.0, Path(config.paths.output))
+
+    console.print(f"[bold]{job.name}[/bold]: preparing model and data (log: {logs / 'prepare.log'})")
+    with (logs / "prepare.log").open("wb") as out:
+        prepare = subprocess.run([sys.executable, "-m", "kubetune_trainer", "prepare", "--config",
+                                  str(config_path)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    if prepare.returncode != 0:
+        return _failed(result, logs / "prepare.log", started, console)
+
+    nodes, port = job.spec.distributed.nodes, free_port()
+    command = training_command(job, RenderSettings(config_mount=str(job_dir)))
+    processes = []
+    for rank in range(nodes):
+        node_env = {**env, "PET_NNODES": str(nodes), "PET_NODE_RANK": str(rank),
+                    "PET_NPROC_PER_NODE": str(job.spec.procs_per_node),
+                    "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}
+        log_file = (logs / f"node-{rank}.log").open("wb")
+        processes.append((subprocess.Popen(command, env=node_env, stdout=log_file,
+                                           stderr=subprocess.STDOUT), log_file))
+    console.print(f"[bold]{job.name}[/bold]: training on {nodes} node(s) × "
+                  f"{job.spec.procs_per_node} process(es) (logs: {logs})")
+    _watch(job_dir, [p for p, _ in processes], console)
+    codes = [p.wait() for p, f in processes if not f.close()]
+    final = read_progress(job_dir) or {}
+    result.loss, result.step = final.get("loss"), final.get("step")
+    if any(codes):
+        failing = next(i for i, c in enumerate(codes) if c)
+        return _failed(result, logs / f"node-{failing}.log", started, console)
+    result.ok, result.seconds = True, time.monotonic() - started
+    return result
+
+
+def _watch(job_dir: Path, processes: list[subprocess.Popen[bytes]], console: Console) -> None:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} tok/s"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("steps", total=None, loss="-", rate="-")
+        while any(p.poll() is None for p in processes):
+            if progress := read_progress(job_dir):
+                rate = progress.get("tokensPerSecond")
+                bar.update(task, total=progress.get("totalSteps"), completed=progress.get("step", 0),
+                           loss=progress.get("loss", "-"), rate=f"{rate:,.0f}" if rate else "-")
+            time.sleep(0.5)
+        if progress := read_progress(job_dir):
+            bar.update(task, completed=progress.get("step", 0), loss=progress.get("loss", "-"))
+
+
+def _failed(result: RunResult, log: Path, started: float, console: Console) -> RunResult:
+    result.seconds, result.log = time.monotonic() - started, log
+    tail = log.read_text(errors="replace").splitlines()[-40:]
+    console.print(f"[red]{result.job} failed[/red]; the end of {log}:")
+    console.print("\n".join(tail), markup=False, highlight=False)
+    return result

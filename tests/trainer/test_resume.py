@@ -1,0 +1,85 @@
+"""Nothing completed is lost: a SIGKILLed run resumes from its latest complete checkpoint and
+ends at the planned step; a half-written checkpoint is never chosen; SIGTERM leaves a complete
+checkpoint; two concurrent preparations do the work once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
+from kubetune.render.layout import Layout
+from kubetune.render.trainer_config import trainer_config
+from tests.factories import REPO
+from tests.trainer.jobs import Launched, tiny_job
+
+pytestmark = [pytest.mark.trainer, pytest.mark.slow]
+
+
+def slow_job(model_dir: Path, name: str, steps: int = 300):  # type: ignore[no-untyped-def]
+    # Small steps, frequent saves: there is always a checkpoint to resume from and work left.
+    return tiny_job(model_dir, name, **{"spec.training.maxSteps": steps, "spec.training.saveSteps": 20,
+                                        "spec.training.microBatchSize": 2, "spec.training.loggingSteps": 10,
+                                        "spec.training.saveTotalLimit": 2})
+
+
+def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    node = Launched(slow_job(tiny_model_dir, "killed"), tmp_path)
+    node.start()
+    node.wait_for("checkpoint checkpoint-40 complete")
+    node.kill_all()  # no chance to clean up
+    node.wait()
+    root = node.dir / "checkpoints"
+    resumable = latest_complete(root)
+    assert resumable is not None and step_of(resumable) >= 40
+    # a checkpoint torn mid-write: newer, but never marked complete
+    torn = root / f"checkpoint-{step_of(resumable) + 10}"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"\0" * 100)
+
+    node.start()
+    assert node.wait() == 0, node.log()[-3000:]
+    log = node.log()
+    assert f"removed incomplete checkpoint {torn.name}" in log
+    assert f"resuming from {resumable.name}" in log
+    manifest = json.loads((node.dir / "output" / "manifest.json").read_text())
+    assert manifest["metrics"]["globalStep"] == 300
+    kept = checkpoints(root)
+    assert all(complete(p) for p in kept) and len(kept) == 2  # saveTotalLimit, complete only
+
+
+def test_sigterm_saves_a_complete_checkpoint_before_exiting(tiny_model_dir: Path, tmp_path: Path) -> None:
+    node = Launched(slow_job(tiny_model_dir, "terminated", steps=100_000), tmp_path)
+    node.start()
+    node.wait_for("checkpoint checkpoint-20 complete")
+    node.terminate()
+    node.wait(timeout=120)
+    assert "SIGTERM: saving a checkpoint at step" in node.log()
+    stopped_at = int(node.log().split("SIGTERM: saving a checkpoint at step ")[1].split()[0])
+    latest = latest_complete(node.dir / "checkpoints")
+    assert latest is not None and step_of(latest) == stopped_at
+    assert (latest / MARKER).exists()
+
+
+def test_concurrent_prepares_share_one_preparation(tiny_model_dir: Path, tmp_path: Path) -> None:
+    job = tiny_job(tiny_model_dir, "shared")
+    config = trainer_config(job, Layout(PurePosixPath(tmp_path), relative_base=PurePosixPath(REPO)))
+    config_file = tmp_path / "trainer.yaml"
+    config_file.write_text(config.dump())
+    command = [sys.executable, "-m", "kubetune_trainer", "prepare", "--config", str(config_file)]
+    replicas = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in replicas]
+    assert all(p.returncode == 0 for p in replicas), outputs
+    assert sum("preparing dataset" in out for out in outputs) == 1, outputs
+    fingerprint = json.loads((Path(config.paths.job) / "prepared.json").read_text())["fingerprint"]
+    prepared = [p for p in (tmp_path / "cache" / "prepared").iterdir() if p.is_dir()]
+    assert [p.name for p in prepared] == [fingerprint]
+    assert (prepared[0] / "COMPLETE").exists()
+    again = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "already prepared: nothing to do" in again.stdout

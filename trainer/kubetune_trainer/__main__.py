@@ -1,0 +1,25 @@
+"""`python -m kubetune_trainer prepare|train|custom --config trainer.yaml`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    commands = ("prepare", "train", "custom")
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(f"usage: python -m kubetune_trainer {{{'|'.join(commands)}}} --config FILE",
+              file=sys.stderr)
+        return 2
+    command, rest = sys.argv[1], sys.argv[2:]
+    if command == "prepare":
+        from kubetune_trainer.prepare import main as run
+    elif command == "train":
+        from kubetune_trainer.train import main as run
+    else:
+        from kubetune_trainer.custom import main as run
+    return run(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

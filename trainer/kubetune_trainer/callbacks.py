@@ -1,0 +1,141 @@
+"""Trainer callbacks: complete checkpoints, graceful SIGTERM, progress and throughput.
+
+Every rank runs these callbacks in lockstep, so the collectives in `on_step_end` (a SUM of
+real tokens, a MAX of the stop flag) are matched on every rank.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from transformers import TrainerCallback
+
+from kubetune_trainer.checkpoints import checkpoints, complete, mark_complete
+from kubetune_trainer.data.collate import PackedCollator
+from kubetune_trainer.log import log
+from kubetune_trainer.progress import ProgressSink
+
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
+
+
+def _all_reduce(value: float, op: Any) -> float:
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=op)
+    return float(tensor.item())
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+class CompleteCheckpoints(TrainerCallback):  # type: ignore[misc]
+    """Mark a checkpoint complete once every rank has saved it, then rotate.
+
+    The Trainer's own rotation is off (save_total_limit=None): it could delete the last
+    complete checkpoint before the new one is marked, and a crash then would lose both.
+    """
+
+    def __init__(self, root: Path, keep: int) -> None:
+        self.root, self.keep = root, keep
+
+    def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        _barrier()
+        if state.is_world_process_zero:
+            folder = self.root / f"checkpoint-{state.global_step}"
+            mark_complete(folder, step=state.global_step)
+            done = [p for p in checkpoints(self.root) if complete(p)]
+            for old in done[: -self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+            log(f"checkpoint {folder.name} complete")
+        _barrier()
+
+
+class GracefulStop(TrainerCallback):  # type: ignore[misc]
+    """On SIGTERM (pod deletion, preemption): finish the step, save, stop.
+
+    Ranks agree through a MAX over the flag each step, so a signal that reached only some
+    nodes still stops all of them at the same step.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.stopped = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if _all_reduce(float(self.requested), dist.ReduceOp.MAX) > 0 and not self.stopped:
+            log(f"SIGTERM: saving a checkpoint at step {state.global_step} and stopping")
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped = True
+
+
+class Progress(TrainerCallback):  # type: ignore[misc]
+    """Loss, learning rate, real tokens/s, ETA and an MFU estimate, every logging step."""
+
+    def __init__(self, sink: ProgressSink, collator: PackedCollator, flops_per_token: float,
+                 checkpoint_root: Path) -> None:
+        self.sink, self.collator = sink, collator
+        self.flops_per_token = flops_per_token
+        self.checkpoint_root = checkpoint_root
+        self.last_time = time.monotonic()
+        self.tokens = 0.0
+        self.rate: float | None = None
+        self.started = time.monotonic()
+        self.start_step: int | None = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if self.start_step is None:
+            self.start_step = state.global_step - 1
+        self.tokens += _all_reduce(float(self.collator.take_real_tokens()), dist.ReduceOp.SUM)
+        if state.global_step % args.logging_steps == 0:
+            now = time.monotonic()
+            self.rate = self.tokens / max(now - self.last_time, 1e-9)
+            self.tokens, self.last_time = 0.0, now
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **_: Any) -> None:
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        step, total = state.global_step, state.max_steps
+        done = step - (self.start_step or 0)
+        elapsed = time.monotonic() - self.started
+        eta = int(elapsed / done * (total - step)) if done > 0 else None
+        latest = next((p for p in reversed(checkpoints(self.checkpoint_root)) if complete(p)), None)
+        progress = {
+            "phase": "Training", "step": step, "totalSteps": total,
+            "epoch": round(state.epoch or 0.0, 4), "loss": round(float(logs["loss"]), 5),
+            "learningRate": logs.get("learning_rate"),
+            "tokensPerSecond": round(self.rate, 1) if self.rate else None,
+            "etaSeconds": eta, "mfu": self.mfu(),
+            "latestCheckpoint": str(latest) if latest else None,
+            "percent": int(100 * step / total) if total else None,
+        }
+        self.sink.report(progress)
+        rate = f"{self.rate:,.0f}" if self.rate else "-"
+        log(f"step {step}/{total} loss {progress['loss']:.4f} lr {logs.get('learning_rate', 0):.2e} "
+            f"tokens/s {rate} eta {eta if eta is not None else '-'}s")
+
+    def mfu(self) -> float | None:
+        """Model FLOPs utilisation: achieved FLOP/s ÷ the GPUs' bf16 peak (None on CPU)."""
+        if not self.rate or not torch.cuda.is_available():
+            return None
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+        if peak is None:
+            return None
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        return round(self.rate * self.flops_per_token / (peak * 1e12 * world), 4)

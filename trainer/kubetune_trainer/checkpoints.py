@@ -1,0 +1,55 @@
+"""Checkpoints are complete only once marked: a half-written one is never resumed from.
+
+A checkpoint is a folder `checkpoint-<step>` holding the marker `kubetune-complete.json`,
+written after every rank finished saving. Custom training code marks its own with
+`mark_complete(folder)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+MARKER = "kubetune-complete.json"
+_STEP = re.compile(r"^checkpoint-(\d+)$")
+
+
+def step_of(path: Path) -> int | None:
+    match = _STEP.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def mark_complete(folder: str | os.PathLike[str], **info: object) -> None:
+    target = Path(folder) / MARKER
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"completedAt": time.time(), **info}))
+    os.replace(tmp, target)
+
+
+def complete(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def checkpoints(root: Path) -> list[Path]:
+    """Checkpoint folders by step, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [(step_of(p), p) for p in root.iterdir() if p.is_dir()]
+    return [p for step, p in sorted((s, p) for s, p in found if s is not None)]
+
+
+def latest_complete(root: Path) -> Path | None:
+    done = [p for p in checkpoints(root) if complete(p)]
+    return done[-1] if done else None
+
+
+def remove_incomplete(root: Path) -> list[Path]:
+    """Delete checkpoints that were never marked complete (a crash mid-save)."""
+    removed = [p for p in checkpoints(root) if not complete(p)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed

@@ -1,0 +1,96 @@
+"""Export: the adapter (safetensors), optionally the merged model, and the run manifest.
+
+The manifest is written last; its presence means the output is complete (chained stages and
+the operator rely on that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from kubetune_trainer import __version__
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.log import log
+from kubetune_trainer.modeling import DTYPES
+
+
+def output_formats(config: TrainerConfig) -> list[str]:
+    if config.output.formats:
+        return list(config.output.formats)
+    return ["merged"] if config.method.type == "full" else ["adapter"]
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result: Any) -> None:
+    out = Path(config.paths.output)
+    formats = output_formats(config)
+    paths: dict[str, str] = {}
+    if config.method.type == "full":
+        trainer.save_model(str(out / "merged"))  # every rank: ZeRO-3 gathers the shards
+        paths["merged"] = str(out / "merged")
+    else:
+        trainer.save_model(str(out / "adapter"))
+        paths["adapter"] = str(out / "adapter")
+    _barrier()
+    if trainer.is_world_process_zero():
+        tokenizer = trainer.processing_class
+        for path in paths.values():
+            tokenizer.save_pretrained(path)
+        if "merged" in formats and config.method.type != "full":
+            paths["merged"] = merge(config, prepared, out)
+        if "adapter" not in formats and "adapter" in paths:
+            paths.pop("adapter")
+        write_manifest(config, prepared, result, paths, out)
+    _barrier()
+
+
+def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
+    """Base (unquantized, in the training precision) + adapter → one standalone model."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = DTYPES[config.training.precision]
+    if config.method.quantization is not None:
+        dtype = getattr(torch, config.method.quantization.computeDtype)
+    base = AutoModelForCausalLM.from_pretrained(prepared["model"], dtype=dtype,
+                                                trust_remote_code=config.model.trustRemoteCode)
+    merged = PeftModel.from_pretrained(base, str(out / "adapter")).merge_and_unload()
+    merged.save_pretrained(str(out / "merged"))
+    AutoTokenizer.from_pretrained(str(out / "adapter")).save_pretrained(str(out / "merged"))
+    log(f"merged model written to {out / 'merged'}")
+    return str(out / "merged")
+
+
+def write_manifest(config: TrainerConfig, prepared: dict[str, Any], result: Any,
+                   paths: dict[str, str], out: Path) -> None:
+    metrics = dict(getattr(result, "metrics", {}) or {})
+    manifest = {
+        "kubetuneVersion": __version__,
+        "job": config.jobName,
+        "baseModel": {"source": config.model.source, "fromJob": config.model.fromJob and
+                      config.model.fromJob.model_dump(), "path": prepared["model"],
+                      "revision": prepared.get("modelRevision")},
+        "method": config.method.type,
+        "datasetFingerprint": prepared.get("fingerprint"),
+        "configHash": hashlib.sha256(config.dump().encode()).hexdigest(),
+        "outputs": paths,
+        "metrics": {**metrics, "globalStep": getattr(result, "global_step", None),
+                    "trainingLoss": getattr(result, "training_loss", None)},
+        "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tmp = out / f"manifest.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(tmp, out / "manifest.json")
+    log(f"outputs: {', '.join(f'{k} {v}' for k, v in paths.items())}; manifest {out / 'manifest.json'}")

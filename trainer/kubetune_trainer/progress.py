@@ -1,0 +1,36 @@
+"""Training progress, written by rank 0 to the job folder for whoever watches.
+
+`progress.json` is replaced atomically, so a reader never sees half a file. The operator (or
+`kubetune run`'s progress bar) reads it; a reporter may also push it to the FineTuneJob status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class ProgressSink(Protocol):
+    def report(self, progress: dict[str, Any]) -> None: ...
+
+
+class FileSink:
+    def __init__(self, job_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(job_dir) / "progress.json"
+
+    def report(self, progress: dict[str, Any]) -> None:
+        progress = {**progress, "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(progress))
+        os.replace(tmp, self.path)
+
+
+def read_progress(job_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((Path(job_dir) / "progress.json").read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,114 @@
+"""Fetching the model and datasets: hub repos into the shared cache, paths as they are.
+
+Hub downloads go through huggingface_hub (token from HF_TOKEN, set from a Secret) into
+HF_HOME on the workspace volume, so every replica and every later job reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.lease import lease
+from kubetune_trainer.log import log
+
+
+class SourceError(ValueError):
+    """A source that is missing or cannot be fetched; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    """Local folder or file."""
+    revision: str
+    """Commit of a hub source, or a content digest of a local one."""
+
+
+def hub_repo(source: str) -> str:
+    return source.removeprefix("hf://")
+
+
+def fetch_hub(source: str, revision: str | None, cache: Path, repo_type: str,
+              token: str | None = None) -> Fetched:
+    from huggingface_hub import snapshot_download
+
+    repo = hub_repo(source)
+    key = hashlib.sha256(f"{repo_type}:{repo}@{revision}".encode()).hexdigest()[:16]
+    with lease(cache / "locks" / f"hub-{key}.lock",
+               on_wait=lambda: log(f"waiting: another replica is downloading {source}")):
+        path = snapshot_download(repo, revision=revision, repo_type=repo_type,
+                                 token=token or os.environ.get("HF_TOKEN"))
+    return Fetched(Path(path), Path(path).name)
+
+
+def local(path: str, what: str) -> Fetched:
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"{what}: {path} does not exist")
+    return Fetched(p, content_digest(p))
+
+
+def content_digest(path: Path) -> str:
+    """sha256 over file names and contents (a folder's files in sorted order)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(path if path.is_dir() else path.parent)).encode())
+        with file.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_model(config: TrainerConfig) -> Fetched:
+    source = config.model
+    cache = Path(config.paths.cache)
+    if source.source == "builtin://tiny-llama":
+        from kubetune_trainer.tiny import VERSION, build_tiny_llama
+
+        target = cache / "models" / f"tiny-llama-v{VERSION}"
+        if not target.exists():
+            with lease(cache / "locks" / f"tiny-llama-v{VERSION}.lock"):
+                if not target.exists():
+                    log("building builtin://tiny-llama")
+                    build_tiny_llama(target)
+        return Fetched(target, f"builtin-tiny-llama-v{VERSION}")
+    if source.fromJob is not None:
+        return resolve_from_job(config)
+    if source.source and source.source.startswith("hf://"):
+        return fetch_hub(source.source, source.revision, cache, "model")
+    assert config.paths.model is not None
+    return local(config.paths.model, f"model.source ({source.source})")
+
+
+def resolve_from_job(config: TrainerConfig) -> Fetched:
+    from kubetune_trainer.checkpoints import latest_complete
+
+    ref = config.model.fromJob
+    assert ref is not None and config.paths.model is not None
+    where = Path(config.paths.model)
+    if ref.artifact == "latestCheckpoint":
+        found = latest_complete(where)
+        if found is None:
+            raise SourceError(f"model.fromJob: {ref.name} has no complete checkpoint in {where}")
+        return Fetched(found, f"{ref.name}:{found.name}")
+    for sub in ("merged", "adapter"):
+        if (where / sub).exists() and (where / "manifest.json").exists():
+            return Fetched(where / sub, f"{ref.name}:{content_digest(where / 'manifest.json')[:16]}")
+    raise SourceError(f"model.fromJob: {ref.name} has no finished output in {where} "
+                      "(it writes manifest.json last; is it done?)")
+
+
+def fetch_dataset(config: TrainerConfig, index: int) -> Fetched:
+    assert config.dataset is not None
+    spec = config.dataset.sources[index]
+    if spec.source.startswith("hf://"):
+        token = os.environ.get(f"KUBETUNE_DATASET_{index}_TOKEN")
+        return fetch_hub(spec.source, spec.revision, Path(config.paths.cache), "dataset", token)
+    path = config.paths.datasets[index]
+    assert path is not None
+    return local(path, f"dataset.sources[{index}].source ({spec.source})")
