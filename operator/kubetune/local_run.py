@@ -75,10 +75,16 @@ def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> 
     env = local_env(job, layout, config_path)
     result = RunResult(job.name, False, 0.0, Path(config.paths.output))
 
-    console.print(f"[bold]{job.name}[/bold]: preparing model and data (log: {logs / 'prepare.log'})")
+    console.print(
+        f"[bold]{job.name}[/bold]: preparing model and data (log: {logs / 'prepare.log'})"
+    )
     with (logs / "prepare.log").open("wb") as out:
-        prepare = subprocess.run([sys.executable, "-m", "kubetune_trainer", "prepare", "--config",
-                                  str(config_path)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        prepare = subprocess.run(
+            [sys.executable, "-m", "kubetune_trainer", "prepare", "--config", str(config_path)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     if prepare.returncode != 0:
         return _failed(result, logs / "prepare.log", started, console)
 
@@ -86,16 +92,29 @@ def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> 
     command = training_command(job, RenderSettings(config_mount=str(job_dir)))
     processes = []
     for rank in range(nodes):
-        node_env = {**env, "PET_NNODES": str(nodes), "PET_NODE_RANK": str(rank),
-                    "PET_NPROC_PER_NODE": str(job.spec.procs_per_node),
-                    "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}
+        node_env = {
+            **env,
+            "PET_NNODES": str(nodes),
+            "PET_NODE_RANK": str(rank),
+            "PET_NPROC_PER_NODE": str(job.spec.procs_per_node),
+            "PET_MASTER_ADDR": "127.0.0.1",
+            "PET_MASTER_PORT": str(port),
+        }
         log_file = (logs / f"node-{rank}.log").open("wb")
-        processes.append((subprocess.Popen(command, env=node_env, stdout=log_file,
-                                           stderr=subprocess.STDOUT), log_file))
-    console.print(f"[bold]{job.name}[/bold]: training on {nodes} node(s) × "
-                  f"{job.spec.procs_per_node} process(es) (logs: {logs})")
+        processes.append(
+            (
+                subprocess.Popen(command, env=node_env, stdout=log_file, stderr=subprocess.STDOUT),
+                log_file,
+            )
+        )
+    console.print(
+        f"[bold]{job.name}[/bold]: training on {nodes} node(s) × "
+        f"{job.spec.procs_per_node} process(es) (logs: {logs})"
+    )
     _watch(job_dir, [p for p, _ in processes], console)
-    codes = [p.wait() for p, f in processes if not f.close()]
+    codes = [p.wait() for p, _ in processes]
+    for _, log_file in processes:
+        log_file.close()
     final = read_progress(job_dir) or {}
     result.loss, result.step = final.get("loss"), final.get("step")
     if any(codes):
@@ -106,16 +125,26 @@ def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> 
 
 
 def _watch(job_dir: Path, processes: list[subprocess.Popen[bytes]], console: Console) -> None:
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} tok/s"),
-               TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} tok/s"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("steps", total=None, loss="-", rate="-")
         while any(p.poll() is None for p in processes):
             if progress := read_progress(job_dir):
                 rate = progress.get("tokensPerSecond")
-                bar.update(task, total=progress.get("totalSteps"), completed=progress.get("step", 0),
-                           loss=progress.get("loss", "-"), rate=f"{rate:,.0f}" if rate else "-")
+                bar.update(
+                    task,
+                    total=progress.get("totalSteps"),
+                    completed=progress.get("step", 0),
+                    loss=progress.get("loss", "-"),
+                    rate=f"{rate:,.0f}" if rate else "-",
+                )
             time.sleep(0.5)
         if progress := read_progress(job_dir):
             bar.update(task, completed=progress.get("step", 0), loss=progress.get("loss", "-"))

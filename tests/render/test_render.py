@@ -74,7 +74,12 @@ def test_torchrun_takes_topology_from_the_training_operator() -> None:
 def test_custom_entrypoint_runs_through_the_path_resolver() -> None:
     objs = objects(**{"spec.entrypoint": {"module": "team.train", "args": ["--x", "1"]}})
     command = pod_spec(by_kind(objs, "PyTorchJob")[0])["containers"][0]["command"]
-    assert command[-4:] == ["-m", "kubetune_trainer.custom", "--config", "/etc/kubetune/trainer.yaml"]
+    assert command[-4:] == [
+        "-m",
+        "kubetune_trainer.custom",
+        "--config",
+        "/etc/kubetune/trainer.yaml",
+    ]
     config = by_kind(objs, "ConfigMap")[0]["data"]["trainer.yaml"]
     assert "module: team.train" in config
 

@@ -28,21 +28,34 @@ TINY_DATA = REPO / "examples" / "data" / "tiny-chat.jsonl"
 
 
 def tiny_job(model_dir: Path, name: str = "t", **paths: Any) -> FineTuneJob:
-    doc = make_job(**{
-        "metadata": {"name": name},
-        "spec.model": {"source": str(model_dir)},
-        "spec.dataset": {"sources": [{"source": str(TINY_DATA)}], "chatTemplate": {"builtin": "chatml"}},
-        "spec.method": {"type": "lora", "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
-        "spec.training": {"maxSteps": 30, "learningRate": 1e-2, "microBatchSize": 8, "maxLength": 128,
-                          "gradientCheckpointing": False, "precision": "fp32", "saveSteps": 10,
-                          "loggingSteps": 5, "warmupRatio": 0.0},
-        **paths,
-    })
+    doc = make_job(
+        **{
+            "metadata": {"name": name},
+            "spec.model": {"source": str(model_dir)},
+            "spec.dataset": {
+                "sources": [{"source": str(TINY_DATA)}],
+                "chatTemplate": {"builtin": "chatml"},
+            },
+            "spec.method": {"type": "lora", "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
+            "spec.training": {
+                "maxSteps": 30,
+                "learningRate": 1e-2,
+                "microBatchSize": 8,
+                "maxLength": 128,
+                "gradientCheckpointing": False,
+                "precision": "fp32",
+                "saveSteps": 10,
+                "loggingSteps": 5,
+                "warmupRatio": 0.0,
+            },
+            **paths,
+        }
+    )
     return parse_job(doc)
 
 
 def train(job: FineTuneJob, workspace: Path) -> RunResult:
-    return run_job(job, workspace, REPO, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    return run_job(job, workspace, REPO, Console(file=open(os.devnull, "w")))
 
 
 def job_dir(workspace: Path, job: FineTuneJob) -> Path:
@@ -50,9 +63,14 @@ def job_dir(workspace: Path, job: FineTuneJob) -> Path:
 
 
 def logged_losses(workspace: Path, job: FineTuneJob) -> list[float]:
-    text = "".join(p.read_text() for p in sorted((job_dir(workspace, job) / "logs").glob("node-*.log")))
-    return [float(line.split(" loss ")[1].split()[0]) for line in text.splitlines()
-            if " kubetune step " in line and " loss " in line]
+    text = "".join(
+        p.read_text() for p in sorted((job_dir(workspace, job) / "logs").glob("node-*.log"))
+    )
+    return [
+        float(line.split(" loss ")[1].split()[0])
+        for line in text.splitlines()
+        if " kubetune step " in line and " loss " in line
+    ]
 
 
 def manifest(workspace: Path, job: FineTuneJob) -> dict[str, Any]:
@@ -70,19 +88,37 @@ class Launched:
         self.config_path = self.dir / CONFIG_FILE
         self.config_path.write_text(config.dump())
         self.env = local_env(job, layout, self.config_path)
-        subprocess.run([sys.executable, "-m", "kubetune_trainer", "prepare", "--config",
-                        str(self.config_path)], env=self.env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kubetune_trainer",
+                "prepare",
+                "--config",
+                str(self.config_path),
+            ],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
         self.command = training_command(job, RenderSettings(config_mount=str(self.dir)))
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
     def start(self) -> None:
         self.runs += 1
-        env = {**self.env, "PET_NNODES": "1", "PET_NODE_RANK": "0", "PET_NPROC_PER_NODE": "1",
-               "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(free_port())}
+        env = {
+            **self.env,
+            "PET_NNODES": "1",
+            "PET_NODE_RANK": "0",
+            "PET_NPROC_PER_NODE": "1",
+            "PET_MASTER_ADDR": "127.0.0.1",
+            "PET_MASTER_PORT": str(free_port()),
+        }
         log = (self.dir / "logs" / f"run-{self.runs}.log").open("wb")
-        self.proc = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def log(self) -> str:
         return (self.dir / "logs" / f"run-{self.runs}.log").read_text(errors="replace")

@@ -9,70 +9,170 @@ import pytest
 
 from kubetune_trainer.data.formats import FormatError, convert
 
-WEATHER = {"name": "get_weather", "description": "Weather now",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather now",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
-    ("messages-plain", "messages",
-     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
-     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}),
-    ("messages-openai-tools", "messages",
-     {"messages": [
-         {"role": "user", "content": "Weather in Oslo?"},
-         {"role": "assistant", "content": None, "tool_calls": [
-             {"id": "c1", "type": "function",
-              "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
-         {"role": "tool", "tool_call_id": "c1", "content": "{\"temp\": -3}"},
-         {"role": "assistant", "content": "It is -3 °C."}],
-      "tools": [{"type": "function", "function": WEATHER}]},
-     {"messages": [
-         {"role": "user", "content": "Weather in Oslo?"},
-         {"role": "assistant", "content": "", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]},
-         {"role": "tool", "content": "{\"temp\": -3}"},
-         {"role": "assistant", "content": "It is -3 °C."}],
-      "tools": [WEATHER]}),
-    ("sharegpt", "sharegpt",
-     {"conversations": [{"from": "system", "value": "Terse."}, {"from": "human", "value": "2+2?"},
-                        {"from": "gpt", "value": "4"}]},
-     {"messages": [{"role": "system", "content": "Terse."}, {"role": "user", "content": "2+2?"},
-                   {"role": "assistant", "content": "4"}]}),
-    ("sharegpt-renamed", "sharegpt",
-     {"turns": [{"speaker": "human", "text": "Hi"}, {"speaker": "gpt", "text": "Yo"}]},
-     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}),
-    ("alpaca-with-input", "alpaca",
-     {"instruction": "Translate to French.", "input": "cheese", "output": "fromage"},
-     {"messages": [{"role": "user", "content": "Translate to French.\n\ncheese"},
-                   {"role": "assistant", "content": "fromage"}]}),
-    ("alpaca-no-input", "alpaca",
-     {"instruction": "Say hi.", "input": "", "output": "hi"},
-     {"messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "hi"}]}),
-    ("xlam", "xlam",
-     {"query": "Weather in Oslo?", "tools": json.dumps([WEATHER]),
-      "answers": json.dumps([{"name": "get_weather", "arguments": {"city": "Oslo"}}])},
-     {"messages": [{"role": "user", "content": "Weather in Oslo?"},
-                   {"role": "assistant", "content": "",
-                    "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}],
-      "tools": [WEATHER]}),
-    ("glaive", "glaive",
-     {"system": "SYSTEM: You are a helpful assistant with access to the following functions. "
-                "Use them if required - {\"name\": \"get_weather\"}",
-      "chat": "USER: Weather in Oslo? ASSISTANT: <functioncall> {\"name\": \"get_weather\", "
-              "\"arguments\": '{\"city\": \"Oslo\"}'} <|endoftext|> FUNCTION RESPONSE: "
-              "{\"temp\": -3} ASSISTANT: It is -3 degrees. <|endoftext|>"},
-     {"messages": [
-         {"role": "system", "content": "You are a helpful assistant with access to the following "
-                                       "functions. Use them if required - {\"name\": \"get_weather\"}"},
-         {"role": "user", "content": "Weather in Oslo?"},
-         {"role": "assistant", "content": "", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]},
-         {"role": "tool", "content": "{\"temp\": -3}"},
-         {"role": "assistant", "content": "It is -3 degrees."}]}),
+    (
+        "messages-plain",
+        "messages",
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+            ]
+        },
+    ),
+    (
+        "messages-openai-tools",
+        "messages",
+        {
+            "messages": [
+                {"role": "user", "content": "Weather in Oslo?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": '{"temp": -3}'},
+                {"role": "assistant", "content": "It is -3 °C."},
+            ],
+            "tools": [{"type": "function", "function": WEATHER}],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Weather in Oslo?"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                },
+                {"role": "tool", "content": '{"temp": -3}'},
+                {"role": "assistant", "content": "It is -3 °C."},
+            ],
+            "tools": [WEATHER],
+        },
+    ),
+    (
+        "sharegpt",
+        "sharegpt",
+        {
+            "conversations": [
+                {"from": "system", "value": "Terse."},
+                {"from": "human", "value": "2+2?"},
+                {"from": "gpt", "value": "4"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "system", "content": "Terse."},
+                {"role": "user", "content": "2+2?"},
+                {"role": "assistant", "content": "4"},
+            ]
+        },
+    ),
+    (
+        "sharegpt-renamed",
+        "sharegpt",
+        {"turns": [{"speaker": "human", "text": "Hi"}, {"speaker": "gpt", "text": "Yo"}]},
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]},
+    ),
+    (
+        "alpaca-with-input",
+        "alpaca",
+        {"instruction": "Translate to French.", "input": "cheese", "output": "fromage"},
+        {
+            "messages": [
+                {"role": "user", "content": "Translate to French.\n\ncheese"},
+                {"role": "assistant", "content": "fromage"},
+            ]
+        },
+    ),
+    (
+        "alpaca-no-input",
+        "alpaca",
+        {"instruction": "Say hi.", "input": "", "output": "hi"},
+        {
+            "messages": [
+                {"role": "user", "content": "Say hi."},
+                {"role": "assistant", "content": "hi"},
+            ]
+        },
+    ),
+    (
+        "xlam",
+        "xlam",
+        {
+            "query": "Weather in Oslo?",
+            "tools": json.dumps([WEATHER]),
+            "answers": json.dumps([{"name": "get_weather", "arguments": {"city": "Oslo"}}]),
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Weather in Oslo?"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                },
+            ],
+            "tools": [WEATHER],
+        },
+    ),
+    (
+        "glaive",
+        "glaive",
+        {
+            "system": "SYSTEM: You are a helpful assistant with access to the following functions. "
+            'Use them if required - {"name": "get_weather"}',
+            "chat": 'USER: Weather in Oslo? ASSISTANT: <functioncall> {"name": "get_weather", '
+            '"arguments": \'{"city": "Oslo"}\'} <|endoftext|> FUNCTION RESPONSE: '
+            '{"temp": -3} ASSISTANT: It is -3 degrees. <|endoftext|>',
+        },
+        {
+            "messages": [
+                {
+                    "role": "system",
+                    "content": "You are a helpful assistant with access to the following "
+                    'functions. Use them if required - {"name": "get_weather"}',
+                },
+                {"role": "user", "content": "Weather in Oslo?"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                },
+                {"role": "tool", "content": '{"temp": -3}'},
+                {"role": "assistant", "content": "It is -3 degrees."},
+            ]
+        },
+    ),
     ("text", "text", {"text": "Once upon a time."}, {"text": "Once upon a time."}),
 ]
 
 
-@pytest.mark.parametrize(("fmt", "record", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("fmt", "record", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_format_converts(fmt: str, record: dict[str, Any], expected: dict[str, Any]) -> None:
-    fields = {"conversations": "turns", "from": "speaker", "value": "text"} if "turns" in record else {}
+    fields = (
+        {"conversations": "turns", "from": "speaker", "value": "text"} if "turns" in record else {}
+    )
     assert convert(record, fmt, fields) == expected
 
 
@@ -82,13 +182,16 @@ def test_every_format_has_a_case() -> None:
     assert {c[1] for c in CASES} == set(CONVERTERS)
 
 
-@pytest.mark.parametrize(("fmt", "record", "message"), [
-    ("messages", {"messages": [{"role": "bot", "content": "x"}]}, "unknown role 'bot'"),
-    ("alpaca", {"prompt": "x"}, "missing column 'instruction'"),
-    ("xlam", {"query": "q", "tools": "[", "answers": "[]"}, "tools: not JSON"),
-    ("glaive", {"system": "", "chat": "USER: hi"}, "no ASSISTANT turn"),
-    ("messages", {"messages": []}, "no messages"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "record", "message"),
+    [
+        ("messages", {"messages": [{"role": "bot", "content": "x"}]}, "unknown role 'bot'"),
+        ("alpaca", {"prompt": "x"}, "missing column 'instruction'"),
+        ("xlam", {"query": "q", "tools": "[", "answers": "[]"}, "tools: not JSON"),
+        ("glaive", {"system": "", "chat": "USER: hi"}, "no ASSISTANT turn"),
+        ("messages", {"messages": []}, "no messages"),
+    ],
+)
 def test_bad_records_say_what_is_wrong(fmt: str, record: dict[str, Any], message: str) -> None:
     with pytest.raises(FormatError, match=message):
         convert(record, fmt)

@@ -25,7 +25,11 @@ def test_bins_respect_capacity_and_place_every_sample_once() -> None:
 
 
 def test_best_fit_finds_the_tight_packing() -> None:
-    assert sorted(map(sorted, best_fit_decreasing([6, 4, 5, 5, 3, 7], 10))) == [[0, 1], [2, 3], [4, 5]]
+    assert sorted(map(sorted, best_fit_decreasing([6, 4, 5, 5, 3, 7], 10))) == [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+    ]
 
 
 def test_oversized_sample_is_an_error() -> None:
@@ -49,8 +53,12 @@ def test_rows_restart_positions_and_mask_boundaries() -> None:
 
 def test_collator_pads_as_its_own_segment_and_counts_real_tokens() -> None:
     collate = PackedCollator(pad_token_id=0, multiple_of=4)
-    batch = collate([{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7], "position_ids": [0, 1, 2]},
-                     {"input_ids": [8], "labels": [IGNORE], "position_ids": [0]}])
+    batch = collate(
+        [
+            {"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7], "position_ids": [0, 1, 2]},
+            {"input_ids": [8], "labels": [IGNORE], "position_ids": [0]},
+        ]
+    )
     assert batch["input_ids"].shape == (2, 4)
     assert batch["position_ids"][1].tolist() == [0, 0, 1, 2]
     assert (batch["labels"][:, 3] == IGNORE).all()
@@ -73,10 +81,15 @@ def test_no_attention_or_loss_crosses_samples_in_a_real_model(tiny_model_dir: Pa
         alone = {tuple(s): model(input_ids=torch.tensor([s])).logits[0] for s in (a, b)}
     first, second = (a, b) if row["input_ids"][: len(a)] == a else (b, a)
     torch.testing.assert_close(packed[: len(first)], alone[tuple(first)], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(packed[len(first):], alone[tuple(second)], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(packed[len(first) :], alone[tuple(second)], atol=1e-5, rtol=1e-4)
 
     with torch.no_grad():
         loss_packed = model(**batch).loss
-        losses = [model(input_ids=torch.tensor([s]), labels=torch.tensor([s])).loss for s in (first, second)]
-    expected = (losses[0] * (len(first) - 1) + losses[1] * (len(second) - 1)) / (len(a) + len(b) - 2)
+        losses = [
+            model(input_ids=torch.tensor([s]), labels=torch.tensor([s])).loss
+            for s in (first, second)
+        ]
+    expected = (losses[0] * (len(first) - 1) + losses[1] * (len(second) - 1)) / (
+        len(a) + len(b) - 2
+    )
     torch.testing.assert_close(loss_packed, expected, atol=1e-5, rtol=1e-4)

@@ -11,9 +11,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
 from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
+from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
 from tests.factories import REPO
 from tests.trainer.jobs import Launched, tiny_job
 
@@ -22,13 +22,22 @@ pytestmark = [pytest.mark.trainer, pytest.mark.slow]
 
 def slow_job(model_dir: Path, name: str, steps: int = 300):  # type: ignore[no-untyped-def]
     # Small steps, frequent saves: there is always a checkpoint to resume from and work left.
-    return tiny_job(model_dir, name, **{"spec.training.maxSteps": steps, "spec.training.saveSteps": 20,
-                                        "spec.training.microBatchSize": 2, "spec.training.loggingSteps": 10,
-                                        "spec.training.saveTotalLimit": 2})
+    return tiny_job(
+        model_dir,
+        name,
+        **{
+            "spec.training.maxSteps": steps,
+            "spec.training.saveSteps": 20,
+            "spec.training.microBatchSize": 2,
+            "spec.training.loggingSteps": 10,
+            "spec.training.saveTotalLimit": 2,
+        },
+    )
 
 
 def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
-        tiny_model_dir: Path, tmp_path: Path) -> None:
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     node = Launched(slow_job(tiny_model_dir, "killed"), tmp_path)
     node.start()
     node.wait_for("checkpoint checkpoint-40 complete")
@@ -53,7 +62,9 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     assert all(complete(p) for p in kept) and len(kept) == 2  # saveTotalLimit, complete only
 
 
-def test_sigterm_saves_a_complete_checkpoint_before_exiting(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_sigterm_saves_a_complete_checkpoint_before_exiting(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     node = Launched(slow_job(tiny_model_dir, "terminated", steps=100_000), tmp_path)
     node.start()
     node.wait_for("checkpoint checkpoint-20 complete")
@@ -72,8 +83,10 @@ def test_concurrent_prepares_share_one_preparation(tiny_model_dir: Path, tmp_pat
     config_file = tmp_path / "trainer.yaml"
     config_file.write_text(config.dump())
     command = [sys.executable, "-m", "kubetune_trainer", "prepare", "--config", str(config_file)]
-    replicas = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                for _ in range(2)]
+    replicas = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=300)[0] for p in replicas]
     assert all(p.returncode == 0 for p in replicas), outputs
     assert sum("preparing dataset" in out for out in outputs) == 1, outputs

@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from kubetune_trainer.checkpoints import MARKER, latest_complete
+from kubetune_trainer.checkpoints import latest_complete
 from tests.trainer.jobs import job_dir, logged_losses, manifest, tiny_job, train
 
 pytestmark = [pytest.mark.trainer, pytest.mark.slow]
 
 
 def test_lora_on_two_nodes_learns_and_exports(tiny_model_dir: Path, tmp_path: Path) -> None:
-    job = tiny_job(tiny_model_dir, "two-nodes", **{"spec.distributed": {"nodes": 2},
-                                                    "spec.training.maxSteps": 40})
+    job = tiny_job(
+        tiny_model_dir,
+        "two-nodes",
+        **{"spec.distributed": {"nodes": 2}, "spec.training.maxSteps": 40},
+    )
     result = train(job, tmp_path)
     assert result.ok, result.log and result.log.read_text()[-3000:]
     losses = logged_losses(tmp_path, job)
@@ -32,11 +35,22 @@ def test_lora_on_two_nodes_learns_and_exports(tiny_model_dir: Path, tmp_path: Pa
 
 
 def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path: Path) -> None:
-    job = tiny_job(tiny_model_dir, "qlora", **{
-        "spec.method": {"type": "qlora", "quantization": {"bits": 4, "quantType": "nf4",
-                                                         "doubleQuant": True, "computeDtype": "float32"}},
-        "spec.output.formats": ["adapter", "merged"],
-    })
+    job = tiny_job(
+        tiny_model_dir,
+        "qlora",
+        **{
+            "spec.method": {
+                "type": "qlora",
+                "quantization": {
+                    "bits": 4,
+                    "quantType": "nf4",
+                    "doubleQuant": True,
+                    "computeDtype": "float32",
+                },
+            },
+            "spec.output.formats": ["adapter", "merged"],
+        },
+    )
     result = train(job, tmp_path)
     assert result.ok, result.log and result.log.read_text()[-3000:]
     log = (job_dir(tmp_path, job) / "logs" / "node-0.log").read_text()
@@ -47,11 +61,16 @@ def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path:
 
 
 def test_full_fine_tuning_with_deepspeed_zero2(tiny_model_dir: Path, tmp_path: Path) -> None:
-    job = tiny_job(tiny_model_dir, "zero2", **{
-        "spec.method": {"type": "full"},
-        "spec.distributed": {"processesPerNode": 2, "strategy": "deepspeed-zero2"},
-        "spec.training.maxSteps": 20, "spec.training.learningRate": 3e-3,
-    })
+    job = tiny_job(
+        tiny_model_dir,
+        "zero2",
+        **{
+            "spec.method": {"type": "full"},
+            "spec.distributed": {"processesPerNode": 2, "strategy": "deepspeed-zero2"},
+            "spec.training.maxSteps": 20,
+            "spec.training.learningRate": 3e-3,
+        },
+    )
     result = train(job, tmp_path)
     assert result.ok, result.log and result.log.read_text()[-3000:]
     log = (job_dir(tmp_path, job) / "logs" / "node-0.log").read_text()
@@ -62,16 +81,25 @@ def test_full_fine_tuning_with_deepspeed_zero2(tiny_model_dir: Path, tmp_path: P
     assert checkpoint is not None and any(checkpoint.glob("global_step*"))  # DeepSpeed's own state
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason=(
-    "FSDP needs a GPU: accelerate turns FSDP on only for accelerator devices (a MULTI_CPU run "
-    "silently becomes DDP), so the API refuses fsdp with gpusPerNode 0"))
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason=(
+        "FSDP needs a GPU: accelerate turns FSDP on only for accelerator devices (a MULTI_CPU run "
+        "silently becomes DDP), so the API refuses fsdp with gpusPerNode 0"
+    ),
+)
 def test_fsdp_on_gpus(tiny_model_dir: Path, tmp_path: Path) -> None:
-    job = tiny_job(tiny_model_dir, "fsdp", **{
-        "spec.method": {"type": "full"},
-        "spec.distributed": {"gpusPerNode": 1, "strategy": "fsdp"},
-        "spec.training.maxSteps": 20, "spec.training.learningRate": 3e-3,
-        "spec.training.precision": "bf16",
-    })
+    job = tiny_job(
+        tiny_model_dir,
+        "fsdp",
+        **{
+            "spec.method": {"type": "full"},
+            "spec.distributed": {"gpusPerNode": 1, "strategy": "fsdp"},
+            "spec.training.maxSteps": 20,
+            "spec.training.learningRate": 3e-3,
+            "spec.training.precision": "bf16",
+        },
+    )
     result = train(job, tmp_path)
     assert result.ok, result.log and result.log.read_text()[-3000:]
     log = (job_dir(tmp_path, job) / "logs" / "node-0.log").read_text()

@@ -8,8 +8,10 @@ import sys
 def main() -> int:
     commands = ("prepare", "train", "custom")
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        print(f"usage: python -m kubetune_trainer {{{'|'.join(commands)}}} --config FILE",
-              file=sys.stderr)
+        print(
+            f"usage: python -m kubetune_trainer {{{'|'.join(commands)}}} --config FILE",
+            file=sys.stderr,
+        )
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
     if command == "prepare":

@@ -21,13 +21,22 @@ from kubetune_trainer.data.collate import PackedCollator
 from kubetune_trainer.log import log
 from kubetune_trainer.progress import ProgressSink
 
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
+PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10G": 125.0,
+    "L4": 121.0,
+}
 
 
 def _all_reduce(value: float, op: Any) -> float:
     if not (dist.is_available() and dist.is_initialized()):
         return value
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
+    device = (
+        torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
+    )
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=op)
     return float(tensor.item())
@@ -86,8 +95,13 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
 class Progress(TrainerCallback):  # type: ignore[misc]
     """Loss, learning rate, real tokens/s, ETA and an MFU estimate, every logging step."""
 
-    def __init__(self, sink: ProgressSink, collator: PackedCollator, flops_per_token: float,
-                 checkpoint_root: Path) -> None:
+    def __init__(
+        self,
+        sink: ProgressSink,
+        collator: PackedCollator,
+        flops_per_token: float,
+        checkpoint_root: Path,
+    ) -> None:
         self.sink, self.collator = sink, collator
         self.flops_per_token = flops_per_token
         self.checkpoint_root = checkpoint_root
@@ -106,8 +120,9 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             self.rate = self.tokens / max(now - self.last_time, 1e-9)
             self.tokens, self.last_time = 0.0, now
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-               **_: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
+    ) -> None:
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
         step, total = state.global_step, state.max_steps
@@ -116,18 +131,25 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         eta = int(elapsed / done * (total - step)) if done > 0 else None
         latest = next((p for p in reversed(checkpoints(self.checkpoint_root)) if complete(p)), None)
         progress = {
-            "phase": "Training", "step": step, "totalSteps": total,
-            "epoch": round(state.epoch or 0.0, 4), "loss": round(float(logs["loss"]), 5),
+            "phase": "Training",
+            "step": step,
+            "totalSteps": total,
+            "epoch": round(state.epoch or 0.0, 4),
+            "loss": round(float(logs["loss"]), 5),
             "learningRate": logs.get("learning_rate"),
             "tokensPerSecond": round(self.rate, 1) if self.rate else None,
-            "etaSeconds": eta, "mfu": self.mfu(),
+            "etaSeconds": eta,
+            "mfu": self.mfu(),
             "latestCheckpoint": str(latest) if latest else None,
             "percent": int(100 * step / total) if total else None,
         }
         self.sink.report(progress)
         rate = f"{self.rate:,.0f}" if self.rate else "-"
-        log(f"step {step}/{total} loss {progress['loss']:.4f} lr {logs.get('learning_rate', 0):.2e} "
-            f"tokens/s {rate} eta {eta if eta is not None else '-'}s")
+        log(
+            f"step {step}/{total} loss {progress['loss']:.4f} "
+            f"lr {logs.get('learning_rate', 0):.2e} "
+            f"tokens/s {rate} eta {eta if eta is not None else '-'}s"
+        )
 
     def mfu(self) -> float | None:
         """Model FLOPs utilisation: achieved FLOP/s ÷ the GPUs' bf16 peak (None on CPU)."""

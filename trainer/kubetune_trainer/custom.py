@@ -53,8 +53,11 @@ def environment(config: TrainerConfig, config_path: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kubetune_trainer.custom", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kubetune_trainer.custom",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
     config = TrainerConfig.load(args.config)

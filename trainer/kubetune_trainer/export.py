@@ -64,8 +64,9 @@ def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
     dtype = DTYPES[config.training.precision]
     if config.method.quantization is not None:
         dtype = getattr(torch, config.method.quantization.computeDtype)
-    base = AutoModelForCausalLM.from_pretrained(prepared["model"], dtype=dtype,
-                                                trust_remote_code=config.model.trustRemoteCode)
+    base = AutoModelForCausalLM.from_pretrained(
+        prepared["model"], dtype=dtype, trust_remote_code=config.model.trustRemoteCode
+    )
     merged = PeftModel.from_pretrained(base, str(out / "adapter")).merge_and_unload()
     merged.save_pretrained(str(out / "merged"))
     AutoTokenizer.from_pretrained(str(out / "adapter")).save_pretrained(str(out / "merged"))
@@ -73,24 +74,34 @@ def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
     return str(out / "merged")
 
 
-def write_manifest(config: TrainerConfig, prepared: dict[str, Any], result: Any,
-                   paths: dict[str, str], out: Path) -> None:
+def write_manifest(
+    config: TrainerConfig, prepared: dict[str, Any], result: Any, paths: dict[str, str], out: Path
+) -> None:
     metrics = dict(getattr(result, "metrics", {}) or {})
     manifest = {
         "kubetuneVersion": __version__,
         "job": config.jobName,
-        "baseModel": {"source": config.model.source, "fromJob": config.model.fromJob and
-                      config.model.fromJob.model_dump(), "path": prepared["model"],
-                      "revision": prepared.get("modelRevision")},
+        "baseModel": {
+            "source": config.model.source,
+            "fromJob": config.model.fromJob and config.model.fromJob.model_dump(),
+            "path": prepared["model"],
+            "revision": prepared.get("modelRevision"),
+        },
         "method": config.method.type,
         "datasetFingerprint": prepared.get("fingerprint"),
         "configHash": hashlib.sha256(config.dump().encode()).hexdigest(),
         "outputs": paths,
-        "metrics": {**metrics, "globalStep": getattr(result, "global_step", None),
-                    "trainingLoss": getattr(result, "training_loss", None)},
+        "metrics": {
+            **metrics,
+            "globalStep": getattr(result, "global_step", None),
+            "trainingLoss": getattr(result, "training_loss", None),
+        },
         "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     tmp = out / f"manifest.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=2, default=str))
     os.replace(tmp, out / "manifest.json")
-    log(f"outputs: {', '.join(f'{k} {v}' for k, v in paths.items())}; manifest {out / 'manifest.json'}")
+    log(
+        f"outputs: {', '.join(f'{k} {v}' for k, v in paths.items())}; "
+        f"manifest {out / 'manifest.json'}"
+    )

@@ -43,8 +43,7 @@ def try_acquire(path: Path, stale_after: float = STALE_SECONDS) -> bool:
 
 
 @contextlib.contextmanager
-def lease(path: Path, *, wait_message: str = "", poll: float = 1.0,
-          on_wait=None) -> Iterator[bool]:  # type: ignore[no-untyped-def]
+def lease(path: Path, *, wait_message: str = "", poll: float = 1.0, on_wait=None) -> Iterator[bool]:  # type: ignore[no-untyped-def]
     """Hold `path` while the block runs; yields True. Waits (calling on_wait) while another
     holder is alive."""
     while not try_acquire(path):

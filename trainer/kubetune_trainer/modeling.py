@@ -74,8 +74,15 @@ def prepare_for_training(model: Any) -> Any:
     return model
 
 
-def load_model(path: str, source: ModelSource, method: MethodSpec, training: TrainingSpec,
-               *, gpus: bool, device_map: Any = None) -> Any:
+def load_model(
+    path: str,
+    source: ModelSource,
+    method: MethodSpec,
+    training: TrainingSpec,
+    *,
+    gpus: bool,
+    device_map: Any = None,
+) -> Any:
     from transformers import AutoModelForCausalLM
 
     precision: Precision = training.precision

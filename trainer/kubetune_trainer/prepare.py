@@ -40,7 +40,9 @@ class PrepareError(ValueError):
 def load_tokenizer(model_path: Path, config: TrainerConfig) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.model.trustRemoteCode)
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path, trust_remote_code=config.model.trustRemoteCode
+    )
     template = config.dataset.chatTemplate if config.dataset else None
     if template and template.builtin:
         tokenizer.chat_template = BUILTIN_TEMPLATES[template.builtin]
@@ -51,10 +53,13 @@ def load_tokenizer(model_path: Path, config: TrainerConfig) -> Any:
     return tokenizer
 
 
-def fingerprint(config: TrainerConfig, datasets: list[Fetched], tokenizer: Any, model: Fetched) -> str:
+def fingerprint(
+    config: TrainerConfig, datasets: list[Fetched], tokenizer: Any, model: Fetched
+) -> str:
     assert config.dataset is not None
     tokenizer_files = sorted(
-        p for p in Path(tokenizer.name_or_path).glob("*")
+        p
+        for p in Path(tokenizer.name_or_path).glob("*")
         if p.is_file() and ("token" in p.name or p.name == "special_tokens_map.json")
     )
     inputs = {
@@ -89,7 +94,9 @@ def load_records(fetched: Fetched, split: str) -> Any:
     return datasets.load_dataset(str(path), split=split)
 
 
-def build(config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path) -> dict[str, Any]:
+def build(
+    config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path
+) -> dict[str, Any]:
     """Preprocess into a temporary folder; return the report. The caller renames it."""
     import datasets
 
@@ -117,23 +124,37 @@ def build(config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target:
         bad += len(errors)
         for start in range(0, len(conversations), BATCH):
             samples += encoder.encode_batch(conversations[start : start + BATCH])
-            progress_file.write_text(json.dumps({"source": index, "done": start + BATCH,
-                                                 "total": len(conversations)}))
-        sources_report.append({"source": source.source, "records": len(records),
-                               "skipped": len(errors), "firstErrors": errors[:3]})
+            progress_file.write_text(
+                json.dumps({"source": index, "done": start + BATCH, "total": len(conversations)})
+            )
+        sources_report.append(
+            {
+                "source": source.source,
+                "records": len(records),
+                "skipped": len(errors),
+                "firstErrors": errors[:3],
+            }
+        )
     if not samples:
         raise PrepareError("no usable samples: every one was empty or truncated to no labels")
     n_eval = int(len(samples) * spec.evalFraction)
     splits = {"train": samples[n_eval:], "eval": samples[:n_eval]}
-    report: dict[str, Any] = {"sources": sources_report, "skippedRecords": bad,
-                              "stats": asdict(encoder.stats)}
+    report: dict[str, Any] = {
+        "sources": sources_report,
+        "skippedRecords": bad,
+        "stats": asdict(encoder.stats),
+    }
     for name, part in splits.items():
         if not part:
             continue
         rows = pack(part, training.maxLength) if training.packing else unpacked(part)
         real = sum(len(r["input_ids"]) for r in rows)
-        report[name] = {"samples": len(part), "rows": len(rows), "tokens": real,
-                        "packingEfficiency": real / (len(rows) * training.maxLength)}
+        report[name] = {
+            "samples": len(part),
+            "rows": len(rows),
+            "tokens": real,
+            "packingEfficiency": real / (len(rows) * training.maxLength),
+        }
         datasets.Dataset.from_list(rows).save_to_disk(str(target / name))
     report["seconds"] = round(time.monotonic() - started, 2)
     progress_file.unlink(missing_ok=True)
@@ -148,9 +169,13 @@ def prepare(config: TrainerConfig) -> dict[str, Any]:
     result: dict[str, Any] = {"model": str(model.path), "modelRevision": model.revision}
     if config.dataset is not None:
         tokenizer = load_tokenizer(model.path, config)
-        if tokenizer.chat_template is None and any(s.format != "text" for s in config.dataset.sources):
-            raise PrepareError("the tokenizer has no chat template: set dataset.chatTemplate "
-                               "(builtin: chatml, llama-3, gemma or qwen, or jinja)")
+        if tokenizer.chat_template is None and any(
+            s.format != "text" for s in config.dataset.sources
+        ):
+            raise PrepareError(
+                "the tokenizer has no chat template: set dataset.chatTemplate "
+                "(builtin: chatml, llama-3, gemma or qwen, or jinja)"
+            )
         fetched = [fetch_dataset(config, i) for i in range(len(config.dataset.sources))]
         fp = fingerprint(config, fetched, tokenizer, model)
         target = Path(config.paths.cache) / "prepared" / fp
@@ -166,7 +191,9 @@ def prepare(config: TrainerConfig) -> dict[str, Any]:
     return result
 
 
-def _build_once(config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path) -> None:
+def _build_once(
+    config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path
+) -> None:
     progress = target.with_name(f"{target.name}.progress")
 
     def waiting() -> None:
@@ -186,17 +213,22 @@ def _build_once(config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, t
         (tmp / COMPLETE).write_text(str(time.time()))
         os.rename(tmp, target)
         train = report["train"]
-        log(f"prepared {train['samples']} samples into {train['rows']} rows "
+        log(
+            f"prepared {train['samples']} samples into {train['rows']} rows "
             f"({train['tokens']} tokens, packing efficiency {train['packingEfficiency']:.3f}, "
-            f"{report['stats']['truncated_samples']} truncated) in {report['seconds']}s")
+            f"{report['stats']['truncated_samples']} truncated) in {report['seconds']}s"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="kubetune_trainer prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kubetune_trainer prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")
     args = parser.parse_args(argv)
     from kubetune_trainer.sources import SourceError

@@ -32,16 +32,20 @@ def hub_repo(source: str) -> str:
     return source.removeprefix("hf://")
 
 
-def fetch_hub(source: str, revision: str | None, cache: Path, repo_type: str,
-              token: str | None = None) -> Fetched:
+def fetch_hub(
+    source: str, revision: str | None, cache: Path, repo_type: str, token: str | None = None
+) -> Fetched:
     from huggingface_hub import snapshot_download
 
     repo = hub_repo(source)
     key = hashlib.sha256(f"{repo_type}:{repo}@{revision}".encode()).hexdigest()[:16]
-    with lease(cache / "locks" / f"hub-{key}.lock",
-               on_wait=lambda: log(f"waiting: another replica is downloading {source}")):
-        path = snapshot_download(repo, revision=revision, repo_type=repo_type,
-                                 token=token or os.environ.get("HF_TOKEN"))
+    with lease(
+        cache / "locks" / f"hub-{key}.lock",
+        on_wait=lambda: log(f"waiting: another replica is downloading {source}"),
+    ):
+        path = snapshot_download(
+            repo, revision=revision, repo_type=repo_type, token=token or os.environ.get("HF_TOKEN")
+        )
     return Fetched(Path(path), Path(path).name)
 
 
@@ -98,9 +102,13 @@ def resolve_from_job(config: TrainerConfig) -> Fetched:
         return Fetched(found, f"{ref.name}:{found.name}")
     for sub in ("merged", "adapter"):
         if (where / sub).exists() and (where / "manifest.json").exists():
-            return Fetched(where / sub, f"{ref.name}:{content_digest(where / 'manifest.json')[:16]}")
-    raise SourceError(f"model.fromJob: {ref.name} has no finished output in {where} "
-                      "(it writes manifest.json last; is it done?)")
+            return Fetched(
+                where / sub, f"{ref.name}:{content_digest(where / 'manifest.json')[:16]}"
+            )
+    raise SourceError(
+        f"model.fromJob: {ref.name} has no finished output in {where} "
+        "(it writes manifest.json last; is it done?)"
+    )
 
 
 def fetch_dataset(config: TrainerConfig, index: int) -> Fetched:

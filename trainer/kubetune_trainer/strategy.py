@@ -14,18 +14,23 @@ from kubetune_trainer.config import Strategy
 def deepspeed_config(strategy: Strategy) -> dict[str, Any] | None:
     if not strategy.startswith("deepspeed"):
         return None
-    zero: dict[str, Any] = {"overlap_comm": True, "contiguous_gradients": True,
-                            "reduce_bucket_size": "auto"}
+    zero: dict[str, Any] = {
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+        "reduce_bucket_size": "auto",
+    }
     if strategy == "deepspeed-zero2":
         zero.update({"stage": 2, "allgather_partitions": True, "reduce_scatter": True})
     else:
-        zero.update({
-            "stage": 3,
-            "stage3_prefetch_bucket_size": "auto",
-            "stage3_param_persistence_threshold": "auto",
-            # export writes one consolidated model instead of per-rank shards
-            "stage3_gather_16bit_weights_on_model_save": True,
-        })
+        zero.update(
+            {
+                "stage": 3,
+                "stage3_prefetch_bucket_size": "auto",
+                "stage3_param_persistence_threshold": "auto",
+                # export writes one consolidated model instead of per-rank shards
+                "stage3_gather_16bit_weights_on_model_save": True,
+            }
+        )
     if strategy == "deepspeed-zero3-offload":
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
         zero["offload_param"] = {"device": "cpu", "pin_memory": True}

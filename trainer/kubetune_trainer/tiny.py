@@ -19,12 +19,19 @@ SPECIAL = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>", "<tool_call>", 
 
 
 def corpus() -> list[str]:
-    words = ("the a is of and to in what colour plus minus sky grass snow coal blood blue green "
-             "white black red one two three four five six seven eight nine ten answer short "
-             "sentence user assistant system tool function call name arguments value").split()
+    words = (
+        "the a is of and to in what colour plus minus sky grass snow coal blood blue "
+        "green white black red one two three four five six seven eight nine ten answer "
+        "short sentence user assistant system tool function call name arguments value"
+    ).split()
     lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
-    lines += [f"What is {a} plus {b}? {a} plus {b} is {a + b}." for a in range(10) for b in range(10)]
-    lines += ['{"name": "get_weather", "arguments": {"city": "Paris"}}', "0123456789 .,?!:;'\"{}[]()"]
+    lines += [
+        f"What is {a} plus {b}? {a} plus {b} is {a + b}." for a in range(10) for b in range(10)
+    ]
+    lines += [
+        '{"name": "get_weather", "arguments": {"city": "Paris"}}',
+        "0123456789 .,?!:;'\"{}[]()",
+    ]
     return lines
 
 
@@ -35,12 +42,19 @@ def train_tokenizer(vocab_size: int = 512):  # type: ignore[no-untyped-def]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(corpus(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>",
-                                   additional_special_tokens=SPECIAL[3:])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        additional_special_tokens=SPECIAL[3:],
+    )
     fast.chat_template = CHATML
     return fast
 
@@ -49,8 +63,9 @@ def pretrain(model, tokenizer, steps: int) -> None:  # type: ignore[no-untyped-d
     """A few hundred steps of next-token prediction on the corpus (seconds on a CPU)."""
     import torch
 
-    batch = tokenizer([t + tokenizer.eos_token for t in corpus()], padding=True,
-                      return_tensors="pt")
+    batch = tokenizer(
+        [t + tokenizer.eos_token for t in corpus()], padding=True, return_tensors="pt"
+    )
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
@@ -62,7 +77,9 @@ def pretrain(model, tokenizer, steps: int) -> None:  # type: ignore[no-untyped-d
     model.eval()
 
 
-def build_tiny_llama(path: str | os.PathLike[str], seed: int = 0, pretrain_steps: int = 120) -> Path:
+def build_tiny_llama(
+    path: str | os.PathLike[str], seed: int = 0, pretrain_steps: int = 120
+) -> Path:
     """Write the tiny model and tokenizer to `path` (atomically) and return it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -70,10 +87,17 @@ def build_tiny_llama(path: str | os.PathLike[str], seed: int = 0, pretrain_steps
     target = Path(path)
     tokenizer = train_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=176, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
@@ -84,6 +108,7 @@ def build_tiny_llama(path: str | os.PathLike[str], seed: int = 0, pretrain_steps
     tokenizer.save_pretrained(tmp)
     if target.exists():  # another process won the race; theirs is identical
         import shutil
+
         shutil.rmtree(tmp)
     else:
         tmp.rename(target)

@@ -85,11 +85,18 @@ def flops_per_token(model: Any, method: str) -> float:
 def describe(model: Any, config: TrainerConfig) -> None:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    quantized = sorted({type(m).__name__ for m in model.modules()
-                        if type(m).__name__ in ("Linear4bit", "Linear8bitLt")})
-    log(f"world size {os.environ.get('WORLD_SIZE', '1')}, strategy {config.topology.strategy}, "
+    quantized = sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if type(m).__name__ in ("Linear4bit", "Linear8bitLt")
+        }
+    )
+    log(
+        f"world size {os.environ.get('WORLD_SIZE', '1')}, strategy {config.topology.strategy}, "
         f"{config.method.type}: {trainable:,} of {total:,} parameters trainable"
-        + (f", quantized layers: {', '.join(quantized)}" if quantized else ""))
+        + (f", quantized layers: {', '.join(quantized)}" if quantized else "")
+    )
 
 
 def run(config: TrainerConfig) -> int:
@@ -120,9 +127,17 @@ def run(config: TrainerConfig) -> int:
     model_path = Path(prepared["model"])
     tokenizer = load_tokenizer(model_path, config)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device_map = {"": local_rank} if config.topology.gpus and config.method.type == "qlora" else None
-    model = load_model(str(model_path), config.model, config.method, config.training,
-                       gpus=config.topology.gpus, device_map=device_map)
+    device_map = (
+        {"": local_rank} if config.topology.gpus and config.method.type == "qlora" else None
+    )
+    model = load_model(
+        str(model_path),
+        config.model,
+        config.method,
+        config.training,
+        gpus=config.topology.gpus,
+        device_map=device_map,
+    )
     describe(model, config)
     data = Path(prepared["dataset"])
     train = datasets.load_from_disk(str(data / "train"))

@@ -69,8 +69,14 @@ def from_messages(record: Mapping[str, Any], fields: Mapping[str, str]) -> Conve
 
 
 SHAREGPT_ROLES = {
-    "system": "system", "human": "user", "user": "user", "gpt": "assistant",
-    "assistant": "assistant", "model": "assistant", "tool": "tool", "observation": "tool",
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "model": "assistant",
+    "tool": "tool",
+    "observation": "tool",
     "function_response": "tool",
 }
 
@@ -159,7 +165,9 @@ CONVERTERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], Conversat
 }
 
 
-def convert(record: Mapping[str, Any], fmt: str, fields: Mapping[str, str] | None = None) -> Conversation:
+def convert(
+    record: Mapping[str, Any], fmt: str, fields: Mapping[str, str] | None = None
+) -> Conversation:
     """One record in `fmt`, as a conversation (or text)."""
     try:
         conversation = CONVERTERS[fmt](record, fields or {})

@@ -62,7 +62,10 @@ def pack(samples: Sequence[Encoded], capacity: int) -> list[dict[str, list[int]]
 
 def unpacked(samples: Sequence[Encoded]) -> list[dict[str, list[int]]]:
     return [
-        {"input_ids": s.input_ids, "labels": [IGNORE, *s.labels[1:]],
-         "position_ids": list(range(len(s.input_ids)))}
+        {
+            "input_ids": s.input_ids,
+            "labels": [IGNORE, *s.labels[1:]],
+            "position_ids": list(range(len(s.input_ids))),
+        }
         for s in samples
     ]

@@ -17,13 +17,14 @@ _TOOL_CALLS = (
 _TOOLS = (
     "{%- set ns = namespace(tools='') -%}"
     "{%- if tools is defined and tools -%}{%- set ns.tools = '\\n\\nFunctions:\\n' -%}"
-    "{%- for tool in tools -%}{%- set ns.tools = ns.tools ~ (tool | tojson) ~ '\\n' -%}{%- endfor -%}"
+    "{%- for tool in tools -%}"
+    "{%- set ns.tools = ns.tools ~ (tool | tojson) ~ '\\n' -%}"
+    "{%- endfor -%}"
     "{%- endif -%}{%- set tool_text = ns.tools -%}"
 )
 
 CHATML = (
-    _TOOLS
-    + "{%- if tool_text and (messages | length == 0 or messages[0].role != 'system') -%}"
+    _TOOLS + "{%- if tool_text and (messages | length == 0 or messages[0].role != 'system') -%}"
     "{{ '<|im_start|>system\\n' ~ (tool_text | trim) ~ '<|im_end|>\\n' }}{%- endif -%}"
     "{%- for message in messages -%}"
     "{{ '<|im_start|>' ~ message.role ~ '\\n' ~ message.content }}"
@@ -34,8 +35,7 @@ CHATML = (
 )
 
 LLAMA3 = (
-    _TOOLS
-    + "{{- bos_token -}}"
+    _TOOLS + "{{- bos_token -}}"
     "{%- for message in messages -%}"
     "{{ '<|start_header_id|>' ~ message.role ~ '<|end_header_id|>\\n\\n' ~ message.content }}"
     "{%- if loop.first and message.role == 'system' -%}{{ tool_text }}{%- endif -%}"
@@ -46,8 +46,7 @@ LLAMA3 = (
 )
 
 GEMMA = (
-    _TOOLS
-    + "{{- bos_token -}}"
+    _TOOLS + "{{- bos_token -}}"
     "{%- for message in messages -%}"
     "{%- set role = 'model' if message.role == 'assistant' else message.role -%}"
     "{{ '<start_of_turn>' ~ role ~ '\\n' ~ message.content }}"

@@ -59,8 +59,12 @@ def spans(render: Any, conversation: dict[str, Any]) -> tuple[str, list[tuple[in
     return full, bounds
 
 
-def labels_for(offsets: list[tuple[int, int]], ids: list[int], bounds: list[tuple[int, str]],
-               train_roles: set[str]) -> list[int]:
+def labels_for(
+    offsets: list[tuple[int, int]],
+    ids: list[int],
+    bounds: list[tuple[int, str]],
+    train_roles: set[str],
+) -> list[int]:
     ends = [end for end, _ in bounds]
     labels = []
     for (start, _), token in zip(offsets, ids, strict=True):
@@ -100,7 +104,9 @@ class Encoder:
                 bounds.append(spans_)
         batch = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
         out = []
-        for ids, offsets, span in zip(batch["input_ids"], batch["offset_mapping"], bounds, strict=True):
+        for ids, offsets, span in zip(
+            batch["input_ids"], batch["offset_mapping"], bounds, strict=True
+        ):
             roles = self.train_roles | {"text"}
             labels = labels_for(offsets, ids, span, roles)
             out.append(self._finish(ids, labels))
