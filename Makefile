@@ -3,15 +3,14 @@
 #   make test   install what the tests need and run lint, types, contracts and tests
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-TEST_EXTRAS ?= dev,operator
+TEST_EXTRAS ?= dev,operator,trainer
 DEMO_EXTRAS ?= trainer
 
-.PHONY: demo test lint unit generate golden clean-venvs
+.PHONY: demo test lint unit generate bench clean-venvs
 
 demo:
 	@venv=$$(hack/venv.sh $(DEMO_EXTRAS)); \
-	"$$venv/bin/kubetune" validate examples/tiny.yaml; \
-	"$$venv/bin/kubetune" render examples/tiny.yaml
+	"$$venv/bin/kubetune" run examples/tiny.yaml --output runs/tiny
 
 test:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
@@ -31,6 +30,12 @@ generate:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
 	"$$venv/bin/kubetune" crd > manifests/crd/finetunejobs.kubetune.io.yaml; \
 	KUBETUNE_UPDATE_GOLDEN=1 "$$venv/bin/pytest" -q tests/render/test_golden.py
+
+# Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
+bench:
+	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
+	for b in packing_efficiency preprocess_throughput train_throughput; do \
+	  "$$venv/bin/python" bench/$$b.py; done
 
 clean-venvs:
 	rm -rf "$${KUBETUNE_CACHE:-$$HOME/.cache/kubetune}/venvs"
