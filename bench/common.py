@@ -7,8 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-WORDS = ("the sky is blue and grass is green while snow is white so what colour is coal "
-         "one two three four five six seven eight nine ten plus minus answer").split()
+WORDS = (
+    "the sky is blue and grass is green while snow is white so what colour is coal "
+    "one two three four five six seven eight nine ten plus minus answer"
+).split()
 
 
 def long_tailed_lengths(n: int, seed: int = 0, cap: int = 2000) -> list[int]:
@@ -23,8 +25,14 @@ def chat_records(n: int, seed: int = 0, cap_words: int = 400) -> list[dict[str, 
     for length in long_tailed_lengths(n, seed, cap_words):
         question = " ".join(rng.choice(WORDS) for _ in range(max(3, length // 4)))
         answer = " ".join(rng.choice(WORDS) for _ in range(max(3, length - length // 4)))
-        records.append({"messages": [{"role": "user", "content": question},
-                                     {"role": "assistant", "content": answer}]})
+        records.append(
+            {
+                "messages": [
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": answer},
+                ]
+            }
+        )
     return records
 
 

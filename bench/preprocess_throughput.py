@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import chat_records, tiny_model  # noqa: E402
+from common import chat_records, tiny_model
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one core, both sides
 
-from kubetune_trainer.data.formats import convert  # noqa: E402
-from kubetune_trainer.data.packing import pack  # noqa: E402
-from kubetune_trainer.data.tokenize import Encoder  # noqa: E402
+from kubetune_trainer.data.formats import convert
+from kubetune_trainer.data.packing import pack
+from kubetune_trainer.data.tokenize import Encoder
 
 N = 4000
 
@@ -34,7 +34,7 @@ def main() -> None:
     encoder = Encoder(tokenizer, ["assistant"], 4096)
     samples = []
     for i in range(0, N, 512):
-        samples += encoder.encode_batch(conversations[i:i + 512])
+        samples += encoder.encode_batch(conversations[i : i + 512])
     rows = pack(samples, 4096)
     ours = time.perf_counter() - started
     tokens = sum(len(s.input_ids) for s in samples)
@@ -44,12 +44,14 @@ def main() -> None:
     rendered = time.perf_counter() - started
     started = time.perf_counter()
     for i in range(0, N, 512):
-        tokenizer(texts[i:i + 512], add_special_tokens=False)
+        tokenizer(texts[i : i + 512], add_special_tokens=False)
     raw = time.perf_counter() - started
 
     print(f"{N} conversations, {tokens:,} tokens, {len(rows)} packed rows, one core")
     print(f"kubetune (template + tokenize + mask + pack): {tokens / ours:12,.0f} tokens/s")
-    print(f"render once + tokenize (no masks, no packing): {tokens / (rendered + raw):12,.0f} tokens/s")
+    print(
+        f"render once + tokenize (no masks, no packing): {tokens / (rendered + raw):12,.0f} tok/s"
+    )
     print(f"raw batched tokenization (texts pre-rendered): {tokens / raw:12,.0f} tokens/s")
     print(f"ratio kubetune/raw: {raw / ours:.2f}x (preprocessing runs once, cached by fingerprint)")
 

@@ -102,16 +102,21 @@ def test_pytorchjob_runs_to_success_on_fake_gpu_nodes(kube: Kube) -> None:
     assert succeeded["reason"] == "PyTorchJobSucceeded"
 
 
+def failing_master(name: str, exit_code: int, backoff: int) -> dict[str, Any]:
+    """A one-pod PyTorchJob whose master fails with `exit_code`, under the ExitCode policy."""
+    failing = {
+        "labels": {FAIL_LABEL: "true"},
+        "annotations": {f"{FAIL_LABEL}/exit-code": str(exit_code), f"{FAIL_LABEL}/delay": "1s"},
+    }
+    return pytorchjob(
+        name, workers=0, gpus=1, restart="ExitCode", master_pod=failing, backoff=backoff
+    )
+
+
 def test_failing_pod_fails_the_pytorchjob(kube: Kube) -> None:
     # What kubetune renders: restartPolicy ExitCode, backoffLimit 3. Exit code 3 (1-127) is a
     # permanent error: the job fails at once, without spending its restarts.
-    failing = {
-        "labels": {FAIL_LABEL: "true"},
-        "annotations": {f"{FAIL_LABEL}/exit-code": "3", f"{FAIL_LABEL}/delay": "1s"},
-    }
-    kube.apply(
-        pytorchjob("crash", workers=0, gpus=1, restart="ExitCode", master_pod=failing, backoff=3)
-    )
+    kube.apply(failing_master("crash", exit_code=3, backoff=3))
     failed = eventually(
         lambda: job_condition(kube, "crash", "Failed"), timeout=120, what="the PyTorchJob to fail"
     )
@@ -124,13 +129,7 @@ def test_failing_pod_fails_the_pytorchjob(kube: Kube) -> None:
 
 def test_retryable_exit_code_restarts_the_pod(kube: Kube) -> None:
     # Under restartPolicy ExitCode, 128+ (a signal: preemption, OOM kill) is retryable.
-    failing = {
-        "labels": {FAIL_LABEL: "true"},
-        "annotations": {f"{FAIL_LABEL}/exit-code": "137", f"{FAIL_LABEL}/delay": "1s"},
-    }
-    kube.apply(
-        pytorchjob("retry", workers=0, gpus=1, restart="ExitCode", master_pod=failing, backoff=2)
-    )
+    kube.apply(failing_master("retry", exit_code=137, backoff=2))
     restarting = eventually(
         lambda: job_condition(kube, "retry", "Restarting"),
         timeout=120,

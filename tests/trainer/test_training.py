@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from kubetune.api import FineTuneJob
 from kubetune_trainer.checkpoints import latest_complete
 from tests.trainer.jobs import job_dir, logged_losses, manifest, tiny_job, train
 
@@ -60,23 +61,32 @@ def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path:
     assert Path(out["outputs"]["merged"], "config.json").exists()
 
 
-def test_full_fine_tuning_with_deepspeed_zero2(tiny_model_dir: Path, tmp_path: Path) -> None:
+def full_fine_tune(
+    model_dir: Path, workspace: Path, name: str, distributed: dict[str, object], **extra: object
+) -> tuple[FineTuneJob, str]:
+    """Full fine-tuning of the tiny model for 20 steps; returns the job and its node-0 log."""
     job = tiny_job(
-        tiny_model_dir,
-        "zero2",
+        model_dir,
+        name,
         **{
             "spec.method": {"type": "full"},
-            "spec.distributed": {"processesPerNode": 2, "strategy": "deepspeed-zero2"},
+            "spec.distributed": distributed,
             "spec.training.maxSteps": 20,
             "spec.training.learningRate": 3e-3,
+            **extra,
         },
     )
-    result = train(job, tmp_path)
+    result = train(job, workspace)
     assert result.ok, result.log and result.log.read_text()[-3000:]
-    log = (job_dir(tmp_path, job) / "logs" / "node-0.log").read_text()
+    assert Path(manifest(workspace, job)["outputs"]["merged"], "config.json").exists()
+    return job, (job_dir(workspace, job) / "logs" / "node-0.log").read_text()
+
+
+def test_full_fine_tuning_with_deepspeed_zero2(tiny_model_dir: Path, tmp_path: Path) -> None:
+    job, log = full_fine_tune(
+        tiny_model_dir, tmp_path, "zero2", {"processesPerNode": 2, "strategy": "deepspeed-zero2"}
+    )
     assert "trained as DeepSpeedEngine" in log
-    out = manifest(tmp_path, job)
-    assert Path(out["outputs"]["merged"], "config.json").exists()
     checkpoint = latest_complete(job_dir(tmp_path, job) / "checkpoints")
     assert checkpoint is not None and any(checkpoint.glob("global_step*"))  # DeepSpeed's own state
 
@@ -89,22 +99,14 @@ def test_full_fine_tuning_with_deepspeed_zero2(tiny_model_dir: Path, tmp_path: P
     ),
 )
 def test_fsdp_on_gpus(tiny_model_dir: Path, tmp_path: Path) -> None:
-    job = tiny_job(
+    _, log = full_fine_tune(
         tiny_model_dir,
+        tmp_path,
         "fsdp",
-        **{
-            "spec.method": {"type": "full"},
-            "spec.distributed": {"gpusPerNode": 1, "strategy": "fsdp"},
-            "spec.training.maxSteps": 20,
-            "spec.training.learningRate": 3e-3,
-            "spec.training.precision": "bf16",
-        },
+        {"gpusPerNode": 1, "strategy": "fsdp"},
+        **{"spec.training.precision": "bf16"},
     )
-    result = train(job, tmp_path)
-    assert result.ok, result.log and result.log.read_text()[-3000:]
-    log = (job_dir(tmp_path, job) / "logs" / "node-0.log").read_text()
     assert "trained as FSDP" in log or "trained as FullyShardedDataParallel" in log
-    assert Path(manifest(tmp_path, job)["outputs"]["merged"], "config.json").exists()
 
 
 def test_fsdp_arguments_shard_every_decoder_layer(tiny_model_dir: Path) -> None:
