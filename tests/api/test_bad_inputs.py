@@ -141,3 +141,13 @@ def test_every_problem_is_reported_at_once() -> None:
         parse_job(doc)
     paths = {p.path for p in caught.value.problems}
     assert {"spec.training.maxLength", "spec.distributed.nodes", "spec.foo"} <= paths
+
+
+def test_batch_arithmetic_message_shows_the_numbers() -> None:
+    doc = make_job(
+        gpus=8, **{"spec.training.globalBatchSize": 100, "spec.training.microBatchSize": 4}
+    )
+    with pytest.raises(InvalidJob) as caught:
+        parse_job(doc)
+    (problem,) = caught.value.problems
+    assert problem.message.endswith("(got 100; 4 × 8 = 32, try 96 or 128)")

@@ -80,7 +80,7 @@ def parse_job(doc: Any) -> FineTuneJob:
         job = FineTuneJob.model_validate(doc)
     except ValidationError as err:
         raise InvalidJob([_problem(e) for e in err.errors()]) from None
-    problems = [Problem(r.path, r.message) for r in broken_rules(job.spec)]
+    problems = [Problem(r.path, r.explain(job.spec)) for r in broken_rules(job.spec)]
     if not DNS1035.match(job.name) or len(job.name) > 63:
         problems.insert(
             0,

@@ -32,10 +32,23 @@ class Rule:
     """What is wrong and how to fix it."""
     holds: Callable[[FineTuneJobSpec], bool]
     """Python twin of `cel`."""
+    detail: Callable[[FineTuneJobSpec], str] | None = None
+    """The offending values, for messages outside the API server (CEL messages are static)."""
+
+    def explain(self, spec: FineTuneJobSpec) -> str:
+        return f"{self.message} ({self.detail(spec)})" if self.detail else self.message
 
     @property
     def path(self) -> str:
         return f"spec.{self.field}"
+
+
+def _batch_detail(spec: FineTuneJobSpec) -> str:
+    micro, world = spec.training.microBatchSize, spec.world_size
+    step, wanted = micro * world, spec.training.globalBatchSize or 0
+    below, above = max(1, wanted // step) * step, (wanted // step + 1) * step
+    options = f"{below} or {above}" if below != above and below < wanted else f"{above}"
+    return f"got {wanted}; {micro} × {world} = {step}, try {options}"
 
 
 RULES: tuple[Rule, ...] = (
@@ -109,6 +122,7 @@ RULES: tuple[Rule, ...] = (
             s.training.globalBatchSize is None
             or s.training.globalBatchSize % (s.training.microBatchSize * s.world_size) == 0
         ),
+        lambda s: _batch_detail(s),
     ),
     Rule(
         "training.evalSteps",
