@@ -50,6 +50,11 @@ def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path:
                 },
             },
             "spec.output.formats": ["adapter", "merged"],
+            "spec.training.optimizer": "adamw_8bit",  # seed 2's optimizer, bitsandbytes on CPU
+            "spec.tracking": {
+                "wandb": {"project": "kubetune-tests", "mode": "offline"},
+                "tensorboard": True,
+            },
         },
     )
     result = train(job, tmp_path)
@@ -59,6 +64,10 @@ def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path:
     out = manifest(tmp_path, job)
     assert Path(out["outputs"]["adapter"], "adapter_model.safetensors").exists()
     assert Path(out["outputs"]["merged"], "config.json").exists()
+    assert "with bitsandbytes.optim.adamw.AdamW (8-bit state)" in log
+    runs = list((job_dir(tmp_path, job) / "wandb").glob("offline-run-*"))
+    assert runs and any(runs[0].rglob("*.wandb"))  # W&B offline run on the volume
+    assert list((job_dir(tmp_path, job) / "tensorboard").rglob("events.out.tfevents.*"))
 
 
 def full_fine_tune(

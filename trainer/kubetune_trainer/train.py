@@ -20,6 +20,20 @@ from kubetune_trainer.log import log
 EXIT_SIGTERM = 143  # 128 + SIGTERM: retryable under the PyTorchJob's ExitCode policy
 
 
+def configure_tracking(config: TrainerConfig) -> None:
+    """W&B settings from the config (the API key alone comes from a Secret, as WANDB_API_KEY)."""
+    job = Path(config.paths.job)
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(job / "tensorboard"))
+    wandb = config.tracking.wandb
+    if wandb is None:
+        return
+    os.environ["WANDB_PROJECT"] = wandb.project
+    os.environ["WANDB_MODE"] = wandb.mode
+    os.environ["WANDB_DIR"] = str(job)
+    if wandb.entity:
+        os.environ["WANDB_ENTITY"] = wandb.entity
+
+
 def report_to(config: TrainerConfig) -> list[str]:
     targets = ["tensorboard"] if config.tracking.tensorboard else []
     wandb = config.tracking.wandb
@@ -35,7 +49,7 @@ def training_arguments(config: TrainerConfig, model: Any, has_eval: bool) -> Any
 
     t, topo = config.training, config.topology
     job = Path(config.paths.job)
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(job / "tensorboard"))
+    configure_tracking(config)
     fsdp = fsdp_arguments(topo.strategy, model, t.gradientCheckpointing)
     return TrainingArguments(
         output_dir=str(job / "checkpoints"),
@@ -160,7 +174,13 @@ def run(config: TrainerConfig) -> int:
     if resume is not None:
         log(f"resuming from {resume.name}")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    log(f"trained as {type(trainer.model_wrapped).__name__}")
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    kind = type(optimizer)
+    bits = getattr(optimizer, "args", None) and getattr(optimizer.args, "optim_bits", None)
+    log(
+        f"trained as {type(trainer.model_wrapped).__name__} with {kind.__module__}.{kind.__name__}"
+        + (f" ({bits}-bit state)" if bits else "")
+    )
     if stop.stopped:
         log("stopped on SIGTERM after a complete checkpoint; the next start resumes from it")
         return EXIT_SIGTERM

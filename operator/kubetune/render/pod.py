@@ -48,14 +48,9 @@ def render_env(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> li
             ref = source.tokenSecretRef
             env.append(secret_env(f"KUBETUNE_DATASET_{i}_TOKEN", ref.name, ref.key))
     wandb = spec.tracking.wandb
-    if wandb:
-        env += [{"name": "WANDB_PROJECT", "value": wandb.project}]
-        env += [{"name": "WANDB_ENTITY", "value": wandb.entity}] if wandb.entity else []
-        env += [{"name": "WANDB_MODE", "value": wandb.mode}]
-        env += [{"name": "WANDB_DIR", "value": str(layout.job_dir(job.name))}]
-        if wandb.apiKeySecretRef:
-            ref = wandb.apiKeySecretRef
-            env.append(secret_env("WANDB_API_KEY", ref.name, ref.key))
+    if wandb and wandb.apiKeySecretRef:  # project, mode, … come from the trainer config
+        ref = wandb.apiKeySecretRef
+        env.append(secret_env("WANDB_API_KEY", ref.name, ref.key))
     if spec.distributed.gpusPerNode == 0:
         env.append({"name": "DS_ACCELERATOR", "value": "cpu"})  # DeepSpeed on CPU
     env += nccl_env(job)

@@ -1,0 +1,87 @@
+"""`prepare`: every file kind loads, inline Jinja templates apply, a crashed preparation is
+redone (never half-used), and a missing source says which one."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+
+from kubetune.render.layout import Layout
+from kubetune.render.trainer_config import trainer_config
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.prepare import COMPLETE, prepare
+from kubetune_trainer.sources import SourceError
+from tests.factories import REPO
+from tests.trainer.jobs import TINY_DATA, tiny_job
+
+pytestmark = pytest.mark.trainer
+RECORDS = [json.loads(line) for line in TINY_DATA.read_text().splitlines()][:50]
+
+
+def config_for(model: Path, workspace: Path, **paths: Any) -> TrainerConfig:
+    job = tiny_job(model, "prep", **paths)
+    return trainer_config(job, Layout(PurePosixPath(workspace), relative_base=PurePosixPath(REPO)))
+
+
+def test_every_file_kind_loads(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import datasets
+
+    (tmp_path / "chat.json").write_text(json.dumps(RECORDS))
+    datasets.Dataset.from_list(RECORDS).to_parquet(str(tmp_path / "chat.parquet"))
+    datasets.Dataset.from_list(RECORDS).save_to_disk(str(tmp_path / "saved"))
+    sources = [{"source": str(tmp_path / name)} for name in ("chat.json", "chat.parquet", "saved")]
+    sources.append({"source": str(TINY_DATA), "sampleLimit": 50})
+    config = config_for(tiny_model_dir, tmp_path / "ws", **{"spec.dataset.sources": sources})
+    report = prepare(config)["report"]
+    assert [s["records"] for s in report["sources"]] == [50, 50, 50, 50]
+    assert report["train"]["samples"] == 200
+
+
+def test_inline_jinja_template_is_used(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import datasets
+    from transformers import AutoTokenizer
+
+    jinja = (
+        "{% for m in messages %}{{ '[' ~ m.role ~ ']' ~ m.content ~ '</s>' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '[assistant]' }}{% endif %}"
+    )
+    config = config_for(tiny_model_dir, tmp_path, **{"spec.dataset.chatTemplate": {"jinja": jinja}})
+    result = prepare(config)
+    row = datasets.load_from_disk(str(Path(result["dataset"]) / "train"))[0]
+    text = AutoTokenizer.from_pretrained(tiny_model_dir).decode(row["input_ids"])
+    assert "[user]" in text and "[assistant]" in text and "<|im_start|>" not in text
+
+
+def test_a_crashed_preparation_is_redone(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = config_for(tiny_model_dir, tmp_path)
+    target = Path(prepare(config)["dataset"])
+    # Simulate a holder that died mid-build: no COMPLETE folder, a torn temp folder, a lock
+    # file whose heartbeat stopped long ago.
+    import shutil
+
+    shutil.rmtree(target)
+    torn = target.with_name(f"{target.name}.tmp-deadhost:1")
+    (torn / "train").mkdir(parents=True)
+    lock = target.with_name(f"{target.name}.lock")
+    lock.write_text("{}")
+    old = time.time() - 600
+    os.utime(lock, (old, old))
+    result = prepare(config)
+    assert (target / COMPLETE).exists() and not torn.exists()
+    assert result["report"]["train"]["samples"] == 400
+
+
+def test_a_missing_source_names_it(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = config_for(
+        tiny_model_dir, tmp_path, **{"spec.dataset.sources": [{"source": "/nope.jsonl"}]}
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"dataset.sources\[0\].source \(/nope.jsonl\): /nope.jsonl does not exist",
+    ):
+        prepare(config)
