@@ -116,6 +116,15 @@ def run(
     console.print(table)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def operator(ctx: typer.Context) -> None:
+    """Run the operator (kopf): --namespace NS (repeatable; default all), --trainer-image,
+    --metrics-port, --health-port, --standalone. Needs the operator extra."""
+    from kubetune.runtime.main import main as operator_main
+
+    raise typer.Exit(operator_main(ctx.args))
+
+
 @app.command()
 def crd() -> None:
     """Print the FineTuneJob CustomResourceDefinition (generated from the API models)."""

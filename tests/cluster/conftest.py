@@ -11,11 +11,13 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.cluster.kube import Kube, in_ci
-from tests.factories import REPO
+from kubetune.api.crd import crd
+from tests.cluster.kube import Kube, KubectlError, condition, eventually, in_ci
+from tests.factories import REPO, make_job
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +44,31 @@ def kube(cluster: Kube) -> Iterator[Kube]:
     cluster.run("create", "namespace", namespace, namespaced=False)
     yield cluster.with_namespace(namespace)
     cluster.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
+
+
+@pytest.fixture(scope="session")
+def ftj_crd(cluster: Kube) -> Kube:
+    cluster.apply(crd(), server_side=True)
+    eventually(
+        lambda: condition(cluster.get("crd", "finetunejobs.kubetune.io"), "Established"),
+        what="the FineTuneJob CRD to be established",
+    )
+    eventually(
+        lambda: _admits(cluster, make_job(**{"metadata": {"name": "probe"}})),
+        timeout=30,
+        what="the FineTuneJob API to be served",
+    )
+    return cluster
+
+
+def _admits(kube: Kube, doc: dict[str, Any]) -> bool:
+    try:
+        kube.apply(doc, dry_run=True)
+        return True
+    except KubectlError as err:
+        if "no matches for kind" in err.stderr:  # discovery not refreshed yet
+            return False
+        raise
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,35 +11,9 @@ from typing import Any
 
 import pytest
 
-from kubetune.api.crd import crd
 from tests.api.test_bad_inputs import CASES
 from tests.cluster.kube import Kube, KubectlError, condition, eventually
-from tests.factories import EXAMPLES, example_docs, make_job
-
-
-@pytest.fixture(scope="module")
-def ftj_crd(cluster: Kube) -> Kube:
-    cluster.apply(crd(), server_side=True)
-    eventually(
-        lambda: condition(cluster.get("crd", "finetunejobs.kubetune.io"), "Established"),
-        what="the FineTuneJob CRD to be established",
-    )
-    eventually(
-        lambda: _admits(cluster, make_job(**{"metadata": {"name": "probe"}})),
-        timeout=30,
-        what="the FineTuneJob API to be served",
-    )
-    return cluster
-
-
-def _admits(kube: Kube, doc: dict[str, Any]) -> bool:
-    try:
-        kube.apply(doc, dry_run=True)
-        return True
-    except KubectlError as err:
-        if "no matches for kind" in err.stderr:  # discovery not refreshed yet
-            return False
-        raise
+from tests.factories import EXAMPLES, example_docs
 
 
 def test_crd_is_established_with_its_names(ftj_crd: Kube) -> None:

@@ -335,3 +335,10 @@ def effective_accumulation(training: TrainingSpec, world_size: int) -> int:
     if training.globalBatchSize is not None:
         return max(1, training.globalBatchSize // (training.microBatchSize * world_size))
     return training.gradientAccumulationSteps or 1
+
+
+def output_formats(config: TrainerConfig) -> list[str]:
+    """What the job exports: as asked, else the adapter for LoRA/QLoRA, the model for full."""
+    if config.output.formats:
+        return list(config.output.formats)
+    return ["merged"] if config.method.type == "full" else ["adapter"]

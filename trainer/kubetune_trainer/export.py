@@ -17,15 +17,9 @@ import torch
 import torch.distributed as dist
 
 from kubetune_trainer import __version__
-from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.config import TrainerConfig, output_formats
 from kubetune_trainer.log import log
 from kubetune_trainer.modeling import DTYPES
-
-
-def output_formats(config: TrainerConfig) -> list[str]:
-    if config.output.formats:
-        return list(config.output.formats)
-    return ["merged"] if config.method.type == "full" else ["adapter"]
 
 
 def _barrier() -> None:

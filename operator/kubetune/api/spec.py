@@ -104,6 +104,15 @@ class PlacementSpec(Model):
     """Scheduler for the pods, e.g. `volcano`."""
 
 
+class PodMetadata(Model):
+    """Extra metadata for the training pods (e.g. sidecar or cost-allocation annotations)."""
+
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    """Labels added to every training pod."""
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+    """Annotations added to every training pod."""
+
+
 class StorageSpec(Model):
     """The workspace volume: model and dataset cache, checkpoints, outputs."""
 
@@ -183,6 +192,8 @@ class FineTuneJobSpec(Model):
     """Per-node resources."""
     placement: PlacementSpec = section(PlacementSpec)
     """Node selection and scheduling."""
+    podMetadata: PodMetadata = section(PodMetadata)
+    """Labels and annotations for the training pods (kubetune's own labels win)."""
     storage: StorageSpec = section(StorageSpec)
     """The workspace volume."""
     output: OutputSpec = section(OutputSpec)

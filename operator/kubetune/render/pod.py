@@ -187,4 +187,7 @@ def render_pod_template(job: FineTuneJob, layout: Layout, settings: RenderSettin
         "imagePullSecrets": [{"name": s} for s in spec.imagePullSecrets] or None,
     }
     pod.update({k: v for k, v in optional.items() if v is not None})
-    return {"metadata": {"labels": labels(job, "trainer")}, "spec": pod}
+    meta: Obj = {"labels": {**spec.podMetadata.labels, **labels(job, "trainer")}}
+    if spec.podMetadata.annotations:
+        meta["annotations"] = dict(spec.podMetadata.annotations)
+    return {"metadata": meta, "spec": pod}

@@ -1,0 +1,1 @@
+"""The operator runtime: kopf handlers over a thin API layer; all decisions in pure functions."""

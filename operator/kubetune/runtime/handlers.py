@@ -1,0 +1,97 @@
+"""kopf handlers: thin. Every event on a FineTuneJob, its PyTorchJob or its pods reconciles
+the FineTuneJob (level-triggered); a timer re-checks jobs waiting on another stage.
+
+Only event handlers and a timer are used, so kopf writes no annotations or finalizers of its
+own: children go by garbage collection through their owner references.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from kubetune.api.job import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from kubetune.render import RenderSettings
+from kubetune.render.metadata import JOB_LABEL
+from kubetune.runtime import metrics
+from kubetune.runtime.kube import Kube
+from kubetune.runtime.reconcile import Reconciler
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Watches end server-side every few minutes and are re-established; a client timeout
+    # slightly longer catches half-dead connections.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.WARNING  # our own Events carry the transitions
+    settings.execution.max_workers = memo.get("workers", 16)
+    memo.reconciler = Reconciler(Kube.connect(), RenderSettings(trainer_image=memo.trainer_image))
+
+
+def _reconcile(memo: kopf.Memo, body: Any, logger: kopf.Logger) -> None:
+    started = time.monotonic()
+    try:
+        outcome = memo.reconciler.reconcile(dict(body))
+    except Exception:
+        metrics.reconcile_errors.inc()
+        raise
+    finally:
+        metrics.reconcile_seconds.observe(time.monotonic() - started)
+    metrics.children_created.inc(len(outcome.created))
+    metrics.record_phase(body["metadata"]["uid"], outcome.phase)
+    if outcome.created:
+        logger.info(f"created {', '.join(outcome.created)}")
+    if outcome.phase != outcome.previous_phase:
+        level = "Warning" if outcome.phase == "Failed" else "Normal"
+        kopf.event(
+            body,
+            type=level,
+            reason=outcome.phase or "Unknown",
+            message=f"phase {outcome.previous_phase or 'none'} → {outcome.phase}",
+        )
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def finetunejob_event(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    if event["type"] == "DELETED":
+        metrics.record_phase(body["metadata"]["uid"], None)
+        return
+    _reconcile(memo, body, logger)
+
+
+def _owner_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    name = body["metadata"]["labels"][JOB_LABEL]
+    namespace = body["metadata"]["namespace"]
+    owner = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
+    if owner is not None and not owner["metadata"].get("deletionTimestamp"):
+        _reconcile(memo, owner, logger)
+
+
+@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
+def pytorchjob_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    _owner_event(body, memo, logger)
+
+
+@kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
+def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    _owner_event(body, memo, logger)
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=20,
+    idle=10,
+    when=lambda status, **_: (status or {}).get("phase") == "Pending",
+)
+def recheck_pending(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    # A stage waiting on another FineTuneJob: that job's events do not reach this one.
+    _reconcile(memo, body, logger)

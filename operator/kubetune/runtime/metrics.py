@@ -1,0 +1,32 @@
+"""Prometheus metrics of the operator: jobs by phase, reconcile latency, errors."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+PHASES = ("Pending", "Preparing", "Training", "Succeeded", "Failed", "Suspended")
+
+jobs_by_phase = Gauge("kubetune_finetunejobs", "FineTuneJobs seen, by phase", ["phase"])
+reconcile_seconds = Histogram(
+    "kubetune_reconcile_seconds",
+    "Time to reconcile one FineTuneJob",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+reconcile_errors = Counter("kubetune_reconcile_errors_total", "Reconciles that raised")
+children_created = Counter("kubetune_children_created_total", "Objects created for FineTuneJobs")
+
+_phase_of: dict[str, str] = {}
+
+
+def record_phase(uid: str, phase: str | None) -> None:
+    if phase is None:
+        _phase_of.pop(uid, None)
+    else:
+        _phase_of[uid] = phase
+    for name in PHASES:
+        jobs_by_phase.labels(phase=name).set(sum(1 for p in _phase_of.values() if p == name))
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port)

@@ -1,0 +1,63 @@
+"""From raw API objects to what the status function needs (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubetune.api.job import FineTuneJob
+from kubetune.render import RenderSettings, cluster_layout
+from kubetune.render.storage import workspace_claim
+from kubetune.render.trainer_config import trainer_config
+from kubetune.runtime.status import PodState
+from kubetune_trainer.config import output_formats
+
+Obj = dict[str, Any]
+
+
+def pod_state(pod: Obj) -> PodState:
+    status = pod.get("status") or {}
+    name = pod["metadata"]["name"]
+    preparing = any(
+        "running" in (c.get("state") or {}) or "waiting" in (c.get("state") or {})
+        for c in status.get("initContainerStatuses") or []
+    )
+    waiting = failure = None
+    for c in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        state = c.get("state") or {}
+        if "waiting" in state and state["waiting"].get("reason") not in (
+            None,
+            "PodInitializing",
+            "ContainerCreating",
+        ):
+            waiting = state["waiting"]["reason"]
+        done = state.get("terminated") or (c.get("lastState") or {}).get("terminated")
+        if done and done.get("exitCode", 0) != 0:
+            failure = (
+                f"container {c['name']} exited with code {done['exitCode']}"
+                f" ({done.get('reason') or 'Error'})"
+            )
+    unschedulable = None
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            unschedulable = cond.get("message") or cond.get("reason")
+    return PodState(
+        name=name,
+        phase=status.get("phase", "Pending"),
+        preparing=preparing,
+        waiting_reason=waiting,
+        failure=failure,
+        unschedulable=unschedulable,
+    )
+
+
+def expected_outputs(job: FineTuneJob, settings: RenderSettings) -> Obj:
+    """Where the trainer leaves the artifacts (deterministic from the spec)."""
+    config = trainer_config(job, cluster_layout(job, settings))
+    out = config.paths.output
+    outputs: Obj = {"claimName": workspace_claim(job), "manifest": f"{out}/manifest.json"}
+    for kind in output_formats(config):
+        outputs[kind] = f"{out}/{kind}"
+    return outputs

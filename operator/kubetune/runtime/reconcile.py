@@ -1,0 +1,147 @@
+"""One reconcile, three steps: render the children, create them (once), set the status.
+
+Level-triggered: every event on a FineTuneJob, its PyTorchJob or its pods runs the same
+function, which reads the world and converges. Spec changes after the PyTorchJob exists are
+refused with a condition (the applied spec is hashed onto the PyTorchJob), except
+`runPolicy.suspend`, which suspends and resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetune.api.job import API_VERSION, KIND, FineTuneJob, InvalidJob, parse_job
+from kubetune.render import RenderSettings, render
+from kubetune.render.names import pytorchjob_name
+from kubetune.render.storage import workspace_claim
+from kubetune.runtime.kube import Kube
+from kubetune.runtime.observe import expected_outputs, pod_state
+from kubetune.runtime.status import TRAINER_OWNED, Observed, changed, compute_status
+
+Obj = dict[str, Any]
+SPEC_HASH = "kubetune.io/spec-hash"
+PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
+
+
+def spec_hash(job: FineTuneJob) -> str:
+    """Everything that shapes the training; suspend is a run-time switch, not part of it."""
+    spec = job.spec.model_dump(mode="json")
+    spec["runPolicy"].pop("suspend", None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class Outcome:
+    """What a reconcile did, for events, metrics and tests."""
+
+    phase: str | None = None
+    previous_phase: str | None = None
+    created: list[str] = field(default_factory=list)
+    status_written: bool = False
+
+
+@dataclass
+class Reconciler:
+    kube: Kube
+    settings: RenderSettings
+
+    def reconcile(self, body: Obj) -> Outcome:
+        name, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
+        old = dict(body.get("status") or {})
+        outcome = Outcome(previous_phase=old.get("phase"))
+        try:
+            job = parse_job(body)
+        except InvalidJob as invalid:
+            bare = FineTuneJob.model_construct(metadata=_meta(body), spec=None)  # type: ignore[arg-type,call-arg]
+            seen = Observed(problems=invalid.problems)
+            return self._write(bare, name, namespace, seen, old, outcome)
+        waiting = self._dependency(job)
+        pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
+        refused = None
+        if waiting is None and pytorchjob is None:
+            for obj in render(job, self.settings):
+                if obj["kind"] == "PyTorchJob":
+                    obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
+                self.kube.apply(obj)
+                outcome.created.append(f"{obj['kind']}/{obj['metadata']['name']}")
+            pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
+        elif pytorchjob is not None:
+            refused = self._refused(job, pytorchjob)
+            self._sync_suspend(job, pytorchjob)
+        pods = self.kube.pods_of(name, namespace) if pytorchjob else []
+        claim = self.kube.get("v1", "PersistentVolumeClaim", workspace_claim(job), namespace)
+        seen = Observed(
+            refused_change=refused,
+            waiting_for=waiting,
+            pytorchjob=pytorchjob,
+            pods=[pod_state(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])],
+            claim_phase=(claim or {}).get("status", {}).get("phase"),
+        )
+        return self._write(job, name, namespace, seen, old, outcome)
+
+    def _write(
+        self,
+        job: FineTuneJob,
+        name: str,
+        namespace: str,
+        seen: Observed,
+        old: Obj,
+        outcome: Outcome,
+    ) -> Outcome:
+        new = compute_status(job, seen, old, now())
+        if new["phase"] == "Succeeded" and job.spec is not None:
+            new["outputs"] = expected_outputs(job, self.settings)
+        outcome.phase = new["phase"]
+        if changed(old, new):
+            # Progress and checkpoints are the trainer's: never send them back (stale).
+            self.kube.patch_status(
+                name, namespace, {k: v for k, v in new.items() if k not in TRAINER_OWNED}
+            )
+            outcome.status_written = True
+        return outcome
+
+    def _dependency(self, job: FineTuneJob) -> str | None:
+        ref = job.spec.model.fromJob
+        if ref is None:
+            return None
+        other = self.kube.get(API_VERSION, KIND, ref.name, job.namespace)
+        phase = ((other or {}).get("status") or {}).get("phase")
+        if phase == "Succeeded":
+            return None
+        state = "does not exist" if other is None else f"is {phase or 'Pending'}"
+        return f"starts from FineTuneJob {ref.name}, which {state}; waiting for it to succeed"
+
+    def _refused(self, job: FineTuneJob, pytorchjob: Obj) -> str | None:
+        applied = (pytorchjob["metadata"].get("annotations") or {}).get(SPEC_HASH)
+        if applied is None or applied == spec_hash(job):
+            return None
+        return (
+            "the spec changed after training started; only spec.runPolicy.suspend can change "
+            "now. The running training keeps its original spec: delete and recreate the "
+            "FineTuneJob to train with the new one"
+        )
+
+    def _sync_suspend(self, job: FineTuneJob, pytorchjob: Obj) -> None:
+        wanted = job.spec.runPolicy.suspend
+        current = bool(pytorchjob["spec"].get("runPolicy", {}).get("suspend", False))
+        if wanted != current:
+            self.kube.patch(
+                *PYTORCHJOB,
+                pytorchjob["metadata"]["name"],
+                job.namespace,
+                {"spec": {"runPolicy": {"suspend": wanted}}},
+            )
+
+
+def _meta(body: Obj) -> Any:
+    from kubetune.api.job import ObjectMeta
+
+    return ObjectMeta.model_validate(body["metadata"])

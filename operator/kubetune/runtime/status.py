@@ -1,0 +1,188 @@
+"""The FineTuneJob status as a pure function of what was observed.
+
+    compute_status(job, observed, old, now) -> new status (wire form)
+
+No I/O, no clock (`now` is passed in): the same inputs give the same status, and the operator
+writes it only when it differs from the old one. Progress and checkpoints belong to the
+trainer (it patches them); they are carried over untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetune.api.job import FineTuneJob, Problem
+from kubetune_trainer.config import effective_accumulation
+
+Obj = dict[str, Any]
+TRAINER_OWNED = ("progress", "checkpoints")
+
+
+@dataclass(frozen=True)
+class PodState:
+    """What matters about one training pod."""
+
+    name: str
+    phase: str = "Pending"
+    preparing: bool = False
+    """An init container (`prepare`) is running or waiting."""
+    waiting_reason: str | None = None
+    """Why a container is waiting (ImagePullBackOff, CrashLoopBackOff, …)."""
+    failure: str | None = None
+    """`container <name> exited with code N (Reason)` for a failed container."""
+    unschedulable: str | None = None
+    """The scheduler's message when the pod cannot be placed."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    problems: list[Problem] = field(default_factory=list)
+    """Why the spec cannot run (nothing is created then)."""
+    refused_change: str | None = None
+    """A spec change refused because training already started."""
+    waiting_for: str | None = None
+    """A FineTuneJob this one starts from, not finished yet."""
+    claim_phase: str | None = None
+    pytorchjob: Obj | None = None
+    pods: list[PodState] = field(default_factory=list)
+
+
+def pytorchjob_condition(pytorchjob: Obj | None, kind: str) -> Obj | None:
+    for cond in ((pytorchjob or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
+    """(phase, reason, message) — the first matching rule wins."""
+    if seen.problems:
+        return "Failed", "InvalidSpec", "; ".join(str(p) for p in seen.problems)
+    if seen.waiting_for:
+        return "Pending", "WaitingForJob", seen.waiting_for
+    pj = seen.pytorchjob
+    if pj is None:
+        return "Pending", "Creating", "creating the PyTorchJob"
+    if done := pytorchjob_condition(pj, "Succeeded"):
+        return "Succeeded", "TrainingSucceeded", done.get("message", "training finished")
+    if failed := pytorchjob_condition(pj, "Failed"):
+        culprit = next((p for p in seen.pods if p.failure), None)
+        detail = f"pod {culprit.name}: {culprit.failure}" if culprit else failed.get("message", "")
+        return "Failed", "TrainingFailed", detail
+    if pytorchjob_condition(pj, "Suspended") or job.spec.runPolicy.suspend:
+        return (
+            "Suspended",
+            "Suspended",
+            "suspended: pods are stopped, training resumes from the latest checkpoint",
+        )
+    if seen.claim_phase == "Pending":
+        return "Pending", "ClaimPending", "the workspace PersistentVolumeClaim is not bound yet"
+    stuck = next((p for p in seen.pods if p.unschedulable), None)
+    if stuck:
+        return "Pending", "Unschedulable", f"pod {stuck.name}: {stuck.unschedulable}"
+    waiting = next((p for p in seen.pods if p.waiting_reason), None)
+    if waiting and waiting.waiting_reason in (
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+    ):
+        return "Pending", waiting.waiting_reason, f"pod {waiting.name}: {waiting.waiting_reason}"
+    if any(p.preparing for p in seen.pods):
+        return "Preparing", "Preparing", "fetching the model and preparing the dataset"
+    if (seen.pods and all(p.phase == "Running" for p in seen.pods)) or pytorchjob_condition(
+        pj, "Running"
+    ):
+        return "Training", "Training", "training"
+    return "Pending", "Starting", "waiting for the training pods to start"
+
+
+CONDITION_OF_PHASE = {
+    "Pending": "Pending",
+    "Preparing": "Preparing",
+    "Training": "Training",
+    "Succeeded": "Succeeded",
+    "Failed": "Failed",
+    "Suspended": "Suspended",
+}
+
+
+def _conditions(
+    old: list[Obj],
+    phase: str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: str,
+    refused: str | None,
+) -> list[Obj]:
+    """One condition per phase type; the current one True, earlier ones False.
+
+    lastTransitionTime changes only when a condition's status flips."""
+    by_type = {c["type"]: dict(c) for c in old}
+    current = CONDITION_OF_PHASE[phase]
+    wanted = {t: ("True" if t == current else "False") for t in by_type} | {current: "True"}
+    if refused:
+        wanted["SpecChangeRefused"] = "True"
+    elif "SpecChangeRefused" in by_type:
+        wanted["SpecChangeRefused"] = "False"
+    out = []
+    for kind, status in sorted(wanted.items()):
+        prev = by_type.get(kind, {})
+        cond = {
+            "type": kind,
+            "status": status,
+            "lastTransitionTime": prev.get("lastTransitionTime", now)
+            if prev.get("status") == status
+            else now,
+            "observedGeneration": generation,
+        }
+        if kind == current:
+            cond.update(reason=reason, message=message)
+        elif kind == "SpecChangeRefused" and refused:
+            cond.update(reason="TrainingStarted", message=refused)
+        else:
+            cond.update(reason=prev.get("reason", ""), message=prev.get("message", ""))
+        out.append(cond)
+    return out
+
+
+def compute_status(job: FineTuneJob, seen: Observed, old: Obj | None, now: str) -> Obj:
+    old = old or {}
+    phase, reason, message = _phase_and_reason(job, seen)
+    spec = job.spec
+    status: Obj = {k: old[k] for k in TRAINER_OWNED if k in old}
+    status.update(
+        phase=phase,
+        conditions=_conditions(
+            old.get("conditions") or [],
+            phase,
+            reason,
+            message,
+            job.metadata.generation,
+            now,
+            seen.refused_change,
+        ),
+        observedGeneration=job.metadata.generation,
+    )
+    if not seen.problems:
+        world = spec.world_size
+        status["effectiveBatchSize"] = (
+            spec.training.microBatchSize * effective_accumulation(spec.training, world) * world
+        )
+    if seen.pytorchjob is not None:
+        status["pytorchJobName"] = seen.pytorchjob["metadata"]["name"]
+    started = old.get("startTime") or (now if phase in ("Preparing", "Training") else None)
+    if started:
+        status["startTime"] = started
+    if phase in ("Succeeded", "Failed"):
+        status["completionTime"] = old.get("completionTime") or now
+    if "outputs" in old:
+        status["outputs"] = old["outputs"]
+    return status
+
+
+def changed(old: Obj | None, new: Obj) -> bool:
+    """Whether a status write is needed (time stamps alone never trigger one)."""
+    return (old or {}) != new
