@@ -322,3 +322,107 @@ def test_seed_examples_run_on_the_fake_gpu_nodes(kube: Kube, example: Any) -> No
         limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
         assert limits["nvidia.com/gpu"] == str(gpus)
         assert done["conditions"] and done["completionTime"]
+
+
+@pytest.mark.usefixtures("operator")
+def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) -> None:
+    import yaml
+
+    from kubetune_trainer.reporter import StatusSink
+
+    slow = {
+        "spec.podMetadata": {"annotations": {COMPLETE_DELAY: "10m"}},
+        "spec.terminationGracePeriodSeconds": 30,
+    }
+    kube.apply(tiny("tiny-progress", **slow), tiny("tiny-other", **slow))
+    eventually(lambda: phase_is(kube, "tiny-progress", "Training"), timeout=120, what="training")
+    # What the trainer's pod has: a token of the per-job ServiceAccount the operator created.
+    token = kube.run("create", "token", "tiny-progress-trainer").strip()
+    cluster = yaml.safe_load(open(kube.kubeconfig))["clusters"][0]["cluster"]  # noqa: SIM115
+    progress = {
+        "step": 40,
+        "totalSteps": 150,
+        "loss": 2.5,
+        "tokensPerSecond": 1234.5,
+        "etaSeconds": 60,
+        "percent": 26,
+        "latestCheckpoint": "/workspace/jobs/x/checkpoint-40",
+    }
+    sink = StatusSink(
+        cluster["server"],
+        token,
+        cluster["certificate-authority"],
+        "tiny-progress",
+        kube.namespace,
+        min_interval=0,
+    )
+    assert sink.report(progress)
+    reported = eventually(lambda: status(kube, "tiny-progress").get("progress"), what="progress")
+    assert reported == {
+        k: progress[k]
+        for k in ("step", "totalSteps", "loss", "tokensPerSecond", "etaSeconds", "percent")
+    }
+    row = kube.run("get", "finetunejob", "tiny-progress", "--no-headers").split()
+    assert row[:4] == ["tiny-progress", "Training", "lora", "26"] and row[4] == "2.5"
+    # The operator's own status writes leave the trainer's fields alone.
+    kube.run(
+        "patch",
+        "finetunejob",
+        "tiny-progress",
+        "--type=merge",
+        "-p",
+        '{"spec": {"runPolicy": {"suspend": true}}}',
+    )
+    eventually(lambda: phase_is(kube, "tiny-progress", "Suspended"), timeout=90, what="suspension")
+    assert status(kube, "tiny-progress")["progress"]["step"] == 40
+    # Least privilege: the same token may not touch another job, nor read Secrets.
+    other = StatusSink(
+        cluster["server"],
+        token,
+        cluster["certificate-authority"],
+        "tiny-other",
+        kube.namespace,
+        min_interval=0,
+    )
+    assert not other.report(progress)
+    account = f"system:serviceaccount:{kube.namespace}:tiny-progress-trainer"
+    for verb, resource in (
+        ("get", "secrets"),
+        ("patch", "finetunejobs/status"),
+        ("create", "pods"),
+    ):
+        allowed = subprocess.run(
+            [
+                kube.kubectl_path,
+                "--kubeconfig",
+                kube.kubeconfig,
+                "auth",
+                "can-i",
+                verb,
+                resource,
+                "-n",
+                kube.namespace,
+                f"--as={account}",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        assert allowed == "no", (verb, resource)  # patch is allowed only with its resourceName
+    named = subprocess.run(
+        [
+            kube.kubectl_path,
+            "--kubeconfig",
+            kube.kubeconfig,
+            "auth",
+            "can-i",
+            "patch",
+            "finetunejobs/tiny-progress",
+            "--subresource=status",
+            "-n",
+            kube.namespace,
+            f"--as={account}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert named.stdout.strip() == "yes"

@@ -123,6 +123,7 @@ def run(config: TrainerConfig) -> int:
     from kubetune_trainer.modeling import load_model
     from kubetune_trainer.prepare import load_tokenizer
     from kubetune_trainer.progress import FileSink
+    from kubetune_trainer.reporter import Sinks, StatusSink
 
     job = Path(config.paths.job)
     prepared_file = job / "prepared.json"
@@ -168,7 +169,12 @@ def run(config: TrainerConfig) -> int:
         callbacks=[
             CompleteCheckpoints(root, config.training.saveTotalLimit),
             stop,
-            Progress(FileSink(job), collator, flops_per_token(model, config.method.type), root),
+            Progress(
+                Sinks(FileSink(job), StatusSink.from_environment()),
+                collator,
+                flops_per_token(model, config.method.type),
+                root,
+            ),
         ],
     )
     if resume is not None:

@@ -1,0 +1,236 @@
+"""The status is a pure function of (spec, observed children, old status, now): a table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubetune.api import parse_job
+from kubetune.api.job import Problem
+from kubetune.runtime.observe import pod_state
+from kubetune.runtime.status import Observed, PodState, changed, compute_status
+from tests.factories import make_job
+
+NOW, LATER = "2026-11-22T10:00:00Z", "2026-11-22T10:05:00Z"
+JOB = parse_job(make_job(**{"metadata.generation": 3}))
+
+
+def pytorchjob(*conditions: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "job"},
+        "status": {
+            "conditions": [{"type": t, "status": "True", "message": m} for t, m in conditions]
+        },
+    }
+
+
+RUNNING = pytorchjob(("Created", ""), ("Running", "running"))
+
+CASES: list[tuple[str, Observed, str, str, str]] = [
+    (
+        "invalid",
+        Observed(problems=[Problem("spec.x", "bad")]),
+        "Failed",
+        "InvalidSpec",
+        "spec.x: bad",
+    ),
+    (
+        "waiting",
+        Observed(waiting_for="starts from FineTuneJob a"),
+        "Pending",
+        "WaitingForJob",
+        "FineTuneJob a",
+    ),
+    ("creating", Observed(), "Pending", "Creating", "creating"),
+    (
+        "claim",
+        Observed(pytorchjob=pytorchjob(("Created", "")), claim_phase="Pending"),
+        "Pending",
+        "ClaimPending",
+        "not bound",
+    ),
+    (
+        "unschedulable",
+        Observed(
+            pytorchjob=pytorchjob(("Created", "")),
+            pods=[PodState("job-master-0", unschedulable="0/2 nodes: Insufficient nvidia.com/gpu")],
+        ),
+        "Pending",
+        "Unschedulable",
+        "job-master-0: 0/2 nodes: Insufficient nvidia.com/gpu",
+    ),
+    (
+        "image",
+        Observed(
+            pytorchjob=pytorchjob(("Created", "")),
+            pods=[PodState("job-master-0", waiting_reason="ImagePullBackOff")],
+        ),
+        "Pending",
+        "ImagePullBackOff",
+        "job-master-0",
+    ),
+    (
+        "preparing",
+        Observed(pytorchjob=RUNNING, pods=[PodState("job-master-0", preparing=True)]),
+        "Preparing",
+        "Preparing",
+        "preparing the dataset",
+    ),
+    (
+        "training",
+        Observed(pytorchjob=RUNNING, pods=[PodState("job-master-0", phase="Running")]),
+        "Training",
+        "Training",
+        "training",
+    ),
+    (
+        "suspended",
+        Observed(pytorchjob=pytorchjob(("Suspended", ""))),
+        "Suspended",
+        "Suspended",
+        "resumes",
+    ),
+    (
+        "failed",
+        Observed(
+            pytorchjob=pytorchjob(("Failed", "backoff")),
+            pods=[
+                PodState(
+                    "job-worker-0",
+                    phase="Failed",
+                    failure="container pytorch exited with code 3 (Error)",
+                )
+            ],
+        ),
+        "Failed",
+        "TrainingFailed",
+        "pod job-worker-0: container pytorch exited with code 3",
+    ),
+    (
+        "succeeded",
+        Observed(pytorchjob=pytorchjob(("Succeeded", "done"))),
+        "Succeeded",
+        "TrainingSucceeded",
+        "done",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("seen", "phase", "reason", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_phase_reason_and_message(seen: Observed, phase: str, reason: str, message: str) -> None:
+    status = compute_status(JOB, seen, None, NOW)
+    assert status["phase"] == phase
+    (current,) = [c for c in status["conditions"] if c["status"] == "True"]
+    assert (current["type"], current["reason"]) == (phase, reason)
+    assert message in current["message"]
+    assert current["observedGeneration"] == 3 and status["observedGeneration"] == 3
+
+
+def test_unchanged_world_writes_nothing() -> None:
+    seen = Observed(pytorchjob=RUNNING, pods=[PodState("job-master-0", phase="Running")])
+    first = compute_status(JOB, seen, None, NOW)
+    second = compute_status(JOB, seen, first, LATER)
+    assert not changed(first, second)  # no clock churn: same world, same status
+
+
+def test_transitions_keep_history_and_times() -> None:
+    training = compute_status(
+        JOB, Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")]), None, NOW
+    )
+    done = compute_status(
+        JOB, Observed(pytorchjob=pytorchjob(("Succeeded", "ok"))), training, LATER
+    )
+    conditions = {c["type"]: c for c in done["conditions"]}
+    assert (
+        conditions["Training"]["status"] == "False"
+        and conditions["Training"]["lastTransitionTime"] == LATER
+    )
+    assert conditions["Succeeded"]["lastTransitionTime"] == LATER
+    assert done["startTime"] == NOW and done["completionTime"] == LATER
+
+
+def test_trainer_progress_is_carried_not_owned() -> None:
+    old = {
+        "phase": "Training",
+        "progress": {"step": 40, "loss": 1.2},
+        "checkpoints": {"latestStep": 40},
+    }
+    new = compute_status(
+        JOB, Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")]), old, NOW
+    )
+    assert new["progress"] == {"step": 40, "loss": 1.2} and new["checkpoints"] == {"latestStep": 40}
+
+
+def test_refused_change_is_a_condition_of_its_own() -> None:
+    seen = Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")], refused_change="no")
+    status = compute_status(JOB, seen, None, NOW)
+    refused = next(c for c in status["conditions"] if c["type"] == "SpecChangeRefused")
+    assert refused["status"] == "True" and refused["reason"] == "TrainingStarted"
+    assert status["phase"] == "Training"
+
+
+@pytest.mark.parametrize(
+    ("pod", "expected"),
+    [
+        (
+            {
+                "metadata": {"name": "a"},
+                "status": {
+                    "phase": "Pending",
+                    "initContainerStatuses": [{"name": "prepare", "state": {"running": {}}}],
+                },
+            },
+            PodState("a", preparing=True),
+        ),
+        (
+            {
+                "metadata": {"name": "b"},
+                "status": {
+                    "phase": "Failed",
+                    "containerStatuses": [
+                        {
+                            "name": "pytorch",
+                            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                        }
+                    ],
+                },
+            },
+            PodState(
+                "b", phase="Failed", failure="container pytorch exited with code 137 (OOMKilled)"
+            ),
+        ),
+        (
+            {
+                "metadata": {"name": "c"},
+                "status": {
+                    "phase": "Pending",
+                    "conditions": [
+                        {
+                            "type": "PodScheduled",
+                            "status": "False",
+                            "message": "Insufficient nvidia.com/gpu",
+                        }
+                    ],
+                },
+            },
+            PodState("c", unschedulable="Insufficient nvidia.com/gpu"),
+        ),
+        (
+            {
+                "metadata": {"name": "d"},
+                "status": {
+                    "phase": "Pending",
+                    "containerStatuses": [
+                        {"name": "pytorch", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+                    ],
+                },
+            },
+            PodState("d", waiting_reason="ImagePullBackOff"),
+        ),
+    ],
+)
+def test_pod_observation(pod: dict[str, Any], expected: PodState) -> None:
+    assert pod_state(pod) == expected

@@ -1,0 +1,111 @@
+"""The trainer's status reporter: rank 0 patches its FineTuneJob's status subresource.
+
+A deliberately tiny client (urllib, no kubernetes package): in a pod it uses the ServiceAccount
+token the operator's per-job Role allows to `patch` `finetunejobs/status` of this one job and
+nothing else. Reports are rate-limited, and a failed report is logged and dropped: training
+never fails because the API server is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubetune_trainer.log import log
+
+SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+PROGRESS_FIELDS = (
+    "step",
+    "totalSteps",
+    "epoch",
+    "loss",
+    "tokensPerSecond",
+    "etaSeconds",
+    "percent",
+    "updatedAt",
+)
+
+
+class StatusSink:
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        ca_file: str | None,
+        name: str,
+        namespace: str,
+        min_interval: float = 10.0,
+    ) -> None:
+        self.url = (
+            f"{server.rstrip('/')}/apis/kubetune.io/v1alpha1/namespaces/{namespace}"
+            f"/finetunejobs/{name}/status"
+        )
+        self.token = token
+        self.context = ssl.create_default_context(cafile=ca_file)
+        self.min_interval = min_interval
+        self.last = 0.0
+
+    @classmethod
+    def from_environment(cls) -> StatusSink | None:
+        """In a pod with a mounted token; None elsewhere (e.g. `kubetune run`)."""
+        host, port = (
+            os.environ.get("KUBERNETES_SERVICE_HOST"),
+            os.environ.get("KUBERNETES_SERVICE_PORT"),
+        )
+        name, namespace = os.environ.get("KUBETUNE_JOB_NAME"), os.environ.get("KUBETUNE_NAMESPACE")
+        token = SA_DIR / "token"
+        if not (host and port and name and namespace and token.exists()):
+            return None
+        return cls(
+            f"https://{host}:{port}",
+            token.read_text().strip(),
+            str(SA_DIR / "ca.crt"),
+            name,
+            namespace,
+        )
+
+    @staticmethod
+    def body(progress: dict[str, Any]) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "progress": {k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None}
+        }
+        if progress.get("latestCheckpoint"):
+            status["checkpoints"] = {"latest": progress["latestCheckpoint"]}
+        return {"status": status}
+
+    def report(self, progress: dict[str, Any], force: bool = False) -> bool:
+        if not force and time.monotonic() - self.last < self.min_interval:
+            return False
+        self.last = time.monotonic()
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps(self.body(progress)).encode(),
+            method="PATCH",
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/merge-patch+json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=5):
+                return True
+        except (urllib.error.URLError, OSError) as err:
+            log(f"could not report progress to the FineTuneJob status: {err}")
+            return False
+
+
+class Sinks:
+    """Report to several sinks (the progress file always, the status when in a pod)."""
+
+    def __init__(self, *sinks: Any) -> None:
+        self.sinks = [s for s in sinks if s is not None]
+
+    def report(self, progress: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.report(progress)
