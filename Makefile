@@ -29,6 +29,8 @@ unit:
 generate:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
 	"$$venv/bin/kubetune" crd > manifests/crd/finetunejobs.kubetune.io.yaml; \
+	"$$venv/bin/kubetune" crd --helm > charts/kubetune/templates/crds/finetunejobs.yaml; \
+	"$$venv/bin/python" hack/render-install.py > manifests/install.yaml; \
 	KUBETUNE_UPDATE_GOLDEN=1 "$$venv/bin/pytest" -q tests/render/test_golden.py
 
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kubetune import __version__
-from kubetune.api.crd import crd_yaml
+from kubetune.api.crd import crd_chart_template, crd_yaml
 from kubetune.api.job import InvalidJob
 from kubetune.documents import load_jobs, read_text
 from kubetune.render import RenderSettings, render, to_yaml
@@ -126,9 +126,11 @@ def operator(ctx: typer.Context) -> None:
 
 
 @app.command()
-def crd() -> None:
+def crd(
+    helm: Annotated[bool, typer.Option("--helm", help="As the chart's template.")] = False,
+) -> None:
     """Print the FineTuneJob CustomResourceDefinition (generated from the API models)."""
-    typer.echo(crd_yaml(), nl=False)
+    typer.echo(crd_chart_template() if helm else crd_yaml(), nl=False)
 
 
 @app.command()

@@ -1,0 +1,138 @@
+"""The Helm chart: lint-clean, schema-strict, every value documented, least-privilege RBAC,
+and its generated parts (the CRD template, manifests/install.yaml) current."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+from kubetune.api.crd import crd_chart_template
+from tests.factories import REPO
+
+CHART = REPO / "charts" / "kubetune"
+
+
+@functools.cache
+def helm() -> str:
+    spec = importlib.util.spec_from_file_location(
+        "render_install", REPO / "hack" / "render-install.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.helm())
+
+
+def template(*args: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [helm(), "template", "kt", str(CHART), "--namespace", "ops", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_helm_lint_is_clean() -> None:
+    result = subprocess.run(
+        [helm(), "lint", "--strict", str(CHART)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_rejects_unknown_values() -> None:
+    result = subprocess.run(
+        [helm(), "template", "kt", str(CHART), "--set", "replicas=2"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "replicas" in result.stderr
+
+
+def test_every_value_is_commented() -> None:
+    """Each parameter line has a comment above it (values of free-form keys are not parameters)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    stack: list[tuple[int, dict[str, Any]]] = [(-1, schema)]
+    skip_deeper_than: int | None = None
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][A-Za-z0-9]*):", line)
+        if not match:
+            continue
+        indent, key = len(match.group(1)), match.group(2)
+        if skip_deeper_than is not None and indent > skip_deeper_than:
+            continue
+        skip_deeper_than = None
+        while stack[-1][0] >= indent:
+            stack.pop()
+        node = stack[-1][1].get("properties", {}).get(key)
+        assert node is not None, f"values.yaml:{i + 1} {key} is not in values.schema.json"
+        if "properties" in node:
+            stack.append((indent, node))
+        else:
+            skip_deeper_than = indent
+        assert lines[i - 1].strip().startswith("#"), f"values.yaml:{i + 1} {key} has no comment"
+
+
+def test_rendered_objects_are_valid_kubernetes() -> None:
+    for obj in template():
+        if obj["kind"] != "CustomResourceDefinition":
+            kubernetes_validate.validate(obj, "1.35.0", strict=True)
+
+
+def test_rbac_is_least_privilege() -> None:
+    (role,) = [o for o in template() if o["kind"] == "ClusterRole"]
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+        assert "secrets" not in rule["resources"], rule
+        assert "delete" not in rule["verbs"], rule  # children go by garbage collection
+
+
+def test_watched_namespaces_get_roles_not_cluster_roles() -> None:
+    objs = template("--set", "watchNamespaces={team-a,team-b}")
+    assert not [o for o in objs if o["kind"].startswith("Cluster") and "Role" in o["kind"]]
+    assert sorted(o["metadata"]["namespace"] for o in objs if o["kind"] == "Role") == [
+        "team-a",
+        "team-b",
+    ]
+    (deploy,) = [o for o in objs if o["kind"] == "Deployment"]
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_crds_can_be_left_out_and_are_kept_on_uninstall() -> None:
+    assert not [
+        o
+        for o in template("--set", "crds.enabled=false")
+        if o["kind"] == "CustomResourceDefinition"
+    ]
+    (crd,) = [o for o in template() if o["kind"] == "CustomResourceDefinition"]
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_operator_pod_is_locked_down() -> None:
+    (deploy,) = [o for o in template() if o["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["resources"]["requests"]
+
+
+def test_generated_files_are_current() -> None:
+    assert (CHART / "templates/crds/finetunejobs.yaml").read_text() == crd_chart_template()
+    render = subprocess.run(
+        [sys.executable, str(REPO / "hack/render-install.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (REPO / "manifests/install.yaml").read_text() == render.stdout, "run `make generate`"

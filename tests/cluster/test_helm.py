@@ -1,0 +1,89 @@
+"""`helm install` of the chart into the real cluster: CRD established, operator Deployment,
+ServiceAccount and RBAC created, and `kubectl auth can-i` shows least privilege."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+from tests.cluster.kube import Kube, condition, eventually
+from tests.factories import REPO
+
+
+def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
+    helm = str(Path(ftj_crd.kubectl_path).with_name("helm"))
+    namespace = f"kubetune-system-{uuid.uuid4().hex[:6]}"
+    release = f"kt{uuid.uuid4().hex[:4]}"
+    base = [helm, "--kubeconfig", ftj_crd.kubeconfig, "--namespace", namespace]
+    # The CRD already exists (other tests applied it): the chart takes it over.
+    subprocess.run(
+        [
+            *base,
+            "install",
+            release,
+            str(REPO / "charts/kubetune"),
+            "--create-namespace",
+            "--take-ownership",
+            "--force-conflicts",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    try:
+        ops = ftj_crd.with_namespace(namespace)
+        crd = ops.get("crd", "finetunejobs.kubetune.io")
+        assert condition(crd, "Established")
+        assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+        deploy = eventually(
+            lambda: ops.get("deployments", selector="app.kubernetes.io/component=operator"),
+            what="the operator Deployment",
+        )
+        account = deploy[0]["spec"]["template"]["spec"]["serviceAccountName"]
+        assert ops.exists("serviceaccount", account)
+        assert ops.exists("clusterrole", f"{release}-kubetune")
+
+        def can(verb: str, resource: str, *extra: str) -> bool:
+            out = subprocess.run(
+                [
+                    ftj_crd.kubectl_path,
+                    "--kubeconfig",
+                    ftj_crd.kubeconfig,
+                    "auth",
+                    "can-i",
+                    verb,
+                    resource,
+                    "-A",
+                    *extra,
+                    f"--as=system:serviceaccount:{namespace}:{account}",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            return out == "yes"
+
+        for verb, resource in (
+            ("create", "pytorchjobs.kubeflow.org"),
+            ("watch", "finetunejobs.kubetune.io"),
+            ("list", "pods"),
+            ("create", "persistentvolumeclaims"),
+            ("create", "roles.rbac.authorization.k8s.io"),
+            ("create", "events"),
+        ):
+            assert can(verb, resource), f"the operator needs to {verb} {resource}"
+        assert can("patch", "finetunejobs.kubetune.io", "--subresource=status")
+        for verb, resource in (
+            ("get", "secrets"),
+            ("list", "secrets"),
+            ("delete", "pods"),
+            ("create", "deployments.apps"),
+            ("delete", "nodes"),
+            ("create", "clusterroles.rbac.authorization.k8s.io"),
+        ):
+            assert not can(verb, resource), f"the operator must not {verb} {resource}"
+    finally:
+        subprocess.run([*base, "uninstall", release], check=True, capture_output=True, text=True)
+    # crds.keep: uninstalling kubetune never deletes the users' FineTuneJobs.
+    assert ftj_crd.exists("crd", "finetunejobs.kubetune.io")
+    ftj_crd.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
