@@ -48,6 +48,7 @@ def _reconcile(memo: kopf.Memo, body: Any, logger: kopf.Logger) -> None:
         logger.info(f"created {', '.join(outcome.created)}")
     if outcome.phase != outcome.previous_phase:
         level = "Warning" if outcome.phase == "Failed" else "Normal"
+        metrics.api_writes.labels(verb="event").inc()
         kopf.event(
             body,
             type=level,

@@ -7,7 +7,7 @@ restarted operator never creates a second PyTorchJob (names are deterministic).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client, config
@@ -16,6 +16,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 
 from kubetune.api.job import API_VERSION, KIND
 from kubetune.render.metadata import JOB_LABEL
+from kubetune.runtime import metrics
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "kubetune"
@@ -31,6 +32,7 @@ def load_config() -> None:
 @dataclass
 class Kube:
     dynamic: DynamicClient
+    _resources: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @classmethod
     def connect(cls) -> Kube:
@@ -38,10 +40,15 @@ class Kube:
         return cls(DynamicClient(client.ApiClient()))
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        # Discovery lookups are slow in the dynamic client; the set of kinds used is tiny.
+        key = (api_version, kind)
+        if key not in self._resources:
+            self._resources[key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resources[key]
 
     def apply(self, obj: Obj) -> Obj:
         resource = self._resource(obj["apiVersion"], obj["kind"])
+        metrics.api_writes.labels(verb="apply").inc()
         applied = resource.server_side_apply(
             body=obj,
             name=obj["metadata"]["name"],
@@ -67,6 +74,7 @@ class Kube:
 
     def patch_status(self, name: str, namespace: str, status: Obj) -> None:
         resource = self._resource(API_VERSION, KIND)
+        metrics.api_writes.labels(verb="patch_status").inc()
         resource.status.patch(
             body={"status": status},
             name=name,
@@ -75,6 +83,7 @@ class Kube:
         )
 
     def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None:
+        metrics.api_writes.labels(verb="patch").inc()
         self._resource(api_version, kind).patch(
             body=body, name=name, namespace=namespace, content_type="application/merge-patch+json"
         )

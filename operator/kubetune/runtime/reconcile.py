@@ -66,18 +66,25 @@ class Reconciler:
         waiting = self._dependency(job)
         pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
         refused = None
+        just_created = False
         if waiting is None and pytorchjob is None:
             for obj in render(job, self.settings):
                 if obj["kind"] == "PyTorchJob":
                     obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
-                self.kube.apply(obj)
+                applied = self.kube.apply(obj)
                 outcome.created.append(f"{obj['kind']}/{obj['metadata']['name']}")
-            pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
+                if obj["kind"] == "PyTorchJob":
+                    pytorchjob, just_created = applied, True
         elif pytorchjob is not None:
             refused = self._refused(job, pytorchjob)
             self._sync_suspend(job, pytorchjob)
-        pods = self.kube.pods_of(name, namespace) if pytorchjob else []
-        claim = self.kube.get("v1", "PersistentVolumeClaim", workspace_claim(job), namespace)
+        # Just created: no pods yet and the claim cannot be bound; the next event reads them.
+        pods = self.kube.pods_of(name, namespace) if pytorchjob and not just_created else []
+        claim = (
+            None
+            if just_created
+            else self.kube.get("v1", "PersistentVolumeClaim", workspace_claim(job), namespace)
+        )
         seen = Observed(
             refused_change=refused,
             waiting_for=waiting,
