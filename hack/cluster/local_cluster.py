@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from cluster_objects import GPU_NODES, go_module_dir, gpu_node, kwok_stages, storage_objects
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("KUBETUNE_CACHE", Path.home() / ".cache" / "kubetune"))
@@ -38,10 +39,6 @@ OPERATOR_PID = STATE / "training-operator.pid"
 OPERATOR_LOG = STATE / "training-operator.log"
 VOLUMES = STATE / "volumes"
 CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
-GPU_NODES = 2
-GPUS_PER_NODE = 8
-PV_POOL = {"ReadWriteMany": 24, "ReadWriteOnce": 24}
-STORAGE_CLASS = "standard"
 
 
 def log(msg: str) -> None:
@@ -79,17 +76,6 @@ class Binaries:
 def versions() -> dict[str, str]:
     lines = (HERE / "versions.env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-def go_module_dir(module: str, version: str) -> Path:
-    """Where `go` unpacked a module (build-binaries.sh downloaded it)."""
-    out = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return Path(json.loads(out)["Dir"])
 
 
 # --- kubectl -------------------------------------------------------------------------------
@@ -146,131 +132,6 @@ def wait_condition(bins: Binaries, resource: str, condition: str, timeout: float
     )
 
 
-# --- kwok stages ---------------------------------------------------------------------------
-
-
-def kwok_stages() -> list[dict]:
-    """kwok's stock stages, with pod completion extended to pods owned by a PyTorchJob.
-
-    Naming any Stage drops kwok's defaults, so the full set is supplied: node initialise and
-    heartbeat (with lease), the general pod lifecycle (init containers included), and the
-    chaos stage that fails a pod's container with a chosen exit code.
-    """
-    stage_dir = (
-        go_module_dir("sigs.k8s.io/kwok", versions()["KWOK_VERSION"]) / "kustomize" / "stage"
-    )
-    files = [
-        "node/fast/node-initialize.yaml",
-        "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-        *(
-            f"pod/general/{n}.yaml"
-            for n in (
-                "pod-create",
-                "pod-init-container-running",
-                "pod-init-container-completed",
-                "pod-ready",
-                "pod-complete",
-                "pod-delete",
-            )
-        ),
-        "pod/chaos/pod-container-running-failed.yaml",
-    ]
-    stages = [yaml.safe_load((stage_dir / f).read_text()) for f in files]
-    for stage in stages:
-        if stage["metadata"]["name"] == "pod-complete":
-            for expr in stage["spec"]["selector"]["matchExpressions"]:
-                if expr["key"] == ".metadata.ownerReferences.[].kind":
-                    expr["values"] = ["Job", "PyTorchJob"]
-    return stages
-
-
-def kwok_config(bins: Binaries) -> str:
-    config = {
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "kind": "KwokctlConfiguration",
-        "options": {
-            "runtime": "binary",
-            "bindAddress": "127.0.0.1",
-            "kubeVersion": versions()["KUBERNETES_VERSION"],
-            "kubeApiserverBinary": str(bins.kubernetes / "kube-apiserver"),
-            "kubeControllerManagerBinary": str(bins.kubernetes / "kube-controller-manager"),
-            "kubeSchedulerBinary": str(bins.kubernetes / "kube-scheduler"),
-            "etcdBinary": str(bins.etcd / "etcd"),
-            "kwokControllerBinary": str(bins.kwok / "kwok"),
-            "disableQPSLimits": True,
-        },
-    }
-    return yaml.safe_dump_all([config, *kwok_stages()])
-
-
-# --- cluster objects -------------------------------------------------------------------------
-
-
-def gpu_node(index: int) -> dict:
-    capacity = {
-        "cpu": "64",
-        "memory": "512Gi",
-        "pods": "110",
-        "nvidia.com/gpu": str(GPUS_PER_NODE),
-        "ephemeral-storage": "2Ti",
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": f"kwok-gpu-{index}",
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {
-                "type": "kwok",
-                "kubernetes.io/hostname": f"kwok-gpu-{index}",
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
-                "nvidia.com/gpu.count": str(GPUS_PER_NODE),
-            },
-        },
-        "status": {"allocatable": capacity, "capacity": capacity},
-    }
-
-
-def storage_objects() -> list[dict]:
-    objects: list[dict] = [
-        {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {
-                "name": STORAGE_CLASS,
-                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
-            },
-            "provisioner": "kubernetes.io/no-provisioner",
-            "volumeBindingMode": "Immediate",
-            "reclaimPolicy": "Retain",
-        }
-    ]
-    for mode, count in PV_POOL.items():
-        objects += [persistent_volume(mode, i) for i in range(count)]
-    return objects
-
-
-def persistent_volume(mode: str, index: int) -> dict:
-    short = "rwx" if mode == "ReadWriteMany" else "rwo"
-    name = f"local-{short}-{index:03d}"
-    path = VOLUMES / name
-    path.mkdir(parents=True, exist_ok=True)
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": name, "labels": {"kubetune.io/local-volume": short}},
-        "spec": {
-            "capacity": {"storage": "10Ti"},
-            "accessModes": [mode],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": STORAGE_CLASS,
-            "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
-        },
-    }
-
-
 def recycle_volumes(bins: Binaries) -> None:
     """Make Released volumes Available again (emptied), so a reused cluster never runs dry.
 
@@ -300,6 +161,25 @@ def pytorchjob_crd() -> Path:
     version = versions()["TRAINING_OPERATOR_VERSION"]
     root = go_module_dir("github.com/kubeflow/training-operator", version)
     return root / "manifests" / "base" / "crds" / "kubeflow.org_pytorchjobs.yaml"
+
+
+def kwok_config(bins: Binaries) -> str:
+    config = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": {
+            "runtime": "binary",
+            "bindAddress": "127.0.0.1",
+            "kubeVersion": versions()["KUBERNETES_VERSION"],
+            "kubeApiserverBinary": str(bins.kubernetes / "kube-apiserver"),
+            "kubeControllerManagerBinary": str(bins.kubernetes / "kube-controller-manager"),
+            "kubeSchedulerBinary": str(bins.kubernetes / "kube-scheduler"),
+            "etcdBinary": str(bins.etcd / "etcd"),
+            "kwokControllerBinary": str(bins.kwok / "kwok"),
+            "disableQPSLimits": True,
+        },
+    }
+    return yaml.safe_dump_all([config, *kwok_stages(versions()["KWOK_VERSION"])])
 
 
 # --- training-operator -----------------------------------------------------------------------
@@ -414,7 +294,7 @@ def up() -> int:
         wait_for("the API server", lambda: api_ready(bins))
     kubectl(bins, "apply", "--server-side", "--force-conflicts", "-f", str(pytorchjob_crd()))
     wait_condition(bins, "crd/pytorchjobs.kubeflow.org", "Established")
-    apply(bins, [gpu_node(i) for i in range(GPU_NODES)] + storage_objects())
+    apply(bins, [gpu_node(i) for i in range(GPU_NODES)] + storage_objects(VOLUMES))
     recycle_volumes(bins)
     start_training_operator(bins)
     for i in range(GPU_NODES):

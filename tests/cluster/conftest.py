@@ -17,6 +17,7 @@ import pytest
 
 from kubetune.api.crd import crd
 from tests.cluster.kube import Kube, KubectlError, condition, eventually, in_ci
+from tests.cluster.operator_support import Operator
 from tests.factories import REPO, make_job
 
 
@@ -69,6 +70,15 @@ def _admits(kube: Kube, doc: dict[str, Any]) -> bool:
         if "no matches for kind" in err.stderr:  # discovery not refreshed yet
             return False
         raise
+
+
+@pytest.fixture(scope="module")
+def operator(ftj_crd: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    running = Operator(
+        ftj_crd.kubeconfig, str(tmp_path_factory.mktemp("operator") / "operator.log")
+    )
+    yield running
+    running.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

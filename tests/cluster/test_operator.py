@@ -3,93 +3,22 @@ FineTuneJob → PVC, ConfigMap, RBAC, PyTorchJob → pods → status, and back."
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.cluster.kube import Kube, condition, eventually
-from tests.factories import EXAMPLES, example_docs
-
-FAIL = "pod-container-running-failed.stage.kwok.x-k8s.io"
-COMPLETE_DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Operator:
-    def __init__(self, kubeconfig: str, log_path: str) -> None:
-        self.health = free_port()
-        env = {**os.environ, "KUBECONFIG": kubeconfig}
-        self.log = open(log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubetune.runtime",
-                "--standalone",
-                "--metrics-port",
-                "0",
-                "--health-port",
-                str(self.health),
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        eventually(self.healthy, timeout=60, what="the operator's health endpoint")
-
-    def healthy(self) -> bool:
-        assert self.proc.poll() is None, "the operator exited"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/healthz", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def stop(self, kill: bool = False) -> None:
-        (self.proc.kill if kill else self.proc.terminate)()
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-
-@pytest.fixture(scope="module")
-def operator(ftj_crd: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    running = Operator(
-        ftj_crd.kubeconfig, str(tmp_path_factory.mktemp("operator") / "operator.log")
-    )
-    yield running
-    running.stop()
-
-
-def tiny(name: str, **paths: Any) -> dict[str, Any]:
-    """tiny.yaml's job with a fresh name; kwok plays the pods."""
-    doc = example_docs(next(p for p in EXAMPLES if p.name == "tiny.yaml"))[0]
-    doc["metadata"] = {"name": name}
-    from tests.factories import set_path
-
-    for dotted, value in paths.items():
-        set_path(doc, dotted, value)
-    return doc
-
-
-def status(kube: Kube, name: str) -> dict[str, Any]:
-    return dict(kube.get("finetunejob", name).get("status") or {})
-
-
-def phase_is(kube: Kube, name: str, phase: str) -> dict[str, Any] | None:
-    current = status(kube, name)
-    return current if current.get("phase") == phase else None
+from tests.cluster.operator_support import (
+    COMPLETE_DELAY,
+    FAIL,
+    Operator,
+    phase_is,
+    set_suspend,
+    status,
+    tiny,
+)
 
 
 @pytest.mark.usefixtures("operator")
@@ -150,14 +79,7 @@ def test_suspend_and_resume(kube: Kube) -> None:
         )
     )
     eventually(lambda: phase_is(kube, "tiny-pause", "Training"), timeout=120, what="training")
-    kube.run(
-        "patch",
-        "finetunejob",
-        "tiny-pause",
-        "--type=merge",
-        "-p",
-        '{"spec": {"runPolicy": {"suspend": true}}}',
-    )
+    set_suspend(kube, "tiny-pause", True)
     eventually(lambda: phase_is(kube, "tiny-pause", "Suspended"), timeout=90, what="suspension")
     assert kube.get("pytorchjob", "tiny-pause")["spec"]["runPolicy"]["suspend"] is True
     eventually(
@@ -165,14 +87,7 @@ def test_suspend_and_resume(kube: Kube) -> None:
         timeout=90,
         what="the pods to go",
     )
-    kube.run(
-        "patch",
-        "finetunejob",
-        "tiny-pause",
-        "--type=merge",
-        "-p",
-        '{"spec": {"runPolicy": {"suspend": false}}}',
-    )
+    set_suspend(kube, "tiny-pause", False)
     eventually(lambda: phase_is(kube, "tiny-pause", "Training"), timeout=120, what="training again")
 
 
@@ -260,70 +175,6 @@ def test_restarted_operator_creates_exactly_one_pytorchjob(
         second.stop()
 
 
-SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
-
-
-def fit_to_fake_nodes(doc: dict[str, Any]) -> dict[str, Any]:
-    """The example as written, with per-node CPU/memory and volume sizes the kwok nodes have."""
-    spec = doc["spec"]
-    spec["resources"] = {**spec.get("resources", {}), "cpu": 8, "memory": "32Gi"}
-    if "existingClaim" not in spec.get("storage", {}):
-        spec["storage"] = {**spec.get("storage", {}), "size": "10Gi"}
-        spec["storage"].pop("storageClassName", None)
-    spec.setdefault("podMetadata", {})["annotations"] = {COMPLETE_DELAY: "1s"}
-    return doc
-
-
-def claims_read(docs: list[dict[str, Any]]) -> set[str]:
-    """Claims the examples expect to exist: shared workspaces and pvc:// data sources."""
-    claims = {
-        d["spec"]["storage"]["existingClaim"]
-        for d in docs
-        if "existingClaim" in d["spec"].get("storage", {})
-    }
-    for doc in docs:
-        for source in doc["spec"].get("dataset", {}).get("sources", []):
-            if source["source"].startswith("pvc://"):
-                claims.add(source["source"].removeprefix("pvc://").split("/")[0])
-    return claims
-
-
-@pytest.mark.usefixtures("operator")
-@pytest.mark.parametrize("example", SEEDS, ids=[p.stem for p in SEEDS])
-def test_seed_examples_run_on_the_fake_gpu_nodes(kube: Kube, example: Any) -> None:
-    docs = [fit_to_fake_nodes(d) for d in example_docs(example)]
-    for claim in claims_read(docs):
-        kube.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": claim},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "resources": {"requests": {"storage": "10Gi"}},
-                },
-            }
-        )
-    kube.apply(*docs)  # chained stages wait for the stage before them
-    for doc in docs:
-        name = doc["metadata"]["name"]
-        done = eventually(
-            lambda n=name: phase_is(kube, n, "Succeeded"), timeout=240, what=f"{name} to succeed"
-        )
-        nodes, gpus = (
-            doc["spec"]["distributed"].get("nodes", 1),
-            doc["spec"]["distributed"]["gpusPerNode"],
-        )
-        pods = kube.get("pods", selector=f"kubetune.io/job={name}")
-        assert len(pods) == nodes and {p["spec"]["nodeName"] for p in pods} <= {
-            "kwok-gpu-0",
-            "kwok-gpu-1",
-        }
-        limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
-        assert limits["nvidia.com/gpu"] == str(gpus)
-        assert done["conditions"] and done["completionTime"]
-
-
 @pytest.mark.usefixtures("operator")
 def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) -> None:
     import yaml
@@ -365,14 +216,7 @@ def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) ->
     row = kube.run("get", "finetunejob", "tiny-progress", "--no-headers").split()
     assert row[:4] == ["tiny-progress", "Training", "lora", "26"] and row[4] == "2.5"
     # The operator's own status writes leave the trainer's fields alone.
-    kube.run(
-        "patch",
-        "finetunejob",
-        "tiny-progress",
-        "--type=merge",
-        "-p",
-        '{"spec": {"runPolicy": {"suspend": true}}}',
-    )
+    set_suspend(kube, "tiny-progress", True)
     eventually(lambda: phase_is(kube, "tiny-progress", "Suspended"), timeout=90, what="suspension")
     assert status(kube, "tiny-progress")["progress"]["step"] == 40
     # Least privilege: the same token may not touch another job, nor read Secrets.

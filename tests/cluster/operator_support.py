@@ -1,0 +1,82 @@
+"""Running the operator as a process in tests, and small helpers over FineTuneJobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+from tests.cluster.kube import Kube, eventually
+from tests.factories import EXAMPLES, example_docs, set_path
+
+FAIL = "pod-container-running-failed.stage.kwok.x-k8s.io"
+COMPLETE_DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Operator:
+    def __init__(self, kubeconfig: str, log_path: str) -> None:
+        self.health = free_port()
+        env = {**os.environ, "KUBECONFIG": kubeconfig}
+        self.log = open(log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubetune.runtime",
+                "--standalone",
+                "--metrics-port",
+                "0",
+                "--health-port",
+                str(self.health),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        eventually(self.healthy, timeout=60, what="the operator's health endpoint")
+
+    def healthy(self) -> bool:
+        assert self.proc.poll() is None, "the operator exited"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, kill: bool = False) -> None:
+        (self.proc.kill if kill else self.proc.terminate)()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def tiny(name: str, **paths: Any) -> dict[str, Any]:
+    """tiny.yaml's job with a fresh name; kwok plays the pods."""
+    doc = example_docs(next(p for p in EXAMPLES if p.name == "tiny.yaml"))[0]
+    doc["metadata"] = {"name": name}
+    for dotted, value in paths.items():
+        set_path(doc, dotted, value)
+    return doc
+
+
+def set_suspend(kube: Kube, name: str, suspend: bool) -> None:
+    body = json.dumps({"spec": {"runPolicy": {"suspend": suspend}}})
+    kube.run("patch", "finetunejob", name, "--type=merge", "-p", body)
+
+
+def status(kube: Kube, name: str) -> dict[str, Any]:
+    return dict(kube.get("finetunejob", name).get("status") or {})
+
+
+def phase_is(kube: Kube, name: str, phase: str) -> dict[str, Any] | None:
+    current = status(kube, name)
+    return current if current.get("phase") == phase else None

@@ -1,0 +1,75 @@
+"""Every seed example, fitted to the kwok GPU nodes, runs to Succeeded through the operator
+(chained stages wait for the stage before them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.cluster.kube import Kube, eventually
+from tests.cluster.operator_support import COMPLETE_DELAY, phase_is
+from tests.factories import EXAMPLES, example_docs
+
+SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
+
+
+def fit_to_fake_nodes(doc: dict[str, Any]) -> dict[str, Any]:
+    """The example as written, with per-node CPU/memory and volume sizes the kwok nodes have."""
+    spec = doc["spec"]
+    spec["resources"] = {**spec.get("resources", {}), "cpu": 8, "memory": "32Gi"}
+    if "existingClaim" not in spec.get("storage", {}):
+        spec["storage"] = {**spec.get("storage", {}), "size": "10Gi"}
+        spec["storage"].pop("storageClassName", None)
+    spec.setdefault("podMetadata", {})["annotations"] = {COMPLETE_DELAY: "1s"}
+    return doc
+
+
+def claims_read(docs: list[dict[str, Any]]) -> set[str]:
+    """Claims the examples expect to exist: shared workspaces and pvc:// data sources."""
+    claims = {
+        d["spec"]["storage"]["existingClaim"]
+        for d in docs
+        if "existingClaim" in d["spec"].get("storage", {})
+    }
+    for doc in docs:
+        for source in doc["spec"].get("dataset", {}).get("sources", []):
+            if source["source"].startswith("pvc://"):
+                claims.add(source["source"].removeprefix("pvc://").split("/")[0])
+    return claims
+
+
+@pytest.mark.usefixtures("operator")
+@pytest.mark.parametrize("example", SEEDS, ids=[p.stem for p in SEEDS])
+def test_seed_examples_run_on_the_fake_gpu_nodes(kube: Kube, example: Any) -> None:
+    docs = [fit_to_fake_nodes(d) for d in example_docs(example)]
+    for claim in claims_read(docs):
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "resources": {"requests": {"storage": "10Gi"}},
+                },
+            }
+        )
+    kube.apply(*docs)  # chained stages wait for the stage before them
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        done = eventually(
+            lambda n=name: phase_is(kube, n, "Succeeded"), timeout=240, what=f"{name} to succeed"
+        )
+        nodes, gpus = (
+            doc["spec"]["distributed"].get("nodes", 1),
+            doc["spec"]["distributed"]["gpusPerNode"],
+        )
+        pods = kube.get("pods", selector=f"kubetune.io/job={name}")
+        assert len(pods) == nodes and {p["spec"]["nodeName"] for p in pods} <= {
+            "kwok-gpu-0",
+            "kwok-gpu-1",
+        }
+        limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
+        assert limits["nvidia.com/gpu"] == str(gpus)
+        assert done["conditions"] and done["completionTime"]
