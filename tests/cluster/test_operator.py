@@ -132,9 +132,17 @@ def test_waiting_on_a_missing_stage_creates_nothing(kube: Kube) -> None:
 
 @pytest.mark.usefixtures("operator")
 def test_deletion_collects_children_and_keeps_kept_storage(kube: Kube) -> None:
-    kube.apply(tiny("tiny-gone"), tiny("tiny-kept", **{"spec.storage.keepOnDelete": True}))
+    short = {"spec.terminationGracePeriodSeconds": 30}
+    kube.apply(
+        tiny("tiny-gone", **short),
+        tiny("tiny-kept", **short, **{"spec.storage.keepOnDelete": True}),
+    )
+    # Delete finished jobs: a claim is protected while a pod still uses it, and a running pod
+    # takes its grace period to go (kwok honours it, as a kubelet would).
     for name in ("tiny-gone", "tiny-kept"):
-        eventually(lambda n=name: kube.exists("pytorchjob", n), timeout=60, what="children")
+        eventually(
+            lambda n=name: phase_is(kube, n, "Succeeded"), timeout=120, what=f"{name} to finish"
+        )
     kube.run("delete", "finetunejob", "tiny-gone", "tiny-kept")
     for kind, name in (
         ("pytorchjob", "tiny-gone"),
