@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from kubetune.local_run import free_port  # noqa: E402
+
 
 def cluster() -> tuple[str, str]:
     out = subprocess.run(
@@ -37,12 +38,6 @@ def cluster() -> tuple[str, str]:
         if line.startswith("export ")
     )
     return env["KUBECONFIG"], env["PATH"].split(":")[0] + "/kubectl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def job(name: str) -> dict:

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kubetune.api.job import FineTuneJob
 from kubetune.render.layout import Layout
-from kubetune.render.pod import CONFIG_FILE, training_command
+from kubetune.render.pod import CONFIG_FILE, render_env, training_command
 from kubetune.render.settings import RenderSettings
 from kubetune.render.trainer_config import trainer_config
 from kubetune_trainer.progress import read_progress
@@ -45,20 +45,18 @@ def free_port() -> int:
 
 
 def local_env(job: FineTuneJob, layout: Layout, config_path: Path) -> dict[str, str]:
-    procs = job.spec.world_size
+    """The pod's environment (render_env: NCCL, DeepSpeed, spec.env, …) as literal values,
+    plus what a laptop needs. Secret-backed variables come from this shell, if set."""
+    settings = RenderSettings(config_mount=str(config_path.parent))
+    pod = {e["name"]: e["value"] for e in render_env(job, layout, settings) if "value" in e}
     env = {
         **os.environ,
-        "KUBETUNE_CONFIG": str(config_path),
-        "KUBETUNE_JOB_NAME": job.name,
-        "HF_HOME": str(layout.cache() / "huggingface"),
-        "PYTHONUNBUFFERED": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // procs)),
+        **pod,
+        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // job.spec.world_size)),
         # torchrun and the trainer live beside this interpreter, on PATH or not
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
     if job.spec.distributed.gpusPerNode == 0:
-        env["DS_ACCELERATOR"] = "cpu"
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
     return env
 

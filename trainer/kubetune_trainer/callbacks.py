@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 
 from kubetune_trainer.checkpoints import checkpoints, complete, mark_complete
 from kubetune_trainer.data.collate import PackedCollator
+from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
 from kubetune_trainer.progress import ProgressSink
 
@@ -31,22 +32,6 @@ PEAK_TFLOPS = {
 }
 
 
-def _all_reduce(value: float, op: Any) -> float:
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    device = (
-        torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
-    )
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor, op=op)
-    return float(tensor.item())
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 class CompleteCheckpoints(TrainerCallback):  # type: ignore[misc]
     """Mark a checkpoint complete once every rank has saved it, then rotate.
 
@@ -58,7 +43,7 @@ class CompleteCheckpoints(TrainerCallback):  # type: ignore[misc]
         self.root, self.keep = root, keep
 
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        _barrier()
+        barrier()
         if state.is_world_process_zero:
             folder = self.root / f"checkpoint-{state.global_step}"
             mark_complete(folder, step=state.global_step)
@@ -66,7 +51,7 @@ class CompleteCheckpoints(TrainerCallback):  # type: ignore[misc]
             for old in done[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
             log(f"checkpoint {folder.name} complete")
-        _barrier()
+        barrier()
 
 
 class GracefulStop(TrainerCallback):  # type: ignore[misc]
@@ -85,7 +70,7 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
         self.requested = True
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        if _all_reduce(float(self.requested), dist.ReduceOp.MAX) > 0 and not self.stopped:
+        if all_reduce(float(self.requested), dist.ReduceOp.MAX) > 0 and not self.stopped:
             log(f"SIGTERM: saving a checkpoint at step {state.global_step} and stopping")
             control.should_save = True
             control.should_training_stop = True
@@ -114,10 +99,12 @@ class Progress(TrainerCallback):  # type: ignore[misc]
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.start_step is None:
             self.start_step = state.global_step - 1
-        self.tokens += _all_reduce(float(self.collator.take_real_tokens()), dist.ReduceOp.SUM)
+        # Count locally every step; reduce only when reporting (one collective per logging step).
+        self.tokens += self.collator.take_real_tokens()
         if state.global_step % args.logging_steps == 0:
             now = time.monotonic()
-            self.rate = self.tokens / max(now - self.last_time, 1e-9)
+            total = all_reduce(self.tokens, dist.ReduceOp.SUM)
+            self.rate = total / max(now - self.last_time, 1e-9)
             self.tokens, self.last_time = 0.0, now
 
     def on_log(

@@ -14,17 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from kubetune_trainer import __version__
 from kubetune_trainer.config import TrainerConfig, output_formats
+from kubetune_trainer.distributed import barrier
 from kubetune_trainer.log import log
 from kubetune_trainer.modeling import DTYPES
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result: Any) -> None:
@@ -37,7 +32,7 @@ def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result
     else:
         trainer.save_model(str(out / "adapter"))
         paths["adapter"] = str(out / "adapter")
-    _barrier()
+    barrier()
     if trainer.is_world_process_zero():
         tokenizer = trainer.processing_class
         for path in paths.values():
@@ -47,7 +42,7 @@ def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result
         if "adapter" not in formats and "adapter" in paths:
             paths.pop("adapter")
         write_manifest(config, prepared, result, paths, out)
-    _barrier()
+    barrier()
 
 
 def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:

@@ -20,12 +20,15 @@ _phase_of: dict[str, str] = {}
 
 
 def record_phase(uid: str, phase: str | None) -> None:
-    if phase is None:
-        _phase_of.pop(uid, None)
-    else:
+    """Move one job between phase counts (constant time: this runs on every reconcile)."""
+    old = _phase_of.pop(uid, None) if phase is None else _phase_of.get(uid)
+    if old == phase:
+        return
+    if old is not None:
+        jobs_by_phase.labels(phase=old).dec()
+    if phase is not None:
         _phase_of[uid] = phase
-    for name in PHASES:
-        jobs_by_phase.labels(phase=name).set(sum(1 for p in _phase_of.values() if p == name))
+        jobs_by_phase.labels(phase=phase).inc()
 
 
 def serve(port: int) -> None:
