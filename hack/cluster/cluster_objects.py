@@ -11,8 +11,9 @@ import yaml
 
 GPU_NODES = 2
 GPUS_PER_NODE = 8
-PV_POOL = {"ReadWriteMany": 24, "ReadWriteOnce": 24}
+PV_POOL = {"ReadWriteMany": 40, "ReadWriteOnce": 40}
 STORAGE_CLASS = "standard"
+FAKE_NODES = "kwok.x-k8s.io/node=fake"  # the annotation kwok selects the nodes it fakes by
 
 
 def go_module_dir(module: str, version: str) -> Path:
@@ -72,7 +73,10 @@ def gpu_node(index: int) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {
             "name": f"kwok-gpu-{index}",
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {
+                FAKE_NODES.split("=")[0]: FAKE_NODES.split("=")[1],
+                "node.alpha.kubernetes.io/ttl": "0",
+            },
             "labels": {
                 "type": "kwok",
                 "kubernetes.io/hostname": f"kwok-gpu-{index}",

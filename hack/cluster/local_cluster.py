@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cluster_objects import GPU_NODES, go_module_dir, gpu_node, kwok_stages, storage_objects
+from cluster_objects import (
+    FAKE_NODES,
+    GPU_NODES,
+    go_module_dir,
+    gpu_node,
+    kwok_stages,
+    storage_objects,
+)
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("KUBETUNE_CACHE", Path.home() / ".cache" / "kubetune"))
@@ -178,6 +185,17 @@ def kwok_config(bins: Binaries) -> str:
             "kwokControllerBinary": str(bins.kwok / "kwok"),
             "disableQPSLimits": True,
         },
+        # kwok fakes only the annotated GPU nodes; the process node (process_node.py) runs its
+        # pods for real. kwokctl's binary runtime passes --manage-all-nodes=true, so override.
+        "componentsPatches": [
+            {
+                "name": "kwok-controller",
+                "extraArgs": [
+                    {"key": "manage-all-nodes", "value": "false", "override": True},
+                    {"key": "manage-nodes-with-annotation-selector", "value": FAKE_NODES},
+                ],
+            }
+        ],
     }
     return yaml.safe_dump_all([config, *kwok_stages(versions()["KWOK_VERSION"])])
 
@@ -257,13 +275,16 @@ def up() -> int:
     bins = Binaries.build()
     STATE.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KWOK_WORKDIR": str(KWOK_WORKDIR)}
+    config, wanted = STATE / "kwok.yaml", kwok_config(bins)
+    if api_ready(bins) and config.exists() and config.read_text() != wanted:
+        log(f"the configuration of {NAME!r} changed; recreating it")
+        down(quiet=True)
     if api_ready(bins):
         log(f"reusing the running cluster {NAME!r}")
     else:
         if CLUSTER_DIR.exists():
             down(quiet=True)
-        config = STATE / "kwok.yaml"
-        config.write_text(kwok_config(bins))
+        config.write_text(wanted)
         log(
             f"starting cluster {NAME!r} (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
         )

@@ -18,6 +18,7 @@ import pytest
 from kubetune.api.crd import crd
 from tests.cluster.kube import Kube, KubectlError, condition, eventually, in_ci
 from tests.cluster.operator_support import Operator
+from tests.cluster.process_node_support import ProcessNode
 from tests.factories import REPO, make_job
 
 
@@ -81,7 +82,15 @@ def operator(ftj_crd: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def process_node(cluster: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessNode]:
+    """The node whose pods run for real on this machine (hack/cluster/process_node.py)."""
+    node = ProcessNode(cluster, tmp_path_factory.mktemp("process-node"))
+    yield node
+    node.stop()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/cluster/" in str(item.fspath):
+        if "tests/cluster/" in str(item.fspath) or "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.cluster)

@@ -95,6 +95,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         self.rate: float | None = None
         self.started = time.monotonic()
         self.start_step: int | None = None
+        self.last: dict[str, Any] | None = None
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.start_step is None:
@@ -131,12 +132,28 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             "percent": int(100 * step / total) if total else None,
         }
         self.sink.report(progress)
+        self.last = progress
         rate = f"{self.rate:,.0f}" if self.rate else "-"
         log(
             f"step {step}/{total} loss {progress['loss']:.4f} "
             f"lr {logs.get('learning_rate', 0):.2e} "
             f"tokens/s {rate} eta {eta if eta is not None else '-'}s"
         )
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        """The last report is never rate-limited away: status ends at the final step."""
+        if not state.is_world_process_zero or self.last is None:
+            return
+        step, total = state.global_step, state.max_steps
+        latest = next((p for p in reversed(checkpoints(self.checkpoint_root)) if complete(p)), None)
+        final = {
+            **self.last,
+            "step": step,
+            "etaSeconds": 0,
+            "percent": int(100 * step / total) if total else None,
+            "latestCheckpoint": str(latest) if latest else self.last.get("latestCheckpoint"),
+        }
+        self.sink.report(final, force=True)
 
     def mfu(self) -> float | None:
         """Model FLOPs utilisation: achieved FLOP/s ÷ the GPUs' bf16 peak (None on CPU)."""

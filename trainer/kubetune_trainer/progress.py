@@ -14,14 +14,15 @@ from typing import Any, Protocol
 
 
 class ProgressSink(Protocol):
-    def report(self, progress: dict[str, Any]) -> None: ...
+    def report(self, progress: dict[str, Any], force: bool = False) -> Any:
+        """Record progress; `force` bypasses any rate limit (the last report of a run)."""
 
 
 class FileSink:
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.path = Path(job_dir) / "progress.json"
 
-    def report(self, progress: dict[str, Any]) -> None:
+    def report(self, progress: dict[str, Any], force: bool = False) -> None:
         progress = {**progress, "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
         tmp.write_text(json.dumps(progress))

@@ -75,8 +75,11 @@ class StatusSink:
         status: dict[str, Any] = {
             "progress": {k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None}
         }
-        if progress.get("latestCheckpoint"):
-            status["checkpoints"] = {"latest": progress["latestCheckpoint"]}
+        if latest := progress.get("latestCheckpoint"):
+            status["checkpoints"] = {"latest": latest}
+            step = Path(latest).name.removeprefix("checkpoint-")
+            if step.isdigit():  # kubetune's folders are checkpoint-<step>
+                status["checkpoints"]["latestStep"] = int(step)
         return {"status": status}
 
     def report(self, progress: dict[str, Any], force: bool = False) -> bool:
@@ -106,6 +109,6 @@ class Sinks:
     def __init__(self, *sinks: Any) -> None:
         self.sinks = [s for s in sinks if s is not None]
 
-    def report(self, progress: dict[str, Any]) -> None:
+    def report(self, progress: dict[str, Any], force: bool = False) -> None:
         for sink in self.sinks:
-            sink.report(progress)
+            sink.report(progress, force=force)

@@ -1,0 +1,102 @@
+"""examples/tiny.yaml on 2 nodes through the whole chain, for real.
+
+kubectl apply → operator → PyTorchJob → training-operator → master and worker pods → both
+`prepare` init containers coordinate through the lock on the shared volume → torchrun across
+the two nodes (gloo) trains → adapter and run manifest on the volume → Succeeded, with the
+trainer's progress in status along the way and the outputs at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.cluster.kube import KubectlError
+from tests.e2e.conftest import Chain
+from tests.factories import EXAMPLES, example_docs
+
+pytestmark = [pytest.mark.slow, pytest.mark.trainer]
+
+TINY = next(p for p in EXAMPLES if p.name == "tiny.yaml")
+TINY_DATA = TINY.parent / "data" / "tiny-chat.jsonl"
+STEPS = 60
+
+
+def tiny_on_two_nodes(chain: Chain, claim: str) -> dict[str, Any]:
+    """tiny.yaml as written, on 2 nodes, with its workspace on a claim that holds its data."""
+    doc = example_docs(TINY)[0]
+    spec = doc["spec"]
+    spec["distributed"]["nodes"] = 2
+    spec["storage"] = {"existingClaim": claim}
+    spec["training"].update({"maxSteps": STEPS, "saveSteps": 20})
+    return chain.fit(doc)
+
+
+def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
+    started = time.monotonic()
+    claim = chain.claim("tiny-workspace")
+    chain.put(claim, "data/tiny-chat.jsonl", TINY_DATA.read_bytes())  # relative to workspace
+    chain.kube.apply(tiny_on_two_nodes(chain, claim))
+
+    phases: list[str] = []
+    progress_seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 900
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            status = chain.kube.get("finetunejob", "tiny").get("status") or {}
+        except KubectlError:
+            status = {}
+        phase = status.get("phase")
+        if phase and (not phases or phases[-1] != phase):
+            phases.append(phase)
+        if (p := status.get("progress")) and p.get("step"):
+            progress_seen.append(p)
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(1)
+    wall = time.monotonic() - started
+    assert status.get("phase") == "Succeeded", (
+        f"phases {phases}; status {json.dumps(status, indent=1)}\n{chain.debug()}"
+    )
+    print(f"\ne2e tiny on 2 nodes: {wall:.1f}s wall, final loss {status['progress'].get('loss')}")
+
+    # The way there: preparing, then training with the trainer's progress reported live.
+    assert "Training" in phases and phases.index("Training") < phases.index("Succeeded")
+    assert "Pending" in phases or "Preparing" in phases
+    midway = [p for p in progress_seen if 0 < p["step"] < STEPS]
+    assert midway, f"no progress reported before the end: {progress_seen[-3:]}"
+    assert all(p["totalSteps"] == STEPS for p in progress_seen)
+    assert isinstance(midway[0].get("loss"), float) and midway[0].get("etaSeconds") is not None
+    final = status["progress"]
+    assert final.get("tokensPerSecond", 0) > 0, final
+    assert final["step"] == STEPS and final["percent"] == 100
+    assert final["loss"] < midway[0]["loss"], "the loss did not fall"
+
+    # Two pods (master + worker), both really ran; the two prepares shared one build.
+    pods = chain.kube.get("pods", selector="kubetune.io/job=tiny")
+    assert sorted(p["metadata"]["labels"]["training.kubeflow.org/replica-type"] for p in pods) == [
+        "master",
+        "worker",
+    ]
+    assert all(p["status"]["phase"] == "Succeeded" for p in pods)
+    prepares = [chain.logs(p["metadata"]["name"], "prepare") for p in pods]
+    built = [log for log in prepares if "preparing dataset" in log]
+    assert len(built) == 1, prepares
+    other = prepares[1 - prepares.index(built[0])]
+    assert "prepared by another replica" in other or "already prepared" in other, other
+
+    # Outputs in status, and on the volume.
+    outputs = status["outputs"]
+    assert outputs["claimName"] == claim
+    workspace = "/workspace/"
+    adapter = outputs["adapter"].removeprefix(workspace)
+    manifest_path = outputs["manifest"].removeprefix(workspace)
+    assert chain.exists(claim, f"{adapter}/adapter_model.safetensors")
+    manifest = json.loads(chain.read(claim, manifest_path) or "{}")
+    assert manifest["job"] == "tiny" and manifest["metrics"]["globalStep"] == STEPS, manifest
+    assert status["checkpoints"]["latestStep"] == STEPS
+    assert {c["type"] for c in status["conditions"]} >= {"Succeeded"}
