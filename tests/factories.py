@@ -70,3 +70,17 @@ def make_job(
 
 def example_docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def claims_read(docs: list[dict[str, Any]]) -> set[str]:
+    """Claims the examples expect to exist: shared workspaces and pvc:// data sources."""
+    claims = {
+        d["spec"]["storage"]["existingClaim"]
+        for d in docs
+        if "existingClaim" in d["spec"].get("storage", {})
+    }
+    for doc in docs:
+        for source in doc["spec"].get("dataset", {}).get("sources", []):
+            if source["source"].startswith("pvc://"):
+                claims.add(source["source"].removeprefix("pvc://").split("/")[0])
+    return claims

@@ -9,7 +9,7 @@ import pytest
 
 from tests.cluster.kube import Kube, eventually
 from tests.cluster.operator_support import COMPLETE_DELAY, phase_is
-from tests.factories import EXAMPLES, example_docs
+from tests.factories import EXAMPLES, claims_read, example_docs
 
 SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
 
@@ -23,20 +23,6 @@ def fit_to_fake_nodes(doc: dict[str, Any]) -> dict[str, Any]:
         spec["storage"].pop("storageClassName", None)
     spec.setdefault("podMetadata", {})["annotations"] = {COMPLETE_DELAY: "1s"}
     return doc
-
-
-def claims_read(docs: list[dict[str, Any]]) -> set[str]:
-    """Claims the examples expect to exist: shared workspaces and pvc:// data sources."""
-    claims = {
-        d["spec"]["storage"]["existingClaim"]
-        for d in docs
-        if "existingClaim" in d["spec"].get("storage", {})
-    }
-    for doc in docs:
-        for source in doc["spec"].get("dataset", {}).get("sources", []):
-            if source["source"].startswith("pvc://"):
-                claims.add(source["source"].removeprefix("pvc://").split("/")[0])
-    return claims
 
 
 @pytest.mark.usefixtures("operator")

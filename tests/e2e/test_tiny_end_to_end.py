@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.kube import KubectlError
+from tests.cluster.kube import KubectlError, eventually
 from tests.e2e.conftest import Chain
 from tests.factories import EXAMPLES, example_docs
 
@@ -100,3 +100,36 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     assert manifest["job"] == "tiny" and manifest["metrics"]["globalStep"] == STEPS, manifest
     assert status["checkpoints"]["latestStep"] == STEPS
     assert {c["type"] for c in status["conditions"]} >= {"Succeeded"}
+
+
+def test_a_failing_prepare_fails_the_job_and_stops_its_pods(local_chain: Chain) -> None:
+    """Data missing from the volume: `prepare` exits 1 in a real pod. The training-operator
+    would recreate the pod forever; the job turns Failed, naming the pod and the error, and
+    its PyTorchJob is stopped. The claim (with any completed work) stays."""
+    chain = local_chain
+    claim = chain.claim("empty-workspace")  # no data/tiny-chat.jsonl on it
+    doc = tiny_on_two_nodes(chain, claim)
+    doc["metadata"]["name"] = "no-data"
+    chain.kube.apply(doc)
+    status = eventually(
+        lambda: (lambda s: s if s.get("phase") == "Failed" else None)(
+            chain.kube.get("finetunejob", "no-data").get("status") or {}
+        ),
+        timeout=180,
+        what="the job to fail",
+    )
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PrepareFailed", failed
+    assert "pod no-data-" in failed["message"] and "prepare exited with code 1" in failed["message"]
+    assert "tiny-chat.jsonl" in failed["message"], failed["message"]  # the trainer's own words
+    pytorchjob = chain.kube.get("pytorchjob", status["pytorchJobName"])
+    assert pytorchjob["spec"]["runPolicy"]["suspend"] is True
+    eventually(
+        lambda: not chain.kube.get("pods", selector="kubetune.io/job=no-data"),
+        timeout=60,
+        what="the failed job's pods to be gone",
+    )
+    time.sleep(3)  # and they stay gone, the status stays Failed
+    assert not chain.kube.get("pods", selector="kubetune.io/job=no-data")
+    assert chain.kube.get("finetunejob", "no-data")["status"]["phase"] == "Failed"
+    assert chain.kube.exists("pvc", claim)

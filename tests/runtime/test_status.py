@@ -108,6 +108,22 @@ CASES: list[tuple[str, Observed, str, str, str]] = [
         "pod job-worker-0: container pytorch exited with code 3",
     ),
     (
+        "prepare-failed",
+        Observed(
+            pytorchjob=RUNNING,
+            pods=[
+                PodState(
+                    "job-master-0",
+                    phase="Failed",
+                    prepare_failure="init container prepare exited with code 1: no usable samples",
+                )
+            ],
+        ),
+        "Failed",
+        "PrepareFailed",
+        "pod job-master-0: init container prepare exited with code 1: no usable samples",
+    ),
+    (
         "succeeded",
         Observed(pytorchjob=pytorchjob(("Succeeded", "done"))),
         "Succeeded",
@@ -162,6 +178,24 @@ def test_trainer_progress_is_carried_not_owned() -> None:
         JOB, Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")]), old, NOW
     )
     assert new["progress"] == {"step": 40, "loss": 1.2} and new["checkpoints"] == {"latestStep": 40}
+
+
+def test_training_failures_and_success_are_final() -> None:
+    """Once training ran and ended, the stopped pods or a vanished PyTorchJob change nothing."""
+    failing = Observed(
+        pytorchjob=RUNNING,
+        pods=[PodState("p", phase="Failed", prepare_failure="init container prepare exited 1")],
+    )
+    failed = compute_status(JOB, failing, None, NOW)
+    assert failed["phase"] == "Failed"
+    for later in (Observed(pytorchjob=pytorchjob(("Suspended", ""))), Observed()):
+        again = compute_status(JOB, later, failed, LATER)
+        assert not changed(failed, again), again
+    done = compute_status(JOB, Observed(pytorchjob=pytorchjob(("Succeeded", "ok"))), None, NOW)
+    assert compute_status(JOB, Observed(), done, LATER)["phase"] == "Succeeded"
+    # A spec found invalid is not final: fixing the spec runs the job.
+    invalid = compute_status(JOB, Observed(problems=[Problem("spec.x", "bad")]), None, NOW)
+    assert compute_status(JOB, Observed(), invalid, LATER)["phase"] == "Pending"
 
 
 def test_refused_change_is_a_condition_of_its_own() -> None:
@@ -229,6 +263,44 @@ def test_refused_change_is_a_condition_of_its_own() -> None:
                 },
             },
             PodState("d", waiting_reason="ImagePullBackOff"),
+        ),
+        (
+            {
+                "metadata": {"name": "e"},
+                "status": {
+                    "phase": "Failed",
+                    "initContainerStatuses": [
+                        {
+                            "name": "prepare",
+                            "state": {
+                                "terminated": {
+                                    "exitCode": 1,
+                                    "message": "preparing\nkubetune prepare: no usable samples\n",
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+            PodState(
+                "e",
+                phase="Failed",
+                failure="container prepare exited with code 1 (Error)",
+                prepare_failure="init container prepare exited with code 1: "
+                "kubetune prepare: no usable samples",
+            ),
+        ),
+        (
+            {
+                "metadata": {"name": "f"},
+                "status": {
+                    "phase": "Failed",
+                    "initContainerStatuses": [
+                        {"name": "prepare", "state": {"terminated": {"exitCode": 137}}}
+                    ],
+                },
+            },
+            PodState("f", phase="Failed", failure="container prepare exited with code 137 (Error)"),
         ),
     ],
 )

@@ -142,6 +142,8 @@ def render_pod_template(job: FineTuneJob, layout: Layout, settings: RenderSettin
         "env": env,
         "volumeMounts": mounts,
         "securityContext": security,
+        # A failed container's log tail becomes its termination message: status can say why.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     prepare = {
         "name": "prepare",

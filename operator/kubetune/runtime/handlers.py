@@ -33,10 +33,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.reconciler = Reconciler(Kube.connect(), RenderSettings(trainer_image=memo.trainer_image))
 
 
-def _reconcile(memo: kopf.Memo, body: Any, logger: kopf.Logger) -> None:
+def _reconcile(
+    memo: kopf.Memo, body: Any, logger: kopf.Logger, event_pod: Any | None = None
+) -> None:
     started = time.monotonic()
     try:
-        outcome = memo.reconciler.reconcile(dict(body))
+        outcome = memo.reconciler.reconcile(
+            dict(body), dict(event_pod) if event_pod is not None else None
+        )
     except Exception:
         metrics.reconcile_errors.inc()
         raise
@@ -67,12 +71,14 @@ def finetunejob_event(
     _reconcile(memo, body, logger)
 
 
-def _owner_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
+def _owner_event(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, event_pod: Any | None = None
+) -> None:
     name = body["metadata"]["labels"][JOB_LABEL]
     namespace = body["metadata"]["namespace"]
     owner = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
     if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-        _reconcile(memo, owner, logger)
+        _reconcile(memo, owner, logger, event_pod)
 
 
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
@@ -82,7 +88,7 @@ def pytorchjob_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_:
 
 @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
 def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    _owner_event(body, memo, logger)
+    _owner_event(body, memo, logger, event_pod=body)
 
 
 @kopf.timer(

@@ -39,6 +39,15 @@ def pod_state(pod: Obj) -> PodState:
                 f"container {c['name']} exited with code {done['exitCode']}"
                 f" ({done.get('reason') or 'Error'})"
             )
+    prepare_failure = None
+    for c in status.get("initContainerStatuses") or []:
+        done = (c.get("state") or {}).get("terminated") or {}
+        # 1-127: the program said no (bad data, missing file); 128+: killed, worth a retry.
+        if 0 < done.get("exitCode", 0) < 128:
+            last = [line for line in (done.get("message") or "").splitlines() if line.strip()]
+            prepare_failure = f"init container {c['name']} exited with code {done['exitCode']}" + (
+                f": {last[-1].strip()}" if last else ""
+            )
     unschedulable = None
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
@@ -49,6 +58,7 @@ def pod_state(pod: Obj) -> PodState:
         preparing=preparing,
         waiting_reason=waiting,
         failure=failure,
+        prepare_failure=prepare_failure,
         unschedulable=unschedulable,
     )
 

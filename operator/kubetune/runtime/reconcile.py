@@ -20,7 +20,14 @@ from kubetune.render.names import pytorchjob_name
 from kubetune.render.storage import workspace_claim
 from kubetune.runtime.kube import Kube
 from kubetune.runtime.observe import expected_outputs, pod_state
-from kubetune.runtime.status import TRAINER_OWNED, Observed, changed, compute_status
+from kubetune.runtime.status import (
+    TRAINER_OWNED,
+    Observed,
+    changed,
+    compute_status,
+    finished,
+    pytorchjob_condition,
+)
 
 Obj = dict[str, Any]
 SPEC_HASH = "kubetune.io/spec-hash"
@@ -53,7 +60,9 @@ class Reconciler:
     kube: Kube
     settings: RenderSettings
 
-    def reconcile(self, body: Obj) -> Outcome:
+    def reconcile(self, body: Obj, event_pod: Obj | None = None) -> Outcome:
+        """`event_pod`: the pod whose event triggered this, as the event saw it. A failed pod
+        the training-operator deletes right away still counts as evidence of the failure."""
         name, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
         old = dict(body.get("status") or {})
         outcome = Outcome(previous_phase=old.get("phase"))
@@ -67,7 +76,7 @@ class Reconciler:
         pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
         refused = None
         just_created = False
-        if waiting is None and pytorchjob is None:
+        if waiting is None and pytorchjob is None and not finished(old):
             for obj in render(job, self.settings):
                 if obj["kind"] == "PyTorchJob":
                     obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
@@ -77,9 +86,20 @@ class Reconciler:
                     pytorchjob, just_created = applied, True
         elif pytorchjob is not None:
             refused = self._refused(job, pytorchjob)
-            self._sync_suspend(job, pytorchjob)
+            # A job that failed outside the training container (PrepareFailed): stop its pods.
+            stop = (
+                finished(old)
+                and old["phase"] == "Failed"
+                and not pytorchjob_condition(pytorchjob, "Failed")
+                and not pytorchjob_condition(pytorchjob, "Succeeded")
+            )
+            self._sync_suspend(job, pytorchjob, stop=stop)
         # Just created: no pods yet and the claim cannot be bound; the next event reads them.
         pods = self.kube.pods_of(name, namespace) if pytorchjob and not just_created else []
+        if event_pod is not None and pod_state(event_pod).prepare_failure:
+            uids = {p["metadata"].get("uid") for p in pods}
+            if event_pod["metadata"].get("uid") not in uids:
+                pods.append(event_pod)
         claim = (
             None
             if just_created
@@ -136,8 +156,10 @@ class Reconciler:
             "FineTuneJob to train with the new one"
         )
 
-    def _sync_suspend(self, job: FineTuneJob, pytorchjob: Obj) -> None:
-        wanted = job.spec.runPolicy.suspend
+    def _sync_suspend(self, job: FineTuneJob, pytorchjob: Obj, stop: bool) -> None:
+        """runPolicy.suspend of the PyTorchJob follows the spec's; a failed job's is stopped
+        (suspended) so nothing keeps recreating its pods."""
+        wanted = job.spec.runPolicy.suspend or stop
         current = bool(pytorchjob["spec"].get("runPolicy", {}).get("suspend", False))
         if wanted != current:
             self.kube.patch(

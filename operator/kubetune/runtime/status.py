@@ -31,6 +31,8 @@ class PodState:
     """Why a container is waiting (ImagePullBackOff, CrashLoopBackOff, …)."""
     failure: str | None = None
     """`container <name> exited with code N (Reason)` for a failed container."""
+    prepare_failure: str | None = None
+    """An init container that exited 1-127: retrying cannot help (bad data, missing file)."""
     unschedulable: str | None = None
     """The scheduler's message when the pod cannot be placed."""
 
@@ -70,6 +72,10 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
         culprit = next((p for p in seen.pods if p.failure), None)
         detail = f"pod {culprit.name}: {culprit.failure}" if culprit else failed.get("message", "")
         return "Failed", "TrainingFailed", detail
+    if culprit := next((p for p in seen.pods if p.prepare_failure), None):
+        # The training-operator would recreate the pod forever (its ExitCode policy reads only
+        # the training container); the operator stops the PyTorchJob instead.
+        return "Failed", "PrepareFailed", f"pod {culprit.name}: {culprit.prepare_failure}"
     if pytorchjob_condition(pj, "Suspended") or job.spec.runPolicy.suspend:
         return (
             "Suspended",
@@ -148,9 +154,23 @@ def _conditions(
     return out
 
 
+def finished(old: Obj | None) -> bool:
+    """Training ran and ended: Succeeded, or Failed for a reason other than the spec. Final —
+    neither a vanished PyTorchJob nor its stopped pods change it, and nothing is recreated."""
+    phase = (old or {}).get("phase")
+    if phase == "Succeeded":
+        return True
+    failed = next((c for c in (old or {}).get("conditions") or [] if c["type"] == "Failed"), {})
+    return phase == "Failed" and failed.get("reason") not in (None, "", "InvalidSpec")
+
+
 def compute_status(job: FineTuneJob, seen: Observed, old: Obj | None, now: str) -> Obj:
     old = old or {}
-    phase, reason, message = _phase_and_reason(job, seen)
+    if finished(old) and not seen.problems:
+        current = next(c for c in old["conditions"] if c["type"] == old["phase"])
+        phase, reason, message = old["phase"], current["reason"], current["message"]
+    else:
+        phase, reason, message = _phase_and_reason(job, seen)
     spec = job.spec
     status: Obj = {k: old[k] for k in TRAINER_OWNED if k in old}
     status.update(
@@ -173,6 +193,8 @@ def compute_status(job: FineTuneJob, seen: Observed, old: Obj | None, now: str) 
         )
     if seen.pytorchjob is not None:
         status["pytorchJobName"] = seen.pytorchjob["metadata"]["name"]
+    elif "pytorchJobName" in old:
+        status["pytorchJobName"] = old["pytorchJobName"]
     started = old.get("startTime") or (now if phase in ("Preparing", "Training") else None)
     if started:
         status["startTime"] = started
