@@ -160,7 +160,8 @@ def finished(old: Obj | None) -> bool:
     phase = (old or {}).get("phase")
     if phase == "Succeeded":
         return True
-    failed = next((c for c in (old or {}).get("conditions") or [] if c["type"] == "Failed"), {})
+    conditions: list[Obj] = (old or {}).get("conditions") or []
+    failed: Obj = next((c for c in conditions if c["type"] == "Failed"), {})
     return phase == "Failed" and failed.get("reason") not in (None, "", "InvalidSpec")
 
 
