@@ -18,8 +18,10 @@ COMPLETE_DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 
 
 class Operator:
-    def __init__(self, kubeconfig: str, log_path: str) -> None:
+    def __init__(self, kubeconfig: str, log_path: str, args: list[str] | None = None) -> None:
+        """`args` replace `--standalone` (e.g. peering flags for a replica)."""
         self.health = free_port()
+        self.log_path = log_path
         env = {**os.environ, "KUBECONFIG": kubeconfig}
         self.log = open(log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -27,7 +29,7 @@ class Operator:
                 sys.executable,
                 "-m",
                 "kubetune.runtime",
-                "--standalone",
+                *(["--standalone"] if args is None else args),
                 "--metrics-port",
                 "0",
                 "--health-port",
@@ -38,6 +40,10 @@ class Operator:
             stderr=subprocess.STDOUT,
         )
         eventually(self.healthy, timeout=60, what="the operator's health endpoint")
+
+    def output(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
 
     def healthy(self) -> bool:
         assert self.proc.poll() is None, "the operator exited"

@@ -143,7 +143,7 @@ def docker_available() -> str | None:
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         return "docker is installed but its engine does not answer"
     if not shutil.which("kind"):
-        return "kind is not installed (go install sigs.k8s.io/kind@v0.31.0)"
+        return "kind is not installed (go install sigs.k8s.io/kind@latest)"
     return None
 
 

@@ -1,8 +1,10 @@
 """kopf handlers: thin. Every event on a FineTuneJob, its PyTorchJob or its pods reconciles
-the FineTuneJob (level-triggered); a timer re-checks jobs waiting on another stage.
+the FineTuneJob (level-triggered); when a job's phase changes, the stages that start from it
+(found through an in-memory kopf index) are reconciled too.
 
-Only event handlers and a timer are used, so kopf writes no annotations or finalizers of its
-own: children go by garbage collection through their owner references.
+Only event handlers and an index are used, so kopf writes no annotations or finalizers of its
+own and keeps no per-object tasks: children go by garbage collection through their owner
+references.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 def _reconcile(
     memo: kopf.Memo, body: Any, logger: kopf.Logger, event_pod: Any | None = None
-) -> None:
+) -> str | None:
+    """Reconcile one FineTuneJob; returns its phase when it changed."""
     started = time.monotonic()
     try:
         outcome = memo.reconciler.reconcile(
@@ -59,16 +62,32 @@ def _reconcile(
             reason=outcome.phase or "Unknown",
             message=f"phase {outcome.previous_phase or 'none'} → {outcome.phase}",
         )
+        return str(outcome.phase)
+    return None
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def stages_after(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
+    """(namespace, job) → the FineTuneJobs whose model comes from that job."""
+    source = (spec.get("model") or {}).get("fromJob") or {}
+    return {(namespace, source["name"]): name} if source.get("name") else None
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def finetunejob_event(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     if event["type"] == "DELETED":
         metrics.record_phase(body["metadata"]["uid"], None)
         return
-    _reconcile(memo, body, logger)
+    if _reconcile(memo, body, logger) is None:
+        return
+    namespace = body["metadata"]["namespace"]
+    index: kopf.Index[tuple[str, str], str] = kwargs["stages_after"]  # kopf passes indexes by name
+    for name in index.get((namespace, body["metadata"]["name"]), []):
+        after = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
+        if after is not None and not after["metadata"].get("deletionTimestamp"):
+            _reconcile(memo, after, logger)  # its wait is over (or its message is stale)
 
 
 def _owner_event(
@@ -89,16 +108,3 @@ def pytorchjob_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_:
 @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
 def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     _owner_event(body, memo, logger, event_pod=body)
-
-
-@kopf.timer(
-    GROUP,
-    VERSION,
-    PLURAL,
-    interval=20,
-    idle=10,
-    when=lambda status, **_: (status or {}).get("phase") == "Pending",
-)
-def recheck_pending(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    # A stage waiting on another FineTuneJob: that job's events do not reach this one.
-    _reconcile(memo, body, logger)

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import sys
 
 import kopf
 
 from kubetune.render import RenderSettings
 from kubetune.runtime import handlers, metrics  # noqa: F401  (registers the handlers)
+from kubetune.runtime.kube import Kube
+
+
+def ensure_peering(kube: Kube, name: str, namespaces: list[str]) -> None:
+    """The peering object(s) replicas meet at: one ClusterKopfPeering when watching every
+    namespace, a KopfPeering in each watched namespace otherwise (idempotent)."""
+    for namespace in namespaces or [None]:
+        kind = "KopfPeering" if namespace else "ClusterKopfPeering"
+        metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+        kube.apply({"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": metadata})
 
 
 def run(
@@ -19,6 +30,8 @@ def run(
     health_port: int,
     standalone: bool,
     verbose: bool = False,
+    peering: str = "kubetune",
+    priority: int | None = None,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -26,10 +39,22 @@ def run(
     )
     metrics.serve(metrics_port)
     memo = kopf.Memo(trainer_image=trainer_image)
+    settings = kopf.OperatorSettings()
+    if not standalone:
+        # Replicas share one peering object; the highest priority works, the others wait and
+        # take over when it stops (a graceful stop hands over at once, a crash after the
+        # peer's lifetime). Equal priorities would freeze them all, so each picks its own.
+        settings.peering.name = peering
+        settings.peering.mandatory = True  # no peering object → fail, never run uncoordinated
+        settings.peering.priority = (
+            priority if priority is not None else random.SystemRandom().randint(1, 2**30)
+        )
+        ensure_peering(Kube.connect(), peering, namespaces)
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=standalone or None,
+        settings=settings,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
         memo=memo,
     )
@@ -52,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no peering (one replica); by default replicas coordinate via peering",
     )
+    parser.add_argument(
+        "--peering",
+        default="kubetune",
+        help="the (Cluster)KopfPeering object replicas coordinate through (default: kubetune)",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority (default: random, so replicas never tie)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
     run(
@@ -61,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         args.health_port,
         args.standalone,
         args.verbose,
+        args.peering,
+        args.priority,
     )
     return 0
 
