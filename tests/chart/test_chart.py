@@ -114,8 +114,27 @@ def test_crds_can_be_left_out_and_are_kept_on_uninstall() -> None:
         for o in template("--set", "crds.enabled=false")
         if o["kind"] == "CustomResourceDefinition"
     ]
-    (crd,) = [o for o in template() if o["kind"] == "CustomResourceDefinition"]
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    crds = [o for o in template() if o["kind"] == "CustomResourceDefinition"]
+    assert sorted(c["metadata"]["name"] for c in crds) == [
+        "clusterkopfpeerings.kopf.dev",  # where operator replicas meet (kopf peering)
+        "finetunejobs.kubetune.io",
+        "kopfpeerings.kopf.dev",
+    ]
+    assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds)
+
+
+def test_replicas_coordinate_through_peering() -> None:
+    (one,) = [o for o in template() if o["kind"] == "Deployment"]
+    assert "--standalone" in one["spec"]["template"]["spec"]["containers"][0]["args"]
+    objs = template("--set", "replicaCount=2")
+    (deploy,) = [o for o in objs if o["kind"] == "Deployment"]
+    assert deploy["spec"]["replicas"] == 2
+    assert "--standalone" not in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    (role,) = [o for o in objs if o["kind"] == "ClusterRole"]
+    peering = [r for r in role["rules"] if "kopf.dev" in r["apiGroups"]]
+    assert peering and set(peering[0]["resources"]) == {"clusterkopfpeerings", "kopfpeerings"}
+    (single,) = [o for o in template() if o["kind"] == "ClusterRole"]
+    assert not [r for r in single["rules"] if "kopf.dev" in r["apiGroups"]]
 
 
 def test_operator_pod_is_locked_down() -> None:

@@ -58,14 +58,17 @@ def test_one_replica_works_the_other_takes_over(ftj_crd: Kube, kube: Kube, tmp_p
     first = replica(kube, tmp_path, "first", priority=200)
     second = replica(kube, tmp_path, "second", priority=100)
     try:
+        # Both registered in the peering object the operator created; the lower priority
+        # starts paused (kopf begins paused and only the highest live peer resumes).
         eventually(
-            lambda: "Pausing operations in favour of" in second.output(),
+            lambda: len((kube.get("kopfpeering", "replicas").get("status") or {})) == 2,
             timeout=60,
-            what="the lower-priority replica to stand by",
+            what="both replicas to register in the peering object",
         )
-        peering = kube.get("kopfpeering", "replicas")  # created by the operator at start-up
-        assert len(peering.get("status") or {}) == 2, peering
-
+        eventually(
+            lambda: "Resuming operations" in first.output(), timeout=30, what="first to work"
+        )
+        assert "Resuming operations" not in second.output()
         kube.apply(tiny("job-a"))
         eventually(
             lambda: kube.exists("pytorchjob", "job-a"), timeout=60, what="job-a's PyTorchJob"
