@@ -61,7 +61,7 @@ def test_one_replica_works_the_other_takes_over(ftj_crd: Kube, kube: Kube, tmp_p
         # Both registered in the peering object the operator created; the lower priority
         # starts paused (kopf begins paused and only the highest live peer resumes).
         eventually(
-            lambda: len((kube.get("kopfpeering", "replicas").get("status") or {})) == 2,
+            lambda: len(kube.get("kopfpeering", "replicas").get("status") or {}) == 2,
             timeout=60,
             what="both replicas to register in the peering object",
         )

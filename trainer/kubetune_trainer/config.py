@@ -102,6 +102,13 @@ class DatasetSource(Model):
     """Secret with a Hugging Face token for a gated dataset (see `model.tokenSecretRef`)."""
 
 
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+def _assistant_only() -> list[Role]:
+    return ["assistant"]
+
+
 class DatasetSpec(Model):
     """Training data: one or more datasets, mixed, templated and tokenized the same way."""
 
@@ -109,9 +116,7 @@ class DatasetSpec(Model):
     """Datasets to train on, concatenated in order."""
     chatTemplate: ChatTemplate = Field(default_factory=ChatTemplate)
     """Chat template applied to every conversation."""
-    trainOnRoles: list[Literal["system", "user", "assistant", "tool"]] = Field(
-        default_factory=lambda: ["assistant"], min_length=1, max_length=4
-    )
+    trainOnRoles: list[Role] = Field(default_factory=_assistant_only, min_length=1, max_length=4)
     """Roles whose tokens carry loss; every other token is masked out of the labels."""
     evalFraction: float = Field(default=0.0, ge=0.0, le=0.5)
     """Fraction of records held out for evaluation (0 = no evaluation)."""

@@ -17,7 +17,8 @@ from kubetune.runtime.kube import Kube
 def ensure_peering(kube: Kube, name: str, namespaces: list[str]) -> None:
     """The peering object(s) replicas meet at: one ClusterKopfPeering when watching every
     namespace, a KopfPeering in each watched namespace otherwise (idempotent)."""
-    for namespace in namespaces or [None]:
+    scopes: list[str | None] = list(namespaces) or [None]
+    for namespace in scopes:
         kind = "KopfPeering" if namespace else "ClusterKopfPeering"
         metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
         kube.apply({"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": metadata})
