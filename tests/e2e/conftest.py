@@ -136,6 +136,12 @@ def local_chain(
     return Chain(kube=kube, placement=PLACEMENT, node=process_node)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "kind: needs Docker and kind (tests/e2e/kind/up.sh); skips without them"
+    )
+
+
 def docker_available() -> str | None:
     """None when Docker answers, else why not."""
     if not shutil.which("docker"):
@@ -173,7 +179,7 @@ def kind_chain(kind_cluster: Kube) -> Iterator[Chain]:
     kind_cluster.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
 
 
-@pytest.fixture(params=["local", "kind"])
+@pytest.fixture(params=["local", pytest.param("kind", marks=pytest.mark.kind)])
 def chain(request: pytest.FixtureRequest) -> Chain:
     return request.getfixturevalue(f"{request.param}_chain")  # type: ignore[no-any-return]
 
