@@ -73,6 +73,24 @@ def stages_after(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) ->
     return {(namespace, source["name"]): name} if source.get("name") else None
 
 
+def _reconcile_and_follow(
+    memo: kopf.Memo,
+    body: Any,
+    logger: kopf.Logger,
+    index: kopf.Index[tuple[str, str], str],
+    event_pod: Any | None = None,
+) -> None:
+    """Reconcile a job; if its phase changed (whichever event showed it), reconcile the stages
+    that start from it: their wait is over, or their waiting message is stale."""
+    if _reconcile(memo, body, logger, event_pod) is None:
+        return
+    namespace = body["metadata"]["namespace"]
+    for name in index.get((namespace, body["metadata"]["name"]), []):
+        after = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
+        if after is not None and not after["metadata"].get("deletionTimestamp"):
+            _reconcile(memo, after, logger)
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def finetunejob_event(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
@@ -80,31 +98,22 @@ def finetunejob_event(
     if event["type"] == "DELETED":
         metrics.record_phase(body["metadata"]["uid"], None)
         return
-    if _reconcile(memo, body, logger) is None:
-        return
-    namespace = body["metadata"]["namespace"]
-    index: kopf.Index[tuple[str, str], str] = kwargs["stages_after"]  # kopf passes indexes by name
-    for name in index.get((namespace, body["metadata"]["name"]), []):
-        after = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
-        if after is not None and not after["metadata"].get("deletionTimestamp"):
-            _reconcile(memo, after, logger)  # its wait is over (or its message is stale)
+    _reconcile_and_follow(memo, body, logger, kwargs["stages_after"])  # kopf passes indexes by name
 
 
-def _owner_event(
-    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, event_pod: Any | None = None
-) -> None:
+def _owner_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
     name = body["metadata"]["labels"][JOB_LABEL]
     namespace = body["metadata"]["namespace"]
     owner = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
     if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-        _reconcile(memo, owner, logger, event_pod)
+        _reconcile_and_follow(memo, owner, logger, kwargs["stages_after"], kwargs.get("event_pod"))
 
 
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
-def pytorchjob_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    _owner_event(body, memo, logger)
+def pytorchjob_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
+    _owner_event(body, memo, logger, stages_after=kwargs["stages_after"])
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
-def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    _owner_event(body, memo, logger, event_pod=body)
+def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
+    _owner_event(body, memo, logger, stages_after=kwargs["stages_after"], event_pod=body)
