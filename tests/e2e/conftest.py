@@ -136,12 +136,6 @@ def local_chain(
     return Chain(kube=kube, placement=PLACEMENT, node=process_node)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "kind: needs Docker and kind (tests/e2e/kind/up.sh); skips without them"
-    )
-
-
 def docker_available() -> str | None:
     """None when Docker answers, else why not."""
     if not shutil.which("docker"):
