@@ -9,6 +9,7 @@ import pytest
 
 from tests.cluster.kube import Kube, eventually
 from tests.cluster.operator_support import COMPLETE_DELAY, phase_is
+from tests.cluster.process_node_support import make_claim
 from tests.factories import EXAMPLES, claims_read, example_docs
 
 SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
@@ -30,17 +31,7 @@ def fit_to_fake_nodes(doc: dict[str, Any]) -> dict[str, Any]:
 def test_seed_examples_run_on_the_fake_gpu_nodes(kube: Kube, example: Any) -> None:
     docs = [fit_to_fake_nodes(d) for d in example_docs(example)]
     for claim in claims_read(docs):
-        kube.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": claim},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "resources": {"requests": {"storage": "10Gi"}},
-                },
-            }
-        )
+        make_claim(kube, claim, size="10Gi")
     kube.apply(*docs)  # chained stages wait for the stage before them
     for doc in docs:
         name = doc["metadata"]["name"]

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from kubetune_trainer.checkpoints import checkpoints, complete, mark_complete
+from kubetune_trainer.checkpoints import checkpoints, complete, latest_complete, mark_complete
 from kubetune_trainer.data.collate import PackedCollator
 from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
@@ -117,7 +117,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         done = step - (self.start_step or 0)
         elapsed = time.monotonic() - self.started
         eta = int(elapsed / done * (total - step)) if done > 0 else None
-        latest = next((p for p in reversed(checkpoints(self.checkpoint_root)) if complete(p)), None)
+        latest = latest_complete(self.checkpoint_root)
         progress = {
             "phase": "Training",
             "step": step,
@@ -145,7 +145,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         if not state.is_world_process_zero or self.last is None:
             return
         step, total = state.global_step, state.max_steps
-        latest = next((p for p in reversed(checkpoints(self.checkpoint_root)) if complete(p)), None)
+        latest = latest_complete(self.checkpoint_root)
         final = {
             **self.last,
             "step": step,

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kubetune_trainer.checkpoints import step_of
 from kubetune_trainer.log import log
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -77,9 +78,8 @@ class StatusSink:
         }
         if latest := progress.get("latestCheckpoint"):
             status["checkpoints"] = {"latest": latest}
-            step = Path(latest).name.removeprefix("checkpoint-")
-            if step.isdigit():  # kubetune's folders are checkpoint-<step>
-                status["checkpoints"]["latestStep"] = int(step)
+            if (step := step_of(Path(latest))) is not None:
+                status["checkpoints"]["latestStep"] = step
         return {"status": status}
 
     def report(self, progress: dict[str, Any], force: bool = False) -> bool:

@@ -101,19 +101,25 @@ def finetunejob_event(
     _reconcile_and_follow(memo, body, logger, kwargs["stages_after"])  # kopf passes indexes by name
 
 
-def _owner_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
+def _owner_event(
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    index: kopf.Index[tuple[str, str], str],
+    event_pod: Any | None = None,
+) -> None:
     name = body["metadata"]["labels"][JOB_LABEL]
     namespace = body["metadata"]["namespace"]
     owner = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
     if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-        _reconcile_and_follow(memo, owner, logger, kwargs["stages_after"], kwargs.get("event_pod"))
+        _reconcile_and_follow(memo, owner, logger, index, event_pod)
 
 
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
 def pytorchjob_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
-    _owner_event(body, memo, logger, stages_after=kwargs["stages_after"])
+    _owner_event(body, memo, logger, kwargs["stages_after"])
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
 def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
-    _owner_event(body, memo, logger, stages_after=kwargs["stages_after"], event_pod=body)
+    _owner_event(body, memo, logger, kwargs["stages_after"], event_pod=body)

@@ -86,13 +86,8 @@ class Reconciler:
                     pytorchjob, just_created = applied, True
         elif pytorchjob is not None:
             refused = self._refused(job, pytorchjob)
-            # A job that failed outside the training container (PrepareFailed): stop its pods.
-            stop = (
-                finished(old)
-                and old["phase"] == "Failed"
-                and not pytorchjob_condition(pytorchjob, "Failed")
-                and not pytorchjob_condition(pytorchjob, "Succeeded")
-            )
+            # Failed while the PyTorchJob still runs (PrepareFailed): stop its pods.
+            stop = old.get("phase") == "Failed" and finished(old) and not _ended(pytorchjob)
             self._sync_suspend(job, pytorchjob, stop=stop)
         # Just created: no pods yet and the claim cannot be bound; the next event reads them.
         pods = self.kube.pods_of(name, namespace) if pytorchjob and not just_created else []
@@ -168,6 +163,10 @@ class Reconciler:
                 job.namespace,
                 {"spec": {"runPolicy": {"suspend": wanted}}},
             )
+
+
+def _ended(pytorchjob: Obj) -> bool:
+    return any(pytorchjob_condition(pytorchjob, c) for c in ("Succeeded", "Failed"))
 
 
 def _meta(body: Obj) -> Any:
