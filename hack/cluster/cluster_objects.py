@@ -126,3 +126,35 @@ def persistent_volume(volumes: Path, mode: str, index: int) -> dict[str, Any]:
             "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
         },
     }
+
+
+def kwok_config(kubernetes: Path, etcd: Path, kwok: Path, versions: dict[str, str]) -> str:
+    """kwokctl's configuration: the binary runtime on 127.0.0.1 with our binaries, the full
+    stage set, and kwok faking only the annotated nodes."""
+    config = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": {
+            "runtime": "binary",
+            "bindAddress": "127.0.0.1",
+            "kubeVersion": versions["KUBERNETES_VERSION"],
+            "kubeApiserverBinary": str(kubernetes / "kube-apiserver"),
+            "kubeControllerManagerBinary": str(kubernetes / "kube-controller-manager"),
+            "kubeSchedulerBinary": str(kubernetes / "kube-scheduler"),
+            "etcdBinary": str(etcd / "etcd"),
+            "kwokControllerBinary": str(kwok / "kwok"),
+            "disableQPSLimits": True,
+        },
+        # kwok fakes only the annotated GPU nodes; the process node (process_node.py) runs its
+        # pods for real. kwokctl's binary runtime passes --manage-all-nodes=true, so override.
+        "componentsPatches": [
+            {
+                "name": "kwok-controller",
+                "extraArgs": [
+                    {"key": "manage-all-nodes", "value": "false", "override": True},
+                    {"key": "manage-nodes-with-annotation-selector", "value": FAKE_NODES},
+                ],
+            }
+        ],
+    }
+    return yaml.safe_dump_all([config, *kwok_stages(versions["KWOK_VERSION"])])

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import yaml
 from cluster_objects import (
-    FAKE_NODES,
     GPU_NODES,
     go_module_dir,
     gpu_node,
-    kwok_stages,
+    kwok_config,
     storage_objects,
 )
 
@@ -170,36 +169,6 @@ def pytorchjob_crd() -> Path:
     return root / "manifests" / "base" / "crds" / "kubeflow.org_pytorchjobs.yaml"
 
 
-def kwok_config(bins: Binaries) -> str:
-    config = {
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "kind": "KwokctlConfiguration",
-        "options": {
-            "runtime": "binary",
-            "bindAddress": "127.0.0.1",
-            "kubeVersion": versions()["KUBERNETES_VERSION"],
-            "kubeApiserverBinary": str(bins.kubernetes / "kube-apiserver"),
-            "kubeControllerManagerBinary": str(bins.kubernetes / "kube-controller-manager"),
-            "kubeSchedulerBinary": str(bins.kubernetes / "kube-scheduler"),
-            "etcdBinary": str(bins.etcd / "etcd"),
-            "kwokControllerBinary": str(bins.kwok / "kwok"),
-            "disableQPSLimits": True,
-        },
-        # kwok fakes only the annotated GPU nodes; the process node (process_node.py) runs its
-        # pods for real. kwokctl's binary runtime passes --manage-all-nodes=true, so override.
-        "componentsPatches": [
-            {
-                "name": "kwok-controller",
-                "extraArgs": [
-                    {"key": "manage-all-nodes", "value": "false", "override": True},
-                    {"key": "manage-nodes-with-annotation-selector", "value": FAKE_NODES},
-                ],
-            }
-        ],
-    }
-    return yaml.safe_dump_all([config, *kwok_stages(versions()["KWOK_VERSION"])])
-
-
 # --- training-operator -----------------------------------------------------------------------
 
 
@@ -275,7 +244,10 @@ def up() -> int:
     bins = Binaries.build()
     STATE.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KWOK_WORKDIR": str(KWOK_WORKDIR)}
-    config, wanted = STATE / "kwok.yaml", kwok_config(bins)
+    config, wanted = (
+        STATE / "kwok.yaml",
+        kwok_config(bins.kubernetes, bins.etcd, bins.kwok, versions()),
+    )
     if api_ready(bins) and config.exists() and config.read_text() != wanted:
         log(f"the configuration of {NAME!r} changed; recreating it")
         down(quiet=True)
