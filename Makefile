@@ -36,7 +36,7 @@ generate:
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
 bench:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
-	for b in packing_efficiency preprocess_throughput train_throughput; do \
+	for b in packing_efficiency preprocess_throughput train_throughput operator_burst; do \
 	  "$$venv/bin/python" bench/$$b.py; done
 
 clean-venvs:

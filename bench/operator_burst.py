@@ -4,9 +4,16 @@
 
 For each burst: p50/p99 time from the create call returning to the PyTorchJob appearing (a
 watch), jobs per second, API writes per job (the operator's own count), and the operator's
-RSS at the end. Jobs are created suspended, so the training-operator starts no pods: what is
-measured is the operator's create path, not kwok's pod churn. Targets: p99 ≤ 2 s at 200,
-≥ 20 jobs/s, RSS ≤ 150 MB at 1,000.
+RSS at the end and at its peak. Jobs are created suspended, so the training-operator starts
+no pods: what is measured is the operator's create path, not kwok's pod churn. Targets:
+p99 ≤ 2 s at 200, ≥ 20 jobs/s, RSS ≤ 150 MB at 1,000.
+
+Baseline, measured first in the same run, before the operator starts: the same API server
+taking the same writes with no operator in the loop — 8 client threads each create a
+FineTuneJob, then its six rendered children, its status and one Event (what the operator
+writes per job). Its rate is the ceiling of this API server for these writes; the bench prints
+the operator's rate as a ratio of it, and the drain time of the burst at the ceiling, a lower
+bound for the p99 that no operator can beat here.
 """
 
 from __future__ import annotations
@@ -76,6 +83,53 @@ def rss_mib(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
+def peak_rss_mib(pid: int) -> float:
+    line = next(
+        row
+        for row in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if row.startswith("VmHWM")
+    )
+    return int(line.split()[1]) / 1024
+
+
+def direct(n: int, kube: object, namespace: str) -> dict[str, float]:
+    """The baseline: the operator's writes for n jobs, made straight by 8 client threads."""
+    from kubetune.api.job import parse_job
+    from kubetune.render import RenderSettings, render
+
+    settings = RenderSettings()
+
+    def one(i: int) -> None:
+        made = kube.create(
+            {**job(f"b{i:05d}"), "metadata": {"name": f"b{i:05d}", "namespace": namespace}}
+        )
+        for child in render(parse_job(made), settings):
+            kube.create(child)
+        kube.patch_status(made["metadata"]["name"], namespace, {"phase": "Suspended"})
+        kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": "kubetune-", "namespace": namespace},
+                "involvedObject": {
+                    "apiVersion": made["apiVersion"],
+                    "kind": made["kind"],
+                    "name": made["metadata"]["name"],
+                    "namespace": namespace,
+                    "uid": made["metadata"]["uid"],
+                },
+                "type": "Normal",
+                "reason": "Suspended",
+                "message": "phase none → Suspended",
+            }
+        )
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(n)))
+    return {"rate": n / (time.monotonic() - start)}
+
+
 def burst(
     n: int, metrics_port: int, api: object, custom: object, namespace: str
 ) -> dict[str, float]:
@@ -130,6 +184,25 @@ def burst(
     }
 
 
+def fresh_namespace(core: object, prefix: str) -> str:
+    namespace = f"{prefix}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    return namespace
+
+
+def drop_namespace(core: object, namespace: str) -> None:
+    """Delete and wait until it is gone, so that one burst's clean-up never slows the next."""
+    from kubernetes.client.exceptions import ApiException
+
+    core.delete_namespace(namespace)
+    for _ in range(300):
+        try:
+            core.read_namespace(namespace)
+        except ApiException:
+            return
+        time.sleep(1)
+
+
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [200, 1000]
     kubeconfig, kubectl = cluster()
@@ -149,11 +222,21 @@ def main() -> None:
     )
     from kubernetes import client, config
 
+    from kubetune.runtime.kube import Kube
+
     config.load_kube_config(kubeconfig)
     config_obj = client.Configuration.get_default_copy()
     config_obj.connection_pool_maxsize = 16
     api_client = client.ApiClient(config_obj)
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
+    kube = Kube(api_client)
+
+    ceiling = {}
+    for n in sizes:  # before the operator starts: nothing else writes
+        namespace = fresh_namespace(core, f"bench-direct-{n}")
+        ceiling[n] = direct(n, kube, namespace)["rate"]
+        drop_namespace(core, namespace)
+
     metrics_port = free_port()
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "kubetune-bench-operator.log", "wb")  # noqa: SIM115
     operator = subprocess.Popen(
@@ -173,19 +256,22 @@ def main() -> None:
     )
     try:
         time.sleep(5)
-        print("jobs  created  p50 (s)  p99 (s)  jobs/s  writes/job  RSS (MiB)  operator CPU (s)")
+        print(
+            "jobs  created  p50 (s)  p99 (s)  jobs/s  baseline jobs/s  ratio  drain at baseline (s)"
+            "  writes/job  RSS (MiB)  peak RSS (MiB)  operator CPU (s)"
+        )
         for n in sizes:
-            namespace = f"bench-{n}-{uuid.uuid4().hex[:5]}"
-            core.create_namespace({"metadata": {"name": namespace}})
+            namespace = fresh_namespace(core, f"bench-{n}")
             cpu = cpu_seconds(operator.pid)
             r = burst(n, metrics_port, core, custom, namespace)
             print(
                 f"{n:5d}  {r['done']:7d}  {r['p50']:7.2f}  {r['p99']:7.2f}  {r['rate']:6.1f}  "
+                f"{ceiling[n]:15.1f}  {r['rate'] / ceiling[n]:5.2f}  {n / ceiling[n]:21.1f}  "
                 f"{r['writes']:10.1f}  {rss_mib(operator.pid):9.1f}  "
-                f"{cpu_seconds(operator.pid) - cpu:8.1f}",
+                f"{peak_rss_mib(operator.pid):14.1f}  {cpu_seconds(operator.pid) - cpu:16.1f}",
                 flush=True,
             )
-            core.delete_namespace(namespace)
+            drop_namespace(core, namespace)
     finally:
         operator.terminate()
         operator.wait(timeout=30)

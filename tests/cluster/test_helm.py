@@ -68,6 +68,7 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
             ("watch", "finetunejobs.kubetune.io"),
             ("list", "pods"),
             ("create", "persistentvolumeclaims"),
+            ("watch", "persistentvolumeclaims"),
             ("create", "roles.rbac.authorization.k8s.io"),
             ("create", "events"),
         ):
@@ -77,6 +78,8 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
             ("get", "secrets"),
             ("list", "secrets"),
             ("delete", "pods"),
+            ("delete", "persistentvolumeclaims"),
+            ("watch", "configmaps"),
             ("create", "deployments.apps"),
             ("delete", "nodes"),
             ("create", "clusterroles.rbac.authorization.k8s.io"),

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kubetune.api.job import API_VERSION, KIND, FineTuneJob, InvalidJob, parse_job
 from kubetune.render import RenderSettings, render
@@ -53,6 +53,36 @@ class Outcome:
     previous_phase: str | None = None
     created: list[str] = field(default_factory=list)
     status_written: bool = False
+    status: Obj = field(default_factory=dict)
+
+
+class Watched(Protocol):
+    """What the operator's own watches hold (kopf indexes): read from memory instead of asking
+    the API server on every reconcile. None: the watch has nothing (yet); then the API is asked
+    where it matters."""
+
+    def pytorchjob(self, job: str, namespace: str) -> Obj | None: ...
+
+    def pods(self, job: str, namespace: str) -> list[Obj]: ...
+
+    def claim_phase(self, claim: str, namespace: str) -> str | None: ...
+
+
+@dataclass
+class Unwatched:
+    """No watches: every read goes to the API server."""
+
+    kube: Kube
+
+    def pytorchjob(self, job: str, namespace: str) -> Obj | None:
+        return self.kube.get(*PYTORCHJOB, pytorchjob_name(job), namespace)
+
+    def pods(self, job: str, namespace: str) -> list[Obj]:
+        return self.kube.pods_of(job, namespace)
+
+    def claim_phase(self, claim: str, namespace: str) -> str | None:
+        found = self.kube.get("v1", "PersistentVolumeClaim", claim, namespace)
+        return ((found or {}).get("status") or {}).get("phase")
 
 
 @dataclass
@@ -60,10 +90,18 @@ class Reconciler:
     kube: Kube
     settings: RenderSettings
 
-    def reconcile(self, body: Obj, event_pod: Obj | None = None) -> Outcome:
-        """`event_pod`: the pod whose event triggered this, as the event saw it. A failed pod
-        the training-operator deletes right away still counts as evidence of the failure."""
+    def reconcile(
+        self,
+        body: Obj,
+        event_pod: Obj | None = None,
+        watched: Watched | None = None,
+        event_pytorchjob: Obj | None = None,
+    ) -> Outcome:
+        """`event_pod` / `event_pytorchjob`: the child whose event triggered this, as the event
+        saw it. A failed pod the training-operator deletes right away still counts as evidence
+        of the failure."""
         name, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
+        watched = watched or Unwatched(self.kube)
         old = dict(body.get("status") or {})
         outcome = Outcome(previous_phase=old.get("phase"))
         try:
@@ -73,41 +111,58 @@ class Reconciler:
             seen = Observed(problems=invalid.problems)
             return self._write(bare, name, namespace, seen, old, outcome)
         waiting = self._dependency(job)
-        pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
+        pytorchjob = event_pytorchjob or watched.pytorchjob(name, namespace)
+        if pytorchjob is None and old.get("phase"):
+            # Seen before: the watch may lag behind our own create; ask before creating.
+            pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
         refused = None
         just_created = False
         if waiting is None and pytorchjob is None and not finished(old):
-            for obj in render(job, self.settings):
-                if obj["kind"] == "PyTorchJob":
-                    obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
-                applied = self.kube.apply(obj)
-                outcome.created.append(f"{obj['kind']}/{obj['metadata']['name']}")
-                if obj["kind"] == "PyTorchJob":
-                    pytorchjob, just_created = applied, True
-        elif pytorchjob is not None:
+            pytorchjob, just_created = self._create(job, outcome)
+        if pytorchjob is not None and not just_created:
             refused = self._refused(job, pytorchjob)
-            # Failed while the PyTorchJob still runs (PrepareFailed): stop its pods.
-            stop = old.get("phase") == "Failed" and finished(old) and not _ended(pytorchjob)
-            self._sync_suspend(job, pytorchjob, stop=stop)
         # Just created: no pods yet and the claim cannot be bound; the next event reads them.
-        pods = self.kube.pods_of(name, namespace) if pytorchjob and not just_created else []
+        pods = watched.pods(name, namespace) if pytorchjob and not just_created else []
         if event_pod is not None and pod_state(event_pod).prepare_failure:
             uids = {p["metadata"].get("uid") for p in pods}
             if event_pod["metadata"].get("uid") not in uids:
-                pods.append(event_pod)
-        claim = (
-            None
-            if just_created
-            else self.kube.get("v1", "PersistentVolumeClaim", workspace_claim(job), namespace)
-        )
+                pods = [*pods, event_pod]
         seen = Observed(
             refused_change=refused,
             waiting_for=waiting,
             pytorchjob=pytorchjob,
             pods=[pod_state(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])],
-            claim_phase=(claim or {}).get("status", {}).get("phase"),
+            claim_phase=None
+            if just_created
+            else watched.claim_phase(workspace_claim(job), namespace),
         )
-        return self._write(job, name, namespace, seen, old, outcome)
+        self._write(job, name, namespace, seen, old, outcome)
+        if pytorchjob is not None and not just_created:
+            # Failed while the PyTorchJob still runs (PrepareFailed): stop its pods.
+            stop = outcome.phase == "Failed" and finished(outcome.status) and not _ended(pytorchjob)
+            self._sync_suspend(job, pytorchjob, stop=stop)
+        return outcome
+
+    def _create(self, job: FineTuneJob, outcome: Outcome) -> tuple[Obj | None, bool]:
+        """Create the children in order, the PyTorchJob last; returns (PyTorchJob, created now).
+
+        A child that already exists means an earlier create was interrupted (the operator
+        stopped) or the watch lags: if the PyTorchJob exists, nothing more is touched (a spec
+        change is then refused, never half-applied); otherwise the child is converged."""
+        for obj in render(job, self.settings):
+            is_pytorchjob = obj["kind"] == "PyTorchJob"
+            if is_pytorchjob:
+                obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
+            made = self.kube.create(obj)
+            if made is None:
+                existing = self.kube.get(*PYTORCHJOB, pytorchjob_name(job.name), job.namespace)
+                if existing is not None:
+                    return existing, False
+                made = self.kube.apply(obj)
+            outcome.created.append(f"{obj['kind']}/{obj['metadata']['name']}")
+            if is_pytorchjob:
+                return made, True
+        return None, False
 
     def _write(
         self,
@@ -122,6 +177,7 @@ class Reconciler:
         if new["phase"] == "Succeeded" and job.spec is not None:
             new["outputs"] = expected_outputs(job, self.settings)
         outcome.phase = new["phase"]
+        outcome.status = new
         if changed(old, new):
             # Progress and checkpoints are the trainer's: never send them back (stale).
             self.kube.patch_status(
