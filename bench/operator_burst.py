@@ -74,20 +74,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mib(pid: int) -> float:
+def status_mib(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of /proc/PID/status in MiB: VmRSS now, VmHWM the peak."""
     line = next(
-        row
-        for row in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if row.startswith("VmRSS")
-    )
-    return int(line.split()[1]) / 1024
-
-
-def peak_rss_mib(pid: int) -> float:
-    line = next(
-        row
-        for row in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if row.startswith("VmHWM")
+        row for row in Path(f"/proc/{pid}/status").read_text().splitlines() if row.startswith(field)
     )
     return int(line.split()[1]) / 1024
 
@@ -264,11 +254,12 @@ def main() -> None:
             namespace = fresh_namespace(core, f"bench-{n}")
             cpu = cpu_seconds(operator.pid)
             r = burst(n, metrics_port, core, custom, namespace)
+            cpu = cpu_seconds(operator.pid) - cpu
             print(
                 f"{n:5d}  {r['done']:7d}  {r['p50']:7.2f}  {r['p99']:7.2f}  {r['rate']:6.1f}  "
                 f"{ceiling[n]:15.1f}  {r['rate'] / ceiling[n]:5.2f}  {n / ceiling[n]:21.1f}  "
-                f"{r['writes']:10.1f}  {rss_mib(operator.pid):9.1f}  "
-                f"{peak_rss_mib(operator.pid):14.1f}  {cpu_seconds(operator.pid) - cpu:16.1f}",
+                f"{r['writes']:10.1f}  {status_mib(operator.pid):9.1f}  "
+                f"{status_mib(operator.pid, 'VmHWM'):14.1f}  {cpu:16.1f}",
                 flush=True,
             )
             drop_namespace(core, namespace)

@@ -67,22 +67,25 @@ class Indexed:
         return self._one("claim_phases", (namespace, claim))  # type: ignore[no-any-return]
 
 
-def _reconcile(
-    memo: kopf.Memo,
-    body: Any,
-    logger: kopf.Logger,
-    indexes: dict[str, Any],
-    event_pod: Any | None = None,
-    event_pytorchjob: Any | None = None,
-) -> str | None:
+@dataclass
+class Call:
+    """One handler call: the operator's memo, its logger and kopf's keyword arguments, where
+    the indexes come by name."""
+
+    memo: kopf.Memo
+    logger: kopf.Logger
+    kwargs: dict[str, Any]
+
+
+def _reconcile(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -> str | None:
     """Reconcile one FineTuneJob; returns its phase when it changed."""
     started = time.monotonic()
     try:
-        outcome = memo.reconciler.reconcile(
+        outcome = call.memo.reconciler.reconcile(
             dict(body),
-            dict(event_pod) if event_pod is not None else None,
-            Indexed(indexes),
-            dict(event_pytorchjob) if event_pytorchjob is not None else None,
+            dict(pod) if pod is not None else None,
+            Indexed(call.kwargs),
+            dict(pytorchjob) if pytorchjob is not None else None,
         )
     except Exception:
         metrics.reconcile_errors.inc()
@@ -92,7 +95,7 @@ def _reconcile(
     metrics.children_created.inc(len(outcome.created))
     metrics.record_phase(body["metadata"]["uid"], outcome.phase)
     if outcome.created:
-        logger.info(f"created {', '.join(outcome.created)}")
+        call.logger.info(f"created {', '.join(outcome.created)}")
     if outcome.phase != outcome.previous_phase:
         level = "Warning" if outcome.phase == "Failed" else "Normal"
         metrics.api_writes.labels(verb="event").inc()
@@ -143,23 +146,16 @@ async def claim_phases(namespace: str | None, name: str, status: kopf.Status, **
     return {(namespace, name): status.get("phase")}
 
 
-def _reconcile_and_follow(
-    memo: kopf.Memo,
-    body: Any,
-    logger: kopf.Logger,
-    indexes: dict[str, Any],
-    event_pod: Any | None = None,
-    event_pytorchjob: Any | None = None,
-) -> None:
+def _reconcile_and_follow(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -> None:
     """Reconcile a job; if its phase changed (whichever event showed it), reconcile the stages
     that start from it: their wait is over, or their waiting message is stale."""
-    if _reconcile(memo, body, logger, indexes, event_pod, event_pytorchjob) is None:
+    if _reconcile(call, body, pod, pytorchjob) is None:
         return
     namespace = body["metadata"]["namespace"]
-    for name in indexes["stages_after"].get((namespace, body["metadata"]["name"]), []):
-        after = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
+    for name in call.kwargs["stages_after"].get((namespace, body["metadata"]["name"]), []):
+        after = call.memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
         if after is not None and not after["metadata"].get("deletionTimestamp"):
-            _reconcile(memo, after, logger, indexes)
+            _reconcile(call, after)
 
 
 def settled(event: kopf.RawEvent) -> bool:
@@ -184,22 +180,16 @@ def finetunejob_event(
         return
     if settled(event):
         return
-    _reconcile_and_follow(memo, body, logger, kwargs)  # kopf passes the indexes by name
+    _reconcile_and_follow(Call(memo, logger, kwargs), body)
 
 
-def _owner_event(
-    body: kopf.Body,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    indexes: dict[str, Any],
-    event_pod: Any | None = None,
-    event_pytorchjob: Any | None = None,
-) -> None:
-    name = body["metadata"]["labels"][JOB_LABEL]
-    namespace = body["metadata"]["namespace"]
-    owner = memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
+def _owner_event(call: Call, child: Any, pod: Any = None, pytorchjob: Any = None) -> None:
+    """A child's event: reconcile its FineTuneJob, read fresh."""
+    name = child["metadata"]["labels"][JOB_LABEL]
+    namespace = child["metadata"]["namespace"]
+    owner = call.memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
     if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-        _reconcile_and_follow(memo, owner, logger, indexes, event_pod, event_pytorchjob)
+        _reconcile_and_follow(call, owner, pod, pytorchjob)
 
 
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
@@ -207,13 +197,13 @@ def pytorchjob_event(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     if event["type"] == "DELETED":
-        _owner_event(body, memo, logger, kwargs)
+        _owner_event(Call(memo, logger, kwargs), body)
     elif (body.get("status") or {}).get("conditions"):
-        _owner_event(body, memo, logger, kwargs, event_pytorchjob=body)
+        _owner_event(Call(memo, logger, kwargs), body, pytorchjob=body)
     # else: just created (by this operator, whose reconcile read it then); the
     # training-operator's first status update brings it back.
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
 def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
-    _owner_event(body, memo, logger, kwargs, event_pod=body)
+    _owner_event(Call(memo, logger, kwargs), body, pod=body)
