@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -156,6 +157,24 @@ def test_deletion_collects_children_and_keeps_kept_storage(kube: Kube) -> None:
             what=f"garbage collection of {kind}/{name}",
         )
     assert kube.exists("pvc", "tiny-kept-workspace")
+
+
+def test_deleting_the_namespace_recreates_nothing(ftj_crd: Kube, operator: Operator) -> None:
+    """Namespace deletion may remove the PyTorchJobs before their FineTuneJobs; the operator
+    must not try to recreate the children (it did: a 403 per job, logged as a failure)."""
+    namespace = f"t-gone-{uuid.uuid4().hex[:8]}"
+    ftj_crd.run("create", "namespace", namespace, namespaced=False)
+    kube = ftj_crd.with_namespace(namespace)
+    names = [f"tiny-ns-{i}" for i in range(6)]
+    kube.apply(*(tiny(n, **{"spec.runPolicy.suspend": True}) for n in names))
+    eventually(
+        lambda: len(kube.get("pytorchjobs")) == len(names), timeout=60, what="the PyTorchJobs"
+    )
+    failures = operator.output().count("failed with an exception")
+    ftj_crd.run("delete", "namespace", namespace, "--wait=true", namespaced=False)
+    time.sleep(2)  # events of the last deletions
+    log = operator.output()
+    assert log.count("failed with an exception") == failures, log[-3000:]
 
 
 def test_restarted_operator_creates_exactly_one_pytorchjob(

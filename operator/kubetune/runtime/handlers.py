@@ -25,7 +25,7 @@ from kubetune.api.job import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from kubetune.render import RenderSettings
 from kubetune.render.metadata import JOB_LABEL
 from kubetune.runtime import metrics
-from kubetune.runtime.kube import Kube
+from kubetune.runtime.kube import Kube, NamespaceTerminating
 from kubetune.runtime.reconcile import SPEC_HASH, Reconciler
 
 
@@ -87,6 +87,11 @@ def _reconcile(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -
             Indexed(call.kwargs),
             dict(pytorchjob) if pytorchjob is not None else None,
         )
+    except NamespaceTerminating:
+        # Its children went first (a namespace deletion): recreating them is neither possible
+        # nor wanted; the FineTuneJob goes next.
+        call.logger.debug("namespace terminating: not recreating children")
+        return None
     except Exception:
         metrics.reconcile_errors.inc()
         raise

@@ -42,6 +42,10 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
 }
 
 
+class NamespaceTerminating(Exception):
+    """The namespace is being deleted: nothing can be created in it, and nothing needs to be."""
+
+
 def load_config() -> None:
     try:
         config.load_incluster_config()
@@ -103,6 +107,8 @@ class Kube:
         except ApiException as err:
             if err.status == 409:
                 return None
+            if err.status == 403 and "being terminated" in str(err.body or ""):
+                raise NamespaceTerminating(meta.get("namespace")) from err
             raise
 
     def apply(self, obj: Obj) -> Obj:
