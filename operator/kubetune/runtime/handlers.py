@@ -83,9 +83,9 @@ def _reconcile(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -
     try:
         outcome = call.memo.reconciler.reconcile(
             dict(body),
-            dict(pod) if pod is not None else None,
             Indexed(call.kwargs),
-            dict(pytorchjob) if pytorchjob is not None else None,
+            event_pod=dict(pod) if pod is not None else None,
+            event_pytorchjob=dict(pytorchjob) if pytorchjob is not None else None,
         )
     except NamespaceTerminating:
         # Its children went first (a namespace deletion): recreating them is neither possible

@@ -18,7 +18,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubetune.api.job import API_VERSION, KIND, PLURAL
-from kubetune.render.metadata import JOB_LABEL
 from kubetune.runtime import metrics
 
 Obj = dict[str, Any]
@@ -131,12 +130,6 @@ class Kube:
             if err.status == 404:
                 return None
             raise
-
-    def pods_of(self, job: str, namespace: str) -> list[Obj]:
-        pods = self._call(
-            "GET", path("v1", "Pod", namespace), query=[("labelSelector", f"{JOB_LABEL}={job}")]
-        )
-        return list(pods.get("items") or [])
 
     def patch_status(self, name: str, namespace: str, status: Obj) -> None:
         metrics.api_writes.labels(verb="patch_status").inc()

@@ -49,40 +49,26 @@ def now() -> str:
 class Outcome:
     """What a reconcile did, for events, metrics and tests."""
 
-    phase: str | None = None
     previous_phase: str | None = None
     created: list[str] = field(default_factory=list)
-    status_written: bool = False
     status: Obj = field(default_factory=dict)
+    status_written: bool = False
+
+    @property
+    def phase(self) -> str | None:
+        return self.status.get("phase")
 
 
 class Watched(Protocol):
-    """What the operator's own watches hold (kopf indexes): read from memory instead of asking
-    the API server on every reconcile. None: the watch has nothing (yet); then the API is asked
-    where it matters."""
+    """What the operator's own watches hold (kopf indexes, `handlers.Indexed`): read from
+    memory instead of asking the API server on every reconcile. None: the watch has nothing
+    (yet); then the API is asked where it matters."""
 
     def pytorchjob(self, job: str, namespace: str) -> Obj | None: ...
 
     def pods(self, job: str, namespace: str) -> list[Obj]: ...
 
     def claim_phase(self, claim: str, namespace: str) -> str | None: ...
-
-
-@dataclass
-class Unwatched:
-    """No watches: every read goes to the API server."""
-
-    kube: Kube
-
-    def pytorchjob(self, job: str, namespace: str) -> Obj | None:
-        return self.kube.get(*PYTORCHJOB, pytorchjob_name(job), namespace)
-
-    def pods(self, job: str, namespace: str) -> list[Obj]:
-        return self.kube.pods_of(job, namespace)
-
-    def claim_phase(self, claim: str, namespace: str) -> str | None:
-        found = self.kube.get("v1", "PersistentVolumeClaim", claim, namespace)
-        return ((found or {}).get("status") or {}).get("phase")
 
 
 @dataclass
@@ -93,15 +79,14 @@ class Reconciler:
     def reconcile(
         self,
         body: Obj,
+        watched: Watched,
         event_pod: Obj | None = None,
-        watched: Watched | None = None,
         event_pytorchjob: Obj | None = None,
     ) -> Outcome:
         """`event_pod` / `event_pytorchjob`: the child whose event triggered this, as the event
         saw it. A failed pod the training-operator deletes right away still counts as evidence
         of the failure."""
         name, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
-        watched = watched or Unwatched(self.kube)
         old = dict(body.get("status") or {})
         outcome = Outcome(previous_phase=old.get("phase"))
         try:
@@ -119,10 +104,11 @@ class Reconciler:
         just_created = False
         if waiting is None and pytorchjob is None and not finished(old):
             pytorchjob, just_created = self._create(job, outcome)
-        if pytorchjob is not None and not just_created:
-            refused = self._refused(job, pytorchjob)
         # Just created: no pods yet and the claim cannot be bound; the next event reads them.
-        pods = watched.pods(name, namespace) if pytorchjob and not just_created else []
+        existing = None if just_created else pytorchjob
+        if existing is not None:
+            refused = self._refused(job, existing)
+        pods = watched.pods(name, namespace) if existing is not None else []
         if event_pod is not None and pod_state(event_pod).prepare_failure:
             uids = {p["metadata"].get("uid") for p in pods}
             if event_pod["metadata"].get("uid") not in uids:
@@ -137,10 +123,10 @@ class Reconciler:
             else watched.claim_phase(workspace_claim(job), namespace),
         )
         self._write(job, name, namespace, seen, old, outcome)
-        if pytorchjob is not None and not just_created:
+        if existing is not None:
             # Failed while the PyTorchJob still runs (PrepareFailed): stop its pods.
-            stop = outcome.phase == "Failed" and finished(outcome.status) and not _ended(pytorchjob)
-            self._sync_suspend(job, pytorchjob, stop=stop)
+            stop = outcome.phase == "Failed" and finished(outcome.status) and not _ended(existing)
+            self._sync_suspend(job, existing, stop=stop)
         return outcome
 
     def _create(self, job: FineTuneJob, outcome: Outcome) -> tuple[Obj | None, bool]:
@@ -176,7 +162,6 @@ class Reconciler:
         new = compute_status(job, seen, old, now())
         if new["phase"] == "Succeeded" and job.spec is not None:
             new["outputs"] = expected_outputs(job, self.settings)
-        outcome.phase = new["phase"]
         outcome.status = new
         if changed(old, new):
             # Progress and checkpoints are the trainer's: never send them back (stale).
