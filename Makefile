@@ -6,14 +6,15 @@ SHELL := /bin/bash
 TEST_EXTRAS ?= dev,operator,trainer
 DEMO_EXTRAS ?= trainer
 
-.PHONY: demo test lint unit generate bench clean-venvs
+.PHONY: demo test lint unit generate bench cold-check clean-venvs
 
 demo:
 	@venv=$$(hack/venv.sh $(DEMO_EXTRAS)); \
 	"$$venv/bin/kubetune" run examples/tiny.yaml --output runs/tiny
 
 test:
-	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
+	@hack/cluster/build-binaries.sh --check-prerequisites
+	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
 	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint unit
 
 lint:
@@ -35,9 +36,13 @@ generate:
 
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
 bench:
-	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
+	@venv=$$(hack/venv.sh $(TEST_EXTRAS),bench); \
 	for b in packing_efficiency preprocess_throughput train_throughput operator_burst; do \
 	  "$$venv/bin/python" bench/$$b.py; done
 
+# The install steps that CI proves from an empty cache on every run (hack/cold-check.sh).
+cold-check:
+	@hack/cold-check.sh
+
 clean-venvs:
-	rm -rf "$${KUBETUNE_CACHE:-$$HOME/.cache/kubetune}/venvs"
+	rm -rf .venv

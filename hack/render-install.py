@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def helm() -> str:
     out = subprocess.run(
-        [str(ROOT / "hack/cluster/build-binaries.sh")], check=True, capture_output=True, text=True
+        [str(ROOT / "hack/cluster/build-binaries.sh"), "clients"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     clients = dict(line.split("=", 1) for line in out.split() if "=" in line)["CLIENTS_BIN"]
     return f"{clients}/helm"

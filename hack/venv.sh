@@ -1,33 +1,23 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the project's virtual environment for a set of extras, outside the repo,
-# keyed by the extras, pyproject.toml and the Python version, so reruns cost nothing.
-#   hack/venv.sh dev,operator        -> prints the venv's path on stdout
-# Dependencies come from PyPI through uv (installed with pip when missing).
+# Brings this checkout's own virtual environment (.venv) to the locked versions (uv.lock; a lock
+# that no longer matches pyproject.toml is refused: run `uv lock`) for a
+# set of extras, and prints its path:
+#   hack/venv.sh dev,operator,trainer        -> /path/to/checkout/.venv
+# The environment belongs to this checkout alone (its editable install is this checkout); uv's
+# cache makes re-creating it cheap. By default packages that other extras installed stay (so
+# `make demo` or `hack/local-cluster` never strip the test tools out from under a running test);
+# KUBETUNE_SYNC=exact makes the environment exactly the lock's for these extras (`make test`).
+# KUBETUNE_VENV puts the environment elsewhere (the CI cold-path check uses a throw-away one).
 set -euo pipefail
 extras=${1:-dev,operator}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${KUBETUNE_CACHE:-$HOME/.cache/kubetune}
-python=${PYTHON:-python3}
-log() { echo "[venv] $*" >&2; }
-
-if ! command -v uv >/dev/null 2>&1; then
-  log "installing uv"
-  "$python" -m pip install -q --disable-pip-version-check uv >&2
-fi
-uv=$(command -v uv || echo "$("$python" -m site --user-base)/bin/uv")
-
-pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-key=$( (echo "$extras $pyver"; cat "$root/pyproject.toml") | sha256sum | cut -c1-12)
-venv=$cache/venvs/${extras//,/-}-py$pyver-$key
-if [[ ! -f $venv/.complete ]]; then
-  log "creating $venv (extras: $extras)"
-  rm -rf "$venv"
-  mkdir -p "$cache/venvs"
-  "$uv" venv -q --python "$python" "$venv" >&2
-  VIRTUAL_ENV=$venv "$uv" pip install -q --python "$venv/bin/python" -e "$root[$extras]" >&2
-  touch "$venv/.complete"
-else
-  # The venv is shared by every clone: point its editable install at this checkout.
-  VIRTUAL_ENV=$venv "$uv" pip install -q --python "$venv/bin/python" --no-deps -e "$root" >&2
-fi
+uv=$("$root/hack/uv.sh")
+args=(sync --locked --quiet --python "${PYTHON:-python3}")
+IFS=, read -ra names <<<"$extras"
+for name in "${names[@]}"; do args+=(--extra "$name"); done
+[[ ${KUBETUNE_SYNC:-inexact} == exact ]] || args+=(--inexact)
+venv=${KUBETUNE_VENV:-$root/.venv}
+echo "[venv] $venv: extras $extras from uv.lock" >&2
+# No interpreter downloads: uv uses the Python it is given (releases are not on the index).
+(cd "$root" && UV_PROJECT_ENVIRONMENT=$venv UV_PYTHON_DOWNLOADS=never "$uv" "${args[@]}") >&2
 echo "$venv"

@@ -15,6 +15,23 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+
+
+def cluster_versions() -> dict[str, str]:
+    """hack/cluster/versions.env: the versions of the local control plane's pieces."""
+    lines = (REPO / "hack" / "cluster" / "versions.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+# The vendored copy (manifests/third_party/training-operator/README.md says where it came from).
+PYTORCHJOB_CRD = (
+    REPO
+    / "manifests"
+    / "third_party"
+    / "training-operator"
+    / cluster_versions()["TRAINING_OPERATOR_VERSION"]
+    / "kubeflow.org_pytorchjobs.yaml"
+)
 DELETE = object()
 
 _BASE: dict[str, Any] = {

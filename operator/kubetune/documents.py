@@ -10,6 +10,23 @@ import yaml
 
 from kubetune.api.job import FineTuneJob, InvalidJob, Problem, parse_job
 
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def expand_paths(args: tuple[str, ...] | list[str]) -> list[str]:
+    """Files as given, folders as their manifest files (sorted, not recursive, like
+    `kubectl apply -f DIR`); `-` stays standard input. FileNotFoundError names a missing path."""
+    paths: list[str] = []
+    for arg in args:
+        path = Path(arg)
+        if arg == "-" or path.is_file():
+            paths.append(arg)
+        elif path.is_dir():
+            paths += sorted(str(p) for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES)
+        else:
+            raise FileNotFoundError(arg)
+    return paths
+
 
 def read_text(file: str) -> str:
     return sys.stdin.read() if file == "-" else Path(file).read_text()

@@ -117,3 +117,36 @@ def test_console_script_reads_standard_input() -> None:
     assert "kind: PyTorchJob" in proc.stdout
     crd = subprocess.run([str(exe), "crd"], capture_output=True, text=True, check=True)
     assert crd.stdout == (REPO / "manifests" / "crd" / "finetunejobs.kubetune.io.yaml").read_text()
+
+
+def test_validate_takes_files_and_folders_like_kubectl_apply(tmp_path: Path) -> None:
+    # Every example in one call, as `kubetune validate examples/*.yaml` or `examples/`.
+    examples = sorted(str(p) for p in (REPO / "examples").glob("*.yaml"))
+    by_files = runner.invoke(app, ["validate", *examples])
+    by_folder = runner.invoke(app, ["validate", str(REPO / "examples")])
+    assert by_files.exit_code == 0, by_files.output
+    assert by_folder.output == by_files.output
+    assert by_files.output.count("valid ") == sum(
+        len([d for d in yaml.safe_load_all(Path(p).read_text()) if d]) for p in examples
+    )
+
+
+def test_validate_reports_every_bad_file_and_renders_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(make_job(nodes=0)))
+    (tmp_path / "b.yml").write_text(yaml.safe_dump(make_job(**{"spec.extra": 1})))
+    (tmp_path / "c.json").write_text(json.dumps(make_job(**{"metadata.name": "ok"})))
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "a.yaml: spec.distributed.nodes" in result.output
+    assert "b.yml: spec.extra: unknown field" in result.output
+    assert "notes.txt" not in result.output
+    rendered = runner.invoke(app, ["render", str(tmp_path / "c.json"), str(tmp_path / "a.yaml")])
+    assert rendered.exit_code == 1 and "kind:" not in rendered.stdout
+
+
+def test_validate_missing_path_or_empty_folder(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["validate", TINY, str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "nope.yaml: no such file or folder" in missing.output
+    empty = runner.invoke(app, ["validate", str(tmp_path)])
+    assert empty.exit_code == 1 and "no FineTuneJob found" in empty.output

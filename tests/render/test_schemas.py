@@ -1,8 +1,12 @@
 """Rendered objects are valid Kubernetes: core kinds against the 1.35 schemas (strict, via
-kubernetes-validate) and the PyTorchJob against the training-operator v1.9.3 CRD schema."""
+kubernetes-validate) and the PyTorchJob against the training-operator's own CRD schema (the
+vendored copy, itself checked against the training-operator's Go module)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.factories import EXAMPLES, REPO
+from tests.factories import EXAMPLES, PYTORCHJOB_CRD, REPO, cluster_versions
 from tests.render.helpers import by_kind, render_example
 
-PYTORCHJOB_CRD = REPO.parent / "shared" / "crds" / "kubeflow.org_pytorchjobs.v1.9.3.yaml"
 K8S_VERSION = "1.35.0"
 
 
@@ -56,3 +59,21 @@ def test_validator_catches_a_broken_pytorchjob() -> None:
     job = by_kind(render_example(REPO / "examples" / "tiny.yaml"), "PyTorchJob")[0]
     job["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] = "one"
     assert list(pytorchjob_validator().iter_errors(job))
+
+
+def test_vendored_pytorchjob_crd_is_the_modules_own() -> None:
+    # The copy in manifests/third_party must be the file the training-operator ships at the
+    # version the local cluster runs (hack/refresh-pytorchjob-crd.sh copies it).
+    if shutil.which("go") is None:
+        pytest.skip("needs Go to fetch the training-operator module")
+    version = cluster_versions()["TRAINING_OPERATOR_VERSION"]
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"github.com/kubeflow/training-operator@{version}"],
+        cwd=REPO / "hack" / "cluster" / "kubernetes",
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = Path(json.loads(out)["Dir"])
+    original = module / "manifests" / "base" / "crds" / "kubeflow.org_pytorchjobs.yaml"
+    assert PYTORCHJOB_CRD.read_bytes() == original.read_bytes()

@@ -231,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")
     args = parser.parse_args(argv)
+    from kubetune_trainer import versions
     from kubetune_trainer.sources import SourceError
+
+    refused = versions.check()
+    if refused:
+        print(refused, file=sys.stderr)
+        return 1
 
     try:
         prepare(TrainerConfig.load(args.config))

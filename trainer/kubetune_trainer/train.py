@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kubetune_trainer import versions
 from kubetune_trainer.checkpoints import latest_complete, remove_incomplete
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.log import log
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubetune_trainer.train", description=__doc__)
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")
     args = parser.parse_args(argv)
+    refused = versions.check()
+    if refused:
+        print(refused, file=sys.stderr)
+        return 1
     return run(TrainerConfig.load(args.config))
 
 

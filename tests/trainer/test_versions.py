@@ -1,0 +1,57 @@
+"""The trainer refuses library versions below the floors that pyproject.toml declares."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+
+from packaging.requirements import Requirement
+
+from kubetune_trainer import versions
+from tests.factories import REPO
+
+
+def declared_trainer_extra() -> set[str]:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return {Requirement(r).name for r in pyproject["project"]["optional-dependencies"]["trainer"]}
+
+
+def test_the_check_reads_exactly_the_trainer_extra_from_the_installed_metadata() -> None:
+    reqs = versions.trainer_requirements(metadata.requires("kubetune") or [])
+    assert {r.name for r in reqs} == declared_trainer_extra()
+    assert str(next(r for r in reqs if r.name == "transformers").specifier) == ">=5.0"
+
+
+def test_this_environment_meets_the_floors() -> None:
+    assert versions.check() is None
+
+
+def test_below_a_floor_or_missing_is_refused_with_the_fix() -> None:
+    reqs = versions.trainer_requirements(metadata.requires("kubetune") or [])
+    installed = {"transformers": "4.46.3", "peft": None}
+    problems = versions.unmet(reqs, lambda name: installed.get(name, "99.0"))
+    assert sorted(problems) == [
+        f"peft is not installed (needs {next(r.specifier for r in reqs if r.name == 'peft')})",
+        "transformers 4.46.3 is installed; kubetune's trainer needs >=5.0",
+    ]
+    assert versions.unmet(reqs, lambda name: "5.0.0" if name == "transformers" else "99") == []
+
+
+def test_train_and_prepare_stop_at_start_up_naming_the_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A real process whose installed transformers is made to look like 4.46: both entry points
+    # exit 1 before reading their config, with the message and the fix.
+    script = (
+        "import sys; from importlib import metadata; real = metadata.version\n"
+        "metadata.version = lambda n: '4.46.0' if n == 'transformers' else real(n)\n"
+        "from kubetune_trainer.__main__ import main; sys.argv = ['x', sys.argv[1], '--config', 'none.yaml']\n"
+        "sys.exit(main())\n"
+    )
+    for command in ("train", "prepare"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, command], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert done.returncode == 1, done.stderr
+        assert "transformers 4.46.0 is installed; kubetune's trainer needs >=5.0" in done.stderr
+        assert "uv sync --frozen --extra trainer" in done.stderr
