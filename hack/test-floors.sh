@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the trainer tests with every dependency at the floor pyproject.toml declares
+# (uv --resolution lowest-direct), in a throw-away environment: a floor that is not true fails
+# here. Slow (a second torch), so not part of `make test`; run it after changing a floor.
+#   hack/test-floors.sh [pytest args]      (default: tests/trainer)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+uv=$("$root/hack/uv.sh")
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/kubetune-floors.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+export UV_PYTHON_DOWNLOADS=never
+"$uv" pip compile --quiet --resolution lowest-direct --extra dev --extra trainer \
+  --python "${PYTHON:-python3}" "$root/pyproject.toml" -o "$scratch/floors.txt"
+echo "[floors] the trainer's direct dependencies at their floors:" >&2
+grep -E '^(torch|transformers|peft|datasets|accelerate|bitsandbytes|deepspeed|tokenizers|safetensors|wandb|tensorboard|jinja2|packaging)==' \
+  "$scratch/floors.txt" | sed 's/^/  /' >&2
+"$uv" venv --quiet --python "${PYTHON:-python3}" "$scratch/venv"
+"$uv" pip sync --quiet --python "$scratch/venv/bin/python" "$scratch/floors.txt"
+"$uv" pip install --quiet --no-deps --python "$scratch/venv/bin/python" -e "$root"
+cd "$root"
+"$scratch/venv/bin/python" -m pytest -q -p no:cacheprovider "${@:-tests/trainer}"
