@@ -41,7 +41,7 @@ def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str
     ],
 )
 def test_settled_events_need_no_reconcile(raw: dict[str, Any], expected: bool) -> None:
-    assert settled(raw) is expected  # type: ignore[arg-type]
+    assert settled(raw) is expected
 
 
 def index_value(index: Any, **kwargs: Any) -> Any:
@@ -70,7 +70,7 @@ def test_the_index_copy_of_a_pytorchjob_gives_the_same_status_as_the_whole_objec
     )
     assert key == ("team-a", job.name)
     assert len(str(slim)) < len(str(pytorchjob)) / 5  # what memory holds per job
-    indexed = Indexed({"pytorchjobs_by_job": {key: [slim]}})
+    indexed = Indexed(pytorchjobs_by_job={key: [slim]}, pods_by_job={}, claim_phases={})
     assert indexed.pytorchjob(job.name, "team-a") == slim
     assert indexed.pytorchjob("other", "team-a") is None
     whole, cut = (compute_status(job, Observed(pytorchjob=p), {}, NOW) for p in (pytorchjob, slim))
@@ -102,4 +102,5 @@ def test_the_index_copy_of_a_pod_keeps_what_pod_state_reads() -> None:
     assert pod_state(slim).prepare_failure == "init container prepare exited with code 2: no data"
     pod["status"]["phase"] = "Failed"  # the copy does not follow later changes of the body
     assert slim["status"]["phase"] == "Running"
-    assert Indexed({"pods_by_job": {key: [slim]}}).pods("job", "team-a") == [slim]
+    indexed = Indexed(pytorchjobs_by_job={}, pods_by_job={key: [slim]}, claim_phases={})
+    assert indexed.pods("job", "team-a") == [slim]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ import kopf
 
 from kubetune.api.job import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from kubetune.render import RenderSettings
-from kubetune.render.metadata import JOB_LABEL
+from kubetune.render.metadata import JOB_LABEL, Obj
 from kubetune.runtime import metrics
 from kubetune.runtime.kube import Kube, NamespaceTerminating
 from kubetune.runtime.reconcile import SPEC_HASH, Reconciler
@@ -47,34 +48,35 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.reconciler = Reconciler(Kube.connect(), RenderSettings(trainer_image=memo.trainer_image))
 
 
+Key = tuple[str | None, str]  # (namespace, name)
+
+
 @dataclass
 class Indexed:
-    """The reconciler's view of the children, from the indexes below (see reconcile.Watched).
-    `indexes`: a handler's keyword arguments, where kopf passes every index by its name."""
+    """The reconciler's view of the children, from the indexes below (see reconcile.Watched)."""
 
-    indexes: dict[str, Any]
+    pytorchjobs_by_job: Mapping[Key, Collection[Obj]]  # a kopf.Index: key → its objects' values
+    pods_by_job: Mapping[Key, Collection[Obj]]
+    claim_phases: Mapping[Key, Collection[str | None]]
 
-    def _one(self, index: str, key: tuple[str, str]) -> Any:
-        return next(iter(self.indexes[index].get(key, [])), None)
+    def pytorchjob(self, job: str, namespace: str) -> Obj | None:
+        return next(iter(self.pytorchjobs_by_job.get((namespace, job), [])), None)
 
-    def pytorchjob(self, job: str, namespace: str) -> Any:
-        return self._one("pytorchjobs_by_job", (namespace, job))
-
-    def pods(self, job: str, namespace: str) -> list[Any]:
-        return list(self.indexes["pods_by_job"].get((namespace, job), []))
+    def pods(self, job: str, namespace: str) -> list[Obj]:
+        return list(self.pods_by_job.get((namespace, job), []))
 
     def claim_phase(self, claim: str, namespace: str) -> str | None:
-        return self._one("claim_phases", (namespace, claim))  # type: ignore[no-any-return]
+        return next(iter(self.claim_phases.get((namespace, claim), [])), None)
 
 
 @dataclass
 class Call:
-    """One handler call: the operator's memo, its logger and kopf's keyword arguments, where
-    the indexes come by name."""
+    """One handler call: the operator's memo, its logger, and the indexes it reads."""
 
     memo: kopf.Memo
     logger: kopf.Logger
-    kwargs: dict[str, Any]
+    indexed: Indexed
+    stages_after: kopf.Index[Key, str]
 
 
 def _reconcile(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -> str | None:
@@ -83,7 +85,7 @@ def _reconcile(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -
     try:
         outcome = call.memo.reconciler.reconcile(
             dict(body),
-            Indexed(call.kwargs),
+            call.indexed,
             event_pod=dict(pod) if pod is not None else None,
             event_pytorchjob=dict(pytorchjob) if pytorchjob is not None else None,
         )
@@ -157,8 +159,8 @@ def _reconcile_and_follow(call: Call, body: Any, pod: Any = None, pytorchjob: An
     if _reconcile(call, body, pod, pytorchjob) is None:
         return
     namespace = body["metadata"]["namespace"]
-    for name in call.kwargs["stages_after"].get((namespace, body["metadata"]["name"]), []):
-        after = call.memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
+    for name in call.stages_after.get((namespace, body["metadata"]["name"]), []):
+        after = call.memo.reconciler.cluster.get(API_VERSION, KIND, name, namespace)
         if after is not None and not after["metadata"].get("deletionTimestamp"):
             _reconcile(call, after)
 
@@ -176,39 +178,80 @@ def settled(event: kopf.RawEvent) -> bool:
     )
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
+def _call(
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    pytorchjobs_by_job: kopf.Index[Key, Obj],
+    pods_by_job: kopf.Index[Key, Obj],
+    claim_phases: kopf.Index[Key, str | None],
+    stages_after: kopf.Index[Key, str],
+) -> Call:
+    indexed = Indexed(pytorchjobs_by_job, pods_by_job, claim_phases)
+    return Call(memo, logger, indexed, stages_after)
+
+
+# kopf passes each index by its name; its handler protocol types only the standard keywords.
+@kopf.on.event(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
 def finetunejob_event(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    pytorchjobs_by_job: kopf.Index[Key, Obj],
+    pods_by_job: kopf.Index[Key, Obj],
+    claim_phases: kopf.Index[Key, str | None],
+    stages_after: kopf.Index[Key, str],
+    **_: Any,
 ) -> None:
     if event["type"] == "DELETED":
         metrics.record_phase(body["metadata"]["uid"], None)
         return
     if settled(event):
         return
-    _reconcile_and_follow(Call(memo, logger, kwargs), body)
+    call = _call(memo, logger, pytorchjobs_by_job, pods_by_job, claim_phases, stages_after)
+    _reconcile_and_follow(call, body)
 
 
 def _owner_event(call: Call, child: Any, pod: Any = None, pytorchjob: Any = None) -> None:
     """A child's event: reconcile its FineTuneJob, read fresh."""
     name = child["metadata"]["labels"][JOB_LABEL]
     namespace = child["metadata"]["namespace"]
-    owner = call.memo.reconciler.kube.get(API_VERSION, KIND, name, namespace)
+    owner = call.memo.reconciler.cluster.get(API_VERSION, KIND, name, namespace)
     if owner is not None and not owner["metadata"].get("deletionTimestamp"):
         _reconcile_and_follow(call, owner, pod, pytorchjob)
 
 
-@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
+@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
 def pytorchjob_event(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    pytorchjobs_by_job: kopf.Index[Key, Obj],
+    pods_by_job: kopf.Index[Key, Obj],
+    claim_phases: kopf.Index[Key, str | None],
+    stages_after: kopf.Index[Key, str],
+    **_: Any,
 ) -> None:
+    call = _call(memo, logger, pytorchjobs_by_job, pods_by_job, claim_phases, stages_after)
     if event["type"] == "DELETED":
-        _owner_event(Call(memo, logger, kwargs), body)
+        _owner_event(call, body)
     elif (body.get("status") or {}).get("conditions"):
-        _owner_event(Call(memo, logger, kwargs), body, pytorchjob=body)
+        _owner_event(call, body, pytorchjob=body)
     # else: just created (by this operator, whose reconcile read it then); the
     # training-operator's first status update brings it back.
 
 
-@kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
-def pod_event(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
-    _owner_event(Call(memo, logger, kwargs), body, pod=body)
+@kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
+def pod_event(
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    pytorchjobs_by_job: kopf.Index[Key, Obj],
+    pods_by_job: kopf.Index[Key, Obj],
+    claim_phases: kopf.Index[Key, str | None],
+    stages_after: kopf.Index[Key, str],
+    **_: Any,
+) -> None:
+    call = _call(memo, logger, pytorchjobs_by_job, pods_by_job, claim_phases, stages_after)
+    _owner_event(call, body, pod=body)

@@ -18,9 +18,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubetune.api.job import API_VERSION, KIND, PLURAL
+from kubetune.render.metadata import Obj
 from kubetune.runtime import metrics
 
-Obj = dict[str, Any]
 FIELD_MANAGER = "kubetune"
 
 # Every kind the operator touches, with its plural and scope: a static table instead of API

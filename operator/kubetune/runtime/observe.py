@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubetune.api.job import FineTuneJob
 from kubetune.render import RenderSettings, cluster_layout
+from kubetune.render.metadata import Obj
 from kubetune.render.storage import workspace_claim
 from kubetune.render.trainer_config import trainer_config
 from kubetune.runtime.status import PodState
 from kubetune_trainer.config import output_formats
-
-Obj = dict[str, Any]
 
 
 def pod_state(pod: Obj) -> PodState:

@@ -1,9 +1,16 @@
-"""One reconcile, three steps: render the children, create them (once), set the status.
+"""One reconcile of a FineTuneJob, as four named steps (the shape of Kubeflow Trainer's
+`Reconcile`: get → build and apply → set conditions → write status only if changed):
+
+    observe             the stage it waits for, and its PyTorchJob (watch first, API if it may lag)
+    ensure_children     render and create the children once, the PyTorchJob last
+    write_status        compute the status from what was observed; write it only if it changed
+    enforce_run_policy  the PyTorchJob's suspend follows the spec; a failed job is stopped
 
 Level-triggered: every event on a FineTuneJob, its PyTorchJob or its pods runs the same
 function, which reads the world and converges. Spec changes after the PyTorchJob exists are
 refused with a condition (the applied spec is hashed onto the PyTorchJob), except
-`runPolicy.suspend`, which suspends and resumes it.
+`runPolicy.suspend`, which suspends and resumes it. The cluster is reached only through the
+`Cluster` protocol and the watches only through `Watched`, so tests run it in memory.
 """
 
 from __future__ import annotations
@@ -12,13 +19,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubetune.api.job import API_VERSION, KIND, FineTuneJob, InvalidJob, parse_job
 from kubetune.render import RenderSettings, render
+from kubetune.render.metadata import Obj
 from kubetune.render.names import pytorchjob_name
 from kubetune.render.storage import workspace_claim
-from kubetune.runtime.kube import Kube
 from kubetune.runtime.observe import expected_outputs, pod_state
 from kubetune.runtime.status import (
     TRAINER_OWNED,
@@ -29,7 +36,6 @@ from kubetune.runtime.status import (
     pytorchjob_condition,
 )
 
-Obj = dict[str, Any]
 SPEC_HASH = "kubetune.io/spec-hash"
 PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
 
@@ -71,9 +77,39 @@ class Watched(Protocol):
     def claim_phase(self, claim: str, namespace: str) -> str | None: ...
 
 
+class Cluster(Protocol):
+    """The API calls a reconcile makes: `runtime.kube.Kube` in the operator, an in-memory
+    cluster in tests/runtime/test_reconcile.py."""
+
+    def create(self, obj: Obj) -> Obj | None:
+        """None when an object of that name already exists."""
+
+    def apply(self, obj: Obj) -> Obj: ...
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> Obj | None: ...
+
+    def patch_status(self, name: str, namespace: str, status: Obj) -> None: ...
+
+    def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None: ...
+
+
+@dataclass(frozen=True)
+class Children:
+    """The PyTorchJob after `ensure_children`, and whether this reconcile created it."""
+
+    pytorchjob: Obj | None
+    just_created: bool = False
+
+    @property
+    def existing(self) -> Obj | None:
+        """The PyTorchJob as it ran before this reconcile (a just-created one has no pods yet,
+        no bound claim and nothing to refuse or suspend)."""
+        return None if self.just_created else self.pytorchjob
+
+
 @dataclass
 class Reconciler:
-    kube: Kube
+    cluster: Cluster
     settings: RenderSettings
 
     def reconcile(
@@ -83,54 +119,113 @@ class Reconciler:
         event_pod: Obj | None = None,
         event_pytorchjob: Obj | None = None,
     ) -> Outcome:
-        """`event_pod` / `event_pytorchjob`: the child whose event triggered this, as the event
+        """observe → ensure children → write status → enforce the run policy.
+
+        `event_pod` / `event_pytorchjob`: the child whose event triggered this, as the event
         saw it. A failed pod the training-operator deletes right away still counts as evidence
         of the failure."""
-        name, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
         old = dict(body.get("status") or {})
         outcome = Outcome(previous_phase=old.get("phase"))
         try:
             job = parse_job(body)
         except InvalidJob as invalid:
-            bare = FineTuneJob.model_construct(metadata=_meta(body), spec=None)  # type: ignore[arg-type,call-arg]
-            seen = Observed(problems=invalid.problems)
-            return self._write(bare, name, namespace, seen, old, outcome)
-        waiting = self._dependency(job)
-        pytorchjob = event_pytorchjob or watched.pytorchjob(name, namespace)
+            self.write_status(_unparsed(body), Observed(problems=invalid.problems), old, outcome)
+            return outcome
+        waiting_for, pytorchjob = self.observe(job, old, watched, event_pytorchjob)
+        children = self.ensure_children(job, waiting_for, pytorchjob, old, outcome)
+        seen = self.observed(job, waiting_for, children, watched, event_pod)
+        self.write_status(job, seen, old, outcome)
+        self.enforce_run_policy(job, children.existing, outcome)
+        return outcome
+
+    # --- the steps ----------------------------------------------------------------------
+
+    def observe(
+        self, job: FineTuneJob, old: Obj, watched: Watched, event_pytorchjob: Obj | None
+    ) -> tuple[str | None, Obj | None]:
+        """The stage this job still waits for, and its PyTorchJob: from the triggering event or
+        the watch; from the API when the job was seen before (the watch may lag behind our own
+        create, and creating again must not be tried on a guess)."""
+        waiting_for = self._dependency(job)
+        pytorchjob = event_pytorchjob or watched.pytorchjob(job.name, job.namespace)
         if pytorchjob is None and old.get("phase"):
-            # Seen before: the watch may lag behind our own create; ask before creating.
-            pytorchjob = self.kube.get(*PYTORCHJOB, pytorchjob_name(name), namespace)
-        refused = None
-        just_created = False
-        if waiting is None and pytorchjob is None and not finished(old):
-            pytorchjob, just_created = self._create(job, outcome)
-        # Just created: no pods yet and the claim cannot be bound; the next event reads them.
-        existing = None if just_created else pytorchjob
-        if existing is not None:
-            refused = self._refused(job, existing)
-        pods = watched.pods(name, namespace) if existing is not None else []
+            pytorchjob = self.cluster.get(*PYTORCHJOB, pytorchjob_name(job.name), job.namespace)
+        return waiting_for, pytorchjob
+
+    def ensure_children(
+        self,
+        job: FineTuneJob,
+        waiting_for: str | None,
+        pytorchjob: Obj | None,
+        old: Obj,
+        outcome: Outcome,
+    ) -> Children:
+        """Create the children once: not while an upstream stage runs, not when the PyTorchJob
+        exists, never again for a finished job."""
+        if waiting_for is not None or pytorchjob is not None or finished(old):
+            return Children(pytorchjob)
+        return self._create(job, outcome)
+
+    def observed(
+        self,
+        job: FineTuneJob,
+        waiting_for: str | None,
+        children: Children,
+        watched: Watched,
+        event_pod: Obj | None,
+    ) -> Observed:
+        """What the status is computed from: the refused spec change, the pods and the claim
+        (from the watches)."""
+        existing = children.existing
+        pods = watched.pods(job.name, job.namespace) if existing is not None else []
         if event_pod is not None and pod_state(event_pod).prepare_failure:
             uids = {p["metadata"].get("uid") for p in pods}
             if event_pod["metadata"].get("uid") not in uids:
                 pods = [*pods, event_pod]
-        seen = Observed(
-            refused_change=refused,
-            waiting_for=waiting,
-            pytorchjob=pytorchjob,
+        claim = workspace_claim(job)
+        return Observed(
+            refused_change=self._refused(job, existing) if existing is not None else None,
+            waiting_for=waiting_for,
+            pytorchjob=children.pytorchjob,
             pods=[pod_state(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])],
             claim_phase=None
-            if just_created
-            else watched.claim_phase(workspace_claim(job), namespace),
+            if children.just_created
+            else watched.claim_phase(claim, job.namespace),
         )
-        self._write(job, name, namespace, seen, old, outcome)
-        if existing is not None:
-            # Failed while the PyTorchJob still runs (PrepareFailed): stop its pods.
-            stop = outcome.phase == "Failed" and finished(outcome.status) and not _ended(existing)
-            self._sync_suspend(job, existing, stop=stop)
-        return outcome
 
-    def _create(self, job: FineTuneJob, outcome: Outcome) -> tuple[Obj | None, bool]:
-        """Create the children in order, the PyTorchJob last; returns (PyTorchJob, created now).
+    def write_status(self, job: FineTuneJob, seen: Observed, old: Obj, outcome: Outcome) -> None:
+        """Compute the status; write it only when it changed, never the trainer's fields."""
+        new = compute_status(job, seen, old, now())
+        if new["phase"] == "Succeeded" and job.spec is not None:
+            new["outputs"] = expected_outputs(job, self.settings)
+        outcome.status = new
+        if changed(old, new):
+            # Progress and checkpoints are the trainer's: never send them back (stale).
+            written = {k: v for k, v in new.items() if k not in TRAINER_OWNED}
+            self.cluster.patch_status(job.name, job.namespace, written)
+            outcome.status_written = True
+
+    def enforce_run_policy(self, job: FineTuneJob, existing: Obj | None, outcome: Outcome) -> None:
+        """runPolicy.suspend of the PyTorchJob follows the spec's; a job that failed while its
+        PyTorchJob still runs (PrepareFailed) is stopped (suspended), so nothing keeps
+        recreating its pods."""
+        if existing is None:
+            return
+        stop = outcome.phase == "Failed" and finished(outcome.status) and not _ended(existing)
+        wanted = job.spec.runPolicy.suspend or stop
+        current = bool(existing["spec"].get("runPolicy", {}).get("suspend", False))
+        if wanted != current:
+            self.cluster.patch(
+                *PYTORCHJOB,
+                existing["metadata"]["name"],
+                job.namespace,
+                {"spec": {"runPolicy": {"suspend": wanted}}},
+            )
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _create(self, job: FineTuneJob, outcome: Outcome) -> Children:
+        """Create the children in order, the PyTorchJob last.
 
         A child that already exists means an earlier create was interrupted (the operator
         stopped) or the watch lags: if the PyTorchJob exists, nothing more is touched (a spec
@@ -139,43 +234,22 @@ class Reconciler:
             is_pytorchjob = obj["kind"] == "PyTorchJob"
             if is_pytorchjob:
                 obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
-            made = self.kube.create(obj)
+            made = self.cluster.create(obj)
             if made is None:
-                existing = self.kube.get(*PYTORCHJOB, pytorchjob_name(job.name), job.namespace)
+                existing = self.cluster.get(*PYTORCHJOB, pytorchjob_name(job.name), job.namespace)
                 if existing is not None:
-                    return existing, False
-                made = self.kube.apply(obj)
+                    return Children(existing)
+                made = self.cluster.apply(obj)
             outcome.created.append(f"{obj['kind']}/{obj['metadata']['name']}")
             if is_pytorchjob:
-                return made, True
-        return None, False
-
-    def _write(
-        self,
-        job: FineTuneJob,
-        name: str,
-        namespace: str,
-        seen: Observed,
-        old: Obj,
-        outcome: Outcome,
-    ) -> Outcome:
-        new = compute_status(job, seen, old, now())
-        if new["phase"] == "Succeeded" and job.spec is not None:
-            new["outputs"] = expected_outputs(job, self.settings)
-        outcome.status = new
-        if changed(old, new):
-            # Progress and checkpoints are the trainer's: never send them back (stale).
-            self.kube.patch_status(
-                name, namespace, {k: v for k, v in new.items() if k not in TRAINER_OWNED}
-            )
-            outcome.status_written = True
-        return outcome
+                return Children(made, just_created=True)
+        return Children(None)
 
     def _dependency(self, job: FineTuneJob) -> str | None:
         ref = job.spec.model.fromJob
         if ref is None:
             return None
-        other = self.kube.get(API_VERSION, KIND, ref.name, job.namespace)
+        other = self.cluster.get(API_VERSION, KIND, ref.name, job.namespace)
         phase = ((other or {}).get("status") or {}).get("phase")
         if phase == "Succeeded":
             return None
@@ -192,25 +266,14 @@ class Reconciler:
             "FineTuneJob to train with the new one"
         )
 
-    def _sync_suspend(self, job: FineTuneJob, pytorchjob: Obj, stop: bool) -> None:
-        """runPolicy.suspend of the PyTorchJob follows the spec's; a failed job's is stopped
-        (suspended) so nothing keeps recreating its pods."""
-        wanted = job.spec.runPolicy.suspend or stop
-        current = bool(pytorchjob["spec"].get("runPolicy", {}).get("suspend", False))
-        if wanted != current:
-            self.kube.patch(
-                *PYTORCHJOB,
-                pytorchjob["metadata"]["name"],
-                job.namespace,
-                {"spec": {"runPolicy": {"suspend": wanted}}},
-            )
-
 
 def _ended(pytorchjob: Obj) -> bool:
     return any(pytorchjob_condition(pytorchjob, c) for c in ("Succeeded", "Failed"))
 
 
-def _meta(body: Obj) -> Any:
+def _unparsed(body: Obj) -> FineTuneJob:
+    """A job whose spec did not parse: its metadata alone, enough to write the status."""
     from kubetune.api.job import ObjectMeta
 
-    return ObjectMeta.model_validate(body["metadata"])
+    meta = ObjectMeta.model_validate(body["metadata"])
+    return FineTuneJob.model_construct(metadata=meta, spec=None)  # type: ignore[arg-type,call-arg]

@@ -10,12 +10,11 @@ trainer (it patches them); they are carried over untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from kubetune.api.job import FineTuneJob, Problem
+from kubetune.render.metadata import Obj
 from kubetune_trainer.config import effective_accumulation
 
-Obj = dict[str, Any]
 TRAINER_OWNED = ("progress", "checkpoints")
 
 

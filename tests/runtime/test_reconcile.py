@@ -1,0 +1,317 @@
+"""The reconciler in memory: what gets created, converged, refused, suspended or left alone.
+
+A named-case table with fluent builders (the shape of Kubeflow Trainer's controller tests).
+`MemoryCluster` stands in for the API server behind the `Cluster` protocol and `MemoryWatch`
+for the operator's watches; both are mocks, used because these cases must run in
+milliseconds. The cluster tests (tests/cluster/) prove the same wiring against a real
+kube-apiserver and training-operator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from kubetune.api import parse_job
+from kubetune.render import RenderSettings, render
+from kubetune.render.metadata import Obj
+from kubetune.runtime.kube import NamespaceTerminating
+from kubetune.runtime.reconcile import SPEC_HASH, Outcome, Reconciler, spec_hash
+from tests.factories import make_job
+
+NS = "team-a"
+CHILDREN = [
+    "PersistentVolumeClaim/job-workspace",
+    "ConfigMap/job-trainer-config",
+    "ServiceAccount/job-trainer",
+    "Role/job-trainer",
+    "RoleBinding/job-trainer",
+    "PyTorchJob/job",
+]
+
+
+class Rejected(Exception):
+    """What the API server answers when it refuses an object (422)."""
+
+
+@dataclass
+class MemoryCluster:
+    """The API server, in memory: objects by (kind, name), and every call made."""
+
+    objects: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    rejects: set[str] = field(default_factory=set)
+    terminating: bool = False
+
+    def create(self, obj: Obj) -> Obj | None:
+        key = (obj["kind"], obj["metadata"]["name"])
+        self.calls.append(f"create {key[0]}/{key[1]}")
+        if self.terminating:
+            raise NamespaceTerminating(NS)
+        if key[0] in self.rejects:
+            raise Rejected(f"{key[0]} {key[1]} is invalid")
+        if key in self.objects:
+            return None
+        self.objects[key] = copy.deepcopy(obj)
+        return copy.deepcopy(obj)
+
+    def apply(self, obj: Obj) -> Obj:
+        key = (obj["kind"], obj["metadata"]["name"])
+        self.calls.append(f"apply {key[0]}/{key[1]}")
+        self.objects[key] = copy.deepcopy(obj)
+        return copy.deepcopy(obj)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> Obj | None:
+        self.calls.append(f"get {kind}/{name}")
+        found = self.objects.get((kind, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def patch_status(self, name: str, namespace: str, status: Obj) -> None:
+        self.calls.append(f"status {name}")
+
+    def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None:
+        self.calls.append(f"patch {kind}/{name} {body['spec']}")
+
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if not c.startswith(("get ", "status "))]
+
+
+@dataclass
+class MemoryWatch:
+    """The operator's watches, in memory (reconcile.Watched)."""
+
+    pytorchjobs: dict[str, Obj] = field(default_factory=dict)
+    pod_list: list[Obj] = field(default_factory=list)
+    claim: str | None = "Bound"
+
+    def pytorchjob(self, job: str, namespace: str) -> Obj | None:
+        return self.pytorchjobs.get(job)
+
+    def pods(self, job: str, namespace: str) -> list[Obj]:
+        return self.pod_list
+
+    def claim_phase(self, claim: str, namespace: str) -> str | None:
+        return self.claim
+
+
+class World:
+    """A fluent builder: a FineTuneJob, its status and what the cluster and the watch hold."""
+
+    def __init__(self) -> None:
+        self.job: Obj = make_job()
+        self.cluster = MemoryCluster()
+        self.watch = MemoryWatch()
+        self.event_pod: Obj | None = None
+
+    def with_spec(self, **paths: Any) -> World:
+        self.job = make_job(**paths)
+        return self
+
+    def seen_before(self, phase: str = "Pending", reason: str = "Starting") -> World:
+        condition = {"type": phase, "status": "True", "reason": reason, "message": "m"}
+        self.job["status"] = {"phase": phase, "conditions": [condition]}
+        return self
+
+    def finished(self) -> World:
+        return self.seen_before("Succeeded", "TrainingSucceeded")
+
+    def with_pytorchjob(
+        self, *, in_watch: bool = True, spec: Obj | None = None, suspended: bool = False
+    ) -> World:
+        job = parse_job(make_job(**(spec or {})))
+        pytorchjob = next(o for o in render(job, RenderSettings()) if o["kind"] == "PyTorchJob")
+        pytorchjob["metadata"]["annotations"] = {SPEC_HASH: spec_hash(job)}
+        pytorchjob["spec"].setdefault("runPolicy", {})["suspend"] = suspended
+        pytorchjob["status"] = {"conditions": [{"type": "Running", "status": "True"}]}
+        self.cluster.objects[("PyTorchJob", "job")] = pytorchjob
+        if in_watch:
+            self.watch.pytorchjobs["job"] = pytorchjob
+        return self
+
+    def with_child(self, kind: str, name: str) -> World:
+        self.cluster.objects[(kind, name)] = {"kind": kind, "metadata": {"name": name}}
+        return self
+
+    def with_upstream(self, phase: str | None) -> World:
+        self.job = make_job(**{"spec.model": {"fromJob": {"name": "sft"}}})
+        if phase is not None:
+            self.cluster.objects[("FineTuneJob", "sft")] = {"status": {"phase": phase}}
+        return self
+
+    def with_failed_prepare(self) -> World:
+        exit1 = {"terminated": {"exitCode": 1, "message": "kubetune prepare: no usable samples"}}
+        self.event_pod = {
+            "metadata": {"name": "job-master-0", "uid": "u1"},
+            "status": {
+                "phase": "Failed",
+                "initContainerStatuses": [{"name": "prepare", "state": exit1}],
+            },
+        }
+        return self
+
+    def rejecting(self, kind: str) -> World:
+        self.cluster.rejects.add(kind)
+        return self
+
+    def terminating(self) -> World:
+        self.cluster.terminating = True
+        return self
+
+    def reconcile(self) -> Outcome:
+        reconciler = Reconciler(self.cluster, RenderSettings())
+        return reconciler.reconcile(copy.deepcopy(self.job), self.watch, event_pod=self.event_pod)
+
+
+@dataclass
+class Case:
+    name: str
+    world: Callable[[], World]
+    writes: list[str]
+    phase: str | None = None
+    reason: str | None = None
+    raises: type[Exception] | None = None
+
+
+def created(*children: str) -> list[str]:
+    return [f"create {c}" for c in children]
+
+
+CASES = [
+    Case(
+        "first creation: every child, the PyTorchJob last",
+        World,
+        created(*CHILDREN),
+        "Pending",
+        "Starting",
+    ),
+    Case(
+        "the watch lags behind our own create: asked, not created again",
+        lambda: World().seen_before().with_pytorchjob(in_watch=False),
+        [],
+        "Training",
+    ),
+    Case(
+        "a child exists (interrupted create): converged, the rest created",
+        lambda: World().with_child("ConfigMap", "job-trainer-config"),
+        [*created(*CHILDREN[:2]), "apply ConfigMap/job-trainer-config", *created(*CHILDREN[2:])],
+        "Pending",
+    ),
+    Case(
+        "the PyTorchJob exists though the watch has none: nothing more touched",
+        lambda: World().with_pytorchjob(in_watch=False),
+        created(*CHILDREN),
+        "Training",
+    ),
+    Case(
+        "a spec change after the start is refused, the PyTorchJob untouched",
+        lambda: World().with_spec(**{"spec.training.maxSteps": 7}).seen_before().with_pytorchjob(),
+        [],
+        "Training",
+    ),
+    Case(
+        "suspend: the PyTorchJob is suspended",
+        lambda: (
+            World().with_spec(**{"spec.runPolicy.suspend": True}).seen_before().with_pytorchjob()
+        ),
+        ["patch PyTorchJob/job {'runPolicy': {'suspend': True}}"],
+        "Suspended",
+    ),
+    Case(
+        "resume: the PyTorchJob runs again",
+        lambda: World().seen_before("Suspended", "Suspended").with_pytorchjob(suspended=True),
+        ["patch PyTorchJob/job {'runPolicy': {'suspend': False}}"],
+        "Training",
+    ),
+    Case(
+        "a failed prepare fails the job and stops its PyTorchJob",
+        lambda: World().seen_before().with_pytorchjob().with_failed_prepare(),
+        ["patch PyTorchJob/job {'runPolicy': {'suspend': True}}"],
+        "Failed",
+        "PrepareFailed",
+    ),
+    Case("a finished job is never recreated", lambda: World().finished(), [], "Succeeded"),
+    Case(
+        "an upstream stage still running: nothing created, the wait named",
+        lambda: World().with_upstream("Training"),
+        [],
+        "Pending",
+        "WaitingForJob",
+    ),
+    Case(
+        "the upstream stage succeeded: the children are created",
+        lambda: World().with_upstream("Succeeded"),
+        created(*CHILDREN),
+        "Pending",
+        "Starting",
+    ),
+    Case(
+        "an invalid spec: nothing created, the job Failed naming the field",
+        lambda: World().with_spec(**{"spec.distributed.nodes": 0}),
+        [],
+        "Failed",
+        "InvalidSpec",
+    ),
+    Case(
+        "a terminating namespace: stops at the first create",
+        lambda: World().terminating(),
+        created(CHILDREN[0]),
+        raises=NamespaceTerminating,
+    ),
+    Case(
+        "a child the API server rejects: raised (kopf retries), nothing after it created",
+        lambda: World().rejecting("ConfigMap"),
+        created(*CHILDREN[:2]),
+        raises=Rejected,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_reconcile(case: Case) -> None:
+    world = case.world()
+    if case.raises is not None:
+        with pytest.raises(case.raises):
+            world.reconcile()
+        assert world.cluster.writes() == case.writes
+        return
+    outcome = world.reconcile()
+    assert world.cluster.writes() == case.writes
+    assert outcome.phase == case.phase, outcome.status
+    if case.reason is not None:
+        current = next(c for c in outcome.status["conditions"] if c["type"] == case.phase)
+        assert current["reason"] == case.reason, current
+
+
+def test_a_refused_change_is_named_on_the_status() -> None:
+    world = World().with_spec(**{"spec.training.maxSteps": 7}).seen_before().with_pytorchjob()
+    refused = next(
+        c for c in world.reconcile().status["conditions"] if c["type"] == "SpecChangeRefused"
+    )
+    assert (
+        refused["status"] == "True" and "spec changed after training started" in refused["message"]
+    )
+
+
+def test_the_status_is_written_only_when_it_changed() -> None:
+    world = World().seen_before().with_pytorchjob()
+    first = world.reconcile()
+    assert first.status_written
+    world.job["status"] = first.status
+    world.cluster.calls.clear()
+    again = world.reconcile()
+    assert not again.status_written and world.cluster.calls == []
+
+
+def test_the_whole_table_runs_in_milliseconds() -> None:
+    started = time.perf_counter()
+    for case in CASES:
+        world = case.world()
+        with contextlib.suppress(Exception):
+            world.reconcile()
+    assert time.perf_counter() - started < 2.0
