@@ -19,7 +19,6 @@ from kubetune.api.crd import crd_chart_template, crd_yaml
 from kubetune.api.job import InvalidJob
 from kubetune.documents import expand_paths, load_jobs, read_text
 from kubetune.render import RenderSettings, render, to_yaml
-from kubetune_trainer.config import effective_accumulation
 
 app = typer.Typer(
     name="kubetune",
@@ -74,11 +73,11 @@ def validate(files: FilesArg) -> None:
         spec = job.spec
         objects = render(job)
         micro, world = spec.training.microBatchSize, spec.world_size
-        accumulation = effective_accumulation(spec.training, world)
         err.print(
             f"[green]valid[/green] {job.name}: {spec.method.type}, "
             f"{spec.distributed.nodes} node(s) × {spec.procs_per_node} process(es), "
-            f"effective batch {micro} × {accumulation} × {world} = {micro * accumulation * world}, "
+            f"effective batch {micro} × {spec.accumulation} × {world} = "
+            f"{spec.effective_batch_size}, "
             f"{len(objects)} objects"
         )
 

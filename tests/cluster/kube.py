@@ -62,6 +62,16 @@ class Kube:
                 return False
             raise
 
+    def can_i(
+        self, verb: str, resource: str, *extra: str, user: str, all_namespaces: bool = False
+    ) -> bool:
+        """`kubectl auth can-i` as `user` (the API server's own RBAC verdict)."""
+        scope = ["-A"] if all_namespaces else ["-n", self.namespace]
+        cmd = [self.kubectl_path, "--kubeconfig", self.kubeconfig, "auth", "can-i", verb, resource]
+        cmd += [*scope, *extra, f"--as={user}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
+        return out == "yes"
+
     def with_namespace(self, namespace: str) -> Kube:
         return Kube(self.kubeconfig, self.kubectl_path, namespace)
 

@@ -45,23 +45,8 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
         assert ops.exists("clusterrole", f"{release}-kubetune")
 
         def can(verb: str, resource: str, *extra: str) -> bool:
-            out = subprocess.run(
-                [
-                    ftj_crd.kubectl_path,
-                    "--kubeconfig",
-                    ftj_crd.kubeconfig,
-                    "auth",
-                    "can-i",
-                    verb,
-                    resource,
-                    "-A",
-                    *extra,
-                    f"--as=system:serviceaccount:{namespace}:{account}",
-                ],
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            return out == "yes"
+            user = f"system:serviceaccount:{namespace}:{account}"
+            return ftj_crd.can_i(verb, resource, *extra, user=user, all_namespaces=True)
 
         for verb, resource in (
             ("create", "pytorchjobs.kubeflow.org"),

@@ -1,3 +1,8 @@
 """kubetune's trainer: config → data → model → train → export, run under torchrun."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("kubetune")  # pyproject.toml is the one home of the version
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0+unknown"

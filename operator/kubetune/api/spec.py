@@ -20,6 +20,7 @@ from kubetune_trainer.config import (
     Strategy,
     TrackingSpec,
     TrainingSpec,
+    effective_accumulation,
 )
 from kubetune_trainer.schema import Model, SecretKeyRef
 
@@ -223,3 +224,13 @@ class FineTuneJobSpec(Model):
     def procs_per_node(self) -> int:
         d = self.distributed
         return d.gpusPerNode if d.gpusPerNode > 0 else (d.processesPerNode or 1)
+
+    @property
+    def accumulation(self) -> int:
+        """Gradient accumulation steps, derived from globalBatchSize when that was given."""
+        return effective_accumulation(self.training, self.world_size)
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Samples per optimizer step: micro batch × accumulation × world size."""
+        return self.training.microBatchSize * self.accumulation * self.world_size

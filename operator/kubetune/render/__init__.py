@@ -17,7 +17,7 @@ from kubetune.render.pytorchjob import render_pytorchjob
 from kubetune.render.rbac import render_rbac
 from kubetune.render.settings import RenderSettings
 from kubetune.render.storage import render_workspace_pvc, workspace_claim
-from kubetune.render.trainer_config import trainer_config
+from kubetune.render.trainer_config import claims_read, trainer_config
 from kubetune.yamlio import dump_all
 
 __all__ = ["RenderSettings", "cluster_layout", "render", "to_yaml"]
@@ -31,7 +31,7 @@ def render(job: FineTuneJob, settings: RenderSettings | None = None) -> list[Obj
     """Every object the FineTuneJob needs, in apply order."""
     settings = settings or RenderSettings()
     layout = cluster_layout(job, settings)
-    config = trainer_config(job, layout)  # resolves sources, collecting claims to mount
+    config = trainer_config(job, layout)
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -39,7 +39,7 @@ def render(job: FineTuneJob, settings: RenderSettings | None = None) -> list[Obj
         "data": {CONFIG_FILE: config.dump()},
     }
     pvc = render_workspace_pvc(job, settings)
-    template = render_pod_template(job, layout, settings)
+    template = render_pod_template(job, layout, settings, claims_read(job, layout))
     return [
         *([pvc] if pvc else []),
         config_map,

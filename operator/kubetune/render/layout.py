@@ -5,12 +5,14 @@
     <workspace>/jobs/<job>/            checkpoints/, progress.json, tensorboard/, wandb/
     <workspace>/jobs/<job>/output/     adapter/, merged/, manifest.json (default output)
 
-Pure: the same inputs give the same paths, in a pod (`/workspace`) or on a laptop.
+Pure and immutable: the same inputs give the same paths, in a pod (`/workspace`) or on a
+laptop. The claims a job reads besides its workspace are a value of their own
+(`Layout.claims_read`), which the pod template mounts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 PVC_MOUNT_ROOT = PurePosixPath("/mnt/pvc")
@@ -20,7 +22,7 @@ class SourceError(ValueError):
     """A source that cannot be resolved where the job runs."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Layout:
     workspace: PurePosixPath
     """Root of the workspace volume."""
@@ -28,8 +30,6 @@ class Layout:
     """Claim mounted at the workspace (None for local runs)."""
     relative_base: PurePosixPath | None = None
     """Base for relative source paths; defaults to the workspace."""
-    extra_claims: dict[str, PurePosixPath] = field(default_factory=dict)
-    """Other claims the job reads (name → mount path), collected while resolving."""
 
     def cache(self) -> PurePosixPath:
         return self.workspace / "cache"
@@ -48,7 +48,14 @@ class Layout:
             raise SourceError(
                 f"pvc://{claim}/… needs a cluster; for a local run use a local path instead"
             )
-        return self.extra_claims.setdefault(claim, PVC_MOUNT_ROOT / claim)
+        return PVC_MOUNT_ROOT / claim
+
+    def claims_read(self, sources: list[str], job_claims: list[str]) -> dict[str, PurePosixPath]:
+        """The claims other than the workspace that `sources` (pvc://<claim>/…) and chained
+        stages (their claims) read: name → where each is mounted, read-only."""
+        claims = [s.removeprefix("pvc://").partition("/")[0] for s in sources]
+        wanted = sorted({c for c in [*claims, *job_claims] if c and c != self.own_claim})
+        return {claim: self.claim_root(claim) for claim in wanted}
 
     def resolve(self, source: str) -> PurePosixPath | None:
         """The local path of a source, or None for a hub or built-in source the trainer fetches."""

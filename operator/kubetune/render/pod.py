@@ -7,6 +7,8 @@ defaults, so the command names no topology of its own.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from kubetune.api.job import FineTuneJob
 from kubetune.render.layout import Layout
 from kubetune.render.metadata import Obj, labels
@@ -102,7 +104,10 @@ def resources(job: FineTuneJob, *, gpus: bool) -> Obj:
 
 
 def volumes_and_mounts(
-    job: FineTuneJob, layout: Layout, settings: RenderSettings
+    job: FineTuneJob,
+    layout: Layout,
+    settings: RenderSettings,
+    claims: dict[str, PurePosixPath],
 ) -> tuple[list[Obj], list[Obj]]:
     volumes: list[Obj] = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": workspace_claim(job)}},
@@ -117,7 +122,7 @@ def volumes_and_mounts(
         {"name": "trainer-config", "mountPath": settings.config_mount, "readOnly": True},
         {"name": "dshm", "mountPath": "/dev/shm"},
     ]
-    for i, (claim, path) in enumerate(sorted(layout.extra_claims.items())):
+    for i, (claim, path) in enumerate(sorted(claims.items())):
         name = f"input-{i}"
         volumes.append(
             {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
@@ -126,10 +131,17 @@ def volumes_and_mounts(
     return volumes, mounts
 
 
-def render_pod_template(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> Obj:
+def render_pod_template(
+    job: FineTuneJob,
+    layout: Layout,
+    settings: RenderSettings,
+    claims: dict[str, PurePosixPath],
+) -> Obj:
+    """The pod template of every replica; `claims`: the other claims to mount read-only
+    (trainer_config.claims_read)."""
     spec = job.spec
     env = render_env(job, layout, settings)
-    volumes, mounts = volumes_and_mounts(job, layout, settings)
+    volumes, mounts = volumes_and_mounts(job, layout, settings, claims)
     image = spec.image or settings.trainer_image
     security = {
         "allowPrivilegeEscalation": False,

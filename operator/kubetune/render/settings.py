@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubetune import __version__
+
 
 @dataclass(frozen=True)
 class RenderSettings:
-    trainer_image: str = "ghcr.io/kubetune/trainer:0.1.0"
+    trainer_image: str = f"ghcr.io/kubetune/trainer:{__version__}"
     """Image for jobs that do not name `spec.image`."""
     workspace_mount: str = "/workspace"
     """Where the workspace volume is mounted in every container."""

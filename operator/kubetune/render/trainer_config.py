@@ -6,9 +6,23 @@ job trains the same way in both places.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from kubetune.api.job import FineTuneJob
 from kubetune.render.layout import Layout
 from kubetune_trainer.config import Paths, Topology, TrainerConfig
+
+
+def claims_read(job: FineTuneJob, layout: Layout) -> dict[str, PurePosixPath]:
+    """The claims besides the workspace that the trainer reads (pvc:// model and dataset
+    sources, a chained stage's claim): what the pod template mounts read-only."""
+    spec = job.spec
+    sources = [s.source for s in spec.dataset.sources] if spec.dataset else []
+    if spec.model.source is not None:
+        sources.append(spec.model.source)
+    sources = [s for s in sources if s.startswith("pvc://")]
+    ref = spec.model.fromJob
+    return layout.claims_read(sources, [ref.claimName] if ref and ref.claimName else [])
 
 
 def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-PHASES = ("Pending", "Preparing", "Training", "Succeeded", "Failed", "Suspended")
-
 jobs_by_phase = Gauge("kubetune_finetunejobs", "FineTuneJobs seen, by phase", ["phase"])
 reconcile_seconds = Histogram(
     "kubetune_reconcile_seconds",

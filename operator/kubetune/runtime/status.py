@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from kubetune.api.job import FineTuneJob, Problem
 from kubetune.render.metadata import Obj
-from kubetune_trainer.config import effective_accumulation
 
 TRAINER_OWNED = ("progress", "checkpoints")
 
@@ -103,16 +102,6 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
     return "Pending", "Starting", "waiting for the training pods to start"
 
 
-CONDITION_OF_PHASE = {
-    "Pending": "Pending",
-    "Preparing": "Preparing",
-    "Training": "Training",
-    "Succeeded": "Succeeded",
-    "Failed": "Failed",
-    "Suspended": "Suspended",
-}
-
-
 def _conditions(
     old: list[Obj],
     phase: str,
@@ -122,11 +111,12 @@ def _conditions(
     now: str,
     refused: str | None,
 ) -> list[Obj]:
-    """One condition per phase type; the current one True, earlier ones False.
+    """One condition per phase type (named as the phase); the current one True, earlier ones
+    False.
 
     lastTransitionTime changes only when a condition's status flips."""
     by_type = {c["type"]: dict(c) for c in old}
-    current = CONDITION_OF_PHASE[phase]
+    current = phase
     wanted = {t: ("True" if t == current else "False") for t in by_type} | {current: "True"}
     if refused:
         wanted["SpecChangeRefused"] = "True"
@@ -187,10 +177,7 @@ def compute_status(job: FineTuneJob, seen: Observed, old: Obj | None, now: str) 
         observedGeneration=job.metadata.generation,
     )
     if not seen.problems:
-        world = spec.world_size
-        status["effectiveBatchSize"] = (
-            spec.training.microBatchSize * effective_accumulation(spec.training, world) * world
-        )
+        status["effectiveBatchSize"] = spec.effective_batch_size
     if seen.pytorchjob is not None:
         status["pytorchJobName"] = seen.pytorchjob["metadata"]["name"]
     elif "pytorchJobName" in old:
