@@ -3,6 +3,7 @@ FineTuneJob → PVC, ConfigMap, RBAC, PyTorchJob → pods → status, and back."
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -235,6 +236,8 @@ def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) ->
     )
     assert sink.report(progress)
     reported = eventually(lambda: status(kube, "tiny-progress").get("progress"), what="progress")
+    stamp = reported.pop("updatedAt")  # when the trainer reported: an RFC 3339 time, UTC
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), stamp
     assert reported == {
         k: progress[k]
         for k in ("step", "totalSteps", "loss", "tokensPerSecond", "etaSeconds", "percent")

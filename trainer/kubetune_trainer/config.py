@@ -203,7 +203,7 @@ class TrainingSpec(Model):
     saveTotalLimit: int = Field(default=3, ge=1)
     """Checkpoints to keep; older ones are deleted after a newer one is complete."""
     evalSteps: int | None = Field(default=None, ge=1)
-    """Evaluate every this many steps (needs `data.evalFraction` > 0). Defaults to `saveSteps`."""
+    """Evaluate every this many steps (needs `dataset.evalFraction` > 0); default: `saveSteps`."""
     loggingSteps: int = Field(default=10, ge=1)
     """Log metrics and report progress every this many steps."""
 

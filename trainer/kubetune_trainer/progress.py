@@ -1,7 +1,8 @@
 """Training progress, written by rank 0 to the job folder for whoever watches.
 
-`progress.json` is replaced atomically, so a reader never sees half a file. The operator (or
-`kubetune run`'s progress bar) reads it; a reporter may also push it to the FineTuneJob status.
+`progress.json` is replaced atomically, so a reader never sees half a file. `kubetune run`'s
+progress bar reads it; in a pod, `reporter.StatusSink` also patches the same progress into the
+FineTuneJob status. Each report is stamped `updatedAt` (`stamped`) before it goes to either.
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ class ProgressSink(Protocol):
         """Record progress; `force` bypasses any rate limit (the last report of a run)."""
 
 
+def stamped(progress: dict[str, Any]) -> dict[str, Any]:
+    """The progress with `updatedAt` (RFC 3339, UTC) set to now, unless it has one."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {**progress, "updatedAt": progress.get("updatedAt") or now}
+
+
 class FileSink:
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.path = Path(job_dir) / "progress.json"
 
     def report(self, progress: dict[str, Any], force: bool = False) -> None:
-        progress = {**progress, "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        progress = stamped(progress)
         tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
         tmp.write_text(json.dumps(progress))
         os.replace(tmp, self.path)

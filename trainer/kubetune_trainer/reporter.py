@@ -19,6 +19,7 @@ from typing import Any
 
 from kubetune_trainer.checkpoints import step_of
 from kubetune_trainer.log import log
+from kubetune_trainer.progress import stamped
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 PROGRESS_FIELDS = (
@@ -88,7 +89,7 @@ class StatusSink:
         self.last = time.monotonic()
         request = urllib.request.Request(
             self.url,
-            data=json.dumps(self.body(progress)).encode(),
+            data=json.dumps(self.body(stamped(progress))).encode(),
             method="PATCH",
             headers={
                 "Authorization": f"Bearer {self.token}",
