@@ -26,11 +26,13 @@ lint:
 unit:
 	pytest
 
-# Regenerate every generated file (the CRD, golden files); tests fail when they are stale.
+# Regenerate every generated file (the CRDs, the chart's values schema, install.yaml, golden
+# files); tests fail when they are stale.
 generate:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
 	"$$venv/bin/kubetune" crd > manifests/crd/finetunejobs.kubetune.io.yaml; \
 	"$$venv/bin/kubetune" crd --helm > charts/kubetune/templates/crds/finetunejobs.yaml; \
+	"$$venv/bin/python" hack/values-schema.py > charts/kubetune/values.schema.json; \
 	"$$venv/bin/python" hack/render-install.py > manifests/install.yaml; \
 	KUBETUNE_UPDATE_GOLDEN=1 "$$venv/bin/pytest" -q tests/render/test_golden.py
 

@@ -146,8 +146,51 @@ def test_operator_pod_is_locked_down() -> None:
     assert container["resources"]["requests"]
 
 
+def test_values_override_names_labels_and_security_contexts() -> None:
+    objs = template(
+        "--set",
+        "nameOverride=tune,podLabels.team=ml,podSecurityContext.runAsUser=2000",
+        "--set",
+        "securityContext.readOnlyRootFilesystem=false",
+    )
+    (deploy,) = [o for o in objs if o["kind"] == "Deployment"]
+    assert deploy["metadata"]["name"] == "kt-tune"
+    pod = deploy["spec"]["template"]
+    assert pod["metadata"]["labels"]["team"] == "ml"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "tune"
+    assert pod["spec"]["securityContext"]["runAsUser"] == 2000
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True  # the other defaults stay
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
+    (full,) = [o for o in template("--set", "fullnameOverride=ops") if o["kind"] == "Deployment"]
+    assert full["metadata"]["name"] == "ops"
+
+
+def test_the_schema_describes_every_value_with_its_default() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(node: dict[str, Any], value: Any, path: str) -> None:
+        assert node.get("description"), f"{path}: no description"
+        if "properties" in node:
+            assert set(node["properties"]) == set(value), path
+            for key, sub in node["properties"].items():
+                walk(sub, value[key], f"{path}.{key}")
+        else:
+            assert node["default"] == value, path
+
+    for key, node in schema["properties"].items():
+        walk(node, values[key], key)
+
+
 def test_generated_files_are_current() -> None:
     assert (CHART / "templates/crds/finetunejobs.yaml").read_text() == crd_chart_template()
+    schema = subprocess.run(
+        [sys.executable, str(REPO / "hack/values-schema.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (CHART / "values.schema.json").read_text() == schema.stdout, "run `make generate`"
     render = subprocess.run(
         [sys.executable, str(REPO / "hack/render-install.py")],
         capture_output=True,

@@ -7,8 +7,12 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import yaml
+
+from kubetune.api import parse_job
+from kubetune.render import render
 from tests.cluster.kube import Kube, condition, eventually
-from tests.factories import REPO
+from tests.factories import REPO, make_job
 
 
 def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
@@ -70,6 +74,17 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
             ("create", "clusterroles.rbac.authorization.k8s.io"),
         ):
             assert not can(verb, resource), f"the operator must not {verb} {resource}"
+        for verb in ("patch", "update"):  # finetunejobs: only read; their status: only patched
+            assert not can(verb, "finetunejobs.kubetune.io"), verb
+        assert not can("update", "finetunejobs.kubetune.io", "--subresource=status")
+        # The API server's escalation check: the operator may create each job's reporter Role
+        # and RoleBinding only while it holds every permission they grant.
+        user = f"system:serviceaccount:{namespace}:{account}"
+        job = parse_job(make_job(**{"metadata.namespace": namespace}))
+        rbac = [o for o in render(job) if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+        ops.run(
+            "create", "--dry-run=server", f"--as={user}", "-f", "-", stdin=yaml.safe_dump_all(rbac)
+        )
     finally:
         subprocess.run([*base, "uninstall", release], check=True, capture_output=True, text=True)
     # crds.keep: uninstalling kubetune never deletes the users' FineTuneJobs.
