@@ -7,12 +7,12 @@ import base64
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from kubernetes import client, config
 
-Obj = dict[str, Any]
+from kubetune.render.metadata import Obj
+
 LABEL = "kubetune.io/process-node"
 
 

@@ -234,10 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     from kubetune_trainer import versions
     from kubetune_trainer.sources import SourceError
 
-    refused = versions.check()
-    if refused:
-        print(refused, file=sys.stderr)
-        return 1
+    versions.require()
 
     try:
         prepare(TrainerConfig.load(args.config))

@@ -1,7 +1,14 @@
 """The built-in trainer: `torchrun -m kubetune_trainer.train --config trainer.yaml`.
 
-config → prepared data → model (full | LoRA | QLoRA) → Trainer (DDP | FSDP | DeepSpeed) →
-complete checkpoints (auto-resume) → export. Reads what `prepare` left in the job folder.
+`main`: refuse library versions below the floors → load the config → configure tracking
+(TensorBoard, W&B) → `run`, which composes the named steps:
+
+    load_prepared          what `prepare` left in the job folder (model path, packed data)
+    checkpoint_to_resume   the latest complete checkpoint (half-written ones removed)
+    build_trainer          model (full | LoRA | QLoRA) in a Trainer (DDP | FSDP | DeepSpeed),
+                           with complete-checkpoint rotation, graceful stop and progress
+    train                  resuming when there is a checkpoint
+    export                 adapter / merged model / manifest (not after a SIGTERM stop)
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +58,6 @@ def training_arguments(config: TrainerConfig, model: Any, has_eval: bool) -> Any
 
     t, topo = config.training, config.topology
     job = Path(config.paths.job)
-    configure_tracking(config)
     fsdp = fsdp_arguments(topo.strategy, model, t.gradientCheckpointing)
     return TrainingArguments(
         output_dir=str(job / "checkpoints"),
@@ -114,40 +121,69 @@ def describe(model: Any, config: TrainerConfig) -> None:
     )
 
 
-def run(config: TrainerConfig) -> int:
+class NotPrepared(Exception):
+    """`prepare` has not run (or the job has no dataset): nothing to train on."""
+
+
+@dataclass
+class Prepared:
+    """What `prepare` left in the job folder: the model to start from and the packed data."""
+
+    manifest: dict[str, Any]
+    model: Path
+    train: Any
+    evaluation: Any | None
+
+
+def load_prepared(config: TrainerConfig) -> Prepared:
     import datasets
+
+    prepared_file = Path(config.paths.job) / "prepared.json"
+    if not prepared_file.exists():
+        raise NotPrepared(
+            f"{prepared_file} is missing: run `python -m kubetune_trainer prepare` first"
+        )
+    if config.dataset is None:
+        raise NotPrepared("no dataset: the built-in trainer needs dataset.sources")
+    manifest = json.loads(prepared_file.read_text())
+    data = Path(manifest["dataset"])
+    evaluation = datasets.load_from_disk(str(data / "eval")) if (data / "eval").exists() else None
+    return Prepared(
+        manifest=manifest,
+        model=Path(manifest["model"]),
+        train=datasets.load_from_disk(str(data / "train")),
+        evaluation=evaluation,
+    )
+
+
+def checkpoint_to_resume(config: TrainerConfig) -> Path | None:
+    """The latest complete checkpoint, after removing any a crash left half-written."""
+    root = Path(config.paths.job) / "checkpoints"
+    for stale in remove_incomplete(root):
+        log(f"removed incomplete checkpoint {stale.name} (a crash while saving)")
+    return latest_complete(root)
+
+
+def build_trainer(config: TrainerConfig, prepared: Prepared) -> tuple[Any, Any]:
+    """The model (full | LoRA | QLoRA) in a transformers Trainer with kubetune's callbacks:
+    complete-checkpoint rotation, the graceful-stop handler (returned too), progress."""
     from transformers import Trainer
 
     from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, Progress
     from kubetune_trainer.data.collate import PackedCollator
-    from kubetune_trainer.export import export
     from kubetune_trainer.modeling import load_model
     from kubetune_trainer.prepare import load_tokenizer
     from kubetune_trainer.progress import FileSink
     from kubetune_trainer.reporter import Sinks, StatusSink
 
     job = Path(config.paths.job)
-    prepared_file = job / "prepared.json"
-    if not prepared_file.exists():
-        log(f"{prepared_file} is missing: run `python -m kubetune_trainer prepare` first")
-        return 2
-    prepared = json.loads(prepared_file.read_text())
-    if config.dataset is None:
-        log("no dataset: the built-in trainer needs dataset.sources")
-        return 2
-    root = job / "checkpoints"
-    for stale in remove_incomplete(root):
-        log(f"removed incomplete checkpoint {stale.name} (a crash while saving)")
-    resume = latest_complete(root)
-
-    model_path = Path(prepared["model"])
-    tokenizer = load_tokenizer(model_path, config)
+    tokenizer = load_tokenizer(prepared.model, config)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device_map = (
         {"": local_rank} if config.topology.gpus and config.method.type == "qlora" else None
     )
     model = load_model(
-        str(model_path),
+        str(prepared.model),
         config.model,
         config.method,
         config.training,
@@ -155,29 +191,30 @@ def run(config: TrainerConfig) -> int:
         device_map=device_map,
     )
     describe(model, config)
-    data = Path(prepared["dataset"])
-    train = datasets.load_from_disk(str(data / "train"))
-    evaluation = datasets.load_from_disk(str(data / "eval")) if (data / "eval").exists() else None
     collator = PackedCollator(tokenizer.pad_token_id)
     stop = GracefulStop()
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, model, evaluation is not None),
-        train_dataset=train,
-        eval_dataset=evaluation,
+        args=training_arguments(config, model, prepared.evaluation is not None),
+        train_dataset=prepared.train,
+        eval_dataset=prepared.evaluation,
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=[
-            CompleteCheckpoints(root, config.training.saveTotalLimit),
+            CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit),
             stop,
             Progress(
                 Sinks(FileSink(job), StatusSink.from_environment()),
                 collator,
                 flops_per_token(model, config.method.type),
-                root,
+                job / "checkpoints",
             ),
         ],
     )
+    return trainer, stop
+
+
+def train(trainer: Any, resume: Path | None) -> Any:
     if resume is not None:
         log(f"resuming from {resume.name}")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -188,10 +225,25 @@ def run(config: TrainerConfig) -> int:
         f"trained as {type(trainer.model_wrapped).__name__} with {kind.__module__}.{kind.__name__}"
         + (f" ({bits}-bit state)" if bits else "")
     )
+    return result
+
+
+def run(config: TrainerConfig) -> int:
+    """load the prepared data → build the trainer → train (resuming) → export."""
+    from kubetune_trainer.export import export
+
+    try:
+        prepared = load_prepared(config)
+    except NotPrepared as missing:
+        log(str(missing))
+        return 2
+    resume = checkpoint_to_resume(config)
+    trainer, stop = build_trainer(config, prepared)
+    result = train(trainer, resume)
     if stop.stopped:
         log("stopped on SIGTERM after a complete checkpoint; the next start resumes from it")
         return EXIT_SIGTERM
-    export(trainer, config, prepared, result)
+    export(trainer, config, prepared.manifest, result)
     return 0
 
 
@@ -199,11 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubetune_trainer.train", description=__doc__)
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")
     args = parser.parse_args(argv)
-    refused = versions.check()
-    if refused:
-        print(refused, file=sys.stderr)
-        return 1
-    return run(TrainerConfig.load(args.config))
+    versions.require()
+    config = TrainerConfig.load(args.config)
+    configure_tracking(config)
+    return run(config)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ as 0.03 steps, not 3% of the run.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from importlib import metadata
 
@@ -68,3 +69,11 @@ def check(distribution: str = "kubetune") -> str | None:
         + "\n  ".join(problems)
         + f"\n{FIX}"
     )
+
+
+def require() -> None:
+    """Stop the process (exit 1, the message on stderr) when the floors are not met."""
+    refused = check()
+    if refused:
+        print(refused, file=sys.stderr)
+        raise SystemExit(1)
