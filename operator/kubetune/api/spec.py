@@ -197,8 +197,8 @@ class SecuritySpec(Model):
     capability stays dropped), so RDMA can pin (register) memory beyond RLIMIT_MEMLOCK. The
     Baseline and Restricted Pod Security Standards refuse it. The kernel gives an added
     capability to a non-root process only through ambient capabilities, which Kubernetes does
-    not set: what RDMA needs in practice is an unlimited memlock limit in the container runtime
-    (see docs/operator.md); the preflight reports the limit it found."""
+    not set: what RDMA needs in practice is a large memlock limit, set on the node's container
+    runtime (docs/operator.md); the preflight reports the limit it found."""
 
 
 class StorageSpec(Model):

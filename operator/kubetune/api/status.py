@@ -84,7 +84,8 @@ class Network(Model):
     transportSource: str | None = None
     """Where `transport` comes from: `ncclLog` (NCCL's own "Using network" line, when
     NCCL_DEBUG_FILE captured it), `environment` (NCCL_NET / NCCL_IB_DISABLE), `devices` (no RDMA
-    device in the pod: NCCL can only use sockets) or `backend` (gloo)."""
+    device in the pod: NCCL can only use sockets), `topology` (one node: no network) or
+    `backend` (gloo)."""
     busBandwidthGBps: float | None = None
     """All-reduce bus bandwidth in GB/s at the largest message (nccl-tests' busbw: algorithm
     bandwidth × 2(n−1)/n): comparable with the link speed whatever the rank count."""
