@@ -7,7 +7,6 @@ Regenerate with `KUBETUNE_UPDATE_GOLDEN=1 pytest tests/render`.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from kubetune.render import render, to_yaml
 from kubetune.render.fabric import FABRIC_ENV
 from kubetune.render.pod import CONTAINER
 from tests.factories import make_job
-from tests.render.helpers import GOLDEN, by_kind
+from tests.render.helpers import GOLDEN, assert_golden, by_kind
 
 NETWORK_GOLDEN = GOLDEN / "network"
 RESTRICTED = {
@@ -121,13 +120,7 @@ def network_view(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("case", "kw"), CASES, ids=[c for c, _ in CASES])
 def test_network_golden(case: str, kw: dict[str, Any]) -> None:
-    text = to_yaml([network_view(master(**kw))])
-    golden = NETWORK_GOLDEN / f"{case}.yaml"
-    if os.environ.get("KUBETUNE_UPDATE_GOLDEN"):
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"no golden file for {case}: run with KUBETUNE_UPDATE_GOLDEN=1"
-    assert text == golden.read_text(), f"{golden.name} differs: review, then regenerate"
+    assert_golden(NETWORK_GOLDEN / f"{case}.yaml", to_yaml([network_view(master(**kw))]), case)
 
 
 def test_every_network_golden_file_has_a_case() -> None:
