@@ -11,6 +11,8 @@ import yaml
 
 GPU_NODES = 2
 GPUS_PER_NODE = 8
+# What an InfiniBand GPU node's RDMA shared device plugin advertises (seed 5 asks for one).
+RDMA_RESOURCE = ("rdma/ib", "8")
 PV_POOL = {"ReadWriteMany": 40, "ReadWriteOnce": 40}
 STORAGE_CLASS = "standard"
 FAKE_NODES = "kwok.x-k8s.io/node=fake"  # the annotation kwok selects the nodes it fakes by
@@ -66,6 +68,7 @@ def gpu_node(index: int) -> dict[str, Any]:
         "memory": "512Gi",
         "pods": "110",
         "nvidia.com/gpu": str(GPUS_PER_NODE),
+        RDMA_RESOURCE[0]: RDMA_RESOURCE[1],
         "ephemeral-storage": "2Ti",
     }
     return {

@@ -73,12 +73,16 @@ def validate(files: FilesArg) -> None:
         spec = job.spec
         objects = render(job)
         micro, world = spec.training.microBatchSize, spec.world_size
+        fabric = spec.distributed.fabric
+        opt_ins = spec.security_opt_ins
         err.print(
             f"[green]valid[/green] {job.name}: {spec.method.type}, "
             f"{spec.distributed.nodes} node(s) × {spec.procs_per_node} process(es), "
             f"effective batch {micro} × {spec.accumulation} × {world} = "
             f"{spec.effective_batch_size}, "
-            f"{len(objects)} objects"
+            + (f"fabric {fabric}, " if fabric != "auto" else "")
+            + f"{len(objects)} objects"
+            + (f", [yellow]loosens security: {', '.join(opt_ins)}[/yellow]" if opt_ins else "")
         )
 
 

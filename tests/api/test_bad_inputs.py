@@ -69,7 +69,24 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("procs-with-gpus", make_job(gpus=8, **{"spec.distributed.processesPerNode": 2}), "spec.distributed.processesPerNode", "CPU"),
     ("nccl-extra-env", make_job(gpus=8, **{"spec.distributed.nccl.extraEnv": {"CUDA_LAUNCH_BLOCKING": "1"}}), "spec.distributed.nccl.extraEnv", "NCCL_"),
     ("nccl-debug", make_job(**{"spec.distributed.nccl.debug": "LOUD"}), "spec.distributed.nccl.debug", "INFO"),
+    ("fabric-unknown", make_job(gpus=8, **{"spec.distributed.fabric": "nvlink"}), "spec.distributed.fabric", "infiniband"),
+    ("preflight-unknown", make_job(**{"spec.distributed.preflight": "strict"}), "spec.distributed.preflight", "warn"),
     # resources and placement
+    ("extended-unqualified", make_job(**{"spec.resources.extendedResources": [{"name": "rdma", "count": 1}]}), "spec.resources.extendedResources[0].name", "pattern"),
+    ("extended-kubernetes-io", make_job(**{"spec.resources.extendedResources": [{"name": "kubernetes.io/rdma", "count": 1}]}), "spec.resources.extendedResources", "kubernetes.io"),
+    ("extended-subdomain-kubernetes-io", make_job(**{"spec.resources.extendedResources": [{"name": "node.kubernetes.io/rdma", "count": 1}]}), "spec.resources.extendedResources", "kubernetes.io"),
+    ("extended-requests-prefix", make_job(**{"spec.resources.extendedResources": [{"name": "requests.example.com/rdma", "count": 1}]}), "spec.resources.extendedResources", "requests."),
+    ("extended-long-domain", make_job(**{"spec.resources.extendedResources": [{"name": "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 54 + "/x", "count": 1}]}), "spec.resources.extendedResources", "244"),
+    ("extended-zero", make_job(**{"spec.resources.extendedResources": [{"name": "rdma/ib", "count": 0}]}), "spec.resources.extendedResources[0].count", "greater than or equal to 1"),
+    ("extended-fraction", make_job(**{"spec.resources.extendedResources": [{"name": "rdma/ib", "count": "500m"}]}), "spec.resources.extendedResources[0].count", "integer"),
+    ("extended-twice", make_job(**{"spec.resources.extendedResources": [{"name": "rdma/ib", "count": 1}, {"name": "rdma/ib", "count": 2}]}), "spec.resources.extendedResources", "once"),
+    ("extended-gpu", make_job(gpus=8, **{"spec.resources.extendedResources": [{"name": "nvidia.com/gpu", "count": 8}]}), "spec.resources.extendedResources", "GPU"),
+    # network and security
+    ("network-host-and-multus", make_job(**{"spec.network": {"hostNetwork": True, "secondaryNetworks": [{"name": "ib-a"}]}}), "spec.network.secondaryNetworks", "host network"),
+    ("network-annotation-twice", make_job(**{"spec.network.secondaryNetworks": [{"name": "ib-a"}], "spec.podMetadata.annotations": {"k8s.v1.cni.cncf.io/networks": "ib-b"}}), "spec.network.secondaryNetworks", "podMetadata"),
+    ("network-bad-name", make_job(**{"spec.network.secondaryNetworks": [{"name": "IB_A"}]}), "spec.network.secondaryNetworks[0].name", "pattern"),
+    ("network-long-interface", make_job(**{"spec.network.secondaryNetworks": [{"name": "ib-a", "interface": "infiniband-rail-0"}]}), "spec.network.secondaryNetworks[0].interface", "15"),
+    ("security-unknown", make_job(**{"spec.security.privileged": True}), "spec.security.privileged", "unknown field"),
     ("memory-quantity", make_job(**{"spec.resources.memory": "lots"}), "spec.resources.memory", "pattern"),
     ("gpu-resource-name", make_job(**{"spec.resources.gpuResourceName": "NVIDIA GPU"}), "spec.resources.gpuResourceName", "pattern"),
     ("tolerations-not-list", make_job(**{"spec.placement.tolerations": "gpu"}), "spec.placement.tolerations", "list"),
@@ -116,6 +133,8 @@ def test_the_table_is_broad() -> None:
         "runPolicy",
         "env",
         "metadata",
+        "network",
+        "security",
     } <= sections
 
 

@@ -33,6 +33,21 @@ def test_validate_accepts_examples_and_shows_effective_batch() -> None:
     assert "effective batch 4 × 2 × 8 = 64" in result.output
 
 
+def test_validate_names_the_security_opt_ins_and_the_fabric(tmp_path: Path) -> None:
+    seed5 = runner.invoke(
+        app, ["validate", str(REPO / "examples" / "seed5-llama3-qlora-xlam-multinode.yaml")]
+    )
+    assert seed5.exit_code == 0, seed5.output
+    assert "effective batch 4 × 8 × 16 = 512" in seed5.output
+    assert "fabric infiniband" in seed5.output
+    assert "loosens security: IPC_LOCK capability" in seed5.output
+    both = make_job(gpus=8, **{"spec.security.ipcLock": True, "spec.network.hostNetwork": True})
+    result = runner.invoke(app, ["validate", write(tmp_path, both)])
+    assert "loosens security: IPC_LOCK capability, hostNetwork" in result.output
+    plain = runner.invoke(app, ["validate", TINY])
+    assert "loosens security" not in plain.output and "fabric" not in plain.output
+
+
 def test_validate_names_each_field_and_exits_non_zero(tmp_path: Path) -> None:
     # Field errors first; cross-field rules run once every field is valid on its own.
     doc = make_job(**{"spec.training.maxLength": 8, "spec.extra": 1})

@@ -267,3 +267,71 @@ def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) ->
         allowed = kube.can_i(verb, resource, user=account)
         assert not allowed, (verb, resource)  # patch is allowed only with its resourceName
     assert kube.can_i("patch", "finetunejobs/tiny-progress", "--subresource=status", user=account)
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_network_below_the_fabric_becomes_a_condition(kube: Kube) -> None:
+    """The trainer's preflight reports status.network through its least-privilege token; a
+    verdict below the declared fabric turns into NetworkDegraded at once (the operator does
+    not skip that status-only event), and a later fine report turns it False."""
+    import yaml
+
+    from kubetune_trainer.reporter import StatusSink
+
+    slow = {
+        "spec.podMetadata": {"annotations": {COMPLETE_DELAY: "10m"}},
+        "spec.terminationGracePeriodSeconds": 30,
+    }
+    kube.apply(tiny("tiny-network", **slow))
+    eventually(lambda: phase_is(kube, "tiny-network", "Training"), timeout=120, what="training")
+    token = kube.run("create", "token", "tiny-network-trainer").strip()
+    cluster = yaml.safe_load(open(kube.kubeconfig))["clusters"][0]["cluster"]  # noqa: SIM115
+    sink = StatusSink(
+        cluster["server"],
+        token,
+        cluster["certificate-authority"],
+        "tiny-network",
+        kube.namespace,
+        min_interval=0,
+    )
+    below = {
+        "backend": "nccl",
+        "transport": "Socket",
+        "transportSource": "devices",
+        "busBandwidthGBps": 1.1,
+        "algBandwidthGBps": 0.6,
+        "messageBytes": 256 << 20,
+        "ranks": 16,
+        "nodes": 2,
+        "fabric": "infiniband",
+        "expectedMinGBps": 6.0,
+        "memlock": "unlimited",
+        "verdict": "belowFabric",
+        "message": "NCCL is on TCP sockets although spec.distributed.fabric is infiniband",
+        "measuredAt": "2026-11-29T20:00:00Z",
+    }
+    assert sink.report({"network": below}, force=True)
+    degraded = eventually(
+        lambda: condition(kube.get("finetunejob", "tiny-network"), "NetworkDegraded"),
+        timeout=60,
+        what="the NetworkDegraded condition",
+    )
+    assert degraded["reason"] == "BelowFabric" and degraded["message"] == below["message"]
+    current = status(kube, "tiny-network")
+    assert current["network"] == below  # the CRD's status schema keeps every field
+    assert current["phase"] == "Training"
+    assert "NetworkDegraded" in kube.run("describe", "finetunejob", "tiny-network")
+    fine = {**below, "transport": "IB", "busBandwidthGBps": 40.0, "verdict": "ok", "message": "ok"}
+    assert sink.report({"network": fine}, force=True)
+    eventually(
+        lambda: next(
+            (
+                c
+                for c in status(kube, "tiny-network")["conditions"]
+                if c["type"] == "NetworkDegraded" and c["status"] == "False"
+            ),
+            None,
+        ),
+        timeout=60,
+        what="NetworkDegraded turning False",
+    )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from tests.cluster.process_node_support import make_claim
 from tests.factories import EXAMPLES, claims_read, example_docs
 
 SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
+GPU_NODES = ("kwok-gpu-0", "kwok-gpu-1")
+RDMA_RESOURCE = ("rdma/ib", "8")  # as hack/cluster/cluster_objects.py advertises it
 
 
 def fit_to_fake_nodes(doc: dict[str, Any]) -> dict[str, Any]:
@@ -26,9 +29,24 @@ def fit_to_fake_nodes(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def advertise_rdma(kube: Kube) -> None:
+    """The kwok GPU nodes advertise the RDMA device seed 5 asks for (cluster_objects.gpu_node
+    has it; a cluster brought up before it gets it here, through the status subresource)."""
+    name, count = RDMA_RESOURCE
+    for node in GPU_NODES:
+        if name not in kube.get("node", node)["status"].get("allocatable", {}):
+            amounts = {name: count}
+            patch = json.dumps({"status": {"capacity": amounts, "allocatable": amounts}})
+            kube.run(
+                "patch", "node", node, "--subresource=status", "--type=merge", "-p", patch,
+                namespaced=False,
+            )  # fmt: skip
+
+
 @pytest.mark.usefixtures("operator")
 @pytest.mark.parametrize("example", SEEDS, ids=[p.stem for p in SEEDS])
 def test_seed_examples_run_on_the_fake_gpu_nodes(kube: Kube, example: Any) -> None:
+    advertise_rdma(kube)
     docs = [fit_to_fake_nodes(d) for d in example_docs(example)]
     for claim in claims_read(docs):
         make_claim(kube, claim, size="10Gi")
@@ -43,10 +61,14 @@ def test_seed_examples_run_on_the_fake_gpu_nodes(kube: Kube, example: Any) -> No
             doc["spec"]["distributed"]["gpusPerNode"],
         )
         pods = kube.get("pods", selector=f"kubetune.io/job={name}")
-        assert len(pods) == nodes and {p["spec"]["nodeName"] for p in pods} <= {
-            "kwok-gpu-0",
-            "kwok-gpu-1",
-        }
-        limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
+        assert len(pods) == nodes and {p["spec"]["nodeName"] for p in pods} <= set(GPU_NODES)
+        training = pods[0]["spec"]["containers"][0]
+        limits = training["resources"]["limits"]
         assert limits["nvidia.com/gpu"] == str(gpus)
+        # the RDMA devices and IPC_LOCK the example asks for (seed 5), and nothing more
+        for extra in doc["spec"]["resources"].get("extendedResources", []):
+            assert limits[extra["name"]] == str(extra["count"])
+        added = training["securityContext"]["capabilities"].get("add", [])
+        ipc_lock = doc["spec"].get("security", {}).get("ipcLock", False)
+        assert added == (["IPC_LOCK"] if ipc_lock else [])
         assert done["conditions"] and done["completionTime"]

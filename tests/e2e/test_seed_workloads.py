@@ -242,6 +242,10 @@ def check_seed5(chain: Chain, docs: list[dict[str, Any]], results: dict[str, Any
         claim, status["outputs"]["adapter"].removeprefix(WORKSPACE) + "/adapter_model.safetensors"
     )
     assert chain.exists(claim, f"jobs/{name}/wandb")  # the offline W&B run, on the volume
+    # the preflight measured the two pods' gloo group; CPU has no fabric to judge it by
+    network = status["network"]
+    assert network["busBandwidthGBps"] > 0 and network["nodes"] == 2, network
+    assert network["fabric"] == "infiniband" and network["verdict"] == "unchecked", network
 
 
 CHECKS = {

@@ -3,7 +3,8 @@
 kubectl apply → operator → PyTorchJob → training-operator → master and worker pods → both
 `prepare` init containers coordinate through the lock on the shared volume → torchrun across
 the two nodes (gloo) trains → adapter and run manifest on the volume → Succeeded, with the
-trainer's progress in status along the way and the outputs at the end.
+trainer's progress in status along the way, the network preflight's bandwidth
+(`status.network`) and the outputs at the end.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     assert final.get("tokensPerSecond", 0) > 0, final
     assert final["step"] == STEPS and final["percent"] == 100
     assert final["loss"] < midway[0]["loss"], "the loss did not fall"
+
+    # The network preflight ran across the two pods (gloo) before the first step, and its
+    # bandwidth reached the status; on CPU there is no fabric to judge, so no condition.
+    network = status["network"]
+    assert network["busBandwidthGBps"] > 0 and network["algBandwidthGBps"] > 0, network
+    assert network["backend"] == "gloo" and network["transport"] == "TCP (gloo)", network
+    assert network["ranks"] == 2 and network["nodes"] == 2, network
+    assert network["verdict"] == "unchecked", network
+    assert "NetworkDegraded" not in {c["type"] for c in status["conditions"]}
+    print(f"e2e preflight over gloo across 2 pods: {network['busBandwidthGBps']} GB/s bus")
 
     # Two pods (master + worker), both really ran; the two prepares shared one build.
     pods = chain.kube.get("pods", selector="kubetune.io/job=tiny")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,12 @@ def render_example(path: Path) -> list[dict[str, Any]]:
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
+
+
+def assert_golden(golden: Path, text: str, what: str) -> None:
+    """`text` equals the golden file; with KUBETUNE_UPDATE_GOLDEN set, it becomes the file."""
+    if os.environ.get("KUBETUNE_UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file for {what}: run with KUBETUNE_UPDATE_GOLDEN=1"
+    assert text == golden.read_text(), f"{golden.name} differs: review, then regenerate"

@@ -19,6 +19,9 @@ from kubetune.runtime.status import Observed, compute_status
 from tests.factories import make_job
 
 NOW = "2026-11-22T00:00:00Z"
+TRAINING = {"phase": "Training", "observedGeneration": 3}
+BELOW = {"verdict": "belowFabric", "message": "NCCL is on TCP sockets"}
+DEGRADED = {"type": "NetworkDegraded", "status": "True"}
 
 
 def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +41,10 @@ def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str
         # new, or listed when the operator starts: always reconciled
         (event("ADDED", 1, {}), False),
         (event(None, 3, {"phase": "Training", "observedGeneration": 3}), False),
+        # the trainer's preflight found the fabric degraded: the condition must show it
+        (event("MODIFIED", 3, {**TRAINING, "network": BELOW}), False),
+        (event("MODIFIED", 3, {**TRAINING, "network": BELOW, "conditions": [DEGRADED]}), True),
+        (event("MODIFIED", 3, {**TRAINING, "network": {"verdict": "ok"}}), True),
     ],
 )
 def test_settled_events_need_no_reconcile(raw: dict[str, Any], expected: bool) -> None:

@@ -180,6 +180,28 @@ def test_trainer_progress_is_carried_not_owned() -> None:
     assert new["progress"] == {"step": 40, "loss": 1.2} and new["checkpoints"] == {"latestStep": 40}
 
 
+def test_a_degraded_network_is_a_condition_of_its_own() -> None:
+    """The trainer's preflight writes status.network; a verdict below the fabric becomes the
+    NetworkDegraded condition with its message, beside the phase, until a later run is fine."""
+    running = Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")])
+    below = {"verdict": "belowFabric", "message": "NCCL is on TCP sockets", "busBandwidthGBps": 1.1}
+    status = compute_status(JOB, running, {"phase": "Training", "network": below}, NOW)
+    assert status["network"] == below and status["phase"] == "Training"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    degraded = conditions["NetworkDegraded"]
+    assert degraded["status"] == "True" and degraded["reason"] == "BelowFabric"
+    assert degraded["message"] == "NCCL is on TCP sockets"
+    assert conditions["Training"]["status"] == "True"
+    assert not changed(status, compute_status(JOB, running, status, LATER))
+    fine = {**status, "network": {"verdict": "ok", "message": "40 GB/s"}}
+    after = {c["type"]: c for c in compute_status(JOB, running, fine, LATER)["conditions"]}
+    assert after["NetworkDegraded"]["status"] == "False"
+    assert after["NetworkDegraded"]["reason"] == "FabricOK"
+    assert after["NetworkDegraded"]["lastTransitionTime"] == LATER
+    unchecked = compute_status(JOB, running, {"network": {"verdict": "unchecked"}}, NOW)
+    assert "NetworkDegraded" not in {c["type"] for c in unchecked["conditions"]}
+
+
 def test_training_failures_and_success_are_final() -> None:
     """Once training ran and ended, the stopped pods or a vanished PyTorchJob change nothing."""
     failing = Observed(

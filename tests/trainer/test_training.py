@@ -10,6 +10,7 @@ import torch
 
 from kubetune.api import FineTuneJob
 from kubetune_trainer.checkpoints import latest_complete
+from kubetune_trainer.progress import read_progress
 from tests.trainer.jobs import job_dir, logged_losses, manifest, tiny_job, train
 
 pytestmark = [pytest.mark.trainer, pytest.mark.slow]
@@ -32,6 +33,11 @@ def test_lora_on_two_nodes_learns_and_exports(tiny_model_dir: Path, tmp_path: Pa
     assert (adapter / "tokenizer.json").exists()
     # both nodes joined one process group: rank 1 logged from its own node
     assert "world size 2" in (job_dir(tmp_path, job) / "logs" / "node-1.log").read_text()
+    # the preflight measured that group before the first step, and progress.json kept it
+    progress = read_progress(job_dir(tmp_path, job))
+    assert progress is not None and progress["step"] == 40
+    network = progress["network"]
+    assert network["busBandwidthGBps"] > 0 and network["ranks"] == 2 and network["nodes"] == 2
     assert latest_complete(job_dir(tmp_path, job) / "checkpoints") is not None
 
 

@@ -33,6 +33,8 @@ Scheduler = Literal[
     "linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup", "polynomial"
 ]
 Artifact = Literal["final", "latestCheckpoint"]
+Fabric = Literal["auto", "infiniband", "roce", "efa", "tcp"]
+PreflightMode = Literal["warn", "fail", "off"]
 # hf://, pvc://, the built-in tiny model, or a path (any other `scheme://` is refused).
 SOURCE_PATTERN = r"^(hf://[^/]+/.+|pvc://[a-z0-9][-a-z0-9.]*(/.*)?|builtin://tiny-llama|[^:]+)$"
 
@@ -264,6 +266,10 @@ class Topology(Model):
     """Whether processes use GPUs."""
     strategy: Strategy = "ddp"
     """Data-parallel strategy."""
+    fabric: Fabric = "auto"
+    """The inter-node network the job declares (the preflight compares its measurement with it)."""
+    preflight: PreflightMode = "warn"
+    """The all-reduce bandwidth test before training: warn, fail or off (`preflight.py`)."""
 
     @property
     def world_size(self) -> int:

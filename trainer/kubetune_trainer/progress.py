@@ -2,7 +2,8 @@
 
 `progress.json` is replaced atomically, so a reader never sees half a file. `kubetune run`'s
 progress bar reads it; in a pod, `reporter.StatusSink` also patches the same progress into the
-FineTuneJob status. Each report is stamped `updatedAt` (`stamped`) before it goes to either.
+FineTuneJob status. The network preflight reports through the same sinks (`network`). Each
+report is stamped `updatedAt` (`stamped`) before it goes to either.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ def stamped(progress: dict[str, Any]) -> dict[str, Any]:
 
 
 class FileSink:
+    """progress.json: every report merged over the earlier ones of this process, as a merge
+    patch merges into the status (so the preflight's `network` stays beside the progress)."""
+
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.path = Path(job_dir) / "progress.json"
+        self.reported: dict[str, Any] = {}
 
     def report(self, progress: dict[str, Any], force: bool = False) -> None:
-        progress = stamped(progress)
+        self.reported = {**self.reported, **stamped(progress)}
         tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(progress))
+        tmp.write_text(json.dumps(self.reported))
         os.replace(tmp, self.path)
 
 

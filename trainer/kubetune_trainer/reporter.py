@@ -74,9 +74,14 @@ class StatusSink:
 
     @staticmethod
     def body(progress: dict[str, Any]) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "progress": {k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None}
-        }
+        """The status merge patch: progress (when the report has any), the latest checkpoint,
+        and the preflight's `network`."""
+        status: dict[str, Any] = {}
+        fields = {k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None}
+        if fields.keys() - {"updatedAt"}:
+            status["progress"] = fields
+        if network := progress.get("network"):
+            status["network"] = {k: v for k, v in network.items() if v is not None}
         if latest := progress.get("latestCheckpoint"):
             status["checkpoints"] = {"latest": latest}
             if (step := step_of(Path(latest))) is not None:

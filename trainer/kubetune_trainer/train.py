@@ -7,6 +7,9 @@
     checkpoint_to_resume   the latest complete checkpoint (half-written ones removed)
     build_trainer          model (full | LoRA | QLoRA) in a Trainer (DDP | FSDP | DeepSpeed),
                            with complete-checkpoint rotation, graceful stop and progress
+    preflight              an all-reduce bandwidth test in the Trainer's process group, reported
+                           as `network` (preflight.py); `preflight: fail` stops a job far below
+                           its fabric here
     train                  resuming when there is a checkpoint
     export                 adapter / merged model / manifest (not after a SIGTERM stop)
 """
@@ -164,17 +167,24 @@ def checkpoint_to_resume(config: TrainerConfig) -> Path | None:
     return latest_complete(root)
 
 
-def build_trainer(config: TrainerConfig, prepared: Prepared) -> tuple[Any, Any]:
+def progress_sinks(config: TrainerConfig) -> Any:
+    """Where progress and the preflight report go: progress.json, and the status in a pod."""
+    from kubetune_trainer.progress import FileSink
+    from kubetune_trainer.reporter import Sinks, StatusSink
+
+    return Sinks(FileSink(config.paths.job), StatusSink.from_environment())
+
+
+def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tuple[Any, Any]:
     """The model (full | LoRA | QLoRA) in a transformers Trainer with kubetune's callbacks:
-    complete-checkpoint rotation, the graceful-stop handler (returned too), progress."""
+    complete-checkpoint rotation, the graceful-stop handler (returned too), progress. Creating
+    the Trainer initialises the process group (gloo on CPU, NCCL on GPUs)."""
     from transformers import Trainer
 
     from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, Progress
     from kubetune_trainer.data.collate import PackedCollator
     from kubetune_trainer.modeling import load_model
     from kubetune_trainer.prepare import load_tokenizer
-    from kubetune_trainer.progress import FileSink
-    from kubetune_trainer.reporter import Sinks, StatusSink
 
     job = Path(config.paths.job)
     tokenizer = load_tokenizer(prepared.model, config)
@@ -204,7 +214,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared) -> tuple[Any, Any]:
             CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit),
             stop,
             Progress(
-                Sinks(FileSink(job), StatusSink.from_environment()),
+                sinks,
                 collator,
                 flops_per_token(model, config.method.type),
                 job / "checkpoints",
@@ -229,8 +239,9 @@ def train(trainer: Any, resume: Path | None) -> Any:
 
 
 def run(config: TrainerConfig) -> int:
-    """load the prepared data → build the trainer → train (resuming) → export."""
+    """load the prepared data → build the trainer → preflight → train (resuming) → export."""
     from kubetune_trainer.export import export
+    from kubetune_trainer.preflight import EXIT_PREFLIGHT, preflight
 
     try:
         prepared = load_prepared(config)
@@ -238,7 +249,12 @@ def run(config: TrainerConfig) -> int:
         log(str(missing))
         return 2
     resume = checkpoint_to_resume(config)
-    trainer, stop = build_trainer(config, prepared)
+    sinks = progress_sinks(config)
+    trainer, stop = build_trainer(config, prepared, sinks)
+    network = preflight(config, sinks)
+    if network and network["verdict"] == "belowFabric" and config.topology.preflight == "fail":
+        log(f"preflight failed (spec.distributed.preflight: fail): {network['message']}")
+        return EXIT_PREFLIGHT
     result = train(trainer, resume)
     if stop.stopped:
         log("stopped on SIGTERM after a complete checkpoint; the next start resumes from it")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from kubetune.api.spec import FineTuneJobSpec
 
 CREDENTIAL_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
+MULTUS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 _WORLD = (
     "self.distributed.nodes * (self.distributed.gpusPerNode > 0 ? self.distributed.gpusPerNode"
     " : (has(self.distributed.processesPerNode) ? self.distributed.processesPerNode : 1))"
@@ -172,6 +173,53 @@ RULES: tuple[Rule, ...] = (
         "|| self.distributed.nccl.extraEnv.all(k, k.startsWith('NCCL_'))",
         "keys must start with NCCL_ (put other variables in env)",
         lambda s: all(k.startswith("NCCL_") for k in s.distributed.nccl.extraEnv),
+    ),
+    Rule(
+        "resources.extendedResources",
+        "!has(self.resources.extendedResources) || self.resources.extendedResources.all(r, "
+        "!r.name.contains('kubernetes.io/') && !r.name.startsWith('requests.') "
+        "&& r.name.matches('^[^/]{1,244}/'))",
+        "not an extended resource name: the domain must be at most 244 characters and outside "
+        "kubernetes.io, and the name must not start with requests. (cpu, memory and the GPU have "
+        "their own fields)",
+        lambda s: all(
+            "kubernetes.io/" not in r.name
+            and not r.name.startswith("requests.")
+            and len(r.name.split("/")[0]) <= 244
+            for r in s.resources.extendedResources
+        ),
+        lambda s: ", ".join(r.name for r in s.resources.extendedResources),
+    ),
+    Rule(
+        "resources.extendedResources",
+        "!has(self.resources.extendedResources) || self.resources.extendedResources.all(r, "
+        "r.name != self.resources.gpuResourceName "
+        "&& self.resources.extendedResources.exists_one(o, o.name == r.name))",
+        "name each resource once, and not the GPU resource (gpusPerNode sets that one)",
+        lambda s: all(
+            r.name != s.resources.gpuResourceName
+            and [o.name for o in s.resources.extendedResources].count(r.name) == 1
+            for r in s.resources.extendedResources
+        ),
+    ),
+    Rule(
+        "network.secondaryNetworks",
+        "!has(self.network.secondaryNetworks) || !self.network.hostNetwork",
+        "a pod on the host network gets no secondary networks (Multus attaches them only to pods "
+        "with their own network namespace): drop one of the two",
+        lambda s: not (s.network.secondaryNetworks and s.network.hostNetwork),
+    ),
+    Rule(
+        "network.secondaryNetworks",
+        "!has(self.network.secondaryNetworks) || !has(self.podMetadata.annotations) "
+        "|| !('" + MULTUS_ANNOTATION + "' in self.podMetadata.annotations)",
+        "the pods' "
+        + MULTUS_ANNOTATION
+        + " annotation comes from network.secondaryNetworks: remove it from "
+        "podMetadata.annotations",
+        lambda s: (
+            not (s.network.secondaryNetworks and MULTUS_ANNOTATION in s.podMetadata.annotations)
+        ),
     ),
     Rule(
         "storage.accessMode",

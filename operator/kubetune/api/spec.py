@@ -14,9 +14,11 @@ from pydantic import Field, StringConstraints
 from kubetune_trainer.config import (
     DatasetSpec,
     EntrypointSpec,
+    Fabric,
     MethodSpec,
     ModelSource,
     OutputSpec,
+    PreflightMode,
     Strategy,
     TrackingSpec,
     TrainingSpec,
@@ -70,9 +72,38 @@ class DistributedSpec(Model):
     """`ddp` replicates the model; `fsdp` shards it; DeepSpeed ZeRO-2 shards optimizer state and
     gradients, ZeRO-3 also parameters, `-offload` moves them to CPU memory."""
     nccl: NcclSpec = section(NcclSpec)
-    """NCCL environment."""
+    """NCCL environment. Explicit settings here win over the fabric preset's."""
+    fabric: Fabric = "auto"
+    """The network between nodes, setting the NCCL environment for it (docs/operator.md lists
+    each preset's variables and sources). `auto` sets nothing: NCCL picks InfiniBand/RoCE when an
+    RDMA device is usable, else TCP sockets, silently. `infiniband` and `roce` force NCCL's IB
+    verbs transport (NCCL_NET=IB: no silent fallback to sockets). `efa` selects libfabric's EFA
+    provider for the aws-ofi-nccl plugin (FI_PROVIDER=efa, FI_EFA_USE_DEVICE_RDMA=1; the image
+    must contain the plugin). `tcp` forces sockets (NCCL_NET=Socket, NCCL_IB_DISABLE=1)."""
+    preflight: PreflightMode = "warn"
+    """A few seconds' all-reduce bandwidth test across all ranks before the first step, reported
+    in status.network. `warn`: a multi-node GPU job far below its fabric gets the condition
+    NetworkDegraded; `fail`: it fails instead (exit code 4, not retried); `off`: no test."""
     rendezvousTimeoutSeconds: int = Field(default=900, ge=30, le=86400)
     """How long processes wait for each other at start-up (slow image pulls need more)."""
+
+
+EXTENDED_RESOURCE_PATTERN = (
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"/([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"
+)
+
+
+class ExtendedResource(Model):
+    """An extended resource a device plugin advertises, e.g. an RDMA device."""
+
+    name: str = Field(pattern=EXTENDED_RESOURCE_PATTERN, max_length=308)
+    """Resource name, fully qualified (`domain/name`) and outside the kubernetes.io domain, as
+    Kubernetes requires of extended resources: `rdma/ib`, `nvidia.com/hostdev`,
+    `vpc.amazonaws.com/efa`. The name is whatever the cluster's device plugin advertises."""
+    count: int = Field(ge=1, le=1_000_000)
+    """How many per node: requested and limited on the training container (Kubernetes counts
+    extended resources in whole units and never overcommits them)."""
 
 
 class ResourcesSpec(Model):
@@ -88,6 +119,9 @@ class ResourcesSpec(Model):
     """Extended resource that counts GPUs."""
     sharedMemory: Quantity = "16Gi"
     """Size of the in-memory /dev/shm (data loader workers and NCCL need more than the default)."""
+    extendedResources: list[ExtendedResource] = Field(default_factory=list, max_length=16)
+    """More extended resources per node on the training container, e.g. the RDMA devices NCCL
+    needs for InfiniBand, RoCE or EFA: `[{name: rdma/ib, count: 1}]`."""
 
 
 class PlacementSpec(Model):
@@ -112,6 +146,59 @@ class PodMetadata(Model):
     """Labels added to every training pod."""
     annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
     """Annotations added to every training pod."""
+
+
+class SecondaryNetwork(Model):
+    """A Multus secondary network (a NetworkAttachmentDefinition) attached to every pod."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+    )
+    """Name of the NetworkAttachmentDefinition."""
+    namespace: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63
+    )
+    """Its namespace; defaults to the pod's."""
+    interface: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_][-A-Za-z0-9_.]*$", max_length=15
+    )
+    """Interface name in the pod (Linux allows 15 characters), e.g. `net1`; Multus numbers them
+    when unset."""
+
+    def selection(self) -> dict[str, str]:
+        """The network selection element of the `k8s.v1.cni.cncf.io/networks` annotation."""
+        out = {"name": self.name}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.interface:
+            out["interface"] = self.interface
+        return out
+
+
+class NetworkSpec(Model):
+    """How the training pods reach each other besides the cluster network."""
+
+    hostNetwork: bool = False
+    """Loosens security: run the pods in the node's network namespace (all of the node's
+    interfaces, RDMA ones included; DNS policy ClusterFirstWithHostNet). The pods see and can
+    bind every host interface, the PyTorchJob port 23456 is taken on the node, and the
+    Baseline and Restricted Pod Security Standards refuse such pods."""
+    secondaryNetworks: list[SecondaryNetwork] = Field(default_factory=list, max_length=16)
+    """Multus secondary networks (e.g. SR-IOV or IPoIB attachments from the NVIDIA network
+    operator), rendered as the pod annotation `k8s.v1.cni.cncf.io/networks`."""
+
+
+class SecuritySpec(Model):
+    """Opt-ins that loosen the training container's locked-down security context."""
+
+    ipcLock: bool = False
+    """Loosens security: add the IPC_LOCK capability to the training container (every other
+    capability stays dropped), so RDMA can pin (register) memory beyond RLIMIT_MEMLOCK. The
+    Baseline and Restricted Pod Security Standards refuse it. The kernel gives an added
+    capability to a non-root process only through ambient capabilities, which Kubernetes does
+    not set: what RDMA needs in practice is a large memlock limit, set on the node's container
+    runtime (docs/operator.md); the preflight reports the limit it found."""
 
 
 class StorageSpec(Model):
@@ -195,6 +282,10 @@ class FineTuneJobSpec(Model):
     """Node selection and scheduling."""
     podMetadata: PodMetadata = section(PodMetadata)
     """Labels and annotations for the training pods (kubetune's own labels win)."""
+    network: NetworkSpec = section(NetworkSpec)
+    """Host network and secondary networks for the training pods."""
+    security: SecuritySpec = section(SecuritySpec)
+    """Opt-ins that loosen the pods' security, for RDMA."""
     storage: StorageSpec = section(StorageSpec)
     """The workspace volume."""
     output: OutputSpec = section(OutputSpec)
@@ -215,6 +306,15 @@ class FineTuneJobSpec(Model):
     """Extra environment variables for every container."""
     terminationGracePeriodSeconds: int = Field(default=300, ge=30, le=86400)
     """Time between SIGTERM and SIGKILL; the trainer saves a checkpoint in it."""
+
+    @property
+    def security_opt_ins(self) -> list[str]:
+        """The settings that loosen the pods' security, by name (for people: validate, docs)."""
+        named = [
+            ("IPC_LOCK capability", self.security.ipcLock),
+            ("hostNetwork", self.network.hostNetwork),
+        ]
+        return [name for name, on in named if on]
 
     @property
     def world_size(self) -> int:

@@ -73,6 +73,45 @@ class Outputs(Model):
     """Path of the run manifest (inputs, fingerprints, final metrics)."""
 
 
+class Network(Model):
+    """The trainer's preflight: an all-reduce bandwidth test across all ranks before training."""
+
+    backend: str | None = None
+    """Process-group backend: `nccl` (GPUs) or `gloo` (CPU)."""
+    transport: str | None = None
+    """The network NCCL uses between nodes (`IB`, `Socket`, a plugin's name), `gloo` on CPU;
+    unset when it could not be told (see transportSource)."""
+    transportSource: str | None = None
+    """Where `transport` comes from: `ncclLog` (NCCL's own "Using network" line, when
+    NCCL_DEBUG_FILE captured it), `environment` (NCCL_NET / NCCL_IB_DISABLE), `devices` (no RDMA
+    device in the pod: NCCL can only use sockets), `topology` (one node: no network) or
+    `backend` (gloo)."""
+    busBandwidthGBps: float | None = None
+    """All-reduce bus bandwidth in GB/s at the largest message (nccl-tests' busbw: algorithm
+    bandwidth × 2(n−1)/n): comparable with the link speed whatever the rank count."""
+    algBandwidthGBps: float | None = None
+    """All-reduce algorithm bandwidth in GB/s (message bytes / time) at the largest message."""
+    messageBytes: int | None = None
+    """The largest message measured."""
+    ranks: int | None = None
+    """Processes that took part."""
+    nodes: int | None = None
+    """Nodes they ran on."""
+    fabric: str | None = None
+    """The declared `spec.distributed.fabric`."""
+    expectedMinGBps: float | None = None
+    """The floor the declared fabric is held to (multi-node GPU jobs on an RDMA fabric)."""
+    memlock: str | None = None
+    """RLIMIT_MEMLOCK of the training process (`unlimited` or bytes): what RDMA pins against."""
+    verdict: Literal["ok", "belowFabric", "unchecked"] | None = None
+    """`belowFabric`: far below the declared fabric (the NetworkDegraded condition says why);
+    `unchecked`: nothing to compare with (one node, CPU, or fabric `auto`/`tcp`)."""
+    message: str | None = None
+    """The finding, for people."""
+    measuredAt: str | None = None
+    """When the preflight ran (RFC 3339)."""
+
+
 class FineTuneJobStatus(Model):
     """Observed state."""
 
@@ -86,6 +125,8 @@ class FineTuneJobStatus(Model):
     """Checkpoints."""
     outputs: Outputs | None = None
     """Artifacts."""
+    network: Network | None = None
+    """The measured network between the ranks (the trainer's preflight)."""
     pytorchJobName: str | None = None
     """Name of the PyTorchJob that runs the training."""
     effectiveBatchSize: int | None = None

@@ -7,9 +7,12 @@ defaults, so the command names no topology of its own.
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 
 from kubetune.api.job import FineTuneJob
+from kubetune.api.rules import MULTUS_ANNOTATION
+from kubetune.render.fabric import nccl_env
 from kubetune.render.layout import Layout
 from kubetune.render.metadata import Obj, labels
 from kubetune.render.names import config_map_name, service_account_name
@@ -61,20 +64,6 @@ def render_env(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> li
     return env
 
 
-def nccl_env(job: FineTuneJob) -> list[Obj]:
-    nccl = job.spec.distributed.nccl
-    pairs: list[tuple[str, str | None]] = [
-        ("NCCL_DEBUG", nccl.debug),
-        ("NCCL_SOCKET_IFNAME", nccl.socketIfname),
-        ("NCCL_IB_DISABLE", None if nccl.ibDisable is None else str(int(nccl.ibDisable))),
-        ("NCCL_NET_GDR_LEVEL", nccl.netGdrLevel),
-        ("TORCH_NCCL_ASYNC_ERROR_HANDLING", str(int(nccl.asyncErrorHandling))),
-        ("NCCL_ASYNC_ERROR_HANDLING", str(int(nccl.asyncErrorHandling))),
-        *sorted(nccl.extraEnv.items()),
-    ]
-    return [{"name": k, "value": v} for k, v in pairs if v is not None]
-
-
 def training_command(job: FineTuneJob, settings: RenderSettings) -> list[str]:
     """torchrun with the topology from PET_*; the built-in trainer or the user's code."""
     spec = job.spec
@@ -98,6 +87,8 @@ def resources(job: FineTuneJob, *, gpus: bool) -> Obj:
         amounts["memory"] = str(res.memory)
     if gpus and job.spec.distributed.gpusPerNode > 0:
         amounts[res.gpuResourceName] = str(job.spec.distributed.gpusPerNode)
+    if gpus:  # the devices training uses (RDMA); `prepare` needs none of them
+        amounts |= {r.name: str(r.count) for r in res.extendedResources}
     if not amounts:
         return {}
     return {"resources": {"requests": dict(amounts), "limits": dict(amounts)}}
@@ -143,17 +134,11 @@ def render_pod_template(
     env = render_env(job, layout, settings)
     volumes, mounts = volumes_and_mounts(job, layout, settings, claims)
     image = spec.image or settings.trainer_image
-    security = {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "runAsNonRoot": True,
-    }
     common = {
         "image": image,
         "imagePullPolicy": spec.imagePullPolicy,
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": security,
         # A failed container's log tail becomes its termination message: status can say why.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -168,12 +153,14 @@ def render_pod_template(
             f"{settings.config_mount}/{CONFIG_FILE}",
         ],
         **common,
+        "securityContext": container_security(job, training=False),
         **resources(job, gpus=False),
     }
     train = {
         "name": CONTAINER,
         "command": training_command(job, settings),
         **common,
+        "securityContext": container_security(job, training=True),
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         **resources(job, gpus=True),
     }
@@ -201,7 +188,28 @@ def render_pod_template(
         "imagePullSecrets": [{"name": s} for s in spec.imagePullSecrets] or None,
     }
     pod.update({k: v for k, v in optional.items() if v is not None})
+    if spec.network.hostNetwork:
+        # Without this policy a host-network pod resolves names with the node's resolver and
+        # cannot find the master's Service (<job>-master-0).
+        pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
     meta: Obj = {"labels": {**spec.podMetadata.labels, **labels(job, "trainer")}}
-    if spec.podMetadata.annotations:
-        meta["annotations"] = dict(spec.podMetadata.annotations)
+    annotations = dict(spec.podMetadata.annotations)
+    if spec.network.secondaryNetworks:
+        selections = [n.selection() for n in spec.network.secondaryNetworks]
+        annotations[MULTUS_ANNOTATION] = json.dumps(selections, separators=(",", ":"))
+    if annotations:
+        meta["annotations"] = annotations
     return {"metadata": meta, "spec": pod}
+
+
+def container_security(job: FineTuneJob, *, training: bool) -> Obj:
+    """Locked down: no privilege escalation, every capability dropped, non-root. With
+    `security.ipcLock` the training container (only) adds IPC_LOCK back, and nothing else."""
+    capabilities: Obj = {"drop": ["ALL"]}
+    if training and job.spec.security.ipcLock:
+        capabilities["add"] = ["IPC_LOCK"]
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": capabilities,
+        "runAsNonRoot": True,
+    }

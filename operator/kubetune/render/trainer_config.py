@@ -49,6 +49,8 @@ def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
             procsPerNode=spec.procs_per_node,
             gpus=spec.distributed.gpusPerNode > 0,
             strategy=spec.distributed.strategy,
+            fabric=spec.distributed.fabric,
+            preflight=spec.distributed.preflight,
         ),
         paths=Paths(
             workspace=str(layout.workspace),

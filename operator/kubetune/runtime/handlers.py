@@ -28,6 +28,7 @@ from kubetune.render.metadata import JOB_LABEL, Obj
 from kubetune.runtime import metrics
 from kubetune.runtime.kube import Kube, NamespaceTerminating
 from kubetune.runtime.reconcile import SPEC_HASH, Reconciler
+from kubetune.runtime.status import NETWORK_CONDITION, network_degraded
 
 
 @kopf.on.startup()
@@ -167,14 +168,18 @@ def _reconcile_and_follow(call: Call, body: Any, pod: Any = None, pytorchjob: An
 
 def settled(event: kopf.RawEvent) -> bool:
     """A change of status or metadata only (our own status write, the trainer's progress):
-    the spec was already reconciled, and the children's events cover the rest."""
+    the spec was already reconciled, and the children's events cover the rest. Not settled: a
+    preflight finding (`status.network`) that the NetworkDegraded condition does not show yet."""
     body = event["object"]
     generation = body["metadata"].get("generation")
     status = body.get("status") or {}
+    conditions = status.get("conditions") or []
+    shown = any(c["type"] == NETWORK_CONDITION and c["status"] == "True" for c in conditions)
     return (
         event["type"] == "MODIFIED"
         and bool(status.get("phase"))
         and status.get("observedGeneration") == generation
+        and network_degraded(status.get("network")) == shown
     )
 
 

@@ -3,8 +3,9 @@
     compute_status(job, observed, old, now) -> new status (wire form)
 
 No I/O, no clock (`now` is passed in): the same inputs give the same status, and the operator
-writes it only when it differs from the old one. Progress and checkpoints belong to the
-trainer (it patches them); they are carried over untouched.
+writes it only when it differs from the old one. Progress, checkpoints and the network
+preflight's report belong to the trainer (it patches them); they are carried over untouched, and
+a report below the declared fabric becomes the NetworkDegraded condition.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from kubetune.api.job import FineTuneJob, Problem
 from kubetune.render.metadata import Obj
 
-TRAINER_OWNED = ("progress", "checkpoints")
+TRAINER_OWNED = ("progress", "checkpoints", "network")
+NETWORK_CONDITION = "NetworkDegraded"
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,11 @@ def _conditions(
     generation: int | None,
     now: str,
     refused: str | None,
+    network: Obj | None = None,
 ) -> list[Obj]:
     """One condition per phase type (named as the phase); the current one True, earlier ones
-    False.
+    False. Beside them: SpecChangeRefused, and NetworkDegraded from the trainer's preflight
+    (`status.network.verdict` belowFabric).
 
     lastTransitionTime changes only when a condition's status flips."""
     by_type = {c["type"]: dict(c) for c in old}
@@ -122,6 +126,9 @@ def _conditions(
         wanted["SpecChangeRefused"] = "True"
     elif "SpecChangeRefused" in by_type:
         wanted["SpecChangeRefused"] = "False"
+    degraded = network_degraded(network)
+    if degraded or NETWORK_CONDITION in by_type:
+        wanted[NETWORK_CONDITION] = "True" if degraded else "False"
     out = []
     for kind, status in sorted(wanted.items()):
         prev = by_type.get(kind, {})
@@ -137,10 +144,18 @@ def _conditions(
             cond.update(reason=reason, message=message)
         elif kind == "SpecChangeRefused" and refused:
             cond.update(reason="TrainingStarted", message=refused)
+        elif kind == NETWORK_CONDITION and network is not None:
+            found = "BelowFabric" if degraded else "FabricOK"
+            cond.update(reason=found, message=network.get("message") or "")
         else:
             cond.update(reason=prev.get("reason", ""), message=prev.get("message", ""))
         out.append(cond)
     return out
+
+
+def network_degraded(network: Obj | None) -> bool:
+    """The trainer's preflight found the network far below the declared fabric."""
+    return network is not None and network.get("verdict") == "belowFabric"
 
 
 def finished(old: Obj | None) -> bool:
@@ -173,6 +188,7 @@ def compute_status(job: FineTuneJob, seen: Observed, old: Obj | None, now: str) 
             job.metadata.generation,
             now,
             seen.refused_change,
+            old.get("network"),
         ),
         observedGeneration=job.metadata.generation,
     )
