@@ -3,13 +3,16 @@
 # (uv --resolution lowest-direct), in a throw-away environment: a floor that is not true fails
 # here. Slow (a second torch), so not part of `make test`; run it after changing a floor.
 #   hack/test-floors.sh [pytest args]      (default: tests/trainer)
+#   KUBETUNE_FLOORS_OVERRIDE="bitsandbytes==0.48.0" hack/test-floors.sh …   (to bisect a floor)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 uv=$("$root/hack/uv.sh")
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/kubetune-floors.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 export UV_PYTHON_DOWNLOADS=never
+echo "${KUBETUNE_FLOORS_OVERRIDE:-}" | tr ' ' '\n' >"$scratch/override.txt"
 "$uv" pip compile --quiet --resolution lowest-direct --extra dev --extra trainer \
+  --override "$scratch/override.txt" \
   --python "${PYTHON:-python3}" "$root/pyproject.toml" -o "$scratch/floors.txt"
 echo "[floors] the trainer's direct dependencies at their floors:" >&2
 grep -E '^(torch|transformers|peft|datasets|accelerate|bitsandbytes|deepspeed|tokenizers|safetensors|wandb|tensorboard|jinja2|packaging)==' \
