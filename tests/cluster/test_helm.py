@@ -82,9 +82,10 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
         user = f"system:serviceaccount:{namespace}:{account}"
         job = parse_job(make_job(**{"metadata.namespace": namespace}))
         rbac = [o for o in render(job) if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
-        ops.run(
-            "create", "--dry-run=server", f"--as={user}", "-f", "-", stdin=yaml.safe_dump_all(rbac)
-        )
+        for obj in rbac:  # no FineTuneJob owns them here (the garbage collector would take them)
+            obj["metadata"].pop("ownerReferences", None)
+        made = ops.run("create", f"--as={user}", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+        assert "rolebinding.rbac.authorization.k8s.io/job-trainer created" in made, made
     finally:
         subprocess.run([*base, "uninstall", release], check=True, capture_output=True, text=True)
     # crds.keep: uninstalling kubetune never deletes the users' FineTuneJobs.
