@@ -195,7 +195,10 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
                     "content": "",
                     "tool_calls": [
                         OSLO_CALL,
-                        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Bergen"}}},
+                        {
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": {"city": "Bergen"}},
+                        },
                     ],
                 },
                 {"role": "tool", "content": "-3"},
@@ -231,7 +234,10 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         "messages",
         {
             "messages": [
-                {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}],
+                },
                 {"role": "assistant", "content": "Yo", "reasoning_content": "greet back"},
             ]
         },
@@ -269,8 +275,16 @@ def test_every_format_has_a_case() -> None:
         ("xlam", {"query": "q", "tools": "[", "answers": "[]"}, "tools: not JSON"),
         ("glaive", {"system": "", "chat": "USER: hi"}, "no ASSISTANT turn"),
         ("messages", {"messages": []}, "no messages"),
-        ("messages", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "content part of type 'image_url' is not supported"),
-        ("sharegpt", {"conversations": [{"from": "function_call", "value": '{"arguments": {}}'}]}, "without a function name"),
+        (
+            "messages",
+            {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "content part of type 'image_url' is not supported",
+        ),
+        (
+            "sharegpt",
+            {"conversations": [{"from": "function_call", "value": '{"arguments": {}}'}]},
+            "without a function name",
+        ),
         ("alpaca", {"instruction": "x", "output": "y", "history": [["only one"]]}, r"history\[0\]"),
     ],
 )

@@ -72,9 +72,7 @@ def reference(template: str, builtin: str, messages: Any, tools: Any) -> str | N
 CASES = [(b, c) for b in BUILTIN_NAMES for c in CONVERSATIONS]
 
 
-@pytest.mark.parametrize(
-    ("builtin", "case"), CASES, ids=[f"{b}-{c[0]}" for b, c in CASES]
-)
+@pytest.mark.parametrize(("builtin", "case"), CASES, ids=[f"{b}-{c[0]}" for b, c in CASES])
 def test_kubetune_renders_what_the_official_template_renders(builtin: str, case: Any) -> None:
     _, messages, tools = case
     has_tools = bool(tools) or any(m["role"] == "tool" or m.get("tool_calls") for m in messages)

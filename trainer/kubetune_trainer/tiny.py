@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kubetune_trainer.data.templates import builtin_template
 
-VERSION = "2"  # bump when the recipe changes: it names the cache folder
+VERSION = "3"  # bump when the recipe changes: it names the cache folder
 SPECIAL = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
 
 
