@@ -66,10 +66,37 @@ def _jobs_or_exit(*files: str) -> list:  # type: ignore[type-arg]
     return jobs
 
 
+def template_problem(job) -> str | None:  # type: ignore[no-untyped-def]
+    """`spec.dataset.chatTemplate.jinja` that does not compile, as a problem line.
+
+    Compiling needs jinja2, which the trainer installs; without it the check is skipped (said so
+    on standard error) and the trainer's `prepare` refuses the template instead."""
+    template = job.spec.dataset and job.spec.dataset.chatTemplate.jinja
+    if not template:
+        return None
+    try:
+        import jinja2  # noqa: F401
+    except ImportError:
+        err.print(
+            f"{job.name}: spec.dataset.chatTemplate.jinja not compiled (jinja2 not installed)"
+        )
+        return None
+    from kubetune_trainer.data.jinja_check import template_error
+
+    error = template_error(template)
+    return f"spec.dataset.chatTemplate.jinja: does not compile: {error}" if error else None
+
+
 @app.command()
 def validate(files: FilesArg) -> None:
     """Check FineTuneJobs; exit 0 when valid, else 1 with one line per problem naming its field."""
     jobs = _jobs_or_exit(*files)
+    problems = [(job, template_problem(job)) for job in jobs]
+    for job, problem in problems:
+        if problem:
+            err.print(f"{job.name}: {problem}", markup=False)
+    if any(problem for _, problem in problems):
+        raise typer.Exit(1)
     for job in jobs:
         spec = job.spec
         objects = render(job)
