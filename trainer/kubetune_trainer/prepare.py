@@ -222,6 +222,9 @@ def prepare(config: TrainerConfig) -> dict[str, Any]:
                 f"(builtin: one of {', '.join(BUILTIN_NAMES)}; or jinja)"
             )
         fetched = [fetch_dataset(config, i) for i in range(len(config.dataset.sources))]
+        if tokenizer.chat_template:  # exported with the model: serving renders the same text
+            digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()
+            result["chatTemplateSha256"] = digest
         fp = fingerprint(config, fetched, tokenizer, model)
         target = Path(config.paths.cache) / "prepared" / fp
         result.update({"fingerprint": fp, "dataset": str(target)})
