@@ -162,6 +162,30 @@ def run(
     console.print(table)
 
 
+@app.command()
+def preview(
+    file: FileArg,
+    samples: Annotated[int, typer.Option("--samples", "-n", help="How many samples.")] = 3,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Workspace folder (default: ./runs/<first job's name>)."),
+    ] = None,
+) -> None:
+    """Show the first training samples as the model will see them: the chat template applied,
+    trained tokens highlighted, skipped records with their reason. Needs the trainer extra."""
+    from kubetune.local_run import preview_job
+
+    jobs = [job for job in _jobs_or_exit(file) if job.spec.dataset is not None]
+    if not jobs:
+        err.print(f"{file}: no FineTuneJob with a dataset")
+        raise typer.Exit(1)
+    workspace = (output or Path("runs") / jobs[0].name).resolve()
+    base = Path(file).resolve().parent if file != "-" else Path.cwd()
+    for job in jobs:
+        if preview_job(job, workspace, base, samples) != 0:
+            raise typer.Exit(1)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def operator(ctx: typer.Context) -> None:
     """Run the operator (kopf): --namespace NS (repeatable; default all), --trainer-image,

@@ -112,19 +112,24 @@ class Skipped:
         self.reasons: dict[str, int] = {}
         self.first: list[str] = []
 
-    def add(self, record: int, reason: str) -> None:
+    def add(self, row: int, reason: str) -> None:
         self.count += 1
         kind = reason.split(":")[0]
         self.reasons[kind] = self.reasons.get(kind, 0) + 1
         if len(self.first) < FIRST_REASONS:
-            self.first.append(f"record {record}: {reason}")
+            self.first.append(f"row {row}: {reason}")
 
 
 def build(
     config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path
 ) -> dict[str, Any]:
-    """Preprocess into a temporary folder; return the report. The caller renames it."""
+    """Preprocess into a temporary folder; return the report. The caller renames it.
+
+    A record that does not fit its format, or that the chat template refuses, is skipped and
+    counted with its reason (`sources[].skippedReasons`, the first few in `firstErrors`, each
+    naming its row in the source); a source where no record survives stops the preparation."""
     import datasets
+    import numpy as np
 
     assert config.dataset is not None
     spec, training = config.dataset, config.training
@@ -134,16 +139,19 @@ def build(
     sources_report, bad = [], 0
     started = time.monotonic()
     for index, (source, data) in enumerate(zip(spec.sources, fetched, strict=True)):
-        records = load_records(data, source.split).shuffle(seed=training.seed)
+        records = load_records(data, source.split)
+        # the same order as records.shuffle(seed), keeping each record's row in its source
+        rows = np.random.default_rng(training.seed).permutation(len(records))
         if source.sampleLimit:
-            records = records.select(range(min(source.sampleLimit, len(records))))
+            rows = rows[: source.sampleLimit]
+        records = records.select(rows)
         skipped = Skipped()
         conversations = []
-        for i, record in enumerate(records):
+        for row, record in zip(rows.tolist(), records, strict=True):
             try:
-                conversations.append((i, convert(record, source.format, source.fields)))
+                conversations.append((row, convert(record, source.format, source.fields)))
             except FormatError as err:
-                skipped.add(i, str(err))
+                skipped.add(row, str(err))
         kept = 0
         for start in range(0, len(conversations), BATCH):
             chunk = conversations[start : start + BATCH]
