@@ -220,3 +220,12 @@ def plain_turns(
             block = None
         out.append(message)
     return [{k: v for k, v in m.items() if k != "kt_tool"} for m in out]
+
+
+def official_input(builtin: str, messages: Any, tools: Any) -> tuple[Any, Any]:
+    """What to give the official template so it renders what kubetune should: the conversation
+    itself, or for the templates without tool syntax its plain turns when tools are involved."""
+    has_tools = bool(tools) or any(m["role"] == "tool" or m.get("tool_calls") for m in messages)
+    if builtin in WITH_KUBETUNE_TOOLS and has_tools:
+        return plain_turns(messages, tools, tools_in_first_user=builtin == "gemma-2"), None
+    return messages, tools

@@ -17,8 +17,7 @@ from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder
 from tests.trainer.families import (
     CONVERSATIONS,
     TRL_TEMPLATES,
-    WITH_KUBETUNE_TOOLS,
-    plain_turns,
+    official_input,
     tokenizer_for,
 )
 
@@ -70,14 +69,9 @@ def without_header_newline(builtin: str, ids: list[int], mask: list[int]) -> lis
 @pytest.mark.parametrize(("builtin", "case"), CASES, ids=[f"{b}-{c[0]}" for b, c in CASES])
 def test_assistant_mask_is_trls(builtin: str, case: Any) -> None:
     _, messages, tools = case
-    has_tools = bool(tools) or any(m["role"] == "tool" or m.get("tool_calls") for m in messages)
-    reference_input, reference_tools = messages, tools
-    if builtin in WITH_KUBETUNE_TOOLS and has_tools:
-        # TRL's Llama 3 / Gemma variants have no tools: give them kubetune's plain turns,
-        # which render the same text (test_templates), so the masks are comparable.
-        reference_input = plain_turns(messages, tools, tools_in_first_user=builtin == "gemma-2")
-        reference_tools = None
-    reference = trl_mask(builtin, reference_input, reference_tools)
+    # TRL's Llama 3 / Gemma variants have no tools: they get kubetune's plain turns, which
+    # render the same text (test_templates), so the masks are comparable.
+    reference = trl_mask(builtin, *official_input(builtin, messages, tools))
     conversation = convert({"messages": messages, "tools": tools}, "messages")
     (encoded,) = Encoder(tokenizer_for(builtin), ["assistant"], 100_000).encode_batch(
         [conversation]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kubetune_trainer.preview import TRAINED, preview
+from kubetune_trainer.preview import preview
 from tests.trainer.test_prepare import RECORDS, config_for
 
 pytestmark = pytest.mark.trainer
@@ -24,8 +24,10 @@ def test_preview_highlights_the_trained_tokens(tiny_model_dir: Path, tmp_path: P
     )
     console = Console(record=True, width=200, color_system="truecolor")
     assert preview(config, 6, console) == 5
-    text = console.export_text()
+    text = console.export_text(clear=False)
     assert "row 0: skipped: unknown role 'bot'" in text
     assert text.count("trained") >= 5 and "<|im_start|>assistant" in text
-    styled = console.export_html()
-    assert "background-color: #008000" in styled or TRAINED in styled  # replies are highlighted
+    styled = console.export_text(styles=True)
+    # replies and their end-of-turn marker highlighted (green background), headers not
+    assert "\x1b[1;30;42mGrass is green.<|im_end|>" in styled
+    assert "\x1b[1;30;42m<|im_start|>" not in styled

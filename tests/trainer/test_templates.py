@@ -19,8 +19,8 @@ from tests.trainer.families import (
     CONVERSATIONS,
     TRL_TEMPLATES,
     WITH_KUBETUNE_TOOLS,
+    official_input,
     official_template,
-    plain_turns,
     tokenizer_for,
 )
 
@@ -75,12 +75,9 @@ CASES = [(b, c) for b in BUILTIN_NAMES for c in CONVERSATIONS]
 @pytest.mark.parametrize(("builtin", "case"), CASES, ids=[f"{b}-{c[0]}" for b, c in CASES])
 def test_kubetune_renders_what_the_official_template_renders(builtin: str, case: Any) -> None:
     _, messages, tools = case
-    has_tools = bool(tools) or any(m["role"] == "tool" or m.get("tool_calls") for m in messages)
-    if builtin in WITH_KUBETUNE_TOOLS and has_tools:
-        expected_input = plain_turns(messages, tools, tools_in_first_user=builtin == "gemma-2")
-        expected = reference(official_template(builtin), builtin, expected_input, None)
-    else:
-        expected = reference(official_template(builtin), builtin, messages, tools)
+    expected = reference(
+        official_template(builtin), builtin, *official_input(builtin, messages, tools)
+    )
     ours = kubetune_text(builtin, messages, tools)
     if expected is None:  # the official template refuses it: so does kubetune, saying why
         assert isinstance(ours, Refused), ours
