@@ -84,3 +84,56 @@ def test_assistant_mask_is_trls(builtin: str, case: Any) -> None:
     if ids != encoded.input_ids:
         pytest.skip("TRL's training variant renders other text here (Qwen3 keeps all reasoning)")
     assert [int(label != IGNORE) for label in encoded.labels] == mask
+
+
+# TRL training templates whose `{% generation %}` blocks follow kubetune's rule (from after the
+# generation prompt through the end-of-turn marker). The others differ by convention, not by
+# accident: their blocks also cover the generation prompt (DeepSeek, gpt-oss, Muse), a
+# prefilled `<think>` (Qwen 3.5–3.8, Nemotron), the header's newline (Qwen 2.5), or the next
+# turn's header used as a stop token (GLM-4).
+SAME_RULE = [
+    "cohere_training.jinja",
+    "cohere2_training.jinja",
+    "gemma_training.jinja",
+    "gemma3_training.jinja",
+    "lfm2_training.jinja",
+    "lfm2_v2_training.jinja",
+    "llama3_training.jinja",
+    "qwen2_5_vl_training.jinja",
+    "qwen3_training.jinja",
+    "qwen3_instruct_2507_training.jinja",
+    "qwen3_vl_training.jinja",
+]
+
+
+@pytest.mark.parametrize("name", SAME_RULE)
+def test_masks_of_templates_kubetune_does_not_ship(name: str) -> None:
+    """A template given as `chatTemplate.jinja` is masked by the same rule, whatever its shape:
+    each TRL training template, rendered by kubetune, against its own generation blocks."""
+    import jinja2
+
+    tokenizer = tokenizer_for("qwen3")
+    template = (TRL_TEMPLATES / name).read_text()
+    compared = 0
+    for _, messages, tools in CONVERSATIONS:
+        try:
+            reference = tokenizer.apply_chat_template(
+                messages,
+                tools=tools,
+                chat_template=template,
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+            )
+        except jinja2.TemplateError:
+            continue
+        conversation = convert({"messages": messages, "tools": tools}, "messages")
+        saved, tokenizer.chat_template = tokenizer.chat_template, template
+        try:
+            (encoded,) = Encoder(tokenizer, ["assistant"], 100_000).encode_batch([conversation])
+        finally:
+            tokenizer.chat_template = saved
+        assert isinstance(encoded, Encoded) and encoded.input_ids == list(reference["input_ids"])
+        assert [int(label != IGNORE) for label in encoded.labels] == reference["assistant_masks"]
+        compared += 1
+    assert compared >= 4

@@ -9,7 +9,10 @@ turns' reasoning), not where it puts the system prompt or the tool definitions.
 A trained turn covers:
 - assistant: everything after its header (the text `add_generation_prompt` appends, found by
   rendering a probe) up to and including the end-of-turn marker after its text — the reply,
-  reasoning and tool calls, all of which the model generates;
+  reasoning and tool calls, all of which the model generates — but never another message's
+  characters (some templates put tool results inside the model's turn: the turn then stops
+  where its own text does). Without an end-of-turn marker (GLM-4), it ends where rendering the
+  conversation up to it ends;
 - any other role: its own characters, and the end-of-turn marker when only whitespace comes
   between them.
 Headers never carry loss, for any role; nor do tool definitions, default system prompts or
@@ -39,17 +42,36 @@ class Markers:
 
     header: str | None
     end: str | None
+    closing: str = ""
+    """What the template adds after the end marker of a conversation's last reply (an EOS)."""
+
+
+REPLY, NEXT = "kubetune probe reply", "kubetune probe question"
 
 
 def probe(render: Render) -> Markers:
-    """Render a two-turn probe to learn the assistant header and the end-of-turn marker."""
-    user, reply = {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}
+    """Render probes to learn the assistant header and the end-of-turn marker: what follows a
+    reply both at the end of a conversation and before the next turn (some templates close the
+    conversation with an extra EOS)."""
+    user, reply = {"role": "user", "content": "Hi"}, {"role": "assistant", "content": REPLY}
     base, prompted = render([user], None, False), render([user], None, True)
     header = prompted[len(base) :] if prompted.startswith(base) else ""
-    full = render([user, reply], None, False)
-    at = full.rfind("Yo")
-    end = full[at + 2 :] if at >= 0 else ""
-    return Markers(header or None, end or None)
+    last = _after_reply(render([user, reply], None, False))
+    middle = _after_reply(render([user, reply, {**user, "content": NEXT}], None, False))
+    common = 0
+    while common < min(len(last), len(middle)) and last[common] == middle[common]:
+        common += 1
+    end = last[:common] if NEXT in middle else last
+    if end.rfind("<") > end.rfind(">"):  # a common start of two different tags is not a marker
+        end = end[: end.rfind("<")]
+    return Markers(header or None, end or None, last[len(end) :] if end else "")
+
+
+def _after_reply(text: str) -> str:
+    """What follows the probe reply, up to the next probe question if there is one."""
+    at = text.rfind(REPLY)
+    tail = text[at + len(REPLY) :] if at >= 0 else ""
+    return tail[: tail.find(NEXT) + len(NEXT)] if NEXT in tail else tail
 
 
 def shift_text(text: str) -> str:
@@ -88,19 +110,36 @@ def _shift_value(value: Any) -> Any:
 
 
 def shifted_message(message: dict[str, Any]) -> dict[str, Any]:
-    """The message with its text, reasoning and tool calls changed, its role and shape kept."""
+    """The message with its text, reasoning and call arguments changed, its role and shape kept.
+    Empty fields stay empty and function names stay as they are unless nothing else can change:
+    templates may print them elsewhere (Gemma 4 repeats a call's name in the tool result that
+    follows, and puts a reply's text after it), which would blur where the message ends."""
     out = dict(message)
+    changed = False
     for key in ("content", "reasoning_content"):
-        if isinstance(out.get(key), str):
+        if isinstance(out.get(key), str) and out[key].strip():
             out[key] = shift_text(out[key])
-    if out.get("tool_calls"):
-        calls = []
-        for call in out["tool_calls"]:
-            fn = call.get("function", call)
-            fn = {**fn, "name": shift_text(fn["name"]), "arguments": _shift_value(fn["arguments"])}
-            calls.append({**call, "function": fn} if "function" in call else fn)
-        out["tool_calls"] = calls
+            changed = True
+    calls = out.get("tool_calls") or []
+    if calls:
+        changed = changed or any(_function(c)["arguments"] for c in calls)
+        shifted = []
+        for call in calls:
+            fn = dict(_function(call))
+            fn["arguments"] = _shift_value(fn["arguments"])
+            if not changed:
+                fn["name"] = shift_text(fn["name"])
+            shifted.append({**call, "function": fn} if "function" in call else fn)
+        out["tool_calls"] = shifted
+        changed = True
+    if not changed:  # an empty message: give it some text to find where it goes
+        out["content"] = shift_text(str(out.get("content") or ""))
     return out
+
+
+def _function(call: dict[str, Any]) -> dict[str, Any]:
+    function: dict[str, Any] = call.get("function", call)
+    return function
 
 
 def differing(a: str, b: str) -> tuple[int, int]:
@@ -151,18 +190,41 @@ def trained_spans(
 ) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text and the sorted character spans that carry loss."""
     full = render(messages, tools, False)
+
+    def own(i: int) -> tuple[int, int] | None:
+        """Where message i's characters are; None when the template does not show it."""
+        message = messages[i]
+        # a template that ignores tool calls still shows an empty reply: give it text to find
+        empty = {**message, "content": shift_text(str(message.get("content") or ""))}
+        for changed in (shifted_message(message), empty):
+            variant = render([*messages[:i], changed, *messages[i + 1 :]], tools, False)
+            if variant != full:
+                return differing(full, variant)
+        return None
+
     spans = []
     for i, message in enumerate(messages):
-        if message["role"] not in roles:
+        if message["role"] not in roles or (region := own(i)) is None:
             continue
-        variant = render(
-            [*messages[:i], shifted_message(message), *messages[i + 1 :]], tools, False
-        )
-        if variant == full:
-            continue  # the template does not show this message at all
-        start, end = differing(full, variant)
+        start, end = region
         assistant = message["role"] == "assistant"
         if assistant:
             start = _after_header(full, start, markers)
-        spans.append((start, _through_end(full, end, markers, assistant)))
+        stop = _through_end(full, end, markers, assistant)
+        if stop > end and full[end:stop].strip() != (markers.end or "").strip():
+            # text between this message and its end marker (a tool call's closing tags, or
+            # the next message when a template keeps tool results inside the model's turn)
+            following = own(i + 1) if i + 1 < len(messages) else None
+            if following is not None and following[0] < stop:
+                alone = render(messages[: i + 1], tools, False)
+                fits = full.startswith(alone) and end <= len(alone) <= following[0]
+                stop = len(alone) if fits else end
+        elif assistant and markers.end is None:
+            # no end-of-turn marker (GLM-4): the turn ends where rendering it last ends
+            alone = render(messages[: i + 1], tools, False)
+            if full.startswith(alone) and len(alone) > end:
+                stop = len(alone)
+        if assistant and markers.closing and full[stop:] == markers.closing:
+            stop = len(full)  # the conversation's closing EOS ends the model's last reply
+        spans.append((start, stop))
     return full, sorted(spans)
