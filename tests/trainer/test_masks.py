@@ -35,14 +35,15 @@ TRAINING = {
 CASES = [(b, c) for b in TRAINING for c in CONVERSATIONS]
 
 
-def trl_mask(builtin: str, messages: Any, tools: Any) -> tuple[list[int], list[int]] | None:
-    """TRL's training template through transformers: (input ids, assistant mask), or None when
-    it refuses the conversation."""
+def generation_mask(
+    tokenizer: Any, template: str, messages: Any, tools: Any
+) -> tuple[list[int], list[int]] | None:
+    """transformers' tokens and assistant mask for a template with generation blocks, or None
+    when the template refuses the conversation."""
     import jinja2
 
-    template = (TRL_TEMPLATES / TRAINING[builtin]).read_text()
     try:
-        out = tokenizer_for(builtin).apply_chat_template(
+        out = tokenizer.apply_chat_template(
             messages,
             tools=tools,
             chat_template=template,
@@ -53,6 +54,12 @@ def trl_mask(builtin: str, messages: Any, tools: Any) -> tuple[list[int], list[i
     except jinja2.TemplateError:
         return None
     return list(out["input_ids"]), list(out["assistant_masks"])
+
+
+def trl_mask(builtin: str, messages: Any, tools: Any) -> tuple[list[int], list[int]] | None:
+    """TRL's training variant of the builtin's template, through transformers."""
+    template = (TRL_TEMPLATES / TRAINING[builtin]).read_text()
+    return generation_mask(tokenizer_for(builtin), template, messages, tools)
 
 
 def without_header_newline(builtin: str, ids: list[int], mask: list[int]) -> list[int]:
@@ -110,22 +117,12 @@ SAME_RULE = [
 def test_masks_of_templates_kubetune_does_not_ship(name: str) -> None:
     """A template given as `chatTemplate.jinja` is masked by the same rule, whatever its shape:
     each TRL training template, rendered by kubetune, against its own generation blocks."""
-    import jinja2
-
     tokenizer = tokenizer_for("qwen3")
     template = (TRL_TEMPLATES / name).read_text()
     compared = 0
     for _, messages, tools in CONVERSATIONS:
-        try:
-            reference = tokenizer.apply_chat_template(
-                messages,
-                tools=tools,
-                chat_template=template,
-                tokenize=True,
-                return_dict=True,
-                return_assistant_tokens_mask=True,
-            )
-        except jinja2.TemplateError:
+        reference = generation_mask(tokenizer, template, messages, tools)
+        if reference is None:
             continue
         conversation = convert({"messages": messages, "tools": tools}, "messages")
         saved, tokenizer.chat_template = tokenizer.chat_template, template
@@ -133,7 +130,7 @@ def test_masks_of_templates_kubetune_does_not_ship(name: str) -> None:
             (encoded,) = Encoder(tokenizer, ["assistant"], 100_000).encode_batch([conversation])
         finally:
             tokenizer.chat_template = saved
-        assert isinstance(encoded, Encoded) and encoded.input_ids == list(reference["input_ids"])
-        assert [int(label != IGNORE) for label in encoded.labels] == reference["assistant_masks"]
+        assert isinstance(encoded, Encoded) and encoded.input_ids == reference[0]
+        assert [int(label != IGNORE) for label in encoded.labels] == reference[1]
         compared += 1
     assert compared >= 4
