@@ -121,3 +121,13 @@ def test_templates_that_refuse_say_why() -> None:
     parallel = next(c for c in CONVERSATIONS if c[0] == "parallel-calls-and-results")
     refused = kubetune_text("llama-3.1", parallel[1], parallel[2])
     assert isinstance(refused, Refused) and "only supports single tool-calls" in refused.reason
+
+
+@pytest.mark.parametrize("case", CONVERSATIONS, ids=lambda c: c[0])
+def test_chatml_is_qwen3_instruct_2507(case: Any) -> None:
+    """Seed 2 trains Qwen/Qwen3-4B-Instruct-2507 with `chatml`: for every conversation, tools
+    included, that renders exactly what the model's own template (TRL's byte-identical copy of
+    it, `qwen3_instruct_2507.jinja`) renders."""
+    _, messages, tools = case
+    template = (TRL_TEMPLATES / "qwen3_instruct_2507.jinja").read_text()
+    assert kubetune_text("chatml", messages, tools) == reference(template, "qwen", messages, tools)
