@@ -27,6 +27,8 @@ def test_preview_highlights_the_trained_tokens(tiny_model_dir: Path, tmp_path: P
     text = console.export_text(clear=False)
     assert "row 0: skipped: unknown role 'bot'" in text
     assert text.count("trained") >= 5 and "<|im_start|>assistant" in text
+    # not a terminal: trained runs also between brackets, headers outside them
+    assert "<|im_start|>assistant\n⟦" in text and "<|im_end|>\n⟧" in text
     styled = console.export_text(styles=True)
     # replies and their end-of-turn marker highlighted (green background), headers not
     assert "\x1b[1;30;42mGrass is green.<|im_end|>" in styled

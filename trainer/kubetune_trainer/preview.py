@@ -17,21 +17,24 @@ TRAINED = "bold black on green"
 UNTRAINED = "dim"
 
 
-def highlighted(tokenizer: Any, encoded: Encoded) -> Any:
-    """The sample's text, each run of trained tokens highlighted."""
+def highlighted(tokenizer: Any, encoded: Encoded, brackets: bool = False) -> Any:
+    """The sample's text, each run of trained tokens highlighted (and put between ⟦ ⟧ with
+    `brackets`, for output that is not a terminal)."""
     from rich.text import Text
 
     text = Text()
-    run: list[int] = []
-    trained = None
+    runs: list[tuple[bool, list[int]]] = []
     for token, label in zip(encoded.input_ids, encoded.labels, strict=True):
-        if (label != IGNORE) != trained and run:
-            text.append(tokenizer.decode(run), TRAINED if trained else UNTRAINED)
-            run = []
-        trained = label != IGNORE
-        run.append(token)
-    if run:
+        if runs and runs[-1][0] == (label != IGNORE):
+            runs[-1][1].append(token)
+        else:
+            runs.append((label != IGNORE, [token]))
+    for trained, run in runs:
+        if trained and brackets:
+            text.append("⟦")
         text.append(tokenizer.decode(run), TRAINED if trained else UNTRAINED)
+        if trained and brackets:
+            text.append("⟧")
     return text
 
 
@@ -68,7 +71,8 @@ def preview(config: TrainerConfig, samples: int, console: Any) -> int:
             else:
                 trained = sum(1 for label in result.labels if label != IGNORE)
                 console.rule(f"{where}: {len(result.input_ids)} tokens, {trained} trained")
-                console.print(highlighted(tokenizer, result), highlight=False, markup=False)
+                shown_text = highlighted(tokenizer, result, brackets=not console.is_terminal)
+                console.print(shown_text, highlight=False, markup=False)
                 shown += 1
     return shown
 
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print("kubetune preview: this job has no dataset", file=sys.stderr)
         return 1
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"[{TRAINED}] trained [/] [{UNTRAINED}]not trained[/]")
+    legend = "⟦trained⟧" if not console.is_terminal else "trained"
+    console.print(f"[{TRAINED}] {legend} [/] [{UNTRAINED}]not trained[/]")
     try:
         preview(config, args.samples, console)
     except (PrepareError, SourceError) as err:
