@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one core, both sides
 
 from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.packing import pack
-from kubetune_trainer.data.tokenize import Encoder
+from kubetune_trainer.data.tokenize import Encoded, Encoder
 
 N = 4000
 
@@ -34,7 +34,9 @@ def main() -> None:
     encoder = Encoder(tokenizer, ["assistant"], 4096)
     samples = []
     for i in range(0, N, 512):
-        samples += encoder.encode_batch(conversations[i : i + 512])
+        samples += [
+            s for s in encoder.encode_batch(conversations[i : i + 512]) if isinstance(s, Encoded)
+        ]
     rows = pack(samples, 4096)
     ours = time.perf_counter() - started
     tokens = sum(len(s.input_ids) for s in samples)

@@ -65,10 +65,28 @@ def _jobs_or_exit(*files: str) -> list:  # type: ignore[type-arg]
     return jobs
 
 
+def template_problem(job) -> str | None:  # type: ignore[no-untyped-def]
+    """`spec.dataset.chatTemplate.jinja` that does not compile (in the dialect transformers
+    renders), as a problem line; `prepare` refuses the same template."""
+    template = job.spec.dataset and job.spec.dataset.chatTemplate.jinja
+    if not template:
+        return None
+    from kubetune_trainer.data.jinja_check import template_error
+
+    error = template_error(template)
+    return f"spec.dataset.chatTemplate.jinja: does not compile: {error}" if error else None
+
+
 @app.command()
 def validate(files: FilesArg) -> None:
     """Check FineTuneJobs; exit 0 when valid, else 1 with one line per problem naming its field."""
     jobs = _jobs_or_exit(*files)
+    problems = [(job, template_problem(job)) for job in jobs]
+    for job, problem in problems:
+        if problem:
+            err.print(f"{job.name}: {problem}", markup=False)
+    if any(problem for _, problem in problems):
+        raise typer.Exit(1)
     for job in jobs:
         spec = job.spec
         objects = render(job)
@@ -136,6 +154,30 @@ def run(
         loss = f"{r.loss:.4f}" if r.loss is not None else "-"
         table.add_row(r.job, str(r.step or "-"), loss, f"{r.seconds:.0f}s", str(r.output))
     console.print(table)
+
+
+@app.command()
+def preview(
+    file: FileArg,
+    samples: Annotated[int, typer.Option("--samples", "-n", help="How many samples.")] = 3,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Workspace folder (default: ./runs/<first job's name>)."),
+    ] = None,
+) -> None:
+    """Show the first training samples as the model will see them: the chat template applied,
+    trained tokens highlighted, skipped records with their reason. Needs the trainer extra."""
+    from kubetune.local_run import preview_job
+
+    jobs = [job for job in _jobs_or_exit(file) if job.spec.dataset is not None]
+    if not jobs:
+        err.print(f"{file}: no FineTuneJob with a dataset")
+        raise typer.Exit(1)
+    workspace = (output or Path("runs") / jobs[0].name).resolve()
+    base = Path(file).resolve().parent if file != "-" else Path.cwd()
+    for job in jobs:
+        if preview_job(job, workspace, base, samples) != 0:
+            raise typer.Exit(1)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

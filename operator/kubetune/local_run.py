@@ -24,6 +24,7 @@ from kubetune.render.layout import Layout
 from kubetune.render.pod import CONFIG_FILE, render_env, training_command
 from kubetune.render.settings import RenderSettings
 from kubetune.render.trainer_config import trainer_config
+from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.progress import read_progress
 
 
@@ -61,16 +62,32 @@ def local_env(job: FineTuneJob, layout: Layout, config_path: Path) -> dict[str, 
     return env
 
 
-def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> RunResult:
-    started = time.monotonic()
+def write_config(
+    job: FineTuneJob, workspace: Path, base: Path
+) -> tuple[TrainerConfig, Path, dict[str, str]]:
+    """The trainer config, written into the job's folder of the workspace, and the environment
+    its processes run with."""
     layout = Layout(PurePosixPath(workspace), relative_base=PurePosixPath(base))
     config = trainer_config(job, layout)
     job_dir = Path(config.paths.job)
-    logs = job_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    (job_dir / "logs").mkdir(parents=True, exist_ok=True)
     config_path = job_dir / CONFIG_FILE
     config_path.write_text(config.dump())
-    env = local_env(job, layout, config_path)
+    return config, config_path, local_env(job, layout, config_path)
+
+
+def preview_job(job: FineTuneJob, workspace: Path, base: Path, samples: int) -> int:
+    """Show the first `samples` training samples of the job (the trainer's `preview`)."""
+    _, config_path, env = write_config(job, workspace, base)
+    command = [sys.executable, "-m", "kubetune_trainer", "preview", "--config", str(config_path)]
+    return subprocess.run([*command, "--samples", str(samples)], env=env).returncode
+
+
+def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> RunResult:
+    started = time.monotonic()
+    config, config_path, env = write_config(job, workspace, base)
+    job_dir = config_path.parent
+    logs = job_dir / "logs"
     result = RunResult(job.name, False, 0.0, Path(config.paths.output))
 
     console.print(

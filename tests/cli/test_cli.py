@@ -165,3 +165,14 @@ def test_validate_missing_path_or_empty_folder(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "nope.yaml: no such file or folder" in missing.output
     empty = runner.invoke(app, ["validate", str(tmp_path)])
     assert empty.exit_code == 1 and "no FineTuneJob found" in empty.output
+
+
+def test_validate_compiles_an_inline_chat_template(tmp_path: Path) -> None:
+    broken = "{% for m in messages %}{{ m.content }"
+    doc = make_job(**{"spec.dataset.chatTemplate": {"jinja": broken}})
+    result = runner.invoke(app, ["validate", write(tmp_path, doc)])
+    assert result.exit_code == 1
+    assert "spec.dataset.chatTemplate.jinja: does not compile: line 1:" in result.output
+    fine = "{% for m in messages %}{% generation %}{{ m.content }}{% endgeneration %}{% endfor %}"
+    doc = make_job(**{"spec.dataset.chatTemplate": {"jinja": fine}})
+    assert runner.invoke(app, ["validate", write(tmp_path, doc)]).exit_code == 0

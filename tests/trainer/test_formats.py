@@ -15,6 +15,8 @@ WEATHER = {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
 
+OSLO_CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     (
         "messages-plain",
@@ -60,12 +62,12 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
                 {
                     "role": "assistant",
                     "content": "",
-                    "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                    "tool_calls": [OSLO_CALL | {"id": "c1"}],
                 },
-                {"role": "tool", "content": '{"temp": -3}'},
+                {"role": "tool", "tool_call_id": "c1", "content": '{"temp": -3}'},
                 {"role": "assistant", "content": "It is -3 °C."},
             ],
-            "tools": [WEATHER],
+            "tools": [{"type": "function", "function": WEATHER}],
         },
     ),
     (
@@ -128,7 +130,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
                 {
                     "role": "assistant",
                     "content": "",
-                    "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                    "tool_calls": [OSLO_CALL],
                 },
             ],
             "tools": [WEATHER],
@@ -155,7 +157,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
                 {
                     "role": "assistant",
                     "content": "",
-                    "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                    "tool_calls": [OSLO_CALL],
                 },
                 {"role": "tool", "content": '{"temp": -3}'},
                 {"role": "assistant", "content": "It is -3 degrees."},
@@ -163,6 +165,89 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         },
     ),
     ("text", "text", {"text": "Once upon a time."}, {"text": "Once upon a time."}),
+    (
+        "sharegpt-llamafactory-columns-and-parallel-calls",
+        "sharegpt",
+        {
+            "system": "Terse.",
+            "tools": json.dumps([WEATHER]),
+            "conversations": [
+                {"from": "human", "value": "Oslo and Bergen?"},
+                {
+                    "from": "function_call",
+                    "value": json.dumps(
+                        [
+                            {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                            {"name": "get_weather", "arguments": {"city": "Bergen"}},
+                        ]
+                    ),
+                },
+                {"from": "observation", "value": "-3"},
+                {"from": "gpt", "value": "Cold."},
+            ],
+        },
+        {
+            "messages": [
+                {"role": "system", "content": "Terse."},
+                {"role": "user", "content": "Oslo and Bergen?"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        OSLO_CALL,
+                        {
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": {"city": "Bergen"}},
+                        },
+                    ],
+                },
+                {"role": "tool", "content": "-3"},
+                {"role": "assistant", "content": "Cold."},
+            ],
+            "tools": [WEATHER],
+        },
+    ),
+    (
+        "alpaca-history-and-system",
+        "alpaca",
+        {
+            "system": "Terse.",
+            "history": [["2+2?", "4"], ["3+3?", "6"]],
+            "instruction": "4+4?",
+            "input": "",
+            "output": "8",
+        },
+        {
+            "messages": [
+                {"role": "system", "content": "Terse."},
+                {"role": "user", "content": "2+2?"},
+                {"role": "assistant", "content": "4"},
+                {"role": "user", "content": "3+3?"},
+                {"role": "assistant", "content": "6"},
+                {"role": "user", "content": "4+4?"},
+                {"role": "assistant", "content": "8"},
+            ]
+        },
+    ),
+    (
+        "messages-content-parts-and-reasoning",
+        "messages",
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}],
+                },
+                {"role": "assistant", "content": "Yo", "reasoning_content": "greet back"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Hi\nthere"},
+                {"role": "assistant", "content": "Yo", "reasoning_content": "greet back"},
+            ]
+        },
+    ),
 ]
 
 
@@ -190,6 +275,17 @@ def test_every_format_has_a_case() -> None:
         ("xlam", {"query": "q", "tools": "[", "answers": "[]"}, "tools: not JSON"),
         ("glaive", {"system": "", "chat": "USER: hi"}, "no ASSISTANT turn"),
         ("messages", {"messages": []}, "no messages"),
+        (
+            "messages",
+            {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "content part of type 'image_url' is not supported",
+        ),
+        (
+            "sharegpt",
+            {"conversations": [{"from": "function_call", "value": '{"arguments": {}}'}]},
+            "without a function name",
+        ),
+        ("alpaca", {"instruction": "x", "output": "y", "history": [["only one"]]}, r"history\[0\]"),
     ],
 )
 def test_bad_records_say_what_is_wrong(fmt: str, record: dict[str, Any], message: str) -> None:

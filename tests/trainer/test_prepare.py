@@ -14,7 +14,7 @@ import pytest
 from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
 from kubetune_trainer.config import TrainerConfig
-from kubetune_trainer.prepare import COMPLETE, prepare
+from kubetune_trainer.prepare import COMPLETE, PrepareError, prepare
 from kubetune_trainer.sources import SourceError
 from tests.factories import REPO
 from tests.trainer.jobs import TINY_DATA, tiny_job
@@ -83,5 +83,65 @@ def test_a_missing_source_names_it(tiny_model_dir: Path, tmp_path: Path) -> None
     with pytest.raises(
         SourceError,
         match=r"dataset.sources\[0\].source \(/nope.jsonl\): /nope.jsonl does not exist",
+    ):
+        prepare(config)
+
+
+def test_rows_that_do_not_fit_are_skipped_and_counted_with_their_reason(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    system_row = {"messages": [{"role": "system", "content": "Terse."}, *RECORDS[1]["messages"]]}
+    bad_role = {"messages": [{"role": "bot", "content": "x"}]}
+    plain = [r for r in RECORDS if r["messages"][0]["role"] != "system"][:10]
+    data = [*plain, system_row, bad_role]
+    (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    config = config_for(
+        tiny_model_dir,
+        tmp_path / "ws",
+        **{
+            "spec.dataset.sources": [{"source": str(tmp_path / "mixed.jsonl")}],
+            # Gemma 2's official template refuses system turns
+            "spec.dataset.chatTemplate": {"builtin": "gemma-2"},
+        },
+    )
+    (source,) = prepare(config)["report"]["sources"]
+    assert source["records"] == 12 and source["skipped"] == 2
+    assert source["skippedReasons"] == {
+        "the chat template refused it": 1,
+        "unknown role 'bot' (expected system, user, assistant or tool)": 1,
+    }
+    assert any(e.startswith("row 11: unknown role") for e in source["firstErrors"])
+    assert any(
+        e == "row 10: the chat template refused it: System role not supported"
+        for e in source["firstErrors"]
+    )
+
+
+def test_a_source_where_nothing_survives_names_it_and_the_first_reasons(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"messages": [{"role": "bot", "content": "x"}]}\n' * 3)
+    config = config_for(
+        tiny_model_dir,
+        tmp_path / "ws",
+        **{"spec.dataset.sources": [{"source": str(tmp_path / "bad.jsonl")}]},
+    )
+    with pytest.raises(
+        PrepareError,
+        match=r"dataset.sources\[0\] \(.*bad.jsonl\): none of its 3 records .* first reasons: row \d: unknown role 'bot'",
+    ):
+        prepare(config)
+
+
+def test_a_template_that_does_not_compile_is_a_clear_error(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    config = config_for(
+        tiny_model_dir,
+        tmp_path,
+        **{"spec.dataset.chatTemplate": {"jinja": "{{ messages[0].content }"}},
+    )
+    with pytest.raises(
+        PrepareError, match=r"dataset.chatTemplate: the chat template does not compile: line 1"
     ):
         prepare(config)

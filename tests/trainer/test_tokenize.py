@@ -1,4 +1,5 @@
-"""Labels are masked token by token: only the chosen roles' replies carry loss."""
+"""Labels are masked token by token: only the chosen roles' text and end-of-turn markers carry
+loss, never a header, with any template — prefix-stable or not."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 import pytest
 
 from kubetune_trainer.data.formats import convert
-from kubetune_trainer.data.templates import BUILTIN_TEMPLATES
-from kubetune_trainer.data.tokenize import IGNORE, Encoder, TemplateError
+from kubetune_trainer.data.templates import BUILTIN_NAMES
+from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
+from tests.trainer.families import tokenizer_for
 
 CHAT = convert(
     {
@@ -22,12 +24,13 @@ CHAT = convert(
     },
     "messages",
 )
-END = {
-    "chatml": "<|im_end|>\n",
-    "qwen": "<|im_end|>\n",
-    "llama-3": "<|eot_id|>",
-    "gemma": "<end_of_turn>\n",
-}
+NO_SYSTEM = {"messages": CHAT["messages"][1:]}
+END = {"chatml": "<|im_end|>\n", "llama": "<|eot_id|>", "gemma": "<end_of_turn>\n"}
+HEADERS = ["<|im_start|>", "<|start_header_id|>", "<start_of_turn>", "<|end_header_id|>"]
+
+
+def end_of(builtin: str) -> str:
+    return END["llama" if "llama" in builtin else "gemma" if "gemma" in builtin else "chatml"]
 
 
 def trained_text(tokenizer: Any, encoded: Any) -> str:
@@ -42,40 +45,38 @@ def trained_text(tokenizer: Any, encoded: Any) -> str:
     )
 
 
-@pytest.fixture
-def with_template(tokenizer: Any):  # type: ignore[no-untyped-def]
-    original = tokenizer.chat_template
-    yield lambda name: setattr(tokenizer, "chat_template", BUILTIN_TEMPLATES[name])
-    tokenizer.chat_template = original
+def encode(builtin: str, roles: list[str], conversation: dict[str, Any]) -> Encoded:
+    (encoded,) = Encoder(tokenizer_for(builtin), roles, 4096).encode_batch([conversation])
+    assert isinstance(encoded, Encoded), encoded
+    return encoded
 
 
-@pytest.mark.parametrize("template", sorted(BUILTIN_TEMPLATES))
-def test_only_assistant_replies_carry_loss(
-    tokenizer: Any, with_template: Any, template: str
-) -> None:
-    with_template(template)
-    (encoded,) = Encoder(tokenizer, ["assistant"], 1024).encode_batch([CHAT])
-    assert trained_text(tokenizer, encoded) == f"2 plus 3 is 5.{END[template]}8.{END[template]}"
-    assert len(encoded.labels) == len(encoded.input_ids)
-    # every label is either the token itself or masked
+@pytest.mark.parametrize("builtin", BUILTIN_NAMES)
+def test_only_assistant_replies_carry_loss(builtin: str) -> None:
+    chat = NO_SYSTEM if builtin == "gemma-2" else CHAT
+    encoded = encode(builtin, ["assistant"], chat)
+    end = end_of(builtin)
+    # Qwen3 opens the final reply with an empty reasoning block: the model generates it too
+    think = "<think>\n\n</think>\n\n" if builtin == "qwen3" else ""
+    assert trained_text(tokenizer_for(builtin), encoded) == f"2 plus 3 is 5.{end}{think}8.{end}"
     assert all(
         label in (IGNORE, token)
         for token, label in zip(encoded.input_ids, encoded.labels, strict=True)
     )
 
 
-def test_roles_to_train_on_are_chosen(tokenizer: Any, with_template: Any) -> None:
-    with_template("chatml")
-    (encoded,) = Encoder(tokenizer, ["user"], 1024).encode_batch([CHAT])
-    text = trained_text(tokenizer, encoded)
+@pytest.mark.parametrize("builtin", BUILTIN_NAMES)
+def test_other_roles_train_their_text_never_their_headers(builtin: str) -> None:
+    chat = NO_SYSTEM if builtin == "gemma-2" else CHAT
+    roles = ["user"] if builtin == "gemma-2" else ["user", "system"]
+    text = trained_text(tokenizer_for(builtin), encode(builtin, roles, chat))
     assert "What is 2 plus 3?" in text and "And 4 plus 4?" in text
-    assert "2 plus 3 is 5." not in text and "Be short." not in text
+    assert "2 plus 3 is 5." not in text
+    assert not any(h in text for h in HEADERS), text
+    assert ("Be short." in text) == ("system" in roles)
 
 
-def test_tool_calls_are_trained_and_tool_results_are_not(
-    tokenizer: Any, with_template: Any
-) -> None:
-    with_template("chatml")
+def test_tool_calls_are_trained_and_tool_results_and_definitions_are_not() -> None:
     conversation = convert(
         {
             "messages": [
@@ -87,27 +88,61 @@ def test_tool_calls_are_trained_and_tool_results_are_not(
                 },
                 {"role": "tool", "content": "cold"},
                 {"role": "assistant", "content": "Cold."},
+            ],
+            "tools": [{"name": "w", "description": "weather", "parameters": {}}],
+        },
+        "messages",
+    )
+    tokenizer = tokenizer_for("qwen")
+    text = trained_text(tokenizer, encode("qwen", ["assistant"], conversation))
+    assert text == (
+        '<tool_call>\n{"name": "w", "arguments": {"c": "Oslo"}}\n</tool_call><|im_end|>\n'
+        "Cold.<|im_end|>\n"
+    )
+    # trained as `tool`, a result is its text only: not the user turn it sits in, not its tags
+    text = trained_text(tokenizer, encode("qwen", ["tool"], conversation))
+    assert text == "cold"
+
+
+def test_qwen3_masks_a_conversation_that_is_not_prefix_stable() -> None:
+    """Qwen3 drops the reasoning of turns before the last user message: rendering the first
+    turns is not a prefix of rendering them all. Masking does not depend on that."""
+    conversation = convert(
+        {
+            "messages": [
+                {"role": "user", "content": "What is 2 plus 3?"},
+                {"role": "assistant", "content": "5.", "reasoning_content": "two and three"},
+                {"role": "user", "content": "And 4 plus 4?"},
+                {"role": "assistant", "content": "8.", "reasoning_content": "four and four"},
             ]
         },
         "messages",
     )
-    (encoded,) = Encoder(tokenizer, ["assistant"], 1024).encode_batch([conversation])
-    text = trained_text(tokenizer, encoded)
-    assert '<tool_call>{"name": "w", "arguments": {"c": "Oslo"}}</tool_call>' in text
-    assert "cold" not in text and "Cold." in text
+    tokenizer = tokenizer_for("qwen3")
+    first = tokenizer.apply_chat_template(conversation["messages"][:2], tokenize=False)
+    full = tokenizer.apply_chat_template(conversation["messages"], tokenize=False)
+    assert not full.startswith(first)  # the reasoning of turn one is gone from the full text
+    text = trained_text(tokenizer, encode("qwen3", ["assistant"], conversation))
+    assert text == "5.<|im_end|>\n<think>\nfour and four\n</think>\n\n8.<|im_end|>\n"
 
 
-def test_text_format_trains_on_everything(tokenizer: Any) -> None:
-    (encoded,) = Encoder(tokenizer, ["assistant"], 1024).encode_batch([{"text": "the sky is blue"}])
-    assert encoded.labels == encoded.input_ids
-    assert encoded.input_ids[-1] == tokenizer.eos_token_id
+def test_text_rows_get_bos_where_the_tokenizer_adds_one() -> None:
+    for builtin, bos in (("llama-3", True), ("gemma", True), ("qwen", False), ("chatml", False)):
+        tokenizer = tokenizer_for(builtin)
+        encoded = encode(builtin, ["assistant"], {"text": "the sky is blue"})
+        assert encoded.labels == encoded.input_ids
+        assert (encoded.input_ids[0] == tokenizer.bos_token_id) == bos
+        assert encoded.input_ids[-1] == tokenizer.eos_token_id
 
 
-def test_truncation_is_counted_and_empty_samples_dropped(
-    tokenizer: Any, with_template: Any
-) -> None:
-    with_template("chatml")
-    encoder = Encoder(tokenizer, ["assistant"], 24)
+def test_a_conversation_the_template_refuses_comes_back_refused() -> None:
+    encoder = Encoder(tokenizer_for("gemma-2"), ["assistant"], 4096)
+    (refused,) = encoder.encode_batch([CHAT])
+    assert isinstance(refused, Refused) and "System role not supported" in refused.reason
+
+
+def test_truncation_is_counted_and_empty_samples_dropped() -> None:
+    encoder = Encoder(tokenizer_for("chatml"), ["assistant"], 24)
     long_user = convert(
         {
             "messages": [
@@ -117,19 +152,8 @@ def test_truncation_is_counted_and_empty_samples_dropped(
         },
         "messages",
     )
-    encoded = encoder.encode_batch([CHAT, long_user])
-    assert len(encoded) == 1 and len(encoded[0].input_ids) == 24
+    first, dropped = encoder.encode_batch([CHAT, long_user])
+    assert isinstance(first, Encoded) and len(first.input_ids) == 24 and dropped is None
     assert encoder.stats.truncated_samples == 2
     assert encoder.stats.dropped_no_labels == 1
     assert encoder.stats.truncated_tokens > 200
-
-
-def test_non_prefix_stable_template_is_refused(tokenizer: Any) -> None:
-    original = tokenizer.chat_template
-    # Shows only the last user turn (like templates that drop earlier reasoning): not stable.
-    tokenizer.chat_template = "{{ messages[-1].content }}{% if add_generation_prompt %}>{% endif %}"
-    try:
-        with pytest.raises(TemplateError, match="prefix-stable"):
-            Encoder(tokenizer, ["assistant"], 1024).encode_batch([CHAT])
-    finally:
-        tokenizer.chat_template = original

@@ -3,6 +3,7 @@ ZeRO-2, FSDP; the tiny Llama built from a config, loaded from a path like any mo
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from kubetune.api import FineTuneJob
 from kubetune_trainer.checkpoints import latest_complete
+from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.progress import read_progress
 from tests.trainer.jobs import job_dir, logged_losses, manifest, tiny_job, train
 
@@ -31,6 +33,10 @@ def test_lora_on_two_nodes_learns_and_exports(tiny_model_dir: Path, tmp_path: Pa
     adapter = Path(out["outputs"]["adapter"])
     assert (adapter / "adapter_model.safetensors").stat().st_size > 0
     assert (adapter / "tokenizer.json").exists()
+    # the adapter carries the exact template the data was rendered with
+    template = (adapter / "chat_template.jinja").read_text()
+    assert template == builtin_template("chatml")
+    assert out["chatTemplateSha256"] == hashlib.sha256(template.encode()).hexdigest()
     # both nodes joined one process group: rank 1 logged from its own node
     assert "world size 2" in (job_dir(tmp_path, job) / "logs" / "node-1.log").read_text()
     # the preflight measured that group before the first step, and progress.json kept it
@@ -70,6 +76,8 @@ def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path:
     out = manifest(tmp_path, job)
     assert Path(out["outputs"]["adapter"], "adapter_model.safetensors").exists()
     assert Path(out["outputs"]["merged"], "config.json").exists()
+    merged_template = Path(out["outputs"]["merged"], "chat_template.jinja").read_text()
+    assert merged_template == builtin_template("chatml")
     assert "with bitsandbytes.optim.adamw.AdamW (8-bit state)" in log
     runs = list((job_dir(tmp_path, job) / "wandb").glob("offline-run-*"))
     assert runs and any(runs[0].rglob("*.wandb"))  # W&B offline run on the volume

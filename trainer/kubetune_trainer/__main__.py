@@ -1,4 +1,4 @@
-"""`python -m kubetune_trainer prepare|train|custom --config trainer.yaml`."""
+"""`python -m kubetune_trainer prepare|train|custom|preview --config trainer.yaml`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 
 def main() -> int:
-    commands = ("prepare", "train", "custom")
+    commands = ("prepare", "train", "custom", "preview")
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(
             f"usage: python -m kubetune_trainer {{{'|'.join(commands)}}} --config FILE",
@@ -16,6 +16,8 @@ def main() -> int:
     command, rest = sys.argv[1], sys.argv[2:]
     if command == "prepare":
         from kubetune_trainer.prepare import main as run
+    elif command == "preview":
+        from kubetune_trainer.preview import main as run
     elif command == "train":
         from kubetune_trainer.train import main as run
     else:

@@ -16,7 +16,9 @@ from pydantic import Field, model_validator
 from kubetune_trainer.schema import Model, SecretKeyRef
 
 DatasetFormat = Literal["messages", "sharegpt", "alpaca", "xlam", "glaive", "text"]
-BuiltinTemplate = Literal["llama-3", "chatml", "gemma", "qwen"]
+BuiltinTemplate = Literal[
+    "llama-3", "llama-3.1", "chatml", "gemma", "gemma-2", "gemma-3", "qwen", "qwen2.5", "qwen3"
+]
 Method = Literal["full", "lora", "qlora"]
 Strategy = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3", "deepspeed-zero3-offload"]
 Precision = Literal["bf16", "fp16", "fp32"]
@@ -78,7 +80,12 @@ class ChatTemplate(Model):
     """How conversations become text. Leave empty to use the tokenizer's own template."""
 
     builtin: BuiltinTemplate | None = None
-    """A template shipped with kubetune."""
+    """A model family's official chat template, shipped with kubetune: `llama-3` (Llama 3.0),
+    `llama-3.1` (3.1 and later, with its tool format), `gemma` (= `gemma-3`; Gemma 2's output
+    plus a system prompt folded into the first user turn), `gemma-2` (refuses system turns),
+    `qwen` (= `qwen2.5`, with its default system prompt), `qwen3` (tools, `<think>` reasoning),
+    `chatml`. `llama-3`, `gemma*` and `chatml` have no tool syntax of their own: tools, tool calls
+    and results are rendered in kubetune's documented convention (Qwen 2.5's)."""
     jinja: str | None = Field(default=None, max_length=65536)
     """An inline Jinja chat template (the `chat_template` format of transformers)."""
 

@@ -1,5 +1,8 @@
 """Export: the adapter (safetensors), optionally the merged model, and the run manifest.
 
+Each output carries the tokenizer with the exact chat template the data was rendered with
+(`chat_template.jinja`), and the manifest its SHA-256, so serving renders the same text.
+
 The manifest is written last; its presence means the output is complete (chained stages and
 the operator rely on that).
 """
@@ -78,6 +81,7 @@ def write_manifest(
         },
         "method": config.method.type,
         "datasetFingerprint": prepared.get("fingerprint"),
+        "chatTemplateSha256": prepared.get("chatTemplateSha256"),
         "configHash": hashlib.sha256(config.dump().encode()).hexdigest(),
         "outputs": paths,
         "metrics": {

@@ -20,17 +20,18 @@ from typing import Any
 
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.data.formats import FormatError, convert
+from kubetune_trainer.data.jinja_check import template_error
 from kubetune_trainer.data.packing import pack, unpacked
-from kubetune_trainer.data.templates import BUILTIN_TEMPLATES
-from kubetune_trainer.data.tokenize import Encoder
+from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
+from kubetune_trainer.data.tokenize import Encoded, Encoder, Refused
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
 
-DATA_VERSION = "1"  # bump when preprocessing changes what it writes
+DATA_VERSION = "2"  # bump when preprocessing changes what it writes
 COMPLETE = "COMPLETE"
 BATCH = 512
-MAX_BAD_FRACTION = 0.05
+FIRST_REASONS = 3
 
 
 class PrepareError(ValueError):
@@ -45,12 +46,21 @@ def load_tokenizer(model_path: Path, config: TrainerConfig) -> Any:
     )
     template = config.dataset.chatTemplate if config.dataset else None
     if template and template.builtin:
-        tokenizer.chat_template = BUILTIN_TEMPLATES[template.builtin]
+        tokenizer.chat_template = builtin_template(template.builtin)
     elif template and template.jinja:
         tokenizer.chat_template = template.jinja
+    if tokenizer.chat_template:
+        compile_template(tokenizer.chat_template, "dataset.chatTemplate")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def compile_template(source: str, field: str) -> None:
+    """Refuse a chat template that does not compile, naming where it came from."""
+    error = template_error(source)
+    if error:
+        raise PrepareError(f"{field}: the chat template does not compile: {error}")
 
 
 def fingerprint(
@@ -94,45 +104,88 @@ def load_records(fetched: Fetched, split: str) -> Any:
     return datasets.load_dataset(str(path), split=split)
 
 
+class Skipped:
+    """Records left out of a source: how many, how many per reason, and the first few."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.reasons: dict[str, int] = {}
+        self.first: list[str] = []
+
+    def add(self, row: int, reason: str) -> None:
+        self.count += 1
+        kind = reason.split(":")[0]
+        self.reasons[kind] = self.reasons.get(kind, 0) + 1
+        if len(self.first) < FIRST_REASONS:
+            self.first.append(f"row {row}: {reason}")
+
+
 def build(
     config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path
 ) -> dict[str, Any]:
-    """Preprocess into a temporary folder; return the report. The caller renames it."""
+    """Preprocess into a temporary folder; return the report. The caller renames it.
+
+    A record that does not fit its format, or that the chat template refuses, is skipped and
+    counted with its reason (`sources[].skippedReasons`, the first few in `firstErrors`, each
+    naming its row in the source); a source where no record survives stops the preparation."""
     import datasets
+    import numpy as np
 
     assert config.dataset is not None
     spec, training = config.dataset, config.training
     encoder = Encoder(tokenizer, spec.trainOnRoles, training.maxLength)
     progress_file = target.with_name(f"{target.name}.progress")
-    samples, sources_report, bad = [], [], 0
+    samples: list[Encoded] = []
+    sources_report, bad = [], 0
     started = time.monotonic()
     for index, (source, data) in enumerate(zip(spec.sources, fetched, strict=True)):
-        records = load_records(data, source.split).shuffle(seed=training.seed)
+        records = load_records(data, source.split)
+        # the same order as records.shuffle(seed), keeping each record's row in its source
+        rows = np.random.default_rng(training.seed).permutation(len(records))
         if source.sampleLimit:
-            records = records.select(range(min(source.sampleLimit, len(records))))
-        conversations, errors = [], []
-        for i, record in enumerate(records):
+            rows = rows[: source.sampleLimit]
+        records = records.select(rows)
+        skipped = Skipped()
+        conversations = []
+        for row, record in zip(rows.tolist(), records, strict=True):
             try:
-                conversations.append(convert(record, source.format, source.fields))
+                conversations.append((row, convert(record, source.format, source.fields)))
             except FormatError as err:
-                errors.append(f"record {i}: {err}")
-        if len(errors) > MAX_BAD_FRACTION * max(1, len(records)):
-            raise PrepareError(
-                f"dataset.sources[{index}] ({source.source}): {len(errors)} of {len(records)} "
-                f"records do not fit format {source.format!r}; first: {errors[0]}"
-            )
-        bad += len(errors)
+                skipped.add(row, str(err))
+        kept = 0
         for start in range(0, len(conversations), BATCH):
-            samples += encoder.encode_batch(conversations[start : start + BATCH])
+            chunk = conversations[start : start + BATCH]
+            for (i, _), result in zip(
+                chunk, encoder.encode_batch([c for _, c in chunk]), strict=True
+            ):
+                if isinstance(result, Refused):
+                    skipped.add(i, result.reason)
+                elif result is not None:
+                    samples.append(result)
+                    kept += 1
             progress_file.write_text(
                 json.dumps({"source": index, "done": start + BATCH, "total": len(conversations)})
             )
+        if skipped.count == len(records) and records:
+            raise PrepareError(
+                f"dataset.sources[{index}] ({source.source}): none of its {len(records)} records "
+                f"could be used as format {source.format!r} with this chat template; "
+                f"first reasons: {'; '.join(skipped.first)}"
+            )
+        if skipped.count:
+            log(
+                f"dataset.sources[{index}] ({source.source}): skipped {skipped.count} of "
+                f"{len(records)} records: {'; '.join(skipped.first)}"
+            )
+        bad += skipped.count
         sources_report.append(
             {
                 "source": source.source,
                 "records": len(records),
-                "skipped": len(errors),
-                "firstErrors": errors[:3],
+                "samples": kept,
+                "skipped": skipped.count,
+                "skippedReasons": skipped.reasons,
+                "firstErrors": skipped.first,
             }
         )
     if not samples:
@@ -174,9 +227,12 @@ def prepare(config: TrainerConfig) -> dict[str, Any]:
         ):
             raise PrepareError(
                 "the tokenizer has no chat template: set dataset.chatTemplate "
-                "(builtin: chatml, llama-3, gemma or qwen, or jinja)"
+                f"(builtin: one of {', '.join(BUILTIN_NAMES)}; or jinja)"
             )
         fetched = [fetch_dataset(config, i) for i in range(len(config.dataset.sources))]
+        if tokenizer.chat_template:  # exported with the model: serving renders the same text
+            digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()
+            result["chatTemplateSha256"] = digest
         fp = fingerprint(config, fetched, tokenizer, model)
         target = Path(config.paths.cache) / "prepared" / fp
         result.update({"fingerprint": fp, "dataset": str(target)})

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kubetune_trainer.data.templates import CHATML
+from kubetune_trainer.data.templates import builtin_template
 
-VERSION = "2"  # bump when the recipe changes: it names the cache folder
+VERSION = "3"  # bump when the recipe changes: it names the cache folder
 SPECIAL = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
 
 
@@ -35,8 +35,19 @@ def corpus() -> list[str]:
     return lines
 
 
-def train_tokenizer(vocab_size: int = 512):  # type: ignore[no-untyped-def]
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def train_tokenizer(  # type: ignore[no-untyped-def]
+    vocab_size: int = 512,
+    special: tuple[str, ...] | list[str] = tuple(SPECIAL),
+    template: str = "chatml",
+    bos: str | None = "<s>",
+    eos: str = "</s>",
+    pad: str = "<pad>",
+    add_bos: bool = False,
+):
+    """A byte-level BPE tokenizer trained on `corpus()`, its `special` tokens kept whole (a
+    family's chat markers; BOS/EOS/padding among them); `add_bos` makes it put BOS in front of
+    plain text, as Llama 3's and Gemma's tokenizers do (Qwen's has no BOS at all)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -44,18 +55,24 @@ def train_tokenizer(vocab_size: int = 512):  # type: ignore[no-untyped-def]
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL,
+        special_tokens=list(special),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(corpus(), trainer=trainer)
+    if add_bos and bos is not None:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A",
+            pair=f"{bos} $A {bos} $B",
+            special_tokens=[(bos, tok.token_to_id(bos))],
+        )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        additional_special_tokens=SPECIAL[3:],
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        additional_special_tokens=[t for t in special if t not in (bos, eos, pad)],
     )
-    fast.chat_template = CHATML
+    fast.chat_template = builtin_template(template)
     return fast
 
 

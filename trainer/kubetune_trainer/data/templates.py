@@ -1,62 +1,47 @@
-"""Built-in chat templates (transformers' `chat_template` Jinja dialect).
+"""Built-in chat templates: each family's official template, vendored verbatim.
 
-Each renders tool definitions into the system turn, assistant tool calls as
-`<tool_call>{json}</tool_call>`, and tool results as their own turn. Every template is
-prefix-stable — rendering the first k messages gives a prefix of rendering all of them —
-which role-based label masking relies on (and checks).
+The `.jinja` files in `chat_templates/` are the templates the models ship (sources in
+`chat_templates/SOURCES.md`); kubetune renders them with transformers' own
+`apply_chat_template`, so the text is what the model is served with. Families whose official
+template has no tool syntax (Llama 3.0, Gemma, ChatML) get kubetune's tool rendering
+(`kubetune_tools.jinja`) in front of it: it only rewrites tool calls, tool results and tool
+definitions into plain turns, and leaves every other conversation untouched.
 """
 
 from __future__ import annotations
 
-_TOOL_CALLS = (
-    "{%- if message.tool_calls is defined and message.tool_calls -%}"
-    "{%- for call in message.tool_calls -%}"
-    "<tool_call>{{ call | tojson }}</tool_call>"
-    "{%- endfor -%}{%- endif -%}"
-)
-_TOOLS = (
-    "{%- set ns = namespace(tools='') -%}"
-    "{%- if tools is defined and tools -%}{%- set ns.tools = '\\n\\nFunctions:\\n' -%}"
-    "{%- for tool in tools -%}"
-    "{%- set ns.tools = ns.tools ~ (tool | tojson) ~ '\\n' -%}"
-    "{%- endfor -%}"
-    "{%- endif -%}{%- set tool_text = ns.tools -%}"
-)
+from functools import cache
+from pathlib import Path
 
-CHATML = (
-    _TOOLS + "{%- if tool_text and (messages | length == 0 or messages[0].role != 'system') -%}"
-    "{{ '<|im_start|>system\\n' ~ (tool_text | trim) ~ '<|im_end|>\\n' }}{%- endif -%}"
-    "{%- for message in messages -%}"
-    "{{ '<|im_start|>' ~ message.role ~ '\\n' ~ message.content }}"
-    "{%- if loop.first and message.role == 'system' -%}{{ tool_text }}{%- endif -%}"
-    + _TOOL_CALLS
-    + "{{ '<|im_end|>\\n' }}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
-)
+HERE = Path(__file__).resolve().parent / "chat_templates"
 
-LLAMA3 = (
-    _TOOLS + "{{- bos_token -}}"
-    "{%- for message in messages -%}"
-    "{{ '<|start_header_id|>' ~ message.role ~ '<|end_header_id|>\\n\\n' ~ message.content }}"
-    "{%- if loop.first and message.role == 'system' -%}{{ tool_text }}{%- endif -%}"
-    + _TOOL_CALLS
-    + "{{ '<|eot_id|>' }}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}"
-    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif -%}"
-)
+# builtin name → (official template file, needs kubetune's tool rendering)
+FAMILIES: dict[str, tuple[str, bool]] = {
+    "chatml": ("chatml.jinja", True),
+    "llama-3": ("llama3.jinja", True),
+    "llama-3.1": ("llama3_1.jinja", False),
+    "gemma": ("gemma3.jinja", True),  # Gemma 3's: Gemma 2's output plus a folded system prompt
+    "gemma-2": ("gemma2.jinja", True),  # refuses system turns: tools open the first user turn
+    "gemma-3": ("gemma3.jinja", True),
+    "qwen": ("qwen2_5.jinja", False),
+    "qwen2.5": ("qwen2_5.jinja", False),
+    "qwen3": ("qwen3.jinja", False),
+}
 
-GEMMA = (
-    _TOOLS + "{{- bos_token -}}"
-    "{%- for message in messages -%}"
-    "{%- set role = 'model' if message.role == 'assistant' else message.role -%}"
-    "{{ '<start_of_turn>' ~ role ~ '\\n' ~ message.content }}"
-    "{%- if loop.first and message.role == 'system' -%}{{ tool_text }}{%- endif -%}"
-    + _TOOL_CALLS
-    + "{{ '<end_of_turn>\\n' }}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
-)
 
-# Qwen 2/2.5/3 use ChatML turns; tool calls and results follow the same markers.
-QWEN = CHATML
+def official(filename: str) -> str:
+    """A vendored template exactly as its model repository ships it."""
+    return (HERE / filename).read_text(encoding="utf-8")
 
-BUILTIN_TEMPLATES = {"chatml": CHATML, "llama-3": LLAMA3, "gemma": GEMMA, "qwen": QWEN}
+
+@cache
+def builtin_template(name: str) -> str:
+    """The template kubetune renders (and exports with the model) for `builtin: name`."""
+    filename, with_tools = FAMILIES[name]
+    if not with_tools:
+        return official(filename)
+    setting = "{%- set tools_in_first_user = true -%}\n" if name == "gemma-2" else ""
+    return setting + official("kubetune_tools.jinja").rstrip("\n") + official(filename)
+
+
+BUILTIN_NAMES = tuple(FAMILIES)

@@ -1,9 +1,10 @@
 """Conversations to token ids with labels masked by role, token by token.
 
-The chat template is rendered once per prefix of the conversation: the characters a message
-adds are its span. For assistant turns the header (e.g. `<|im_start|>assistant\\n`, what
-`add_generation_prompt` adds) is excluded, so only the reply carries loss. The full text is
-tokenized once, and each token takes the label of the span its first character falls in.
+The chat template (transformers' `apply_chat_template`, the engine serving uses) renders each
+conversation; `turns.trained_spans` finds the characters that carry loss. The text is tokenized
+once, and a token is trained when one of its characters lies in a trained span. A conversation the
+template refuses (its `raise_exception`, a missing field) comes back as `Refused` with the
+template's message, so `prepare` can skip and count it.
 """
 
 from __future__ import annotations
@@ -12,17 +13,26 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubetune_trainer.data.turns import Markers, probe, trained_spans
+
 IGNORE = -100
 
 
 class TemplateError(ValueError):
-    """A chat template that role masking cannot use."""
+    """A chat template that cannot render a conversation; the message says why."""
 
 
 @dataclass
 class Encoded:
     input_ids: list[int]
     labels: list[int]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A conversation the chat template would not render."""
+
+    reason: str
 
 
 @dataclass
@@ -36,41 +46,22 @@ class Stats:
     roles: dict[str, int] = field(default_factory=dict)
 
 
-def spans(render: Any, conversation: dict[str, Any]) -> tuple[str, list[tuple[int, str]]]:
-    """The rendered text and, for each span, (end offset, role or '' for untrained headers)."""
-    messages, tools = conversation["messages"], conversation.get("tools")
-    full = render(messages, tools, False)
-    bounds: list[tuple[int, str]] = []
-    for k, message in enumerate(messages, start=1):
-        if message["role"] == "assistant":
-            head = render(messages[: k - 1], tools, True)
-            if not full.startswith(head):
-                raise TemplateError("the chat template is not prefix-stable at an assistant turn")
-            bounds.append((len(head), ""))
-        prefix = render(messages[:k], tools, False)
-        if not full.startswith(prefix):
-            raise TemplateError(
-                "the chat template is not prefix-stable (rendering the first turns is not a "
-                "prefix of rendering all of them), so loss cannot be masked by role; use a "
-                "builtin template (dataset.chatTemplate.builtin)"
-            )
-        bounds.append((len(prefix), message["role"]))
-    bounds.append((len(full), ""))
-    return full, bounds
-
-
 def labels_for(
-    offsets: list[tuple[int, int]],
-    ids: list[int],
-    bounds: list[tuple[int, str]],
-    train_roles: set[str],
+    offsets: list[tuple[int, int]], ids: list[int], spans: list[tuple[int, int]]
 ) -> list[int]:
-    ends = [end for end, _ in bounds]
+    """A token is trained when any of its characters is (as transformers' assistant masks)."""
+    starts = [start for start, _ in spans]
     labels = []
-    for (start, _), token in zip(offsets, ids, strict=True):
-        role = bounds[min(bisect.bisect_right(ends, start), len(bounds) - 1)][1]
-        labels.append(token if role in train_roles else IGNORE)
+    for (first, after), token in zip(offsets, ids, strict=True):
+        k = bisect.bisect_left(starts, max(after, first + 1)) - 1
+        labels.append(token if k >= 0 and spans[k][1] > first else IGNORE)
     return labels
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether the tokenizer puts a BOS token in front of plain text by itself."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
 
 
 class Encoder:
@@ -81,36 +72,68 @@ class Encoder:
         self.train_roles = set(train_roles)
         self.max_length = max_length
         self.stats = Stats()
+        self._markers: Markers | None = None
+        self._bos = (tokenizer.bos_token or "") if adds_bos(tokenizer) else ""
 
-    def _render(self, messages: list[dict[str, Any]], tools: Any, generation: bool) -> str:
-        if not messages and not generation:
-            return ""
-        text: str = self.tokenizer.apply_chat_template(
-            messages, tools=tools, tokenize=False, add_generation_prompt=generation
-        )
+    def render(self, messages: list[dict[str, Any]], tools: Any, generation: bool) -> str:
+        import jinja2
+
+        try:
+            text: str = self.tokenizer.apply_chat_template(
+                messages, tools=tools or None, tokenize=False, add_generation_prompt=generation
+            )
+        except jinja2.TemplateSyntaxError:
+            raise  # the template itself is broken: not one conversation's fault
+        except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError) as err:
+            raise TemplateError(f"the chat template refused it: {err}") from err
         return text
 
-    def encode_batch(self, conversations: list[dict[str, Any]]) -> list[Encoded]:
-        texts, bounds = [], []
+    @property
+    def markers(self) -> Markers:
+        if self._markers is None:
+            try:
+                self._markers = probe(self.render)
+            except TemplateError:
+                self._markers = Markers(None, None)
+        return self._markers
+
+    def text_and_spans(self, conversation: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
+        """The text the model sees and the character spans that carry loss."""
+        if "text" in conversation:
+            text = self._bos + conversation["text"] + (self.tokenizer.eos_token or "")
+            return text, [(0, len(text))]
+        return trained_spans(
+            self.render,
+            conversation["messages"],
+            conversation.get("tools"),
+            self.train_roles,
+            self.markers,
+        )
+
+    def encode_batch(self, conversations: list[dict[str, Any]]) -> list[Encoded | Refused | None]:
+        """One result per conversation: encoded, refused by the template, or None when no
+        trained token is left after truncation (counted in the stats)."""
+        rendered: list[tuple[str, list[tuple[int, int]]] | Refused] = []
         for conversation in conversations:
-            if "text" in conversation:
-                eos = self.tokenizer.eos_token or ""
-                text = conversation["text"] + eos
-                texts.append(text)
-                bounds.append([(len(text), "text")])
-            else:
-                text, spans_ = spans(self._render, conversation)
-                texts.append(text)
-                bounds.append(spans_)
-        batch = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        out = []
-        for ids, offsets, span in zip(
-            batch["input_ids"], batch["offset_mapping"], bounds, strict=True
-        ):
-            roles = self.train_roles | {"text"}
-            labels = labels_for(offsets, ids, span, roles)
-            out.append(self._finish(ids, labels))
-        return [e for e in out if e is not None]
+            try:
+                rendered.append(self.text_and_spans(conversation))
+            except TemplateError as err:
+                rendered.append(Refused(str(err)))
+        texts = [r[0] for r in rendered if not isinstance(r, Refused)]
+        batch = (
+            self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+            if texts
+            else {"input_ids": [], "offset_mapping": []}
+        )
+        tokenized = iter(zip(batch["input_ids"], batch["offset_mapping"], strict=True))
+        out: list[Encoded | Refused | None] = []
+        for item in rendered:
+            if isinstance(item, Refused):
+                out.append(item)
+                continue
+            ids, offsets = next(tokenized)
+            out.append(self._finish(list(ids), labels_for(offsets, ids, item[1])))
+        return out
 
     def _finish(self, ids: list[int], labels: list[int]) -> Encoded | None:
         stats = self.stats
@@ -125,4 +148,4 @@ class Encoder:
         stats.samples += 1
         stats.tokens += len(ids)
         stats.trained_tokens += trained
-        return Encoded(list(ids), labels)
+        return Encoded(ids, labels)

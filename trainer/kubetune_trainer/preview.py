@@ -1,0 +1,105 @@
+"""`preview`: the first training samples as the model will see them, trained tokens highlighted.
+
+The same steps as `prepare` (model tokenizer, chat template, format conversion, masking) on the
+first records of each source in preparation order, without writing anything — what Axolotl's
+`preprocess --debug` shows. Refused records are listed with their reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.data.formats import FormatError, convert
+from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
+
+TRAINED = "bold black on green"
+UNTRAINED = "dim"
+
+
+def highlighted(tokenizer: Any, encoded: Encoded, brackets: bool = False) -> Any:
+    """The sample's text, each run of trained tokens highlighted (and put between ⟦ ⟧ with
+    `brackets`, for output that is not a terminal)."""
+    from rich.text import Text
+
+    text = Text()
+    runs: list[tuple[bool, list[int]]] = []
+    for token, label in zip(encoded.input_ids, encoded.labels, strict=True):
+        if runs and runs[-1][0] == (label != IGNORE):
+            runs[-1][1].append(token)
+        else:
+            runs.append((label != IGNORE, [token]))
+    for trained, run in runs:
+        if trained and brackets:
+            text.append("⟦")
+        text.append(tokenizer.decode(run), TRAINED if trained else UNTRAINED)
+        if trained and brackets:
+            text.append("⟧")
+    return text
+
+
+def preview(config: TrainerConfig, samples: int, console: Any) -> int:
+    """Print up to `samples` samples; returns how many were shown."""
+    import numpy as np
+
+    from kubetune_trainer.prepare import load_records, load_tokenizer
+    from kubetune_trainer.sources import fetch_dataset, fetch_model
+
+    assert config.dataset is not None
+    tokenizer = load_tokenizer(fetch_model(config).path, config)
+    encoder = Encoder(tokenizer, config.dataset.trainOnRoles, config.training.maxLength)
+    shown = 0
+    for index, source in enumerate(config.dataset.sources):
+        records = load_records(fetch_dataset(config, index), source.split)
+        rows = np.random.default_rng(config.training.seed).permutation(len(records))
+        for row in rows.tolist():
+            if shown >= samples:
+                return shown
+            where = f"dataset.sources[{index}] row {row}"
+            try:
+                conversation = convert(records[row], source.format, source.fields)
+            except FormatError as err:
+                console.print(f"[yellow]{where}: skipped: {err}[/yellow]", highlight=False)
+                continue
+            (result,) = encoder.encode_batch([conversation])
+            if isinstance(result, Refused):
+                console.print(
+                    f"[yellow]{where}: skipped: {result.reason}[/yellow]", highlight=False
+                )
+            elif result is None:
+                console.print(f"[yellow]{where}: nothing left to train after truncation[/yellow]")
+            else:
+                trained = sum(1 for label in result.labels if label != IGNORE)
+                console.rule(f"{where}: {len(result.input_ids)} tokens, {trained} trained")
+                shown_text = highlighted(tokenizer, result, brackets=not console.is_terminal)
+                console.print(shown_text, highlight=False, markup=False)
+                shown += 1
+    return shown
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from rich.console import Console
+
+    from kubetune_trainer.prepare import PrepareError
+    from kubetune_trainer.sources import SourceError
+
+    parser = argparse.ArgumentParser(prog="kubetune_trainer preview", description=__doc__)
+    parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")
+    parser.add_argument("--samples", type=int, default=3, help="how many samples to show")
+    args = parser.parse_args(argv)
+    config = TrainerConfig.load(args.config)
+    if config.dataset is None:
+        print("kubetune preview: this job has no dataset", file=sys.stderr)
+        return 1
+    console = Console(highlight=False, soft_wrap=True)
+    legend = "⟦trained⟧" if not console.is_terminal else "trained"
+    console.print(f"[{TRAINED}] {legend} [/] [{UNTRAINED}]not trained[/]")
+    try:
+        preview(config, args.samples, console)
+    except (PrepareError, SourceError) as err:
+        print(f"kubetune preview: {err}", file=sys.stderr)
+        return 1
+    return 0
