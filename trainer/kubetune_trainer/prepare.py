@@ -120,95 +120,114 @@ class Skipped:
             self.first.append(f"row {row}: {reason}")
 
 
+def convert_source(
+    index: int,
+    source: Any,
+    fetched: Fetched,
+    encoder: Encoder,
+    seed: int,
+    progress_file: Path,
+) -> tuple[list[Encoded], dict[str, Any]]:
+    """One dataset source → its samples and its report entry.
+
+    A record that does not fit its format, or that the chat template refuses, is skipped and
+    counted with its reason (`skippedReasons`, the first few in `firstErrors`, each naming its
+    row in the source); a source where no record survives stops the preparation."""
+    import numpy as np
+
+    records = load_records(fetched, source.split)
+    # the same order as records.shuffle(seed), keeping each record's row in its source
+    rows = np.random.default_rng(seed).permutation(len(records))
+    if source.sampleLimit:
+        rows = rows[: source.sampleLimit]
+    records = records.select(rows)
+    skipped = Skipped()
+    conversations = []
+    for row, record in zip(rows.tolist(), records, strict=True):
+        try:
+            conversations.append((row, convert(record, source.format, source.fields)))
+        except FormatError as err:
+            skipped.add(row, str(err))
+    samples: list[Encoded] = []
+    for start in range(0, len(conversations), BATCH):
+        chunk = conversations[start : start + BATCH]
+        for (i, _), result in zip(chunk, encoder.encode_batch([c for _, c in chunk]), strict=True):
+            if isinstance(result, Refused):
+                skipped.add(i, result.reason)
+            elif result is not None:
+                samples.append(result)
+        progress_file.write_text(
+            json.dumps({"source": index, "done": start + BATCH, "total": len(conversations)})
+        )
+    where = f"dataset.sources[{index}] ({source.source})"
+    if skipped.count == len(records) and records:
+        raise PrepareError(
+            f"{where}: none of its {len(records)} records could be used as format "
+            f"{source.format!r} with this chat template; first reasons: {'; '.join(skipped.first)}"
+        )
+    if skipped.count:
+        log(
+            f"{where}: skipped {skipped.count} of {len(records)} records: {'; '.join(skipped.first)}"
+        )
+    report = {
+        "source": source.source,
+        "records": len(records),
+        "samples": len(samples),
+        "skipped": skipped.count,
+        "skippedReasons": skipped.reasons,
+        "firstErrors": skipped.first,
+    }
+    return samples, report
+
+
+def write_split(name: str, part: list[Encoded], config: TrainerConfig, target: Path) -> Any:
+    """Pack (or pad) one split, save it under target/name, and return its report entry."""
+    import datasets
+
+    training = config.training
+    rows = pack(part, training.maxLength) if training.packing else unpacked(part)
+    real = sum(len(r["input_ids"]) for r in rows)
+    datasets.Dataset.from_list(rows).save_to_disk(str(target / name))
+    return {
+        "samples": len(part),
+        "rows": len(rows),
+        "tokens": real,
+        "packingEfficiency": real / (len(rows) * training.maxLength),
+    }
+
+
 def build(
     config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path
 ) -> dict[str, Any]:
     """Preprocess into a temporary folder; return the report. The caller renames it.
 
-    A record that does not fit its format, or that the chat template refuses, is skipped and
-    counted with its reason (`sources[].skippedReasons`, the first few in `firstErrors`, each
-    naming its row in the source); a source where no record survives stops the preparation."""
-    import datasets
-    import numpy as np
-
+    Each source is converted on its own (`convert_source`), the samples are split into train
+    and eval (`dataset.evalFraction`), and each split is packed and written (`write_split`)."""
     assert config.dataset is not None
     spec, training = config.dataset, config.training
     encoder = Encoder(tokenizer, spec.trainOnRoles, training.maxLength)
     progress_file = target.with_name(f"{target.name}.progress")
-    samples: list[Encoded] = []
-    sources_report, bad = [], 0
     started = time.monotonic()
+    samples: list[Encoded] = []
+    sources_report = []
     for index, (source, data) in enumerate(zip(spec.sources, fetched, strict=True)):
-        records = load_records(data, source.split)
-        # the same order as records.shuffle(seed), keeping each record's row in its source
-        rows = np.random.default_rng(training.seed).permutation(len(records))
-        if source.sampleLimit:
-            rows = rows[: source.sampleLimit]
-        records = records.select(rows)
-        skipped = Skipped()
-        conversations = []
-        for row, record in zip(rows.tolist(), records, strict=True):
-            try:
-                conversations.append((row, convert(record, source.format, source.fields)))
-            except FormatError as err:
-                skipped.add(row, str(err))
-        kept = 0
-        for start in range(0, len(conversations), BATCH):
-            chunk = conversations[start : start + BATCH]
-            for (i, _), result in zip(
-                chunk, encoder.encode_batch([c for _, c in chunk]), strict=True
-            ):
-                if isinstance(result, Refused):
-                    skipped.add(i, result.reason)
-                elif result is not None:
-                    samples.append(result)
-                    kept += 1
-            progress_file.write_text(
-                json.dumps({"source": index, "done": start + BATCH, "total": len(conversations)})
-            )
-        if skipped.count == len(records) and records:
-            raise PrepareError(
-                f"dataset.sources[{index}] ({source.source}): none of its {len(records)} records "
-                f"could be used as format {source.format!r} with this chat template; "
-                f"first reasons: {'; '.join(skipped.first)}"
-            )
-        if skipped.count:
-            log(
-                f"dataset.sources[{index}] ({source.source}): skipped {skipped.count} of "
-                f"{len(records)} records: {'; '.join(skipped.first)}"
-            )
-        bad += skipped.count
-        sources_report.append(
-            {
-                "source": source.source,
-                "records": len(records),
-                "samples": kept,
-                "skipped": skipped.count,
-                "skippedReasons": skipped.reasons,
-                "firstErrors": skipped.first,
-            }
+        converted, entry = convert_source(
+            index, source, data, encoder, training.seed, progress_file
         )
+        samples += converted
+        sources_report.append(entry)
     if not samples:
         raise PrepareError("no usable samples: every one was empty or truncated to no labels")
     n_eval = int(len(samples) * spec.evalFraction)
     splits = {"train": samples[n_eval:], "eval": samples[:n_eval]}
     report: dict[str, Any] = {
         "sources": sources_report,
-        "skippedRecords": bad,
+        "skippedRecords": sum(entry["skipped"] for entry in sources_report),
         "stats": asdict(encoder.stats),
     }
     for name, part in splits.items():
-        if not part:
-            continue
-        rows = pack(part, training.maxLength) if training.packing else unpacked(part)
-        real = sum(len(r["input_ids"]) for r in rows)
-        report[name] = {
-            "samples": len(part),
-            "rows": len(rows),
-            "tokens": real,
-            "packingEfficiency": real / (len(rows) * training.maxLength),
-        }
-        datasets.Dataset.from_list(rows).save_to_disk(str(target / name))
+        if part:
+            report[name] = write_split(name, part, config, target)
     report["seconds"] = round(time.monotonic() - started, 2)
     progress_file.unlink(missing_ok=True)
     return report
