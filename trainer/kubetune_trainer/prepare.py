@@ -166,9 +166,8 @@ def convert_source(
             f"{source.format!r} with this chat template; first reasons: {'; '.join(skipped.first)}"
         )
     if skipped.count:
-        log(
-            f"{where}: skipped {skipped.count} of {len(records)} records: {'; '.join(skipped.first)}"
-        )
+        first = "; ".join(skipped.first)
+        log(f"{where}: skipped {skipped.count} of {len(records)} records: {first}")
     report = {
         "source": source.source,
         "records": len(records),
