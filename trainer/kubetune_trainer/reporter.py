@@ -89,9 +89,13 @@ class StatusSink:
         return {"status": status}
 
     def report(self, progress: dict[str, Any], force: bool = False) -> bool:
-        if not force and time.monotonic() - self.last < self.min_interval:
-            return False
-        self.last = time.monotonic()
+        """Patch the status; at most one unforced report per `min_interval`. A forced report
+        (the preflight's, the last of a run) goes out at once and leaves that clock alone, so
+        the first training step is still reported live."""
+        if not force:
+            if time.monotonic() - self.last < self.min_interval:
+                return False
+            self.last = time.monotonic()
         request = urllib.request.Request(
             self.url,
             data=json.dumps(self.body(stamped(progress))).encode(),

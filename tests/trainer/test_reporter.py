@@ -1,0 +1,41 @@
+"""The trainer's status reporter against a real HTTP server on loopback (standing in for the
+API server's status subresource; the cluster tests use the real one)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+from kubetune_trainer.reporter import StatusSink
+
+
+def test_a_forced_report_does_not_hold_back_the_first_step() -> None:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PATCH(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        sink = StatusSink(url, "token", None, "job", "team-a", min_interval=60)
+        assert sink.report({"network": {"busBandwidthGBps": 1.0}}, force=True)  # the preflight
+        assert sink.report({"step": 1, "totalSteps": 60})  # the first step, right after it
+        assert not sink.report({"step": 2, "totalSteps": 60})  # rate-limited
+        assert sink.report({"step": 60, "totalSteps": 60}, force=True)  # the last
+    finally:
+        server.shutdown()
+    steps = [r["status"].get("progress", {}).get("step") for r in received]
+    assert steps == [None, 1, 60]
+    assert received[0]["status"] == {"network": {"busBandwidthGBps": 1.0}}
+    assert all(r["status"]["progress"]["updatedAt"] for r in received[1:])
