@@ -1,0 +1,8 @@
+# Sourced by the Dockerfile's build stages (never the final ones): trust the extra CA
+# certificates in hack/build-ca/*.crt (a TLS-inspecting proxy's) for this RUN only, and point
+# uv at the environment the image ships (/opt/kubetune) and the image's own Python.
+if ls /etc/kubetune-build-ca/*.crt >/dev/null 2>&1; then
+  cat /etc/ssl/certs/ca-certificates.crt /etc/kubetune-build-ca/*.crt >/tmp/build-ca.pem 2>/dev/null || true
+  export SSL_CERT_FILE=/tmp/build-ca.pem
+fi
+export VIRTUAL_ENV=/opt/kubetune UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
