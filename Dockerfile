@@ -30,17 +30,21 @@ WORKDIR /src
 COPY --from=locked /usr/local/bin/uv /usr/local/bin/uv
 COPY hack/build-ca/ /etc/kubetune-build-ca/
 COPY hack/build-env.sh hack/
-# The locked dependencies first (their layer survives source edits), then the project itself.
+# The locked dependencies in one stage, the project in the next: the final stage copies each
+# as a layer of its own, so a source edit leaves the dependencies' layer cached.
 COPY --from=locked /locked/operator.txt ./
 RUN . hack/build-env.sh && uv venv --python "$(command -v python3)" /opt/kubetune \
     && uv pip install --require-hashes --no-deps -r operator.txt
-COPY pyproject.toml uv.lock README.md ./
+
+FROM operator-build AS operator-project
+COPY pyproject.toml ./
 COPY operator operator
 COPY trainer trainer
-RUN . hack/build-env.sh && uv pip install --no-deps .
+RUN . hack/build-env.sh && install_project
 
 FROM ${PYTHON_IMAGE} AS operator
 COPY --from=operator-build /opt/kubetune /opt/kubetune
+COPY --from=operator-project /project/ /
 ENV PATH=/opt/kubetune/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 RUN useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin kubetune
 USER 1000:1000
@@ -61,10 +65,12 @@ COPY hack/build-env.sh hack/
 COPY --from=locked /locked/trainer.txt ./
 RUN . hack/build-env.sh && uv venv --python "$(command -v python3)" /opt/kubetune \
     && uv pip install --require-hashes --no-deps -r trainer.txt
-COPY pyproject.toml uv.lock README.md ./
+
+FROM trainer-build AS trainer-project
+COPY pyproject.toml ./
 COPY operator operator
 COPY trainer trainer
-RUN . hack/build-env.sh && uv pip install --no-deps .
+RUN . hack/build-env.sh && install_project
 
 FROM ${TRAINER_BASE_IMAGE} AS trainer
 ENV DEBIAN_FRONTEND=noninteractive
@@ -75,6 +81,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates python3 python3-dev g++ \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=trainer-build /opt/kubetune /opt/kubetune
+COPY --from=trainer-project /project/ /
 ENV PATH=/opt/kubetune/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp
 # The workspace volume is mounted at /workspace; uid 1000 owns it through the pod's fsGroup.
 RUN (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin kubetune) \

@@ -6,3 +6,15 @@ if ls /etc/kubetune-build-ca/*.crt >/dev/null 2>&1; then
   export SSL_CERT_FILE=/tmp/build-ca.pem
 fi
 export VIRTUAL_ENV=/opt/kubetune UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
+
+# The project itself (not its dependencies), installed into /opt/kubetune and copied under
+# /project with the same paths, so a final stage can add it as a small layer of its own on top
+# of the dependencies' (a source edit then rebuilds megabytes, not the training stack's GBs).
+install_project() {
+  touch README.md  # pyproject's readme, empty: no rebuild on every README edit
+  uv pip install --no-deps .
+  site=$(/opt/kubetune/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  mkdir -p "/project$site" /project/opt/kubetune/bin
+  cp -a "$site"/kubetune "$site"/kubetune_trainer "$site"/kubetune-*.dist-info "/project$site/"
+  cp -a /opt/kubetune/bin/kubetune /project/opt/kubetune/bin/
+}

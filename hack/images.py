@@ -34,7 +34,6 @@ INPUTS = (
     "Dockerfile",
     "pyproject.toml",
     "uv.lock",
-    "README.md",
     "hack/bootstrap-uv.py",
     "hack/build-env.sh",
     "hack/build-ca",
@@ -157,8 +156,9 @@ def build(target: str) -> str:
         check=False,
     ).stdout.split()
     stale = [t for t in listed if t != tag and not t.endswith(":<none>")]
-    if stale:
-        docker("image", "rm", *stale, capture_output=True, check=False)
+    for old in stale:  # one at a time: an image a container still uses stays, said so
+        if docker("image", "rm", old, capture_output=True, check=False).returncode != 0:
+            say(f"could not remove the older {old} (in use?): docker image rm {old}")
     return tag
 
 

@@ -3,7 +3,8 @@
 
 An engine comes from hack/docker (the one that answers, else a dockerd of our own, started as
 root). Without one these tests skip, saying why; set KUBETUNE_SKIP_IMAGES=1 to skip them
-locally (never in CI). docs/images.md tells the whole story.
+locally (never in CI). KUBETUNE_OPERATOR_IMAGE / KUBETUNE_TRAINER_IMAGE test images you built
+yourself instead of building them here. docs/images.md tells the whole story.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def docker_host() -> str:
 
 
 def build(target: str) -> str:
+    given = os.environ.get(f"KUBETUNE_{target.upper()}_IMAGE")
+    if given:
+        return given
     result = subprocess.run(
         [sys.executable, str(REPO / "hack/images.py"), target],
         stdout=subprocess.PIPE,
