@@ -143,7 +143,10 @@ def build(target: str) -> str:
     if docker("buildx", "version", capture_output=True, check=False).returncode != 0:
         env["DOCKER_BUILDKIT"] = "0"  # no buildx plugin: the classic builder reads the same file
     say(f"building {tag} (bases {', '.join(args.values())})")
-    result = subprocess.run(["docker", *command, "-"], input=context, env=env, check=False)
+    # The build's log goes to stderr: stdout carries the tag alone.
+    result = subprocess.run(
+        ["docker", *command, "-"], input=context, env=env, stdout=sys.stderr, check=False
+    )
     if result.returncode != 0:
         raise SystemExit(f"[images] docker build --target {target} failed")
     listed = docker(
