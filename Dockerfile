@@ -1,24 +1,50 @@
 # syntax=docker/dockerfile:1
 # Two images from one file:
 #   docker build --target operator -t kubetune-operator .   slim: the operator, no torch
-#   docker build --target trainer  -t kubetune-trainer  .   CUDA: torch, the trainer extra
-# Both install the project the way the README does (pip install with an extra) and run as
-# the non-root user 1000 that the rendered pods expect.
+#   docker build --target trainer  -t kubetune-trainer  .   CUDA runtime: torch, the trainer extra
+# Both install exactly the versions in uv.lock (`uv sync --frozen`, the versions CI tested) into
+# /opt/kubetune in a build stage, copy only that environment into the final stage, and run as
+# the non-root user 1000 that the rendered pods expect. Without registry access, or behind a
+# TLS-inspecting proxy, see docs/images.md (the base ARGs and hack/build-ca/).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG TRAINER_BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+# ---- the locked requirements ----------------------------------------------------------
+# uv.lock -> one hashed requirements file per image (`uv export --frozen`). A stage of its own so
+# that the dependency layers below depend on these files alone, not on every pyproject.toml edit.
+FROM ${PYTHON_IMAGE} AS locked
+WORKDIR /src
+# Extra CA certificates for the build only (hack/build-ca/README.md); never in a final stage.
+COPY hack/build-ca/ /etc/kubetune-build-ca/
+COPY hack/bootstrap-uv.py hack/build-env.sh hack/
+RUN . hack/build-env.sh && python3 hack/bootstrap-uv.py 0.13.9 /usr/local/bin
+COPY pyproject.toml uv.lock ./
+RUN mkdir /locked && for extra in operator trainer; do \
+      uv export --frozen --no-emit-project --extra "$extra" -o "/locked/$extra.txt" >/dev/null; \
+    done
 
 # ---- operator -------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS operator-build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY --from=locked /usr/local/bin/uv /usr/local/bin/uv
+COPY hack/build-ca/ /etc/kubetune-build-ca/
+COPY hack/build-env.sh hack/
+# The locked dependencies in one stage, the project in the next: the final stage copies each
+# as a layer of its own, so a source edit leaves the dependencies' layer cached.
+COPY --from=locked /locked/operator.txt ./
+RUN . hack/build-env.sh && uv venv --python "$(command -v python3)" /opt/kubetune \
+    && uv pip install --require-hashes --no-deps -r operator.txt
+
+FROM operator-build AS operator-project
+COPY pyproject.toml ./
 COPY operator operator
 COPY trainer trainer
-RUN python -m venv /opt/kubetune && /opt/kubetune/bin/pip install ".[operator]"
+RUN . hack/build-env.sh && install_project
 
 FROM ${PYTHON_IMAGE} AS operator
 COPY --from=operator-build /opt/kubetune /opt/kubetune
+COPY --from=operator-project /project/ /
 ENV PATH=/opt/kubetune/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 RUN useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin kubetune
 USER 1000:1000
@@ -26,17 +52,36 @@ EXPOSE 8080 9090
 ENTRYPOINT ["kubetune", "operator"]
 
 # ---- trainer --------------------------------------------------------------------------
-FROM ${CUDA_IMAGE} AS trainer
-ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+FROM ${TRAINER_BASE_IMAGE} AS trainer-build
+ENV DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv python3-dev build-essential \
+    && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY --from=locked /usr/local/bin/uv /usr/local/bin/uv
+COPY hack/build-ca/ /etc/kubetune-build-ca/
+COPY hack/build-env.sh hack/
+COPY --from=locked /locked/trainer.txt ./
+RUN . hack/build-env.sh && uv venv --python "$(command -v python3)" /opt/kubetune \
+    && uv pip install --require-hashes --no-deps -r trainer.txt
+
+FROM trainer-build AS trainer-project
+COPY pyproject.toml ./
 COPY operator operator
 COPY trainer trainer
-RUN python3 -m venv /opt/kubetune && /opt/kubetune/bin/pip install ".[trainer]"
+RUN . hack/build-env.sh && install_project
+
+FROM ${TRAINER_BASE_IMAGE} AS trainer
+ENV DEBIAN_FRONTEND=noninteractive
+# g++ and the Python headers stay: DeepSpeed builds its C++ ops (cpu_adam for ZeRO offload)
+# just in time, with the ninja wheel from uv.lock (docs/images.md: DeepSpeed ops).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates python3 python3-dev g++ \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=trainer-build /opt/kubetune /opt/kubetune
+COPY --from=trainer-project /project/ /
 ENV PATH=/opt/kubetune/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp
 # The workspace volume is mounted at /workspace; uid 1000 owns it through the pod's fsGroup.
 RUN (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin kubetune) \
