@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import kopf
 
@@ -183,37 +183,38 @@ def settled(event: kopf.RawEvent) -> bool:
     )
 
 
-def _call(
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    pytorchjobs_by_job: kopf.Index[Key, Obj],
-    pods_by_job: kopf.Index[Key, Obj],
-    claim_phases: kopf.Index[Key, str | None],
-    stages_after: kopf.Index[Key, str],
-) -> Call:
-    indexed = Indexed(pytorchjobs_by_job, pods_by_job, claim_phases)
-    return Call(memo, logger, indexed, stages_after)
+class Indexes(TypedDict):
+    """The indexes below, as kopf passes them to every handler: by name, among its other
+    keyword arguments (which the handlers do not read)."""
+
+    pytorchjobs_by_job: kopf.Index[Key, Obj]
+    pods_by_job: kopf.Index[Key, Obj]
+    claim_phases: kopf.Index[Key, str | None]
+    stages_after: kopf.Index[Key, str]
 
 
-# kopf passes each index by its name; its handler protocol types only the standard keywords.
+def _call(memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes) -> Call:
+    watched = Indexed(
+        indexes["pytorchjobs_by_job"], indexes["pods_by_job"], indexes["claim_phases"]
+    )
+    return Call(memo, logger, watched, indexes["stages_after"])
+
+
+# kopf's handler protocol types only its standard keywords, not the indexes it passes by name.
 @kopf.on.event(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
 def finetunejob_event(
     event: kopf.RawEvent,
     body: kopf.Body,
     memo: kopf.Memo,
     logger: kopf.Logger,
-    pytorchjobs_by_job: kopf.Index[Key, Obj],
-    pods_by_job: kopf.Index[Key, Obj],
-    claim_phases: kopf.Index[Key, str | None],
-    stages_after: kopf.Index[Key, str],
-    **_: Any,
+    **indexes: Unpack[Indexes],
 ) -> None:
     if event["type"] == "DELETED":
         metrics.record_phase(body["metadata"]["uid"], None)
         return
     if settled(event):
         return
-    call = _call(memo, logger, pytorchjobs_by_job, pods_by_job, claim_phases, stages_after)
+    call = _call(memo, logger, indexes)
     _reconcile_and_follow(call, body)
 
 
@@ -232,13 +233,9 @@ def pytorchjob_event(
     body: kopf.Body,
     memo: kopf.Memo,
     logger: kopf.Logger,
-    pytorchjobs_by_job: kopf.Index[Key, Obj],
-    pods_by_job: kopf.Index[Key, Obj],
-    claim_phases: kopf.Index[Key, str | None],
-    stages_after: kopf.Index[Key, str],
-    **_: Any,
+    **indexes: Unpack[Indexes],
 ) -> None:
-    call = _call(memo, logger, pytorchjobs_by_job, pods_by_job, claim_phases, stages_after)
+    call = _call(memo, logger, indexes)
     if event["type"] == "DELETED":
         _owner_event(call, body)
     elif (body.get("status") or {}).get("conditions"):
@@ -252,11 +249,7 @@ def pod_event(
     body: kopf.Body,
     memo: kopf.Memo,
     logger: kopf.Logger,
-    pytorchjobs_by_job: kopf.Index[Key, Obj],
-    pods_by_job: kopf.Index[Key, Obj],
-    claim_phases: kopf.Index[Key, str | None],
-    stages_after: kopf.Index[Key, str],
-    **_: Any,
+    **indexes: Unpack[Indexes],
 ) -> None:
-    call = _call(memo, logger, pytorchjobs_by_job, pods_by_job, claim_phases, stages_after)
+    call = _call(memo, logger, indexes)
     _owner_event(call, body, pod=body)
