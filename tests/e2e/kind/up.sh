@@ -24,8 +24,13 @@ fi
 kind get kubeconfig --name "$name" >"$kubeconfig"
 export KUBECONFIG="$kubeconfig"
 
+# The PyTorchJob CRD from the vendored copy (manifests/third_party/), the rest of the
+# training-operator's standalone overlay from its Go module (the module proxy, no git host).
 kubectl apply --server-side --force-conflicts \
-  -k "github.com/kubeflow/training-operator.git/manifests/overlays/standalone?ref=${TRAINING_OPERATOR_VERSION}" >&2
+  -f "$root/manifests/third_party/training-operator/$TRAINING_OPERATOR_VERSION/kubeflow.org_pytorchjobs.yaml" >&2
+module=$(cd "$root/hack/cluster/kubernetes" && go mod download -json \
+  "github.com/kubeflow/training-operator@$TRAINING_OPERATOR_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+kubectl apply --server-side --force-conflicts -k "$module/manifests/overlays/standalone" >&2
 kubectl -n kubeflow rollout status deploy/training-operator --timeout=300s >&2
 
 if [[ -z "${KUBETUNE_KIND_KEEP_IMAGES:-}" ]]; then
