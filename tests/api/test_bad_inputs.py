@@ -61,6 +61,13 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("fp16-on-cpu", make_job(**{"spec.training.precision": "fp16"}), "spec.training.precision", "GPUs"),
     ("paged-on-cpu", make_job(**{"spec.training.optimizer": "paged_adamw_8bit"}), "spec.training.optimizer", "GPUs"),
     ("eval-without-data", make_job(**{"spec.training.evalSteps": 50}), "spec.training.evalSteps", "evalFraction"),
+    ("validation-and-fraction", make_job(**{"spec.dataset.evalFraction": 0.1, "spec.dataset.validation": {"source": "/data/val.jsonl"}}), "spec.dataset.validation", "not both"),
+    ("validation-bad-format", make_job(**{"spec.dataset.validation": {"source": "/data/val.jsonl", "format": "csv"}}), "spec.dataset.validation.format", "sharegpt"),
+    # evaluation
+    ("toolcalls-without-data", make_job(**{"spec.evaluation.toolCalls": True}), "spec.evaluation.toolCalls", "held-out"),
+    ("baseline-without-data", make_job(**{"spec.evaluation.baseline": True}), "spec.evaluation.baseline", "held-out"),
+    ("eval-max-new-tokens", make_job(**{"spec.evaluation.maxNewTokens": 0}), "spec.evaluation.maxNewTokens", "greater than or equal to 1"),
+    ("eval-unknown-field", make_job(**{"spec.evaluation.metrics": ["bleu"]}), "spec.evaluation.metrics", "unknown field"),
     # distributed
     ("nodes-zero", make_job(nodes=0), "spec.distributed.nodes", "greater than or equal to 1"),
     ("strategy-unknown", make_job(**{"spec.distributed.strategy": "zero4"}), "spec.distributed.strategy", "fsdp"),

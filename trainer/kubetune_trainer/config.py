@@ -128,7 +128,19 @@ class DatasetSpec(Model):
     trainOnRoles: list[Role] = Field(default_factory=_assistant_only, min_length=1, max_length=4)
     """Roles whose tokens carry loss; every other token is masked out of the labels."""
     evalFraction: float = Field(default=0.0, ge=0.0, le=0.5)
-    """Fraction of records held out for evaluation (0 = no evaluation)."""
+    """Fraction of records held out for evaluation (0 = none). Set this or `validation`."""
+    validation: DatasetSource | None = None
+    """A separate validation set (any source and format), prepared exactly as the training data
+    (same template, masks and packing). Set this or `evalFraction`."""
+
+    @property
+    def all_sources(self) -> list[DatasetSource]:
+        """The training sources, then the validation source: the order of `paths.datasets`."""
+        return [*self.sources, *([self.validation] if self.validation else [])]
+
+    @property
+    def has_held_out(self) -> bool:
+        return self.evalFraction > 0 or self.validation is not None
 
 
 class LoraSpec(Model):
@@ -212,7 +224,8 @@ class TrainingSpec(Model):
     saveTotalLimit: int = Field(default=3, ge=1)
     """Checkpoints to keep; older ones are deleted after a newer one is complete."""
     evalSteps: int | None = Field(default=None, ge=1)
-    """Evaluate every this many steps (needs `dataset.evalFraction` > 0); default: `saveSteps`."""
+    """Evaluate (loss and mean token accuracy on the held-out data) every this many steps;
+    needs `dataset.evalFraction` > 0 or `dataset.validation`. Default: `saveSteps`."""
     loggingSteps: int = Field(default=10, ge=1)
     """Log metrics and report progress every this many steps."""
 
@@ -227,6 +240,25 @@ class OutputSpec(Model):
     model). Defaults to [adapter] for LoRA and QLoRA, and [merged] for full fine-tuning."""
     path: str | None = None
     """Folder for the outputs, relative to the workspace volume (default `jobs/<name>/output`)."""
+
+
+class EvaluationSpec(Model):
+    """What is measured on the held-out data (`dataset.evalFraction` or `dataset.validation`).
+
+    Eval loss and mean token accuracy are measured at every `training.evalSteps` and at the end
+    whenever there is held-out data. Tool-call scoring runs once, after the outputs are exported:
+    each assistant turn of the held-out conversations is generated from its prompt and its tool
+    calls are parsed and compared with the reference."""
+
+    toolCalls: bool | None = None
+    """Score generated tool calls (well-formed, tool name, exact arguments, called or refrained
+    as the reference did). Default: on when the held-out conversations carry tools."""
+    baseline: bool = False
+    """Score the base model on the same turns too, so the report shows the gain."""
+    maxNewTokens: int = Field(default=256, ge=1, le=8192)
+    """Tokens generated per turn at most (greedy decoding)."""
+    maxSamples: int | None = Field(default=None, ge=1)
+    """Score at most this many held-out conversations (all when unset)."""
 
 
 class WandbSpec(Model):
@@ -323,6 +355,8 @@ class TrainerConfig(Model):
     """Artifacts."""
     tracking: TrackingSpec
     """Experiment tracking."""
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    """Held-out evaluation."""
     entrypoint: EntrypointSpec | None = None
     """Custom training code, if any."""
     topology: Topology

@@ -113,10 +113,12 @@ def resolve_from_job(config: TrainerConfig) -> Fetched:
 
 def fetch_dataset(config: TrainerConfig, index: int) -> Fetched:
     assert config.dataset is not None
-    spec = config.dataset.sources[index]
+    spec = config.dataset.all_sources[index]
     if spec.source.startswith("hf://"):
         token = os.environ.get(f"KUBETUNE_DATASET_{index}_TOKEN")
         return fetch_hub(spec.source, spec.revision, Path(config.paths.cache), "dataset", token)
     path = config.paths.datasets[index]
     assert path is not None
-    return local(path, f"dataset.sources[{index}].source ({spec.source})")
+    n = len(config.dataset.sources)
+    field = f"dataset.sources[{index}]" if index < n else "dataset.validation"
+    return local(path, f"{field}.source ({spec.source})")

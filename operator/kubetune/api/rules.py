@@ -127,11 +127,35 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "training.evalSteps",
-        "!has(self.training.evalSteps) || (has(self.dataset) && self.dataset.evalFraction > 0.0)",
-        "evaluation needs held-out data: set dataset.evalFraction above 0 or drop evalSteps",
+        "!has(self.training.evalSteps) || (has(self.dataset) && "
+        "(self.dataset.evalFraction > 0.0 || has(self.dataset.validation)))",
+        "evaluation needs held-out data: set dataset.evalFraction above 0 or "
+        "dataset.validation, or drop evalSteps",
+        lambda s: s.training.evalSteps is None or (s.dataset is not None and s.dataset.has_held_out),
+    ),
+    Rule(
+        "dataset.validation",
+        "!has(self.dataset) || !has(self.dataset.validation) || self.dataset.evalFraction == 0.0",
+        "set dataset.validation or dataset.evalFraction, not both (one is the held-out data)",
+        lambda s: s.dataset is None or s.dataset.validation is None or s.dataset.evalFraction == 0,
+    ),
+    Rule(
+        "evaluation.toolCalls",
+        "!has(self.evaluation.toolCalls) || !self.evaluation.toolCalls || (has(self.dataset) && "
+        "(self.dataset.evalFraction > 0.0 || has(self.dataset.validation)))",
+        "tool-call scoring needs held-out conversations: set dataset.evalFraction above 0 or "
+        "dataset.validation",
         lambda s: (
-            s.training.evalSteps is None or (s.dataset is not None and s.dataset.evalFraction > 0)
+            not s.evaluation.toolCalls or (s.dataset is not None and s.dataset.has_held_out)
         ),
+    ),
+    Rule(
+        "evaluation.baseline",
+        "!self.evaluation.baseline || (has(self.dataset) && "
+        "(self.dataset.evalFraction > 0.0 || has(self.dataset.validation)))",
+        "a baseline needs held-out conversations: set dataset.evalFraction above 0 or "
+        "dataset.validation",
+        lambda s: not s.evaluation.baseline or (s.dataset is not None and s.dataset.has_held_out),
     ),
     Rule(
         "training.precision",

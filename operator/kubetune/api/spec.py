@@ -1,8 +1,8 @@
 """The FineTuneJob spec (`kubetune.io/v1alpha1`): the one definition the CRD is generated from.
 
-The trainer-facing sections (model, dataset, method, training, output, tracking, entrypoint)
-are the trainer's own torch-free models; this module adds what only Kubernetes needs:
-topology, resources, placement, storage and the run policy.
+The trainer-facing sections (model, dataset, method, training, output, tracking, evaluation,
+entrypoint) are the trainer's own torch-free models; this module adds what only Kubernetes
+needs: topology, resources, placement, storage and the run policy.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import Field, StringConstraints
 from kubetune_trainer.config import (
     DatasetSpec,
     EntrypointSpec,
+    EvaluationSpec,
     Fabric,
     MethodSpec,
     ModelSource,
@@ -292,6 +293,8 @@ class FineTuneJobSpec(Model):
     """Exported artifacts."""
     tracking: TrackingSpec = section(TrackingSpec)
     """Experiment tracking."""
+    evaluation: EvaluationSpec = section(EvaluationSpec)
+    """Held-out evaluation: eval loss and token accuracy, and tool-call scoring."""
     entrypoint: EntrypointSpec | None = None
     """Your own training module or command instead of the built-in SFT trainer."""
     runPolicy: RunPolicySpec = section(RunPolicySpec)

@@ -48,7 +48,7 @@ def render_env(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> li
     if spec.model.tokenSecretRef:
         ref = spec.model.tokenSecretRef
         env.append(secret_env("HF_TOKEN", ref.name, ref.key))
-    for i, source in enumerate(spec.dataset.sources if spec.dataset else []):
+    for i, source in enumerate(spec.dataset.all_sources if spec.dataset else []):
         if source.tokenSecretRef and source.tokenSecretRef != spec.model.tokenSecretRef:
             ref = source.tokenSecretRef
             env.append(secret_env(f"KUBETUNE_DATASET_{i}_TOKEN", ref.name, ref.key))

@@ -17,7 +17,7 @@ def claims_read(job: FineTuneJob, layout: Layout) -> dict[str, PurePosixPath]:
     """The claims besides the workspace that the trainer reads (pvc:// model and dataset
     sources, a chained stage's claim): what the pod template mounts read-only."""
     spec = job.spec
-    sources = [s.source for s in spec.dataset.sources] if spec.dataset else []
+    sources = [s.source for s in spec.dataset.all_sources] if spec.dataset else []
     if spec.model.source is not None:
         sources.append(spec.model.source)
     sources = [s for s in sources if s.startswith("pvc://")]
@@ -33,7 +33,7 @@ def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
         model_path = layout.from_job(ref.name, ref.artifact, ref.claimName)
     elif spec.model.source is not None:
         model_path = layout.resolve(spec.model.source)
-    datasets = [layout.resolve(s.source) for s in spec.dataset.sources] if spec.dataset else []
+    datasets = [layout.resolve(s.source) for s in spec.dataset.all_sources] if spec.dataset else []
     return TrainerConfig(
         jobName=job.name,
         namespace=job.metadata.namespace,
@@ -43,6 +43,7 @@ def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
         training=spec.training,
         output=spec.output,
         tracking=spec.tracking,
+        evaluation=spec.evaluation,
         entrypoint=spec.entrypoint,
         topology=Topology(
             nodes=spec.distributed.nodes,
