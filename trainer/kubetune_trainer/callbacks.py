@@ -16,7 +16,13 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from kubetune_trainer.checkpoints import checkpoints, complete, latest_complete, mark_complete
+from kubetune_trainer.checkpoints import (
+    checkpoints,
+    complete,
+    kept_with_metrics,
+    latest_complete,
+    mark_complete,
+)
 from kubetune_trainer.data.collate import PackedCollator
 from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
@@ -78,7 +84,10 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
 
 
 class Progress(TrainerCallback):  # type: ignore[misc]
-    """Loss, learning rate, real tokens/s, ETA and an MFU estimate, every logging step."""
+    """Loss, learning rate, real tokens/s, ETA and an MFU estimate, every logging step; the
+    latest eval loss and mean token accuracy (`evaluation`) and the kept checkpoints with their
+    metrics (`checkpointsKept`) ride along with every report, so a rate-limited one is never
+    lost."""
 
     def __init__(
         self,
@@ -96,6 +105,8 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         self.started = time.monotonic()
         self.start_step: int | None = None
         self.last: dict[str, Any] | None = None
+        self.evaluation: dict[str, Any] = {}
+        self.kept: list[dict[str, Any]] = []
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.start_step is None:
@@ -130,6 +141,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             "mfu": self.mfu(),
             "latestCheckpoint": str(latest) if latest else None,
             "percent": int(100 * step / total) if total else None,
+            **self.extra(),
         }
         self.sink.report(progress)
         self.last = progress
@@ -152,8 +164,39 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             "etaSeconds": 0,
             "percent": int(100 * step / total) if total else None,
             "latestCheckpoint": str(latest) if latest else self.last.get("latestCheckpoint"),
+            **self.extra(),
         }
         self.sink.report(final, force=True)
+
+    def extra(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.evaluation:
+            out["evaluation"] = self.evaluation
+        if self.kept:
+            out["checkpointsKept"] = self.kept
+        return out
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        if not state.is_world_process_zero or not metrics or "eval_loss" not in metrics:
+            return
+        accuracy = metrics.get("eval_mean_token_accuracy")
+        self.evaluation = {
+            "step": state.global_step,
+            "loss": round(float(metrics["eval_loss"]), 5),
+            "meanTokenAccuracy": round(float(accuracy), 5) if accuracy is not None else None,
+        }
+        self.sink.report({"evaluation": self.evaluation})
+        log(
+            f"eval at step {state.global_step}: loss {self.evaluation['loss']:.4f}, "
+            f"mean token accuracy {self.evaluation['meanTokenAccuracy']}"
+        )
+
+    def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        """After CompleteCheckpoints (listed before this callback) marked and rotated."""
+        if state.is_world_process_zero:
+            self.kept = kept_with_metrics(self.checkpoint_root)
 
     def mfu(self) -> float | None:
         """Model FLOPs utilisation: achieved FLOP/s ÷ the GPUs' bf16 peak (None on CPU)."""

@@ -53,3 +53,32 @@ def remove_incomplete(root: Path) -> list[Path]:
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed
+
+
+def kept_with_metrics(root: Path) -> list[dict[str, object]]:
+    """The complete checkpoints, oldest first, each with the metrics at its step, in the shape of
+    OpenAI's fine-tuning checkpoints (`step`, `metrics`: `train_loss`, `valid_loss`,
+    `valid_mean_token_accuracy`): the latest of each logged at or before the step, read from the
+    checkpoint's own `trainer_state.json`, so they survive restarts."""
+    kept: list[dict[str, object]] = []
+    for folder in checkpoints(root):
+        step = step_of(folder)
+        if not complete(folder) or step is None:
+            continue
+        try:
+            history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+        except (OSError, ValueError, KeyError):
+            history = []
+        metrics: dict[str, float] = {}
+        for entry in history:
+            if entry.get("step", 0) > step:
+                continue
+            for source, name in (
+                ("loss", "train_loss"),
+                ("eval_loss", "valid_loss"),
+                ("eval_mean_token_accuracy", "valid_mean_token_accuracy"),
+            ):
+                if isinstance(entry.get(source), int | float):
+                    metrics[name] = round(float(entry[source]), 5)
+        kept.append({"step": step, "path": str(folder), "metrics": metrics})
+    return kept

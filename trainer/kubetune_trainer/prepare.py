@@ -28,8 +28,9 @@ from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
 
-DATA_VERSION = "2"  # bump when preprocessing changes what it writes
+DATA_VERSION = "3"  # bump when preprocessing changes what it writes
 COMPLETE = "COMPLETE"
+EVAL_CONVERSATIONS = "eval_conversations.jsonl"
 BATCH = 512
 FIRST_REASONS = 3
 
@@ -76,8 +77,9 @@ def fingerprint(
         "version": DATA_VERSION,
         "sources": [
             {**s.model_dump(mode="json", exclude={"tokenSecretRef"}), "content": d.revision}
-            for s, d in zip(config.dataset.sources, datasets, strict=True)
+            for s, d in zip(config.dataset.all_sources, datasets, strict=True)
         ],
+        "validation": config.dataset.validation is not None,
         "tokenizer": [content_digest(p) for p in tokenizer_files] or [model.revision],
         "template": tokenizer.chat_template,
         "trainOnRoles": sorted(config.dataset.trainOnRoles),
@@ -127,8 +129,9 @@ def convert_source(
     encoder: Encoder,
     seed: int,
     progress_file: Path,
-) -> tuple[list[Encoded], dict[str, Any]]:
-    """One dataset source → its samples and its report entry.
+    where: str,
+) -> tuple[list[tuple[dict[str, Any], Encoded]], dict[str, Any]]:
+    """One dataset source → its samples (each with its conversation) and its report entry.
 
     A record that does not fit its format, or that the chat template refuses, is skipped and
     counted with its reason (`skippedReasons`, the first few in `firstErrors`, each naming its
@@ -148,18 +151,19 @@ def convert_source(
             conversations.append((row, convert(record, source.format, source.fields)))
         except FormatError as err:
             skipped.add(row, str(err))
-    samples: list[Encoded] = []
+    samples: list[tuple[dict[str, Any], Encoded]] = []
     for start in range(0, len(conversations), BATCH):
         chunk = conversations[start : start + BATCH]
-        for (i, _), result in zip(chunk, encoder.encode_batch([c for _, c in chunk]), strict=True):
+        encoded = encoder.encode_batch([c for _, c in chunk])
+        for (i, conversation), result in zip(chunk, encoded, strict=True):
             if isinstance(result, Refused):
                 skipped.add(i, result.reason)
             elif result is not None:
-                samples.append(result)
+                samples.append((conversation, result))
         progress_file.write_text(
             json.dumps({"source": index, "done": start + BATCH, "total": len(conversations)})
         )
-    where = f"dataset.sources[{index}] ({source.source})"
+    where = f"{where} ({source.source})"
     if skipped.count == len(records) and records:
         raise PrepareError(
             f"{where}: none of its {len(records)} records could be used as format "
@@ -195,38 +199,60 @@ def write_split(name: str, part: list[Encoded], config: TrainerConfig, target: P
     }
 
 
+def write_conversations(part: list[dict[str, Any]], target: Path) -> dict[str, int]:
+    """The held-out conversations as converted (messages, tools), one JSON object a line: what
+    tool-call scoring generates from (`evaluation/`)."""
+    chats = [c for c in part if "messages" in c]
+    with (target / EVAL_CONVERSATIONS).open("w", encoding="utf-8") as out:
+        for chat in chats:
+            out.write(json.dumps(chat, ensure_ascii=False) + "\n")
+    return {"conversations": len(chats), "withTools": sum(1 for c in chats if c.get("tools"))}
+
+
 def build(
     config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path
 ) -> dict[str, Any]:
     """Preprocess into a temporary folder; return the report. The caller renames it.
 
-    Each source is converted on its own (`convert_source`), the samples are split into train
-    and eval (`dataset.evalFraction`), and each split is packed and written (`write_split`)."""
+    Each source is converted on its own (`convert_source`); the held-out split is
+    `dataset.validation`'s samples, or the first `dataset.evalFraction` of the training ones.
+    Each split is packed and written (`write_split`), and the held-out conversations are kept
+    for tool-call scoring (`write_conversations`)."""
     assert config.dataset is not None
     spec, training = config.dataset, config.training
     encoder = Encoder(tokenizer, spec.trainOnRoles, training.maxLength)
     progress_file = target.with_name(f"{target.name}.progress")
     started = time.monotonic()
-    samples: list[Encoded] = []
+    samples: list[tuple[dict[str, Any], Encoded]] = []
+    held_out: list[tuple[dict[str, Any], Encoded]] = []
     sources_report = []
-    for index, (source, data) in enumerate(zip(spec.sources, fetched, strict=True)):
+    for index, (source, data) in enumerate(zip(spec.all_sources, fetched, strict=True)):
+        validation = index == len(spec.sources)
+        where = "dataset.validation" if validation else f"dataset.sources[{index}]"
         converted, entry = convert_source(
-            index, source, data, encoder, training.seed, progress_file
+            index, source, data, encoder, training.seed, progress_file, where
         )
-        samples += converted
+        if validation:
+            held_out = converted
+            entry["validation"] = True
+        else:
+            samples += converted
         sources_report.append(entry)
     if not samples:
         raise PrepareError("no usable samples: every one was empty or truncated to no labels")
-    n_eval = int(len(samples) * spec.evalFraction)
-    splits = {"train": samples[n_eval:], "eval": samples[:n_eval]}
+    if spec.validation is None:
+        n_eval = int(len(samples) * spec.evalFraction)
+        samples, held_out = samples[n_eval:], samples[:n_eval]
     report: dict[str, Any] = {
         "sources": sources_report,
         "skippedRecords": sum(entry["skipped"] for entry in sources_report),
         "stats": asdict(encoder.stats),
     }
-    for name, part in splits.items():
+    for name, part in {"train": samples, "eval": held_out}.items():
         if part:
-            report[name] = write_split(name, part, config, target)
+            report[name] = write_split(name, [e for _, e in part], config, target)
+    if held_out:
+        report["eval"].update(write_conversations([c for c, _ in held_out], target))
     report["seconds"] = round(time.monotonic() - started, 2)
     progress_file.unlink(missing_ok=True)
     return report
@@ -241,13 +267,13 @@ def prepare(config: TrainerConfig) -> dict[str, Any]:
     if config.dataset is not None:
         tokenizer = load_tokenizer(model.path, config)
         if tokenizer.chat_template is None and any(
-            s.format != "text" for s in config.dataset.sources
+            s.format != "text" for s in config.dataset.all_sources
         ):
             raise PrepareError(
                 "the tokenizer has no chat template: set dataset.chatTemplate "
                 f"(builtin: one of {', '.join(BUILTIN_NAMES)}; or jinja)"
             )
-        fetched = [fetch_dataset(config, i) for i in range(len(config.dataset.sources))]
+        fetched = [fetch_dataset(config, i) for i in range(len(config.dataset.all_sources))]
         if tokenizer.chat_template:  # exported with the model: serving renders the same text
             digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()
             result["chatTemplateSha256"] = digest

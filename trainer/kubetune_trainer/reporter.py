@@ -34,6 +34,13 @@ PROGRESS_FIELDS = (
 )
 
 
+def _without_none(value: Any) -> Any:
+    """A merge patch's null deletes a field: leave unknown values out instead."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
 class StatusSink:
     def __init__(
         self,
@@ -74,8 +81,8 @@ class StatusSink:
 
     @staticmethod
     def body(progress: dict[str, Any]) -> dict[str, Any]:
-        """The status merge patch: progress (when the report has any), the latest checkpoint,
-        and the preflight's `network`."""
+        """The status merge patch: progress (when the report has any), the latest checkpoint and
+        the kept ones with their metrics, the preflight's `network`, and `evaluation`."""
         status: dict[str, Any] = {}
         fields = {k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None}
         if fields.keys() - {"updatedAt"}:
@@ -86,6 +93,10 @@ class StatusSink:
             status["checkpoints"] = {"latest": latest}
             if (step := step_of(Path(latest))) is not None:
                 status["checkpoints"]["latestStep"] = step
+        if kept := progress.get("checkpointsKept"):
+            status.setdefault("checkpoints", {})["kept"] = kept  # a list: replaced whole
+        if evaluation := progress.get("evaluation"):
+            status["evaluation"] = _without_none(evaluation)
         return {"status": status}
 
     def report(self, progress: dict[str, Any], force: bool = False) -> bool:

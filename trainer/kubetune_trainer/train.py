@@ -10,8 +10,11 @@
     preflight              an all-reduce bandwidth test in the Trainer's process group, reported
                            as `network` (preflight.py); `preflight: fail` stops a job far below
                            its fabric here
-    train                  resuming when there is a checkpoint
+    train                  resuming when there is a checkpoint; eval loss and mean token
+                           accuracy at every evalSteps and at the end (evaluation/)
     export                 adapter / merged model / manifest (not after a SIGTERM stop)
+    evaluate_tool_calls    generation-based tool-call scores of the exported model (and the
+                           base), reported; a failure here never touches the outputs
 """
 
 from __future__ import annotations
@@ -183,6 +186,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
 
     from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, Progress
     from kubetune_trainer.data.collate import PackedCollator
+    from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
     from kubetune_trainer.modeling import load_model
     from kubetune_trainer.prepare import load_tokenizer
 
@@ -203,13 +207,16 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     describe(model, config)
     collator = PackedCollator(tokenizer.pad_token_id)
     stop = GracefulStop()
+    has_eval = prepared.evaluation is not None
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, model, prepared.evaluation is not None),
+        args=training_arguments(config, model, has_eval),
         train_dataset=prepared.train,
         eval_dataset=prepared.evaluation,
         data_collator=collator,
         processing_class=tokenizer,
+        compute_metrics=mean_token_accuracy if has_eval else None,
+        preprocess_logits_for_metrics=argmax if has_eval else None,
         callbacks=[
             CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit),
             stop,
@@ -238,8 +245,40 @@ def train(trainer: Any, resume: Path | None) -> Any:
     return result
 
 
+def final_evaluation(trainer: Any, result: Any) -> None:
+    """Eval loss and mean token accuracy at the last step, unless `evalSteps` just measured
+    them; added to the run's metrics (the manifest) and reported at once."""
+    from kubetune_trainer.callbacks import Progress
+
+    if trainer.eval_dataset is None:
+        return
+    step = trainer.state.global_step
+    history = trainer.state.log_history
+    if not any("eval_loss" in e and e.get("step") == step for e in history):
+        trainer.evaluate()
+    last = next(e for e in reversed(trainer.state.log_history) if "eval_loss" in e)
+    result.metrics.update({k: v for k, v in last.items() if k.startswith("eval_")})
+    progress = next(c for c in trainer.callback_handler.callbacks if isinstance(c, Progress))
+    if trainer.is_world_process_zero() and progress.evaluation:
+        progress.sink.report({"evaluation": progress.evaluation}, force=True)
+
+
+def release(trainer: Any) -> tuple[Any, dict[str, Any]]:
+    """Drop the Trainer's model and optimizer (the tool-call scoring loads the exported model);
+    returns the tokenizer and the evaluation reported so far."""
+    from kubetune_trainer.callbacks import Progress
+
+    tokenizer = trainer.processing_class
+    progress = next(c for c in trainer.callback_handler.callbacks if isinstance(c, Progress))
+    trainer.accelerator.free_memory()
+    trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+    return tokenizer, dict(progress.evaluation)
+
+
 def run(config: TrainerConfig) -> int:
-    """load the prepared data → build the trainer → preflight → train (resuming) → export."""
+    """load the prepared data → build the trainer → preflight → train (resuming) → final
+    evaluation → export → tool-call scoring."""
+    from kubetune_trainer.evaluation.after_export import evaluate_tool_calls
     from kubetune_trainer.export import export
     from kubetune_trainer.preflight import EXIT_PREFLIGHT, preflight
 
@@ -259,7 +298,11 @@ def run(config: TrainerConfig) -> int:
     if stop.stopped:
         log("stopped on SIGTERM after a complete checkpoint; the next start resumes from it")
         return EXIT_SIGTERM
+    final_evaluation(trainer, result)
     export(trainer, config, prepared.manifest, result)
+    tokenizer, so_far = release(trainer)
+    del trainer
+    evaluate_tool_calls(config, prepared.manifest, tokenizer, sinks, so_far)
     return 0
 
 

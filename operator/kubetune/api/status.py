@@ -49,6 +49,28 @@ class Progress(Model):
     """When the trainer last reported (RFC 3339)."""
 
 
+class CheckpointMetrics(Model):
+    """Metrics at a checkpoint's step, named as OpenAI's fine-tuning checkpoint metrics."""
+
+    train_loss: float | None = None
+    """The training loss last logged at or before the step."""
+    valid_loss: float | None = None
+    """The held-out loss last measured at or before the step."""
+    valid_mean_token_accuracy: float | None = None
+    """The held-out mean token accuracy last measured at or before the step."""
+
+
+class CheckpointEntry(Model):
+    """One complete checkpoint kept on the volume."""
+
+    step: int
+    """Optimizer step it was saved at."""
+    path: str | None = None
+    """Its folder."""
+    metrics: CheckpointMetrics | None = None
+    """Training and held-out metrics at that step."""
+
+
 class Checkpoints(Model):
     """Checkpoints on the workspace volume."""
 
@@ -58,6 +80,55 @@ class Checkpoints(Model):
     """Step of the newest complete checkpoint."""
     count: int | None = None
     """Complete checkpoints kept."""
+    kept: list[CheckpointEntry] | None = None
+    """The complete checkpoints kept, oldest first, each with its metrics."""
+
+
+class ToolCallScores(Model):
+    """Generated tool calls scored against the held-out conversations' own (see
+    docs/trainer.md, "Evaluation"). Rates are 0–1; unset when nothing was there to rate."""
+
+    turns: int | None = None
+    """Assistant turns generated (in held-out conversations that carry tools)."""
+    toolTurns: int | None = None
+    """Turns whose reference calls a tool."""
+    noToolTurns: int | None = None
+    """Turns whose reference answers without a call."""
+    toolNameAccuracy: float | None = None
+    """Tool turns where the model called exactly the reference's functions (any order)."""
+    argumentsExactMatch: float | None = None
+    """Tool turns where the names and the arguments (as decoded JSON) all match."""
+    calledWhenExpected: float | None = None
+    """Tool turns where the model attempted a call."""
+    refrainedWhenNotExpected: float | None = None
+    """No-tool turns where the model did not attempt one."""
+    wellFormed: float | None = None
+    """Attempted calls that parse in the template's syntax."""
+    malformed: int | None = None
+    """Turns with a call that could not be parsed."""
+    generationErrors: int | None = None
+    """Turns whose prompt or generation failed (counted, not fatal)."""
+
+
+class Evaluation(Model):
+    """Results on the held-out data (`dataset.evalFraction` or `dataset.validation`)."""
+
+    step: int | None = None
+    """Step of the latest eval loss and accuracy."""
+    loss: float | None = None
+    """Latest held-out loss."""
+    meanTokenAccuracy: float | None = None
+    """Latest held-out mean token accuracy: share of trained tokens predicted exactly (TRL's
+    `mean_token_accuracy`)."""
+    toolCalls: ToolCallScores | None = None
+    """Tool-call scores of the trained model (after the export)."""
+    baselineToolCalls: ToolCallScores | None = None
+    """The same scores of the base model (`evaluation.baseline`)."""
+    samples: str | None = None
+    """Per-turn results (JSON lines) on the workspace volume: prompts' references, generations,
+    parsed calls and verdicts."""
+    error: str | None = None
+    """Why tool-call scoring failed or was skipped; the trained outputs are unaffected."""
 
 
 class Outputs(Model):
@@ -127,6 +198,8 @@ class FineTuneJobStatus(Model):
     """Artifacts."""
     network: Network | None = None
     """The measured network between the ranks (the trainer's preflight)."""
+    evaluation: Evaluation | None = None
+    """Held-out loss, mean token accuracy and tool-call scores (reported by the trainer)."""
     pytorchJobName: str | None = None
     """Name of the PyTorchJob that runs the training."""
     effectiveBatchSize: int | None = None

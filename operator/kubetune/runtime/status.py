@@ -3,9 +3,9 @@
     compute_status(job, observed, old, now) -> new status (wire form)
 
 No I/O, no clock (`now` is passed in): the same inputs give the same status, and the operator
-writes it only when it differs from the old one. Progress, checkpoints and the network
-preflight's report belong to the trainer (it patches them); they are carried over untouched, and
-a report below the declared fabric becomes the NetworkDegraded condition.
+writes it only when it differs from the old one. Progress, checkpoints, evaluation and the
+network preflight's report belong to the trainer (it patches them); they are carried over
+untouched, and a report below the declared fabric becomes the NetworkDegraded condition.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from kubetune.api.job import FineTuneJob, Problem
 from kubetune.render.metadata import Obj
 
-TRAINER_OWNED = ("progress", "checkpoints", "network")
+TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation")
 NETWORK_CONDITION = "NetworkDegraded"
 
 
