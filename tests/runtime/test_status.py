@@ -173,11 +173,13 @@ def test_trainer_progress_is_carried_not_owned() -> None:
         "phase": "Training",
         "progress": {"step": 40, "loss": 1.2},
         "checkpoints": {"latestStep": 40},
+        "evaluation": {"step": 40, "loss": 1.5, "toolCalls": {"toolNameAccuracy": 0.9}},
     }
     new = compute_status(
         JOB, Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")]), old, NOW
     )
     assert new["progress"] == {"step": 40, "loss": 1.2} and new["checkpoints"] == {"latestStep": 40}
+    assert new["evaluation"] == old["evaluation"]
 
 
 def test_a_degraded_network_is_a_condition_of_its_own() -> None:

@@ -5,59 +5,15 @@ small learnable tool-calling set (the tool is chosen by a keyword of the questio
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kubetune_trainer.progress import read_progress
 from tests.trainer.jobs import job_dir, manifest, tiny_job, train
+from tests.trainer.tool_data import COMPACT_TEMPLATE, PROJECTIONS, write_tool_set
 
 pytestmark = [pytest.mark.trainer, pytest.mark.slow]
-
-CITIES = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Delhi", "Tokyo", "Quito"]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": name,
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-    for name in ("get_weather", "get_time")
-]
-
-
-# Hermes-style calls without the tool definitions' long preamble: short rows, fast steps. The
-# scorer reads it as any template with `<tool_call>` blocks.
-COMPACT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n"
-    "{% if m.tool_calls %}{% for c in m.tool_calls %}"
-    '<tool_call>{"name": "{{ c.function.name }}", "arguments": '
-    "{{ c.function.arguments | tojson }}}</tool_call>"
-    "{% endfor %}{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def tool_conversation(rng: random.Random) -> dict[str, Any]:
-    """A question whose keyword picks the tool (or none, for a greeting)."""
-    city = rng.choice(CITIES)
-    kind = rng.choice(["weather", "time", "hello"])
-    if kind == "hello":
-        user, reply = f"hello from {city}", {"role": "assistant", "content": "hello"}
-    else:
-        user = f"what is the {kind} in {city}?"
-        call = {"name": f"get_{kind}", "arguments": {"city": city}}
-        reply = {"role": "assistant", "tool_calls": [{"type": "function", "function": call}]}
-    return {"messages": [{"role": "user", "content": user}, reply], "tools": TOOLS}
-
-
-def write_tool_set(path: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    path.write_text("".join(json.dumps(tool_conversation(rng)) + "\n" for _ in range(n)))
-    return path
 
 
 def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -71,12 +27,16 @@ def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path
             "spec.dataset.validation": {"source": str(validation)},
             "spec.dataset.chatTemplate": {"jinja": COMPACT_TEMPLATE},
             "spec.evaluation": {"baseline": True, "maxNewTokens": 40},
-            "spec.method.lora": {"r": 32, "alpha": 64, "dropout": 0.0},
-            "spec.training.maxSteps": 120,
-            "spec.training.learningRate": 1e-2,
-            "spec.training.scheduler": "constant",
-            "spec.training.evalSteps": 60,
-            "spec.training.saveSteps": 60,
+            "spec.method.lora": {
+                "r": 16,
+                "alpha": 32,
+                "dropout": 0.0,
+                "targetModules": PROJECTIONS,
+            },
+            "spec.training.maxSteps": 60,
+            "spec.training.learningRate": 5e-3,
+            "spec.training.evalSteps": 30,
+            "spec.training.saveSteps": 30,
         },
     )
     result = train(job, tmp_path)

@@ -39,3 +39,29 @@ def test_a_forced_report_does_not_hold_back_the_first_step() -> None:
     assert steps == [None, 1, 60]
     assert received[0]["status"] == {"network": {"busBandwidthGBps": 1.0}}
     assert all(r["status"]["progress"]["updatedAt"] for r in received[1:])
+
+
+def test_evaluation_and_kept_checkpoints_fit_the_status_schema() -> None:
+    """What the trainer patches is what the CRD's status schema (generated from
+    FineTuneJobStatus) keeps: nothing pruned, nothing null (a merge patch's null deletes)."""
+    from kubetune.api.status import FineTuneJobStatus
+
+    kept = [
+        {"step": 30, "path": "/w/checkpoint-30", "metrics": {"train_loss": 2.1, "valid_loss": 2.3}},
+        {"step": 60, "path": "/w/checkpoint-60", "metrics": {"valid_mean_token_accuracy": 0.8}},
+    ]
+    evaluation = {
+        "step": 60,
+        "loss": 1.9,
+        "meanTokenAccuracy": None,
+        "toolCalls": {"turns": 24, "toolNameAccuracy": 0.9, "wellFormed": None},
+        "samples": "/w/output/evaluation/tool_calls.jsonl",
+    }
+    body = StatusSink.body({"step": 60, "checkpointsKept": kept, "evaluation": evaluation})
+    status = body["status"]
+    assert status["checkpoints"]["kept"] == kept
+    assert status["evaluation"]["toolCalls"] == {"turns": 24, "toolNameAccuracy": 0.9}
+    assert "meanTokenAccuracy" not in status["evaluation"]
+    parsed = FineTuneJobStatus.model_validate(status).to_wire()
+    assert parsed["evaluation"] == status["evaluation"]
+    assert parsed["checkpoints"]["kept"] == kept

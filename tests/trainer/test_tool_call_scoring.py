@@ -104,7 +104,11 @@ def test_wrong_name(builtin: str) -> None:
 
 @pytest.mark.parametrize("builtin", BUILTIN_NAMES)
 def test_wrong_arguments(builtin: str) -> None:
-    for arguments in ({"city": "Lyon", "days": 2}, {"city": "Paris"}, {"city": "Paris", "days": "2"}):
+    for arguments in (
+        {"city": "Lyon", "days": 2},
+        {"city": "Paris"},
+        {"city": "Paris", "days": "2"},
+    ):
         reply = generated_calls(builtin, {**RIGHT, "arguments": arguments})
         _, verdict = scored(builtin, reply, [RIGHT])
         assert verdict["nameMatch"] and not verdict["argumentsMatch"], reply

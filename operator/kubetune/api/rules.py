@@ -131,7 +131,9 @@ RULES: tuple[Rule, ...] = (
         "(self.dataset.evalFraction > 0.0 || has(self.dataset.validation)))",
         "evaluation needs held-out data: set dataset.evalFraction above 0 or "
         "dataset.validation, or drop evalSteps",
-        lambda s: s.training.evalSteps is None or (s.dataset is not None and s.dataset.has_held_out),
+        lambda s: (
+            s.training.evalSteps is None or (s.dataset is not None and s.dataset.has_held_out)
+        ),
     ),
     Rule(
         "dataset.validation",
@@ -145,9 +147,7 @@ RULES: tuple[Rule, ...] = (
         "(self.dataset.evalFraction > 0.0 || has(self.dataset.validation)))",
         "tool-call scoring needs held-out conversations: set dataset.evalFraction above 0 or "
         "dataset.validation",
-        lambda s: (
-            not s.evaluation.toolCalls or (s.dataset is not None and s.dataset.has_held_out)
-        ),
+        lambda s: not s.evaluation.toolCalls or (s.dataset is not None and s.dataset.has_held_out),
     ),
     Rule(
         "evaluation.baseline",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import gc
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,14 @@ def _free() -> None:
         torch.cuda.empty_cache()
 
 
+def _score(
+    model: Any, tokenizer: Any, turns: list[Turn], syntax: Syntax, max_new: int, name: str
+) -> list[dict[str, Any]]:
+    fresh = [Turn(t.conversation, t.turn, t.expected, t.prompt, t.error) for t in turns]
+    generate(model, tokenizer, fresh, max_new)
+    return records_of(fresh, syntax, name)
+
+
 def score_shard(
     config: TrainerConfig, prepared: dict[str, Any], out: Path, tokenizer: Any, syntax: Syntax
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -153,19 +161,16 @@ def score_shard(
         every = turns_of(conversations, tokenizer, config.evaluation.maxSamples)
         mine = shard(every, rank, world)
         model = load_trained(config, prepared, out)
-        records: list[dict[str, Any]] = []
-        sides: list[tuple[str, Callable[[], Any]]] = [("trained", lambda: nullcontext(model))]
+        records = _score(model, tokenizer, mine, syntax, config.evaluation.maxNewTokens, "trained")
         if config.evaluation.baseline:
-            sides.append(("base", lambda: _base_of(model, config, prepared)))
-        for name, context in sides:
-            turns = [Turn(t.conversation, t.turn, t.expected, t.prompt, t.error) for t in mine]
-            with context() as current:
-                generate(current, tokenizer, turns, config.evaluation.maxNewTokens)
-            records += records_of(turns, syntax, name)
-        del model
+            with _base_of(model, config, prepared) as base:
+                records += _score(
+                    base, tokenizer, mine, syntax, config.evaluation.maxNewTokens, "base"
+                )
+        model = None
         _free()
         return records, None
-    except Exception as err:  # noqa: BLE001 - reported, never fatal to the outputs
+    except Exception as err:  # reported, never fatal to the outputs
         return [], f"rank {rank}: {type(err).__name__}: {err}"
 
 
@@ -224,7 +229,7 @@ def _report(
             evaluation["samples"] = str(folder / SAMPLES)
             log(f"tool-call scores: {json.dumps(evaluation)}")
         _add_to_manifest(out, evaluation)
-    except Exception as err:  # noqa: BLE001 - reported, never fatal to the outputs
+    except Exception as err:  # reported, never fatal to the outputs
         evaluation["error"] = f"{type(err).__name__}: {err}"
     if "error" in evaluation:
         log(f"tool-call scoring failed (the outputs are complete): {evaluation['error']}")

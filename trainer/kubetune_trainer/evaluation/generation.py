@@ -63,7 +63,7 @@ def turns_of(
             try:
                 turn.expected = reference_calls(message)
                 turn.prompt = render_prompt(tokenizer, messages[:at], tools)
-            except Exception as err:  # noqa: BLE001 - the template's or the data's; counted
+            except Exception as err:  # the template's or the data's; counted
                 turn.error = f"prompt: {type(err).__name__}: {err}"
             turns.append(turn)
     return turns
@@ -85,7 +85,7 @@ def end_of_turn(tokenizer: Any) -> str | None:
 
     try:
         marker = probe(render).end
-    except Exception:  # noqa: BLE001 - no marker: stop at EOS only
+    except Exception:  # no marker: stop at EOS only
         return None
     return (marker or "").strip() or None
 
@@ -139,7 +139,7 @@ def generate(model: Any, tokenizer: Any, turns: list[Turn], max_new_tokens: int)
             for turn, ids in zip(batch, new, strict=True):
                 decoded = tokenizer.decode(ids, skip_special_tokens=False)
                 turn.reply = reply_text(decoded, tokenizer, marker)
-        except Exception as err:  # noqa: BLE001 - out of memory, a model error: counted
+        except Exception as err:  # out of memory, a model error: counted
             for turn in batch:
                 turn.error = f"generation: {type(err).__name__}: {err}"
 

@@ -186,8 +186,6 @@ def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
             sum(1 for t in with_calls if t["argumentsMatch"]), len(with_calls)
         ),
         "calledWhenExpected": _rate(sum(1 for t in with_calls if t["called"]), len(with_calls)),
-        "refrainedWhenNotExpected": _rate(
-            sum(1 for t in without if not t["called"]), len(without)
-        ),
+        "refrainedWhenNotExpected": _rate(sum(1 for t in without if not t["called"]), len(without)),
         "generationErrors": len(failed),
     }
