@@ -42,6 +42,37 @@ def test_every_file_kind_loads(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert report["train"]["samples"] == 200
 
 
+def test_held_out_data_from_a_fraction_or_a_validation_source(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Both kinds of held-out data are packed like the training rows and keep their
+    conversations for tool-call scoring; which one was used is part of the fingerprint."""
+    (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:12]))
+    fraction = prepare(
+        config_for(tiny_model_dir, tmp_path / "a", **{"spec.dataset.evalFraction": 0.1})
+    )
+    validation = prepare(
+        config_for(
+            tiny_model_dir,
+            tmp_path / "b",
+            **{"spec.dataset.validation": {"source": str(tmp_path / "valid.jsonl")}},
+        )
+    )
+    total = fraction["report"]["train"]["samples"] + fraction["report"]["eval"]["samples"]
+    assert validation["report"]["train"]["samples"] == total  # nothing held out of training
+    assert validation["report"]["eval"]["samples"] == 12
+    assert validation["report"]["sources"][-1]["validation"] is True
+    assert fraction["fingerprint"] != validation["fingerprint"]
+    for result in (fraction, validation):
+        kept = (Path(result["dataset"]) / "eval_conversations.jsonl").read_text().splitlines()
+        assert (
+            len(kept)
+            == result["report"]["eval"]["samples"]
+            == result["report"]["eval"]["conversations"]
+        )
+        assert json.loads(kept[0])["messages"][-1]["role"] == "assistant"
+
+
 def test_inline_jinja_template_is_used(tiny_model_dir: Path, tmp_path: Path) -> None:
     import datasets
     from transformers import AutoTokenizer
