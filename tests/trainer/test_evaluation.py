@@ -1,4 +1,4 @@
-"""Evaluation in a real job on CPU: eval loss and mean token accuracy at evalSteps, the kept
+"""Evaluation in a real job on CPU, two ranks: eval loss and mean token accuracy at evalSteps, the kept
 checkpoints with their metrics, and tool-call scores before and after a LoRA fine-tune on a
 small learnable tool-calling set (the tool is chosen by a keyword of the question)."""
 
@@ -27,6 +27,7 @@ def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path
             "spec.dataset.validation": {"source": str(validation)},
             "spec.dataset.chatTemplate": {"jinja": COMPACT_TEMPLATE},
             "spec.evaluation": {"baseline": True, "maxNewTokens": 40},
+            "spec.distributed": {"nodes": 2},  # each rank generates half the turns
             "spec.method.lora": {
                 "r": 16,
                 "alpha": 32,
@@ -43,7 +44,7 @@ def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path
     assert result.ok, result.log and result.log.read_text()[-3000:]
     evaluation = manifest(tmp_path, job)["evaluation"]
     before, after = evaluation["baselineToolCalls"], evaluation["toolCalls"]
-    assert after["turns"] == before["turns"] == 24
+    assert after["turns"] == before["turns"] == 24  # both ranks' halves, gathered
     assert before["toolNameAccuracy"] == 0.0  # the base model never calls a tool
     assert after["toolNameAccuracy"] >= 0.8, evaluation
     assert after["calledWhenExpected"] >= 0.8 and after["wellFormed"] >= 0.8, evaluation

@@ -10,7 +10,7 @@ becomes an error record — counted, never raised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubetune_trainer.data.turns import probe
@@ -32,7 +32,6 @@ class Turn:
     prompt: str | None = None
     error: str | None = None
     reply: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def carries_tools(chat: dict[str, Any]) -> bool:
