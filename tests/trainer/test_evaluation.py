@@ -5,7 +5,8 @@ small learnable tool-calling set (the tool is chosen by a keyword of the questio
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,53 @@ def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path
     assert [c["step"] for c in kept] == [30, 60]
     assert set(kept[0]["metrics"]) == {"train_loss", "valid_loss", "valid_mean_token_accuracy"}
     assert kept[1]["metrics"]["valid_loss"] < kept[0]["metrics"]["valid_loss"]
+    # TensorBoard got the accuracy beside the loss (the Trainer logs both)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = next((job_dir(tmp_path, job) / "tensorboard").rglob("events.out.tfevents.*"))
+    board = EventAccumulator(str(events))
+    board.Reload()
+    assert [e.step for e in board.Scalars("eval/mean_token_accuracy")] == [30, 60]
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.reports: list[dict[str, Any]] = []
+
+    def report(self, progress: dict[str, Any], force: bool = False) -> None:
+        self.reports.append(progress)
+
+
+@pytest.mark.parametrize(
+    ("template", "error"),
+    [
+        (COMPACT_TEMPLATE, "adapter_config.json"),  # no adapter where the export puts it
+        ("{% for m in messages %}{{ m.content }}{% endfor %}", "no tool-call syntax"),
+    ],
+)
+def test_a_failed_evaluation_is_reported_and_keeps_the_outputs(
+    tiny_model_dir: Path, tokenizer: Any, tmp_path: Path, template: str, error: str
+) -> None:
+    from kubetune.render.layout import Layout
+    from kubetune.render.trainer_config import trainer_config
+    from kubetune_trainer.evaluation.after_export import evaluate_tool_calls
+    from kubetune_trainer.prepare import EVAL_CONVERSATIONS
+    from tests.factories import REPO
+
+    (tmp_path / "held-out").mkdir()
+    data = write_tool_set(tmp_path / "held-out" / EVAL_CONVERSATIONS, 4, seed=3)
+    job = tiny_job(tiny_model_dir, "fails", **{"spec.dataset.evalFraction": 0.1})
+    config = trainer_config(job, Layout(PurePosixPath(tmp_path), relative_base=PurePosixPath(REPO)))
+    out = Path(config.paths.output)
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text(json.dumps({"job": "fails"}))
+    tokenizer.chat_template = template
+    sink = Recorded()
+    prepared = {"model": str(tiny_model_dir), "dataset": str(data.parent)}
+    evaluate_tool_calls(config, prepared, tokenizer, sink, {"loss": 1.0})
+    reported = sink.reports[-1]["evaluation"]
+    assert error in reported["error"] and reported["loss"] == 1.0, reported
+    assert json.loads((out / "manifest.json").read_text()) == {
+        "job": "fails",
+        "evaluation": reported,
+    }
