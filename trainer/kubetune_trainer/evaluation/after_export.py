@@ -148,7 +148,11 @@ def _score(
 
 
 def score_shard(
-    config: TrainerConfig, prepared: dict[str, Any], out: Path, tokenizer: Any, syntax: Syntax
+    config: TrainerConfig,
+    prepared: dict[str, Any],
+    conversations: list[dict[str, Any]],
+    tokenizer: Any,
+    syntax: Syntax,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """This rank's records (trained, then base), or the reason it has none."""
     import torch.distributed as dist
@@ -157,10 +161,9 @@ def score_shard(
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if initialized() else (0, 1)
     try:
-        conversations = held_out_conversations(prepared)
         every = turns_of(conversations, tokenizer, config.evaluation.maxSamples)
         mine = shard(every, rank, world)
-        model = load_trained(config, prepared, out)
+        model = load_trained(config, prepared, Path(config.paths.output))
         records = _score(model, tokenizer, mine, syntax, config.evaluation.maxNewTokens, "trained")
         if config.evaluation.baseline:
             with _base_of(model, config, prepared) as base:
@@ -193,7 +196,7 @@ def evaluate_tool_calls(
     elif not any(carries_tools(c) for c in conversations):
         error = "no held-out conversation carries tools"
     else:
-        records, error = score_shard(config, prepared, out, tokenizer, syntax)
+        records, error = score_shard(config, prepared, conversations, tokenizer, syntax)
     gathered = gather([{"error": error}] if error else records)
     if gathered is None:
         return None
