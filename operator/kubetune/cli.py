@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -154,6 +154,25 @@ def run(
         loss = f"{r.loss:.4f}" if r.loss is not None else "-"
         table.add_row(r.job, str(r.step or "-"), loss, f"{r.seconds:.0f}s", str(r.output))
     console.print(table)
+    for r in results:
+        if r.evaluation:
+            console.print(f"{r.job}: {evaluation_line(r.evaluation)}")
+
+
+def evaluation_line(evaluation: dict[str, Any]) -> str:
+    """The held-out results in one line (the status holds them all)."""
+    parts = [f"held-out loss {evaluation.get('loss')}"]
+    parts.append(f"mean token accuracy {evaluation.get('meanTokenAccuracy')}")
+    calls, base = evaluation.get("toolCalls"), evaluation.get("baselineToolCalls")
+    if calls:
+        before = f" (base {base.get('toolNameAccuracy')})" if base else ""
+        parts.append(
+            f"tool-name accuracy {calls.get('toolNameAccuracy')}{before}, "
+            f"arguments exact {calls.get('argumentsExactMatch')}"
+        )
+    if evaluation.get("error"):
+        parts.append(f"tool-call scoring failed: {evaluation['error']}")
+    return "; ".join(parts)
 
 
 @app.command()

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -37,6 +38,7 @@ class RunResult:
     loss: float | None = None
     step: int | None = None
     log: Path | None = None
+    evaluation: dict[str, Any] | None = None
 
 
 def free_port() -> int:
@@ -132,6 +134,7 @@ def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> 
         log_file.close()
     final = read_progress(job_dir) or {}
     result.loss, result.step = final.get("loss"), final.get("step")
+    result.evaluation = final.get("evaluation")
     if any(codes):
         failing = next(i for i, c in enumerate(codes) if c)
         return _failed(result, logs / f"node-{failing}.log", started, console)
