@@ -52,10 +52,16 @@ def converge(kube: Kube, phase: str, timeout: float) -> None:
     report = [
         (j["metadata"]["name"], (j.get("status") or {}).get("conditions")) for j in others[:5]
     ]
-    pytorchjobs = {p["metadata"]["name"] for p in kube.get("pytorchjobs")}
+    pytorchjobs = {p["metadata"]["name"]: p for p in kube.get("pytorchjobs")}
+    stuck = others[0]["metadata"]["name"]
+    pods = [
+        (p["metadata"]["name"], p["status"].get("phase"), p["spec"].get("nodeName"))
+        for p in kube.get("pods", selector=f"{JOB_LABEL}={stuck}")
+    ]
     raise AssertionError(
         f"{len(others)} jobs not {phase} after {timeout} s, e.g. {report}; "
-        f"of them with a PyTorchJob: {sum(j['metadata']['name'] in pytorchjobs for j in others)}"
+        f"of them with a PyTorchJob: {sum(j['metadata']['name'] in pytorchjobs for j in others)}; "
+        f"{stuck}: pods {pods}, PyTorchJob status {pytorchjobs.get(stuck, {}).get('status')}"
     )
 
 
@@ -85,7 +91,10 @@ def test_operator_sigkilled_ten_times_during_a_200_job_burst(
     seed = int(os.environ.get("KUBETUNE_FAULT_SEED", time.time()))
     rng = random.Random(seed)
     names = [f"burst-{i:03d}" for i in range(200)]
-    docs = [tiny(n, **{"spec.runPolicy.suspend": True}) for n in names]
+    # A class no volume has: the 200 claims stay Pending instead of taking the cluster's pool
+    # of volumes from the tests after this one.
+    unbound = {"spec.runPolicy.suspend": True, "spec.storage.storageClassName": "no-volumes"}
+    docs = [tiny(n, **unbound) for n in names]
 
     def create() -> None:
         for i in range(0, len(docs), 20):  # a stream of creates, as from a pipeline
@@ -133,9 +142,23 @@ class ApiServer:
         pairs = (proc / "environ").read_bytes().rstrip(b"\0").split(b"\0")
         self.env = dict(p.split(b"=", 1) for p in pairs if b"=" in p)
 
+    def alive(self) -> bool:
+        """Running (an exited process that nobody reaped yet is a zombie: not running)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
     def stop(self) -> None:
+        """SIGTERM; SIGKILL if it still drains its connections after 10 s."""
         os.kill(self.pid, signal.SIGTERM)
-        eventually(lambda: not Path(f"/proc/{self.pid}").exists(), timeout=30, what="stop")
+        deadline = time.monotonic() + 10
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+        eventually(lambda: not self.alive(), timeout=30, what="the API server to stop")
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
@@ -193,7 +216,7 @@ def test_operator_recovers_from_a_30s_api_server_outage(
         assert operator.healthy()
         one_set_of_children_each(kube, names)
     finally:
-        if not Path(f"/proc/{apiserver.pid}").exists():
+        if not apiserver.alive():
             apiserver.start()
             eventually(ready(kube), timeout=120, what="the API server to be ready again")
         operator.stop()

@@ -350,6 +350,17 @@ CASES = [
         "PodsRejected",
     ),
     Case(
+        "the training-operator's cache lags behind a pod it made: not a refusal",
+        lambda: (
+            World()
+            .seen_before()
+            .with_pytorchjob()
+            .with_warning("FailedCreatePod", 'pods "job-master-0" already exists')
+        ),
+        [],
+        "Training",
+    ),
+    Case(
         "a stage that starts from itself: failed, the cycle named, nothing created",
         lambda: World().with_spec(**{"spec.model": {"fromJob": {"name": "job"}}}),
         [],

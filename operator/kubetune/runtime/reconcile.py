@@ -331,6 +331,10 @@ def _pods_refused(pytorchjob: Obj | None, warning: Obj | None) -> Refusal | None
     earlier one of the same name)."""
     if pytorchjob is None or warning is None or warning.get("reason") not in CREATE_FAILURES:
         return None
+    if "already exists" in str(warning.get("message")):
+        return (
+            None  # the training-operator's cache lags (after an API server outage): not a refusal
+        )
     involved = warning.get("involvedObject") or {}
     uid = pytorchjob["metadata"].get("uid")
     if uid is not None and involved.get("uid") not in (None, uid):
