@@ -84,10 +84,10 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     # network and security
     ("network-host-and-multus", make_job(**{"spec.network": {"hostNetwork": True, "secondaryNetworks": [{"name": "ib-a"}]}}), "spec.network.secondaryNetworks", "host network"),
     ("network-annotation-twice", make_job(**{"spec.network.secondaryNetworks": [{"name": "ib-a"}], "spec.podMetadata.annotations": {"k8s.v1.cni.cncf.io/networks": "ib-b"}}), "spec.network.secondaryNetworks", "podMetadata"),
-    ("network-bad-name", make_job(**{"spec.network.secondaryNetworks": [{"name": "IB_A"}]}), "spec.network.secondaryNetworks[0].name", "pattern"),
+    ("network-bad-name", make_job(**{"spec.network.secondaryNetworks": [{"name": "IB_A"}]}), "spec.network.secondaryNetworks[0].name", "DNS-1123"),
     ("network-long-interface", make_job(**{"spec.network.secondaryNetworks": [{"name": "ib-a", "interface": "infiniband-rail-0"}]}), "spec.network.secondaryNetworks[0].interface", "15"),
     ("security-unknown", make_job(**{"spec.security.privileged": True}), "spec.security.privileged", "unknown field"),
-    ("memory-quantity", make_job(**{"spec.resources.memory": "lots"}), "spec.resources.memory", "pattern"),
+    ("memory-quantity", make_job(**{"spec.resources.memory": "lots"}), "spec.resources.memory", "quantity"),
     ("gpu-resource-name", make_job(**{"spec.resources.gpuResourceName": "NVIDIA GPU"}), "spec.resources.gpuResourceName", "pattern"),
     ("tolerations-not-list", make_job(**{"spec.placement.tolerations": "gpu"}), "spec.placement.tolerations", "list"),
     # storage

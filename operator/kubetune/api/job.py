@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError
 
-from kubetune.api.rules import broken_rules
+from kubetune.api.rules import broken_object_rules, broken_rules
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.api.status import FineTuneJobStatus
+from kubetune_trainer.k8s_syntax import PATTERN_HINTS
 from kubetune_trainer.schema import Model
 
 GROUP = "kubetune.io"
@@ -81,6 +82,7 @@ def parse_job(doc: Any) -> FineTuneJob:
     except ValidationError as err:
         raise InvalidJob([_problem(e) for e in err.errors()]) from None
     problems = [Problem(r.path, r.explain(job.spec)) for r in broken_rules(job.spec)]
+    problems += [Problem(r.path, r.explain(job)) for r in broken_object_rules(job)]
     if not DNS1035.match(job.name) or len(job.name) > 63:
         problems.insert(
             0,
@@ -110,7 +112,9 @@ def _problem(error: Any) -> Problem:
     elif kind == "literal_error":
         msg = f"{msg}, got {error['input']!r}"
     elif kind == "string_pattern_mismatch":
-        msg = f"{error['input']!r} does not match the pattern {error['ctx']['pattern']}"
+        pattern = error["ctx"]["pattern"]
+        hint = PATTERN_HINTS.get(pattern, f"does not match the pattern {pattern}")
+        msg = f"{error['input']!r} {hint}"
     elif kind == "missing":
         msg = "required field is missing"
     return Problem(path, msg)
