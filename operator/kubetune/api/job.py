@@ -103,7 +103,13 @@ def _problem(error: Any) -> Problem:
     for part in error["loc"]:
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
-        elif part not in {"str", "int", "constrained-str", "function-after[...]"}:
+        elif part not in {
+            "str",
+            "int",
+            "constrained-str",
+            "constrained-int",
+            "function-after[...]",
+        }:
             parts.append(str(part))
     path = ".".join(parts) or "<document>"
     kind, msg = error["type"], error["msg"]
