@@ -58,7 +58,7 @@ class FromJob(Model):
 class ModelSource(Model):
     """The base model."""
 
-    source: str | None = Field(default=None, pattern=SOURCE_PATTERN)
+    source: str | None = Field(default=None, pattern=SOURCE_PATTERN, max_length=2048)
     """Where the model comes from: `hf://org/name` (the Hugging Face Hub), `pvc://claim/path`
     (a folder on a PersistentVolumeClaim), a path (absolute, or relative to the workspace
     volume in a cluster and to the FineTuneJob file with `kubetune run`), or
@@ -94,7 +94,7 @@ class ChatTemplate(Model):
 class DatasetSource(Model):
     """One dataset and how to read it."""
 
-    source: str = Field(pattern=SOURCE_PATTERN)
+    source: str = Field(pattern=SOURCE_PATTERN, max_length=2048)
     """`hf://org/name`, `pvc://claim/path/file.jsonl`, or a path to a JSONL/JSON/Parquet file, a
     folder of them, or a dataset saved with `save_to_disk`."""
     revision: str | None = None
@@ -258,7 +258,9 @@ class EntrypointSpec(Model):
 
     module: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
     """Python module run as `torchrun -m MODULE ARGS…`. Set this or `command`."""
-    command: list[str] | None = Field(default=None, min_length=1)
+    command: list[Annotated[str, StringConstraints(max_length=4096)]] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
     """Executable and its first arguments, run as `torchrun --no-python COMMAND… ARGS…`."""
     args: list[str] = Field(default_factory=list)
     """Arguments appended after the module or command."""

@@ -14,7 +14,6 @@ Torch- and cluster-client-free: the trainer config and the FineTuneJob API both 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from pydantic import StringConstraints
@@ -43,7 +42,7 @@ CONFIG_MAP_KEY = r"^[-._a-zA-Z0-9]+$"
 def qualified_name_cel(var: str) -> str:
     """CEL: `var` is a qualified name (label or annotation key)."""
     return (
-        f"{var}.matches('{QUALIFIED_NAME}') && "
+        f"{var}.matches(r'{QUALIFIED_NAME}') && "
         f"(!{var}.contains('/') || {var}.matches('^[^/]{{1,253}}/'))"
     )
 
@@ -54,7 +53,7 @@ def is_qualified_name(key: str) -> bool:
 
 
 def label_value_cel(var: str) -> str:
-    return f"size({var}) <= {LABEL_VALUE_MAX} && {var}.matches('{LABEL_VALUE}')"
+    return f"size({var}) <= {LABEL_VALUE_MAX} && {var}.matches(r'{LABEL_VALUE}')"
 
 
 def is_label_value(value: str) -> bool:
@@ -84,29 +83,6 @@ QUANTITY = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))" + _SUFFIX + "$"
 POSITIVE_QUANTITY = (
     r"^\+?(([0-9]*[1-9][0-9]*(\.[0-9]*)?)|([0-9]*\.[0-9]*[1-9][0-9]*))" + _SUFFIX + "$"
 )
-
-_MULTIPLIERS = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}  # fmt: skip
-
-
-def parse_quantity(value: str | int | float) -> Decimal:
-    """A quantity's value, as `kubernetes.utils.quantity.parse_quantity` computes it."""
-    if isinstance(value, int | float):
-        return Decimal(value)
-    text = str(value)
-    if not re.match(QUANTITY, text):
-        raise ValueError(f"{text!r} is not a Kubernetes quantity")
-    number, suffix = re.match(r"^([+-]?[0-9.]+)(.*)$", text).groups()  # type: ignore[union-attr]
-    try:
-        if suffix[:1] in ("e", "E"):
-            return Decimal(number) * Decimal(10) ** Decimal(suffix[1:])
-        return Decimal(number) * Decimal(_MULTIPLIERS[suffix])
-    except (InvalidOperation, KeyError):
-        raise ValueError(f"{text!r} is not a Kubernetes quantity") from None
-
 
 # --- pydantic types ---------------------------------------------------------------------------
 DNSSubdomain = Annotated[

@@ -5,8 +5,8 @@ Kubernetes' own OpenAPI schema.
 shipped in the k8s.io/kubernetes module at the local control plane's version, `$ref`s inlined.
 The CRD embeds these schemas as they are (so the API server checks the fields and `kubectl
 explain` documents them), and `check` applies the same schema here, the way the API server's
-structural validation does: types, int32/int64 ranges, required fields, and no unknown fields
-(kubectl's strict field validation refuses them).
+structural validation does: types, lengths, int32/int64 ranges, required fields, and no unknown
+fields (kubectl's strict field validation refuses them).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def check(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
             return [f"{at}: expected {kind}, got {type(value).__name__} {value!r}"]
         if isinstance(value, bool) and kind != "boolean":
             return [f"{at}: expected {kind}, got {value!r}"]
+    if "maxLength" in schema and isinstance(value, str) and len(value) > schema["maxLength"]:
+        return [f"{at}: at most {schema['maxLength']} characters"]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{at}: must be one of {schema['enum']}, got {value!r}"]
     bounds = _RANGES.get(schema.get("format", ""))

@@ -124,3 +124,41 @@ def _problem(error: Any) -> Problem:
     elif kind == "missing":
         msg = "required field is missing"
     return Problem(path, msg)
+
+
+def reference_cycles(jobs: list[FineTuneJob]) -> list[tuple[FineTuneJob, Problem]]:
+    """Stages among `jobs` whose `model.fromJob` chain leads back to themselves, one problem per
+    job on a cycle. Such stages would each wait for the other to succeed, forever. (A job naming
+    itself is refused by parse_job already.) References to jobs not among `jobs` are not
+    checked: they may exist in the cluster."""
+    by_key = {(job.namespace, job.name): job for job in jobs}
+
+    def next_of(job: FineTuneJob) -> FineTuneJob | None:
+        ref = job.spec.model.fromJob
+        return by_key.get((job.namespace, ref.name)) if ref else None
+
+    problems: list[tuple[FineTuneJob, Problem]] = []
+    reported: set[tuple[str, str]] = set()
+    for start in jobs:
+        path: list[FineTuneJob] = []
+        job: FineTuneJob | None = start
+        while job is not None and all(job is not seen for seen in path):
+            path.append(job)
+            job = next_of(job)
+        if job is None or (job.namespace, job.name) in reported:
+            continue
+        cycle = path[next(i for i, seen in enumerate(path) if seen is job) :]
+        names = " → ".join([*(j.name for j in cycle), cycle[0].name])
+        for member in cycle:
+            reported.add((member.namespace, member.name))
+            problems.append(
+                (
+                    member,
+                    Problem(
+                        "spec.model.fromJob.name",
+                        f"the stages {names} start from each other's output, so none can "
+                        "start: break the cycle (a first stage needs model.source)",
+                    ),
+                )
+            )
+    return problems

@@ -31,9 +31,9 @@ RESERVED_ENV = (
     # torchrun, for each process it starts
     "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
     "ROLE_WORLD_SIZE", "ROLE_NAME", "OMP_NUM_THREADS",
-    # kubetune's renderer (render/pod.py, render/fabric.py)
-    "HF_HOME", "TOKENIZERS_PARALLELISM", "DS_ACCELERATOR", "FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA",
-    "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+    # kubetune's renderer (render/pod.py; render/fabric.py: the fabric presets' FI_* variables
+    # are not reserved, spec.env overrides them by design)
+    "HF_HOME", "TOKENIZERS_PARALLELISM", "DS_ACCELERATOR", "TORCH_NCCL_ASYNC_ERROR_HANDLING",
 )  # fmt: skip
 RESERVED_ENV_PREFIX = r"^(PET|KUBETUNE|TORCHELASTIC|NCCL)_"
 """PET_*: the training-operator's torchrun topology; KUBETUNE_*: kubetune's own; NCCL_*: set
@@ -338,7 +338,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "output.path",
         "!has(self.output.path) || (!self.output.path.startsWith('/') "
-        "&& !self.output.path.matches('" + DOTDOT + "'))",
+        "&& !self.output.path.matches(r'" + DOTDOT + "'))",
         "must stay inside the workspace volume: a relative path without '..' segments, "
         "e.g. outputs/run-1",
         lambda s: (
@@ -348,14 +348,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "model.source",
-        "!has(self.model.source) || !self.model.source.matches('" + DOTDOT + "')",
+        "!has(self.model.source) || !self.model.source.matches(r'" + DOTDOT + "')",
         "must stay inside its volume (the workspace, or the claim of a pvc:// source): "
         "remove the '..' segments",
         lambda s: s.model.source is None or not re.search(DOTDOT, s.model.source),
     ),
     Rule(
         "dataset.sources",
-        "!has(self.dataset) || self.dataset.sources.all(d, !d.source.matches('" + DOTDOT + "'))",
+        "!has(self.dataset) || self.dataset.sources.all(d, !d.source.matches(r'" + DOTDOT + "'))",
         "each source must stay inside its volume (the workspace, or the claim of a pvc:// "
         "source): remove the '..' segments",
         lambda s: (
@@ -376,7 +376,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "entrypoint.command",
         "!has(self.entrypoint) || !has(self.entrypoint.command) "
-        "|| self.entrypoint.command[0].matches('\\S')",
+        r"|| self.entrypoint.command[0].matches(r'\S')",
         "the first item is the executable and must not be empty, e.g. [python, train.py]",
         lambda s: (
             s.entrypoint is None

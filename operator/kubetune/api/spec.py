@@ -264,7 +264,7 @@ class EnvVarSource(Model):
 class EnvVar(Model):
     """An extra environment variable of every container."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=256)
     """Variable name."""
     value: str | None = None
     """Literal value. Credentials (HF_TOKEN, WANDB_API_KEY, …) must use valueFrom instead."""
