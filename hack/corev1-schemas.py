@@ -24,11 +24,16 @@ KEEP = {"type", "format", "description", "properties", "items", "required", "enu
         "additionalProperties", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
         "x-kubernetes-map-type"}  # fmt: skip
 MAX_DEPTH = 40
-LIMITS = {"Toleration": {"key": 317, "value": 63}}
-"""Lengths Kubernetes' ValidateTolerations enforces (a taint key is a qualified name: a
-253-character prefix, '/', a 63-character name; a value is a label value) that its OpenAPI types
-do not carry. As maxLength they also bound the CRD's CEL rules over tolerations within the API
-server's cost budget."""
+LIMITS = {
+    "Toleration": {"key": {"maxLength": 317}, "value": {"maxLength": 63}},
+    "Affinity": {"weight": {"minimum": 1, "maximum": 100}},
+}
+"""Limits Kubernetes' validation (k8s.io/kubernetes pkg/apis/core/validation) enforces that its
+OpenAPI types do not carry, by property name anywhere in the type: ValidateTolerations (a taint
+key is a qualified name: a 253-character prefix, '/', a 63-character name; a value is a label
+value), ValidatePreferredSchedulingTerms and validateWeightedPodAffinityTerms (weights 1-100).
+The lengths also bound the CRD's CEL rules over tolerations within the API server's cost
+budget."""
 
 
 def spec_path() -> Path:
@@ -70,6 +75,16 @@ def inline(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
     return out
 
 
+def limit(node: Any, limits: dict[str, dict[str, int]]) -> None:
+    if not isinstance(node, dict):
+        return
+    for field, prop in node.get("properties", {}).items():
+        prop.update(limits.get(field, {}))
+        limit(prop, limits)
+    limit(node.get("items"), limits)
+    limit(node.get("additionalProperties"), limits)
+
+
 def main() -> int:
     path = spec_path()
     if not path.is_file():
@@ -82,8 +97,7 @@ def main() -> int:
         **{name: inline(defs[f"io.k8s.api.core.v1.{name}"], defs) for name in TYPES},
     }
     for name, limits in LIMITS.items():
-        for field, limit in limits.items():
-            schemas[name]["properties"][field]["maxLength"] = limit
+        limit(schemas[name], limits)
     OUT.write_text(json.dumps(schemas, indent=1, sort_keys=True) + "\n")
     return 0
 

@@ -204,7 +204,8 @@ K8S_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("affinity-terms-not-list", make_job(**{"spec.placement.affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": "gpu"}}}}), "spec.placement.affinity", "array"),
     ("affinity-missing-topology-key", make_job(**{"spec.placement.affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {}}]}}}), "spec.placement.affinity", "required"),
     ("affinity-weight-string", make_job(**{"spec.placement.affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": "high", "preference": {}}]}}}), "spec.placement.affinity", "integer"),
-    ("affinity-weight-int32", make_job(**{"spec.placement.affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 2**31, "preference": {}}]}}}), "spec.placement.affinity", "int32"),
+    ("affinity-weight-above-100", make_job(**{"spec.placement.affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 101, "podAffinityTerm": {"topologyKey": "zone"}}]}}}), "spec.placement.affinity", "1-100"),
+    ("affinity-weight-zero", make_job(**{"spec.placement.affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {}}]}}}), "spec.placement.affinity", "1-100"),
     ("affinity-not-object", make_job(**{"spec.placement.affinity": "gpu"}), "spec.placement.affinity", "dictionary"),
     # paths stay inside their volume
     ("output-path-up", make_job(**{"spec.output.path": "../../etc"}), "spec.output.path", "inside the workspace"),

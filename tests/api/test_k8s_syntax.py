@@ -188,8 +188,6 @@ def _strict(schema: Any) -> Any:
         out = {k: _strict(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
         if "properties" in schema:
             out["additionalProperties"] = False
-        if schema.get("format") == "int32":
-            out |= {"minimum": -(2**31), "maximum": 2**31 - 1}
         return out
     return copy.deepcopy(schema)
 

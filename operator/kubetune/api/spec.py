@@ -265,9 +265,12 @@ class EnvVar(Model):
     """An extra environment variable of every container."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=256)
-    """Variable name."""
+    """Variable name, once per job. Names the training-operator, torchrun or kubetune set
+    (PET_*, MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, KUBETUNE_*, HF_HOME, …) are
+    reserved; NCCL_* go in distributed.nccl."""
     value: str | None = None
-    """Literal value. Credentials (HF_TOKEN, WANDB_API_KEY, …) must use valueFrom instead."""
+    """Literal value. A name that looks like a credential (*_TOKEN, *_KEY, *SECRET*,
+    *PASSWORD*, *CREDENTIAL*) must use valueFrom instead."""
     valueFrom: EnvVarSource | None = None
     """Value from a Secret key."""
 
