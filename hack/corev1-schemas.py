@@ -36,6 +36,15 @@ The lengths also bound the CRD's CEL rules over tolerations within the API serve
 budget."""
 
 
+def go_env(name: str) -> str:
+    """`go env NAME`, or "" without a Go toolchain."""
+    try:
+        out = subprocess.run(["go", "env", name], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return ""
+    return out.stdout.strip()
+
+
 def spec_path() -> Path:
     versions = dict(
         line.split("=", 1)
@@ -44,9 +53,7 @@ def spec_path() -> Path:
     )
     cache = (
         os.environ.get("GOMODCACHE")
-        or subprocess.run(
-            ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=False
-        ).stdout.strip()
+        or go_env("GOMODCACHE")
         or str(Path.home() / "go" / "pkg" / "mod")
     )
     module = f"kubernetes@{versions['KUBERNETES_VERSION']}"
