@@ -7,11 +7,15 @@ API server in the cluster tests.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from kubetune.api import InvalidJob, parse_job
+from kubetune.cli import app
 from tests.factories import DELETE, make_job
 
 LONG = "a" * 64
@@ -306,3 +310,19 @@ def test_batch_arithmetic_message_shows_the_numbers() -> None:
         parse_job(doc)
     (problem,) = caught.value.problems
     assert problem.message.endswith("(got 100; 4 × 8 = 32, try 96 or 128)")
+
+
+def test_nothing_renders_for_any_bad_job(tmp_path: Path) -> None:
+    """`kubetune render` (and so `run`) refuses each job of the table with the field named, and
+    prints no object."""
+    runner = CliRunner()
+    for case_id, doc, path, _ in CASES:
+        file = tmp_path / f"{case_id}.yaml"
+        file.write_text(yaml.safe_dump(doc))
+        result = runner.invoke(app, ["render", str(file)])
+        assert result.exit_code == 1, case_id
+        assert "kind:" not in result.stdout, case_id
+        assert f"{path}:" in result.output or path in ("kind", "apiVersion"), (
+            case_id,
+            result.output,
+        )
