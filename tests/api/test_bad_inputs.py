@@ -210,6 +210,9 @@ K8S_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("affinity-weight-string", make_job(**{"spec.placement.affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": "high", "preference": {}}]}}}), "spec.placement.affinity", "integer"),
     ("affinity-weight-above-100", make_job(**{"spec.placement.affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 101, "podAffinityTerm": {"topologyKey": "zone"}}]}}}), "spec.placement.affinity", "1-100"),
     ("affinity-weight-zero", make_job(**{"spec.placement.affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {}}]}}}), "spec.placement.affinity", "1-100"),
+    ("affinity-node-operator", make_job(**{"spec.placement.affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Equals", "values": ["a100"]}]}]}}}}), "spec.placement.affinity", "must be one of"),
+    ("affinity-selector-gt", make_job(**{"spec.placement.affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone", "labelSelector": {"matchExpressions": [{"key": "app", "operator": "Gt", "values": ["1"]}]}}]}}}), "spec.placement.affinity", "must be one of"),
+    ("affinity-empty-topology-key", make_job(**{"spec.placement.affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": ""}]}}}), "spec.placement.affinity", "1 to 317"),
     ("affinity-not-object", make_job(**{"spec.placement.affinity": "gpu"}), "spec.placement.affinity", "dictionary"),
     # paths stay inside their volume
     ("output-path-up", make_job(**{"spec.output.path": "../../etc"}), "spec.output.path", "inside the workspace"),

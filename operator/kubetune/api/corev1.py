@@ -41,8 +41,11 @@ def check(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
             return [f"{at}: expected {kind}, got {type(value).__name__} {value!r}"]
         if isinstance(value, bool) and kind != "boolean":
             return [f"{at}: expected {kind}, got {value!r}"]
-    if "maxLength" in schema and isinstance(value, str) and len(value) > schema["maxLength"]:
-        return [f"{at}: at most {schema['maxLength']} characters"]
+    if isinstance(value, str) and not schema.get("minLength", 0) <= len(value) <= schema.get(
+        "maxLength", len(value)
+    ):
+        low, high = schema.get("minLength", 0), schema.get("maxLength", "any")
+        return [f"{at}: must have {low} to {high} characters, got {len(value)}"]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{at}: must be one of {schema['enum']}, got {value!r}"]
     low, high = schema.get("minimum"), schema.get("maximum")
