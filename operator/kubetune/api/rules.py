@@ -88,6 +88,21 @@ _QUALIFIED = (
     "subdomain (e.g. example.com/team)"
 )
 
+
+def _qualified_keys(
+    field: str, why: str, keys: Callable[[FineTuneJobSpec], dict[str, str]]
+) -> Rule:
+    """Every key of a map field is a qualified name (label, annotation, node-selector keys)."""
+    path = f"self.{field}"
+    return Rule(
+        field,
+        f"!has({path}) || {path}.all(k, " + qualified_name_cel("k") + ")",
+        f"{_QUALIFIED} ({why})",
+        lambda s: all(is_qualified_name(k) for k in keys(s)),
+        lambda s: ", ".join(repr(k) for k in keys(s) if not is_qualified_name(k)),
+    )
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "model",
@@ -384,32 +399,18 @@ RULES: tuple[Rule, ...] = (
             or bool(re.search(r"\S", s.entrypoint.command[0]))
         ),
     ),
-    Rule(
-        "podMetadata.labels",
-        "!has(self.podMetadata.labels) || self.podMetadata.labels.all(k, "
-        + qualified_name_cel("k")
-        + ")",
-        _QUALIFIED + " (as Kubernetes requires of label keys)",
-        lambda s: all(is_qualified_name(k) for k in s.podMetadata.labels),
-        lambda s: ", ".join(repr(k) for k in s.podMetadata.labels if not is_qualified_name(k)),
+    _qualified_keys(
+        "podMetadata.labels", "as Kubernetes requires of label keys", lambda s: s.podMetadata.labels
     ),
-    Rule(
+    _qualified_keys(
         "podMetadata.annotations",
-        "!has(self.podMetadata.annotations) || self.podMetadata.annotations.all(k, "
-        + qualified_name_cel("k")
-        + ")",
-        _QUALIFIED + " (as Kubernetes requires of annotation keys)",
-        lambda s: all(is_qualified_name(k) for k in s.podMetadata.annotations),
-        lambda s: ", ".join(repr(k) for k in s.podMetadata.annotations if not is_qualified_name(k)),
+        "as Kubernetes requires of annotation keys",
+        lambda s: s.podMetadata.annotations,
     ),
-    Rule(
+    _qualified_keys(
         "placement.nodeSelector",
-        "!has(self.placement.nodeSelector) || self.placement.nodeSelector.all(k, "
-        + qualified_name_cel("k")
-        + ")",
-        _QUALIFIED + " (node selector keys are node label keys)",
-        lambda s: all(is_qualified_name(k) for k in s.placement.nodeSelector),
-        lambda s: ", ".join(repr(k) for k in s.placement.nodeSelector if not is_qualified_name(k)),
+        "node selector keys are node label keys",
+        lambda s: s.placement.nodeSelector,
     ),
     # Tolerations as Kubernetes' ValidateTolerations checks them (k8s.io/kubernetes
     # pkg/apis/core/validation/validation.go); the schema (corev1.json) checks their types.
