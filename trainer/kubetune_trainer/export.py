@@ -1,10 +1,13 @@
-"""Export: the adapter (safetensors), optionally the merged model, and the run manifest.
+"""Export: the adapter (safetensors), optionally the merged model and its GGUF files, and the
+run manifest.
 
 Each output carries the tokenizer with the exact chat template the data was rendered with
 (`chat_template.jinja`), and the manifest its SHA-256, so serving renders the same text.
 
 The manifest is written last; its presence means the output is complete (chained stages and
-the operator rely on that).
+the operator rely on that). GGUF files (kubetune_trainer.gguf) come after the merged model: a
+GGUF failure leaves adapter and merged in place, writes no manifest and fails the job
+(EXIT_GGUF, not retried).
 """
 
 from __future__ import annotations
@@ -19,16 +22,21 @@ from typing import Any
 import torch
 
 from kubetune_trainer import __version__
-from kubetune_trainer.config import TrainerConfig, output_formats
+from kubetune_trainer.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer.distributed import barrier
 from kubetune_trainer.log import log
 from kubetune_trainer.modeling import DTYPES
 
 
-def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result: Any) -> None:
+EXIT_GGUF = 5  # 1-127: the PyTorchJob does not retry (the same model fails the same way)
+
+
+def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result: Any) -> int:
+    """Every rank calls this; rank 0 writes. Returns the exit code (0, or EXIT_GGUF)."""
     out = Path(config.paths.output)
     formats = output_formats(config)
-    paths: dict[str, str] = {}
+    paths: dict[str, Any] = {}
+    code = 0
     if config.method.type == "full":
         trainer.save_model(str(out / "merged"))  # every rank: ZeRO-3 gathers the shards
         paths["merged"] = str(out / "merged")
@@ -44,8 +52,19 @@ def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result
             paths["merged"] = merge(config, prepared, out)
         if "adapter" not in formats and "adapter" in paths:
             paths.pop("adapter")
-        write_manifest(config, prepared, result, paths, out)
+        if files := gguf_files(config):
+            from kubetune_trainer.gguf import GgufError, export_gguf
+
+            try:
+                paths["gguf"] = export_gguf(Path(paths["merged"]), files)
+            except GgufError as e:
+                kept = ", ".join(f"{k} {v}" for k, v in paths.items())
+                log(f"GGUF export failed; kept {kept}; no manifest written. {e}")
+                code = EXIT_GGUF
+        if code == 0:
+            write_manifest(config, prepared, result, paths, out)
     barrier()
+    return code
 
 
 def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
@@ -67,7 +86,7 @@ def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
 
 
 def write_manifest(
-    config: TrainerConfig, prepared: dict[str, Any], result: Any, paths: dict[str, str], out: Path
+    config: TrainerConfig, prepared: dict[str, Any], result: Any, paths: dict[str, Any], out: Path
 ) -> None:
     metrics = dict(getattr(result, "metrics", {}) or {})
     manifest = {
@@ -91,10 +110,13 @@ def write_manifest(
         },
         "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    gguf = paths.get("gguf") or {}
     tmp = out / f"manifest.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=2, default=str))
     os.replace(tmp, out / "manifest.json")
     log(
-        f"outputs: {', '.join(f'{k} {v}' for k, v in paths.items())}; "
+        f"outputs: {', '.join(f'{k} {v}' for k, v in paths.items() if k != 'gguf')}"
+        + "".join(f", gguf {f['path']} ({f['sizeBytes']} bytes)" for f in gguf.values())
+        + f"; "
         f"manifest {out / 'manifest.json'}"
     )

@@ -4,6 +4,8 @@
 (TensorBoard, W&B) → `run`, which composes the named steps:
 
     load_prepared          what `prepare` left in the job folder (model path, packed data)
+    check_convertible      with gguf in the output formats: llama.cpp's converter accepts the
+                           base model's architecture and tokenizer (gguf.py)
     checkpoint_to_resume   the latest complete checkpoint (half-written ones removed)
     build_trainer          model (full | LoRA | QLoRA) in a Trainer (DDP | FSDP | DeepSpeed),
                            with complete-checkpoint rotation, graceful stop and progress
@@ -11,7 +13,7 @@
                            as `network` (preflight.py); `preflight: fail` stops a job far below
                            its fabric here
     train                  resuming when there is a checkpoint
-    export                 adapter / merged model / manifest (not after a SIGTERM stop)
+    export                 adapter / merged model / GGUF / manifest (not after a SIGTERM stop)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from kubetune_trainer import versions
 from kubetune_trainer.checkpoints import latest_complete, remove_incomplete
-from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.config import TrainerConfig, gguf_files
 from kubetune_trainer.log import log
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: retryable under the PyTorchJob's ExitCode policy
@@ -240,7 +242,7 @@ def train(trainer: Any, resume: Path | None) -> Any:
 
 def run(config: TrainerConfig) -> int:
     """load the prepared data → build the trainer → preflight → train (resuming) → export."""
-    from kubetune_trainer.export import export
+    from kubetune_trainer.export import EXIT_GGUF, export
     from kubetune_trainer.preflight import EXIT_PREFLIGHT, preflight
 
     try:
@@ -248,6 +250,14 @@ def run(config: TrainerConfig) -> int:
     except NotPrepared as missing:
         log(str(missing))
         return 2
+    if gguf_files(config) and int(os.environ.get("RANK", "0")) == 0:
+        from kubetune_trainer.gguf import GgufError, check_convertible
+
+        try:  # seconds now rather than a failed export after training
+            check_convertible(prepared.model)
+        except GgufError as e:
+            log(str(e))
+            return EXIT_GGUF
     resume = checkpoint_to_resume(config)
     sinks = progress_sinks(config)
     trainer, stop = build_trainer(config, prepared, sinks)
@@ -259,8 +269,7 @@ def run(config: TrainerConfig) -> int:
     if stop.stopped:
         log("stopped on SIGTERM after a complete checkpoint; the next start resumes from it")
         return EXIT_SIGTERM
-    export(trainer, config, prepared.manifest, result)
-    return 0
+    return export(trainer, config, prepared.manifest, result)
 
 
 def main(argv: list[str] | None = None) -> int:

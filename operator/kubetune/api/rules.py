@@ -107,6 +107,25 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "output.formats",
+        "!has(self.output.formats) || !('gguf' in self.output.formats) "
+        "|| 'merged' in self.output.formats",
+        "gguf is converted from the merged model: add merged to output.formats "
+        "(e.g. [adapter, merged, gguf])",
+        lambda s: (
+            s.output.formats is None
+            or "gguf" not in s.output.formats
+            or "merged" in s.output.formats
+        ),
+    ),
+    Rule(
+        "output.gguf",
+        "!has(self.output.gguf) || (has(self.output.formats) && 'gguf' in self.output.formats)",
+        "output.gguf is set but output.formats lacks gguf: add gguf to formats "
+        "or remove output.gguf",
+        lambda s: s.output.gguf is None or "gguf" in (s.output.formats or []),
+    ),
+    Rule(
         "training.globalBatchSize",
         "!(has(self.training.globalBatchSize) && has(self.training.gradientAccumulationSteps))",
         "set globalBatchSize or gradientAccumulationSteps, not both (one derives the other)",
