@@ -55,14 +55,14 @@ def build_tiny_llama_spm(path: Path, seed: int = 0, pretrain_steps: int = 60) ->
 
     path.mkdir(parents=True)
     model_file = train_spm(path)
-    tokenizer = LlamaTokenizer(
-        vocab_file=str(model_file),
-        pad_token="<pad>",
-        additional_special_tokens=SPECIAL,
+    model_file.with_suffix(".vocab").unlink()
+    model_file.rename(path / "tokenizer.model")
+    # transformers converts the SentencePiece model to its fast tokenizer (tokenizer.json);
+    # tokenizer.model stays beside it, as in a Llama 2 checkpoint.
+    tokenizer = LlamaTokenizer.from_pretrained(
+        path, pad_token="<pad>", additional_special_tokens=SPECIAL
     )
     tokenizer.chat_template = builtin_template("chatml")
-    model_file.unlink()
-    model_file.with_suffix(".vocab").unlink()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=256,

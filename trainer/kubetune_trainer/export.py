@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result
             tokenizer.save_pretrained(path)
         if "merged" in formats and config.method.type != "full":
             paths["merged"] = merge(config, prepared, out)
+        if "merged" in paths:
+            keep_sentencepiece(Path(prepared["model"]), Path(paths["merged"]), tokenizer)
         if "adapter" not in formats and "adapter" in paths:
             paths.pop("adapter")
         if files := gguf_files(config):
@@ -83,6 +86,27 @@ def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
     AutoTokenizer.from_pretrained(str(out / "adapter")).save_pretrained(str(out / "merged"))
     log(f"merged model written to {out / 'merged'}")
     return str(out / "merged")
+
+
+def keep_sentencepiece(base: Path, model: Path, tokenizer: Any) -> None:
+    """A base that came with a SentencePiece model (tokenizer.model: Llama 2, Mistral v0.1)
+    keeps it beside the merged model, with its added tokens listed as transformers 4 listed
+    them. transformers 5 saves the fast tokenizer alone, and the added tokens only inside
+    tokenizer.json; llama.cpp's converter reads the token scores from tokenizer.model (from
+    tokenizer.json it writes none) and which added tokens are special from
+    tokenizer_config.json's `added_tokens_decoder` (else `<|im_start|>` is plain text)."""
+    source = base / "tokenizer.model"
+    if not source.is_file():
+        return
+    if not (model / "tokenizer.model").exists():
+        shutil.copy2(source, model / "tokenizer.model")
+    config_file = model / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    if "added_tokens_decoder" not in config:  # transformers' own serialisation of it
+        config["added_tokens_decoder"] = {
+            str(i): token.__getstate__() for i, token in tokenizer.added_tokens_decoder.items()
+        }
+        config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_manifest(
