@@ -38,6 +38,7 @@ def train_spm(folder: Path, vocab_size: int = 640) -> Path:
         normalization_rule_name="identity",
         remove_extra_whitespaces=False,
         allow_whitespace_only_pieces=True,
+        add_dummy_prefix=False,  # see build_tiny_llama_spm
         user_defined_symbols=SPECIAL,
         unk_id=0,
         bos_id=1,
@@ -58,9 +59,12 @@ def build_tiny_llama_spm(path: Path, seed: int = 0, pretrain_steps: int = 60) ->
     model_file.with_suffix(".vocab").unlink()
     model_file.rename(path / "tokenizer.model")
     # transformers converts the SentencePiece model to its fast tokenizer (tokenizer.json);
-    # tokenizer.model stays beside it, as in a Llama 2 checkpoint.
+    # tokenizer.model stays beside it, as in a Llama 2 checkpoint. No dummy-prefix space (as
+    # Gemma's tokenizer): with one, transformers 5 (legacy=False) puts it at the start of the
+    # text only, llama.cpp (Llama 2's legacy rule) after every special token as well, so the
+    # two would tokenize chat prompts differently.
     tokenizer = LlamaTokenizer.from_pretrained(
-        path, pad_token="<pad>", additional_special_tokens=SPECIAL
+        path, pad_token="<pad>", additional_special_tokens=SPECIAL, add_prefix_space=False
     )
     tokenizer.chat_template = builtin_template("chatml")
     config = LlamaConfig(
