@@ -50,7 +50,7 @@ def train_spm(folder: Path, vocab_size: int = 640) -> Path:
     return prefix.with_suffix(".model")
 
 
-def build_tiny_llama_spm(path: Path, seed: int = 0, pretrain_steps: int = 60) -> Path:
+def build_tiny_llama_spm(path: Path, seed: int = 0, pretrain_steps: int = 30) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
 

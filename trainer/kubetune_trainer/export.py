@@ -28,7 +28,6 @@ from kubetune_trainer.distributed import barrier
 from kubetune_trainer.log import log
 from kubetune_trainer.modeling import DTYPES
 
-
 EXIT_GGUF = 5  # 1-127: the PyTorchJob does not retry (the same model fails the same way)
 
 

@@ -96,7 +96,9 @@ def _run(what: str, args: list[str]) -> float:
     return time.monotonic() - start
 
 
-def convert(model_dir: Path, outfile: Path, outtype: str = "f16", vocab_only: bool = False) -> float:
+def convert(
+    model_dir: Path, outfile: Path, outtype: str = "f16", vocab_only: bool = False
+) -> float:
     converter = llama_cpp_dir() / "convert_hf_to_gguf.py"
     args = [sys.executable, str(converter), str(model_dir), "--outfile", str(outfile)]
     args += ["--outtype", outtype] + (["--vocab-only"] if vocab_only else [])
@@ -123,9 +125,27 @@ def check_convertible(model_dir: Path) -> None:
     log(f"gguf: llama.cpp's converter accepts {model_dir} (architecture and tokenizer)")
 
 
+def warn_dummy_prefix(model: Path) -> None:
+    """A SentencePiece tokenizer's dummy-prefix space: transformers 5 (legacy=False) puts it at
+    the start of the text only, llama.cpp (Llama 2's legacy rule) also after every special
+    token, so `<|im_start|>user` becomes `<|im_start|> user` in llama.cpp. Said, not fixed."""
+    import json
+
+    config_file = model / "tokenizer_config.json"
+    if not (model / "tokenizer.model").is_file() or not config_file.is_file():
+        return
+    if json.loads(config_file.read_text()).get("add_prefix_space") is not False:
+        log(
+            "gguf: note: this SentencePiece tokenizer adds a dummy-prefix space; llama.cpp also "
+            "adds it after each special token (transformers 5 does not), so chat prompts "
+            "tokenize slightly differently in llama.cpp than in training"
+        )
+
+
 def export_gguf(merged: Path, files: dict[str, str]) -> dict[str, dict[str, object]]:
     """Write each quantization's file (`files`: quantization → path); returns path and size of
     each. The intermediate f16 file is removed unless f16 was asked for."""
+    warn_dummy_prefix(merged)
     folder = Path(next(iter(files.values()))).parent
     folder.mkdir(parents=True, exist_ok=True)
     f16 = Path(files.get("f16") or folder / ".intermediate-f16.gguf")
@@ -156,9 +176,7 @@ def _quantize_main(source: str, target: str, quantization: str) -> int:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, FTYPES[quantization])
     params.nthread = len(os.sched_getaffinity(0))
-    status = llama_cpp.llama_model_quantize(
-        source.encode(), target.encode(), ctypes.byref(params)
-    )
+    status = llama_cpp.llama_model_quantize(source.encode(), target.encode(), ctypes.byref(params))
     if status != 0:
         print(f"llama_model_quantize returned {status}", file=sys.stderr)
         return 1
