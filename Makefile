@@ -3,7 +3,7 @@
 #   make test   install what the tests need and run lint, types, contracts and tests
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-# gguf: llama-cpp-python, built from its sdist the first time (~20 min on 2 cores; cached by uv).
+# gguf: llama-cpp-python, built from its sdist the first time (~16 min on 2 cores; cached by uv).
 TEST_EXTRAS ?= dev,operator,trainer,gguf
 DEMO_EXTRAS ?= trainer
 
