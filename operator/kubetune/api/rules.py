@@ -119,6 +119,18 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "output.formats",
+        "!has(self.output.formats) || !('gguf' in self.output.formats) "
+        "|| !has(self.model.source) || self.model.source != 'builtin://tiny-llama'",
+        "builtin://tiny-llama's tokenizer is trained on the spot, and llama.cpp's converter only "
+        "takes BPE tokenizers it knows: remove gguf from output.formats for this model",
+        lambda s: (
+            s.output.formats is None
+            or "gguf" not in s.output.formats
+            or s.model.source != "builtin://tiny-llama"
+        ),
+    ),
+    Rule(
         "output.gguf",
         "!has(self.output.gguf) || (has(self.output.formats) && 'gguf' in self.output.formats)",
         "output.gguf is set but output.formats lacks gguf: add gguf to formats "
