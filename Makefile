@@ -15,6 +15,7 @@ demo:
 
 test:
 	@hack/cluster/build-binaries.sh --check-prerequisites
+	@command -v c++ >/dev/null || { echo "make test needs a C++ compiler to build llama.cpp (GGUF tests): apt-get install g++" >&2; exit 1; }
 	@hack/llama-cpp.sh >/dev/null  # llama.cpp's converter, for the GGUF export tests
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
 	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint unit
