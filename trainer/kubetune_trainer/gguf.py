@@ -16,6 +16,7 @@ in seconds rather than after training.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -80,7 +81,8 @@ def llama_cpp_dir() -> Path:
 
 
 def _run(what: str, args: list[str]) -> float:
-    """Run a llama.cpp tool in a child process; its output goes to our log. Seconds taken."""
+    """Run a llama.cpp tool in a child process: seconds taken, or GgufError with the end of
+    its output."""
     start = time.monotonic()
     done = subprocess.run(
         args,
@@ -129,8 +131,6 @@ def warn_dummy_prefix(model: Path) -> None:
     """A SentencePiece tokenizer's dummy-prefix space: transformers 5 (legacy=False) puts it at
     the start of the text only, llama.cpp (Llama 2's legacy rule) also after every special
     token, so `<|im_start|>user` becomes `<|im_start|> user` in llama.cpp. Said, not fixed."""
-    import json
-
     config_file = model / "tokenizer_config.json"
     if not (model / "tokenizer.model").is_file() or not config_file.is_file():
         return
