@@ -25,7 +25,7 @@ import torch
 from kubetune_trainer import __version__
 from kubetune_trainer.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer.distributed import barrier
-from kubetune_trainer.log import log
+from kubetune_trainer.log import fail, log
 from kubetune_trainer.modeling import DTYPES
 
 EXIT_GGUF = 5  # 1-127: the PyTorchJob does not retry (the same model fails the same way)
@@ -61,7 +61,7 @@ def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result
                 paths["gguf"] = export_gguf(Path(paths["merged"]), files)
             except GgufError as e:
                 kept = ", ".join(f"{k} {v}" for k, v in paths.items())
-                log(f"GGUF export failed; kept {kept}; no manifest written. {e}")
+                fail(f"GGUF export failed; kept {kept}; no manifest written. {e}")
                 code = EXIT_GGUF
         if code == 0:
             write_manifest(config, prepared, result, paths, out)
