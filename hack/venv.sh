@@ -18,6 +18,11 @@ for name in "${names[@]}"; do args+=(--extra "$name"); done
 [[ ${KUBETUNE_SYNC:-inexact} == exact ]] || args+=(--inexact)
 venv=${KUBETUNE_VENV:-$root/.venv}
 echo "[venv] $venv: extras $extras from uv.lock" >&2
+# The gguf extra builds llama-cpp-python (llama.cpp's C++) from its source distribution the first
+# time (uv caches the wheel by the sdist's hash): portable CPU code (no -march=native, so a cached
+# wheel runs on any x86-64 machine), without the multimodal library, two compile jobs at low priority.
+export CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 # No interpreter downloads: uv uses the Python it is given (releases are not on the index).
-(cd "$root" && UV_PROJECT_ENVIRONMENT=$venv UV_PYTHON_DOWNLOADS=never "$uv" "${args[@]}") >&2
+(cd "$root" && UV_PROJECT_ENVIRONMENT=$venv UV_PYTHON_DOWNLOADS=never nice -n 10 "$uv" "${args[@]}") >&2
 echo "$venv"

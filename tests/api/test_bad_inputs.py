@@ -106,7 +106,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("existing-with-size", make_job(**{"spec.storage": {"existingClaim": "data", "size": "1Ti"}}), "spec.storage.existingClaim", "as it is"),
     ("access-mode-unknown", make_job(**{"spec.storage.accessMode": "ReadOnlyMany"}), "spec.storage.accessMode", "ReadWriteMany"),
     # output and tracking
-    ("output-format", make_job(**{"spec.output.formats": ["gguf"]}), "spec.output.formats[0]", "merged"),
+    ("output-format", make_job(**{"spec.output.formats": ["onnx"]}), "spec.output.formats[0]", "gguf"),
+    ("gguf-without-merged", make_job(**{"spec.output.formats": ["adapter", "gguf"]}), "spec.output.formats", "add merged"),
+    ("gguf-tiny-llama", make_job(**{"spec.model.source": "builtin://tiny-llama", "spec.output.formats": ["merged", "gguf"]}), "spec.output.formats", "llama.cpp"),
+    ("gguf-section-without-format", make_job(**{"spec.output.gguf": {"quantizations": ["q4_k_m"]}}), "spec.output.gguf", "add gguf"),
+    ("gguf-imatrix-quantization", make_job(**{"spec.output.formats": ["merged", "gguf"], "spec.output.gguf": {"quantizations": ["iq2_xxs"]}}), "spec.output.gguf.quantizations[0]", "q4_k_m"),
+    ("gguf-no-quantizations", make_job(**{"spec.output.formats": ["merged", "gguf"], "spec.output.gguf": {"quantizations": []}}), "spec.output.gguf.quantizations", "at least 1"),
     ("wandb-online-no-key", make_job(**{"spec.tracking.wandb": {"project": "p"}}), "spec.tracking.wandb.apiKeySecretRef", "Secret"),
     ("wandb-no-project", make_job(**{"spec.tracking.wandb": {"mode": "offline"}}), "spec.tracking.wandb.project", "required"),
     # entrypoint

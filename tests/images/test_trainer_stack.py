@@ -29,6 +29,9 @@ STACK = (
     "kubetune_trainer",
     "kubetune_trainer.train",
     "kubetune_trainer.prepare",
+    "kubetune_trainer.gguf",
+    "llama_cpp",  # GGUF export: llama.cpp's quantizer, built from the sdist in the image
+    "sentencepiece",
 )
 
 
@@ -37,6 +40,14 @@ def test_the_training_stack_imports(trainer_image: str) -> None:
     result = docker_run(trainer_image, [], ["python", "-c", script % (STACK, STACK)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"imported {len(STACK)}" in result.stdout
+
+
+def test_llama_cpp_converter_is_in_the_image(trainer_image: str) -> None:
+    """GGUF export's converter, from the same llama-cpp-python sdist (KUBETUNE_LLAMA_CPP)."""
+    script = "from kubetune_trainer.gguf import llama_cpp_dir; print(llama_cpp_dir())"
+    result = docker_run(trainer_image, [], ["python", "-c", script])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "/opt/llama.cpp"
 
 
 def test_ds_report(trainer_image: str) -> None:

@@ -377,3 +377,26 @@ def test_refused_change_is_a_condition_of_its_own() -> None:
 )
 def test_pod_observation(pod: dict[str, Any], expected: PodState) -> None:
     assert pod_state(pod) == expected
+
+
+def test_outputs_list_each_gguf_file() -> None:
+    from kubetune.api.status import Outputs
+    from kubetune.render import RenderSettings
+    from kubetune.runtime.observe import expected_outputs
+
+    job = parse_job(
+        make_job(
+            **{
+                "metadata.name": "chat",
+                "spec.output.formats": ["adapter", "merged", "gguf"],
+                "spec.output.gguf": {"quantizations": ["q4_k_m", "q8_0", "q4_k_m"]},
+            }
+        )
+    )
+    outputs = expected_outputs(job, RenderSettings())
+    assert outputs["merged"] == "/workspace/jobs/chat/output/merged"
+    assert outputs["gguf"] == [
+        {"quantization": "q4_k_m", "path": "/workspace/jobs/chat/output/gguf/chat-q4_k_m.gguf"},
+        {"quantization": "q8_0", "path": "/workspace/jobs/chat/output/gguf/chat-q8_0.gguf"},
+    ]
+    Outputs.model_validate(outputs)  # the status schema takes it

@@ -231,14 +231,36 @@ class TrainingSpec(Model):
     """Log metrics and report progress every this many steps."""
 
 
+# llama-quantize's file types (llama.cpp tools/quantize, QUANT_OPTIONS) that need no importance
+# matrix, lower-cased; tests/trainer/test_gguf_export.py checks them against the pinned llama.cpp.
+GgufQuantization = Literal[
+    "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q5_1", "q5_0",
+    "q4_k_m", "q4_k_s", "q4_1", "q4_0", "q3_k_l", "q3_k_m", "q3_k_s", "q2_k", "iq4_nl", "iq4_xs",
+]  # fmt: skip
+
+
+class GgufSpec(Model):
+    """GGUF files for llama.cpp, Ollama and LM Studio (with `gguf` in `formats`)."""
+
+    quantizations: list[GgufQuantization] = Field(default=["q8_0"], min_length=1, max_length=18)
+    """One file per entry, converted from the merged model by llama.cpp's convert_hf_to_gguf.py
+    (f16, bf16) and quantized from the f16 file by llama.cpp's quantizer. `q8_0` is close to
+    lossless; `q4_k_m` and `q5_k_m` are the usual small ones (tensors whose rows are not a
+    multiple of 256 fall back to other types in K-quants). No importance matrix is computed, so
+    the IQ1/IQ2/IQ3 types are not offered."""
+
+
 class OutputSpec(Model):
     """What the job leaves on the volume."""
 
-    formats: list[Literal["adapter", "merged"]] | None = Field(
-        default=None, min_length=1, max_length=2
+    formats: list[Literal["adapter", "merged", "gguf"]] | None = Field(
+        default=None, min_length=1, max_length=3
     )
-    """`adapter` (LoRA weights as safetensors) and/or `merged` (base + adapter, a standalone
-    model). Defaults to [adapter] for LoRA and QLoRA, and [merged] for full fine-tuning."""
+    """`adapter` (LoRA weights as safetensors), `merged` (base + adapter, a standalone model)
+    and/or `gguf` (the merged model as GGUF files, see `gguf`; needs `merged`). Defaults to
+    [adapter] for LoRA and QLoRA, and [merged] for full fine-tuning."""
+    gguf: GgufSpec | None = None
+    """GGUF quantizations (default [q8_0] when `formats` has `gguf`)."""
     path: str | None = Field(default=None, min_length=1, max_length=1024)
     """Folder for the outputs, relative to the workspace volume (default `jobs/<name>/output`);
     it must stay inside the volume (not absolute, no `..`)."""
@@ -398,3 +420,13 @@ def output_formats(config: TrainerConfig) -> list[str]:
     if config.output.formats:
         return list(config.output.formats)
     return ["merged"] if config.method.type == "full" else ["adapter"]
+
+
+def gguf_files(config: TrainerConfig) -> dict[str, str]:
+    """Quantization → path of its GGUF file (`<output>/gguf/<job>-<quantization>.gguf`); empty
+    without `gguf` in the formats."""
+    if "gguf" not in output_formats(config):
+        return {}
+    spec = config.output.gguf or GgufSpec()
+    folder = f"{config.paths.output}/gguf"
+    return {q: f"{folder}/{config.jobName}-{q}.gguf" for q in dict.fromkeys(spec.quantizations)}

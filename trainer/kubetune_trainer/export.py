@@ -1,10 +1,13 @@
-"""Export: the adapter (safetensors), optionally the merged model, and the run manifest.
+"""Export: the adapter (safetensors), optionally the merged model and its GGUF files, and the
+run manifest.
 
 Each output carries the tokenizer with the exact chat template the data was rendered with
 (`chat_template.jinja`), and the manifest its SHA-256, so serving renders the same text.
 
 The manifest is written last; its presence means the output is complete (chained stages and
-the operator rely on that).
+the operator rely on that). GGUF files (kubetune_trainer.gguf) come after the merged model: a
+GGUF failure leaves adapter and merged in place, writes no manifest and fails the job
+(EXIT_GGUF, not retried).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -19,16 +23,20 @@ from typing import Any
 import torch
 
 from kubetune_trainer import __version__
-from kubetune_trainer.config import TrainerConfig, output_formats
+from kubetune_trainer.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer.distributed import barrier
-from kubetune_trainer.log import log
+from kubetune_trainer.log import fail, log
 from kubetune_trainer.modeling import DTYPES
 
+EXIT_GGUF = 5  # 1-127: the PyTorchJob does not retry (the same model fails the same way)
 
-def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result: Any) -> None:
+
+def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result: Any) -> int:
+    """Every rank calls this; rank 0 writes. Returns the exit code (0, or EXIT_GGUF)."""
     out = Path(config.paths.output)
     formats = output_formats(config)
-    paths: dict[str, str] = {}
+    paths: dict[str, Any] = {}
+    code = 0
     if config.method.type == "full":
         trainer.save_model(str(out / "merged"))  # every rank: ZeRO-3 gathers the shards
         paths["merged"] = str(out / "merged")
@@ -42,10 +50,23 @@ def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result
             tokenizer.save_pretrained(path)
         if "merged" in formats and config.method.type != "full":
             paths["merged"] = merge(config, prepared, out)
+        if "merged" in paths:
+            keep_sentencepiece(Path(prepared["model"]), Path(paths["merged"]), tokenizer)
         if "adapter" not in formats and "adapter" in paths:
             paths.pop("adapter")
-        write_manifest(config, prepared, result, paths, out)
+        if files := gguf_files(config):
+            from kubetune_trainer.gguf import GgufError, export_gguf
+
+            try:
+                paths["gguf"] = export_gguf(Path(paths["merged"]), files)
+            except GgufError as e:
+                kept = ", ".join(f"{k} {v}" for k, v in paths.items())
+                fail(f"GGUF export failed; kept {kept}; no manifest written. {e}")
+                code = EXIT_GGUF
+        if code == 0:
+            write_manifest(config, prepared, result, paths, out)
     barrier()
+    return code
 
 
 def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
@@ -66,8 +87,29 @@ def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
     return str(out / "merged")
 
 
+def keep_sentencepiece(base: Path, model: Path, tokenizer: Any) -> None:
+    """A base that came with a SentencePiece model (tokenizer.model: Llama 2, Mistral v0.1)
+    keeps it beside the merged model, with its added tokens listed as transformers 4 listed
+    them. transformers 5 saves the fast tokenizer alone, and the added tokens only inside
+    tokenizer.json; llama.cpp's converter reads the token scores from tokenizer.model (from
+    tokenizer.json it writes none) and which added tokens are special from
+    tokenizer_config.json's `added_tokens_decoder` (else `<|im_start|>` is plain text)."""
+    source = base / "tokenizer.model"
+    if not source.is_file():
+        return
+    if not (model / "tokenizer.model").exists():
+        shutil.copy2(source, model / "tokenizer.model")
+    config_file = model / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    if "added_tokens_decoder" not in config:  # transformers' own serialisation of it
+        config["added_tokens_decoder"] = {
+            str(i): token.__getstate__() for i, token in tokenizer.added_tokens_decoder.items()
+        }
+        config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
 def write_manifest(
-    config: TrainerConfig, prepared: dict[str, Any], result: Any, paths: dict[str, str], out: Path
+    config: TrainerConfig, prepared: dict[str, Any], result: Any, paths: dict[str, Any], out: Path
 ) -> None:
     metrics = dict(getattr(result, "metrics", {}) or {})
     manifest = {
@@ -91,10 +133,13 @@ def write_manifest(
         },
         "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    gguf = paths.get("gguf") or {}
     tmp = out / f"manifest.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=2, default=str))
     os.replace(tmp, out / "manifest.json")
     log(
-        f"outputs: {', '.join(f'{k} {v}' for k, v in paths.items())}; "
+        f"outputs: {', '.join(f'{k} {v}' for k, v in paths.items() if k != 'gguf')}"
+        + "".join(f", gguf {f['path']} ({f['sizeBytes']} bytes)" for f in gguf.values())
+        + f"; "
         f"manifest {out / 'manifest.json'}"
     )

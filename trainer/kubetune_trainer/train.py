@@ -4,6 +4,8 @@
 (TensorBoard, W&B) → `run`, which composes the named steps:
 
     load_prepared          what `prepare` left in the job folder (model path, packed data)
+    check_convertible      with gguf in the output formats: llama.cpp's converter accepts the
+                           base model's architecture and tokenizer (gguf.py)
     checkpoint_to_resume   the latest complete checkpoint (half-written ones removed)
     build_trainer          model (full | LoRA | QLoRA) in a Trainer (DDP | FSDP | DeepSpeed),
                            with complete-checkpoint rotation, graceful stop and progress
@@ -12,7 +14,7 @@
                            its fabric here
     train                  resuming when there is a checkpoint; eval loss and mean token
                            accuracy at every evalSteps and at the end (evaluation/)
-    export                 adapter / merged model / manifest (not after a SIGTERM stop)
+    export                 adapter / merged model / GGUF / manifest (not after a SIGTERM stop)
     evaluate_tool_calls    generation-based tool-call scores of the exported model (and the
                            base), reported; a failure here never touches the outputs
 """
@@ -31,7 +33,7 @@ from typing import Any
 
 from kubetune_trainer import versions
 from kubetune_trainer.checkpoints import latest_complete, remove_incomplete
-from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.config import TrainerConfig, gguf_files
 from kubetune_trainer.log import fail, log
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: retryable under the PyTorchJob's ExitCode policy
@@ -282,7 +284,7 @@ def run(config: TrainerConfig) -> int:
     """load the prepared data → build the trainer → preflight → train (resuming) → final
     evaluation → export → tool-call scoring."""
     from kubetune_trainer.evaluation.after_export import evaluate_tool_calls
-    from kubetune_trainer.export import export
+    from kubetune_trainer.export import EXIT_GGUF, export
     from kubetune_trainer.preflight import EXIT_PREFLIGHT, preflight
 
     try:
@@ -290,6 +292,14 @@ def run(config: TrainerConfig) -> int:
     except NotPrepared as missing:
         log(str(missing))
         return 2
+    if gguf_files(config) and int(os.environ.get("RANK", "0")) == 0:
+        from kubetune_trainer.gguf import GgufError, check_convertible
+
+        try:  # seconds now rather than a failed export after training
+            check_convertible(prepared.model)
+        except GgufError as e:
+            fail(str(e))  # the termination message: the FineTuneJob's status shows it
+            return EXIT_GGUF
     resume = checkpoint_to_resume(config)
     sinks = progress_sinks(config)
     trainer, stop = build_trainer(config, prepared, sinks)
@@ -302,11 +312,12 @@ def run(config: TrainerConfig) -> int:
         log("stopped on SIGTERM after a complete checkpoint; the next start resumes from it")
         return EXIT_SIGTERM
     final_evaluation(trainer, result)
-    export(trainer, config, prepared.manifest, result)
+    code = export(trainer, config, prepared.manifest, result)
     tokenizer, so_far = release(trainer)
     del trainer
+    # every rank, whatever the export's code (a failed GGUF conversion): the scoring gathers
     evaluate_tool_calls(config, prepared.manifest, tokenizer, sinks, so_far)
-    return 0
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

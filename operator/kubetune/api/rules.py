@@ -158,6 +158,37 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "output.formats",
+        "!has(self.output.formats) || !('gguf' in self.output.formats) "
+        "|| 'merged' in self.output.formats",
+        "gguf is converted from the merged model: add merged to output.formats "
+        "(e.g. [adapter, merged, gguf])",
+        lambda s: (
+            s.output.formats is None
+            or "gguf" not in s.output.formats
+            or "merged" in s.output.formats
+        ),
+    ),
+    Rule(
+        "output.formats",
+        "!has(self.output.formats) || !('gguf' in self.output.formats) "
+        "|| !has(self.model.source) || self.model.source != 'builtin://tiny-llama'",
+        "builtin://tiny-llama's tokenizer is trained on the spot, and llama.cpp's converter only "
+        "takes BPE tokenizers it knows: remove gguf from output.formats for this model",
+        lambda s: (
+            s.output.formats is None
+            or "gguf" not in s.output.formats
+            or s.model.source != "builtin://tiny-llama"
+        ),
+    ),
+    Rule(
+        "output.gguf",
+        "!has(self.output.gguf) || (has(self.output.formats) && 'gguf' in self.output.formats)",
+        "output.gguf is set but output.formats lacks gguf: add gguf to formats "
+        "or remove output.gguf",
+        lambda s: s.output.gguf is None or "gguf" in (s.output.formats or []),
+    ),
+    Rule(
         "training.globalBatchSize",
         "!(has(self.training.globalBatchSize) && has(self.training.gradientAccumulationSteps))",
         "set globalBatchSize or gradientAccumulationSteps, not both (one derives the other)",

@@ -131,6 +131,15 @@ class Evaluation(Model):
     """Why tool-call scoring failed or was skipped; the trained outputs are unaffected."""
 
 
+class GgufOutput(Model):
+    """One GGUF file."""
+
+    quantization: str
+    """Its llama.cpp quantization, as in `spec.output.gguf.quantizations`."""
+    path: str
+    """Its path (sizes are in the run manifest)."""
+
+
 class Outputs(Model):
     """Exported artifacts on the workspace volume."""
 
@@ -140,6 +149,8 @@ class Outputs(Model):
     """Path of the LoRA adapter."""
     merged: str | None = None
     """Path of the merged (or fully fine-tuned) model."""
+    gguf: list[GgufOutput] | None = None
+    """The GGUF files, one per quantization."""
     manifest: str | None = None
     """Path of the run manifest (inputs, fingerprints, final metrics)."""
 

@@ -8,7 +8,7 @@ from kubetune.render.metadata import Obj
 from kubetune.render.storage import workspace_claim
 from kubetune.render.trainer_config import trainer_config
 from kubetune.runtime.status import PodState
-from kubetune_trainer.config import output_formats
+from kubetune_trainer.config import gguf_files, output_formats
 
 
 def pod_state(pod: Obj) -> PodState:
@@ -71,5 +71,8 @@ def expected_outputs(job: FineTuneJob, settings: RenderSettings) -> Obj:
     out = config.paths.output
     outputs: Obj = {"claimName": workspace_claim(job), "manifest": f"{out}/manifest.json"}
     for kind in output_formats(config):
-        outputs[kind] = f"{out}/{kind}"
+        if kind != "gguf":
+            outputs[kind] = f"{out}/{kind}"
+    if files := gguf_files(config):
+        outputs["gguf"] = [{"quantization": q, "path": path} for q, path in files.items()]
     return outputs
