@@ -10,14 +10,13 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
 from kubetune_trainer.checkpoints import checkpoints, complete, latest_complete, mark_complete
-from kubetune_trainer.data.collate import PackedCollator
 from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
 from kubetune_trainer.progress import ProgressSink
@@ -77,13 +76,34 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
             self.stopped = True
 
 
+class TokenCounter(Protocol):
+    def take_real_tokens(self) -> int:
+        """Real (non-padding) tokens collated since the last call."""
+
+
+# TRL's DPO metrics → the status's progress.rewards
+REWARDS = {
+    "chosen": "rewards/chosen",
+    "rejected": "rewards/rejected",
+    "accuracy": "rewards/accuracies",
+    "margin": "rewards/margins",
+}
+
+
+def rewards(logs: dict[str, Any]) -> dict[str, float] | None:
+    """The preference rewards of a DPO log entry (None for SFT)."""
+    found = {k: round(float(logs[v]), 5) for k, v in REWARDS.items() if v in logs}
+    return found or None
+
+
 class Progress(TrainerCallback):  # type: ignore[misc]
-    """Loss, learning rate, real tokens/s, ETA and an MFU estimate, every logging step."""
+    """Loss (and DPO rewards), learning rate, real tokens/s, ETA and an MFU estimate, every
+    logging step."""
 
     def __init__(
         self,
         sink: ProgressSink,
-        collator: PackedCollator,
+        collator: TokenCounter,
         flops_per_token: float,
         checkpoint_root: Path,
     ) -> None:
@@ -131,12 +151,16 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             "latestCheckpoint": str(latest) if latest else None,
             "percent": int(100 * step / total) if total else None,
         }
+        if preference := rewards(logs):
+            progress["rewards"] = preference
         self.sink.report(progress)
         self.last = progress
         rate = f"{self.rate:,.0f}" if self.rate else "-"
+        accuracy = (preference or {}).get("accuracy")
         log(
             f"step {step}/{total} loss {progress['loss']:.4f} "
-            f"lr {logs.get('learning_rate', 0):.2e} "
+            + (f"reward accuracy {accuracy:.3f} " if accuracy is not None else "")
+            + f"lr {logs.get('learning_rate', 0):.2e} "
             f"tokens/s {rate} eta {eta if eta is not None else '-'}s"
         )
 
