@@ -15,6 +15,7 @@ from kubetune.api import InvalidJob, parse_job
 from tests.factories import DELETE, make_job
 
 LONG = "a" * 64
+DPO = {"spec.training.objective": "dpo", "spec.dataset.sources[0].format": "preference"}
 
 # (id, document, expected path of the first problem, a word the message must contain)
 # fmt: off
@@ -61,6 +62,16 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("fp16-on-cpu", make_job(**{"spec.training.precision": "fp16"}), "spec.training.precision", "GPUs"),
     ("paged-on-cpu", make_job(**{"spec.training.optimizer": "paged_adamw_8bit"}), "spec.training.optimizer", "GPUs"),
     ("eval-without-data", make_job(**{"spec.training.evalSteps": 50}), "spec.training.evalSteps", "evalFraction"),
+    # preference tuning
+    ("dpo-without-pairs", make_job(**{"spec.training.objective": "dpo"}), "spec.training.objective", "preference"),
+    ("pairs-without-dpo", make_job(**{"spec.dataset.sources[0].format": "hh-rlhf"}), "spec.dataset.sources", "objective: dpo"),
+    ("dpo-settings-for-sft", make_job(**{"spec.training.dpo": {"beta": 0.2}}), "spec.training.dpo", "objective: dpo"),
+    ("dpo-exo-no-smoothing", make_job(**{**DPO, "spec.training.dpo": {"lossType": "exo_pair"}}), "spec.training.dpo.labelSmoothing", "exo_pair"),
+    ("dpo-custom-entrypoint", make_job(**{**DPO, "spec.entrypoint": {"module": "my.train"}}), "spec.entrypoint", "objective dpo"),
+    ("dpo-loss-unknown", make_job(**{**DPO, "spec.training.dpo": {"lossType": "orpo"}}), "spec.training.dpo.lossType", "sigmoid"),
+    ("dpo-beta-zero", make_job(**{**DPO, "spec.training.dpo": {"beta": 0}}), "spec.training.dpo.beta", "greater than 0"),
+    ("dpo-smoothing-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.5}}), "spec.training.dpo.labelSmoothing", "less than 0.5"),
+    ("dpo-reference-unknown", make_job(**{**DPO, "spec.training.dpo": {"reference": "copy"}}), "spec.training.dpo.reference", "precomputed"),
     # distributed
     ("nodes-zero", make_job(nodes=0), "spec.distributed.nodes", "greater than or equal to 1"),
     ("strategy-unknown", make_job(**{"spec.distributed.strategy": "zero4"}), "spec.distributed.strategy", "fsdp"),
