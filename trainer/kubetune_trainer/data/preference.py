@@ -9,7 +9,7 @@ Messages are transformers' conversation shape, exactly as `formats.py` makes the
 Layouts:
 - `preference`: TRL's preference layouts. `prompt`/`chosen`/`rejected` as text or as
   conversations; without `prompt`, the prompt is implicit: the shared start of `chosen` and
-  `rejected` (TRL's own `extract_prompt` splits them). UltraFeedback-binarized rows (a `prompt`
+  `rejected`, split as TRL's `extract_prompt` splits it. UltraFeedback-binarized rows (a `prompt`
   text and `chosen`/`rejected` conversations that repeat it) take their prompt from the
   conversations.
 - `hh-rlhf`: Anthropic HH full texts `"\\n\\nHuman: …\\n\\nAssistant: …"`, split into turns the
@@ -33,7 +33,6 @@ from kubetune_trainer.data.formats import (
     Conversation,
     FormatError,
     Message,
-    _field,
     _optional,
     from_messages,
     from_sharegpt,
@@ -43,6 +42,19 @@ from kubetune_trainer.data.formats import (
 )
 
 Pair = dict[str, Any]
+
+
+def _side(record: Mapping[str, Any], name: str, fields: Mapping[str, str]) -> Any:
+    """A required column; JSON rows without it come back as None once `datasets` unifies the
+    columns of a file, so None counts as missing too."""
+    column = fields.get(name, name)
+    value = record.get(column)
+    if value is None:
+        raise FormatError(
+            f"missing {name}: no {column!r} in the record (map another column with "
+            f"fields: {{{name}: <column>}})"
+        )
+    return value
 
 
 def _messages(value: Any, fields: Mapping[str, str]) -> list[Message]:
@@ -56,8 +68,7 @@ def _is_conversation(value: Any) -> bool:
 
 
 def from_preference(record: Mapping[str, Any], fields: Mapping[str, str]) -> Pair:
-    chosen = _field(record, "chosen", fields)
-    rejected = _field(record, "rejected", fields)
+    chosen, rejected = _side(record, "chosen", fields), _side(record, "rejected", fields)
     prompt = _optional(record, "prompt", fields)
     pair: Pair
     if _is_conversation(chosen) and _is_conversation(rejected):
@@ -66,7 +77,7 @@ def from_preference(record: Mapping[str, Any], fields: Mapping[str, str]) -> Pai
             pair = {"prompt": _messages(prompt, fields), "chosen": chosen, "rejected": rejected}
         elif chosen and chosen[0]["role"] != "assistant":
             # implicit prompt (UltraFeedback-binarized repeats it in both conversations)
-            pair = _split_conversations(chosen, rejected)
+            pair = _split_implicit(chosen, rejected)
             if (
                 isinstance(prompt, str)
                 and prompt
@@ -85,7 +96,7 @@ def from_preference(record: Mapping[str, Any], fields: Mapping[str, str]) -> Pai
             )
     elif isinstance(chosen, str) and isinstance(rejected, str):
         if prompt is None:
-            pair = _split_texts(chosen, rejected)
+            pair = _split_implicit(chosen, rejected)
         elif isinstance(prompt, str):
             pair = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
         else:
@@ -100,24 +111,24 @@ def from_preference(record: Mapping[str, Any], fields: Mapping[str, str]) -> Pai
     return pair
 
 
-def _split_conversations(chosen: list[Message], rejected: list[Message]) -> Pair:
-    from trl.data_utils import extract_prompt
-
-    return dict(extract_prompt({"chosen": chosen, "rejected": rejected}))
-
-
-def _split_texts(chosen: str, rejected: str) -> Pair:
-    from trl.data_utils import extract_prompt
-
-    return dict(extract_prompt({"chosen": chosen, "rejected": rejected}))
+def _split_implicit(chosen: Any, rejected: Any) -> Pair:
+    """The shared start of two conversations (or texts) is the prompt, as TRL's
+    `extract_prompt` splits them: a text's space before the split goes with the completions.
+    (Unlike `extract_prompt`, a side that is all prompt keeps an empty completion, refused
+    later, instead of being split one item early.)"""
+    n = 0
+    while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
+        n += 1
+    if isinstance(chosen, str) and n and chosen[n - 1] == " ":
+        n -= 1
+    return {"prompt": chosen[:n], "chosen": chosen[n:], "rejected": rejected[n:]}
 
 
 _HH_ASSISTANT, _HH_TURN = "\n\nAssistant:", re.compile(r"\n\n(Human|Assistant):")
 
 
 def from_hh(record: Mapping[str, Any], fields: Mapping[str, str]) -> Pair:
-    chosen = _field(record, "chosen", fields)
-    rejected = _field(record, "rejected", fields)
+    chosen, rejected = _side(record, "chosen", fields), _side(record, "rejected", fields)
     if not isinstance(chosen, str) or not isinstance(rejected, str):
         raise FormatError("chosen and rejected must be the full Human/Assistant texts")
     common = 0
@@ -171,8 +182,8 @@ def from_sharegpt_preference(record: Mapping[str, Any], fields: Mapping[str, str
     prompt: Conversation = from_sharegpt(record, fields)
     pair: Pair = {
         "prompt": prompt["messages"],
-        "chosen": _sharegpt_turn(_field(record, "chosen", fields), "chosen", fields),
-        "rejected": _sharegpt_turn(_field(record, "rejected", fields), "rejected", fields),
+        "chosen": _sharegpt_turn(_side(record, "chosen", fields), "chosen", fields),
+        "rejected": _sharegpt_turn(_side(record, "rejected", fields), "rejected", fields),
     }
     if "tools" in prompt:
         pair["tools"] = prompt["tools"]
