@@ -70,7 +70,9 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("dpo-custom-entrypoint", make_job(**{**DPO, "spec.entrypoint": {"module": "my.train"}}), "spec.entrypoint", "objective dpo"),
     ("dpo-loss-unknown", make_job(**{**DPO, "spec.training.dpo": {"lossType": "orpo"}}), "spec.training.dpo.lossType", "sigmoid"),
     ("dpo-beta-zero", make_job(**{**DPO, "spec.training.dpo": {"beta": 0}}), "spec.training.dpo.beta", "greater than 0"),
-    ("dpo-smoothing-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.5}}), "spec.training.dpo.labelSmoothing", "less than 0.5"),
+    ("dpo-smoothing-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.5}}), "spec.training.dpo.labelSmoothing", "below 0.5"),
+    ("dpo-smoothing-over-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.6}}), "spec.training.dpo.labelSmoothing", "less than or equal to 0.5"),
+    ("dpo-smoothing-whole-zero", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0, "lossType": "exo_pair"}}), "spec.training.dpo.labelSmoothing", "exo_pair"),
     ("dpo-reference-unknown", make_job(**{**DPO, "spec.training.dpo": {"reference": "copy"}}), "spec.training.dpo.reference", "precomputed"),
     # distributed
     ("nodes-zero", make_job(nodes=0), "spec.distributed.nodes", "greater than or equal to 1"),

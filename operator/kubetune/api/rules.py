@@ -123,6 +123,13 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "training.dpo.labelSmoothing",
+        "!has(self.training.dpo) || self.training.dpo.labelSmoothing < 0.5",
+        "must be below 0.5: it is the probability that a preference label is flipped "
+        "(robust DPO divides by 1 − 2 × labelSmoothing)",
+        lambda s: s.training.dpo is None or s.training.dpo.labelSmoothing < 0.5,
+    ),
+    Rule(
         "entrypoint",
         "self.training.objective == 'sft' || !has(self.entrypoint)",
         "a custom entrypoint runs its own training; objective dpo is the built-in trainer's: "
