@@ -39,3 +39,25 @@ def test_a_forced_report_does_not_hold_back_the_first_step() -> None:
     assert steps == [None, 1, 60]
     assert received[0]["status"] == {"network": {"busBandwidthGBps": 1.0}}
     assert all(r["status"]["progress"]["updatedAt"] for r in received[1:])
+
+
+def test_dpo_rewards_reach_the_status_patch_and_fit_the_status_schema() -> None:
+    """TRL's DPO metrics, as the Progress callback maps them, pass the status model (the CRD's
+    status schema is generated from it, so the API server keeps them instead of pruning)."""
+    from kubetune.api.status import Progress
+    from kubetune_trainer.callbacks import rewards
+
+    logs = {
+        "loss": 0.3,
+        "rewards/chosen": -1.5,
+        "rewards/rejected": -4.0,
+        "rewards/accuracies": 0.875,
+        "rewards/margins": 2.5,
+        "logps/chosen": -30.0,
+    }
+    found = rewards(logs)
+    assert found == {"chosen": -1.5, "rejected": -4.0, "accuracy": 0.875, "margin": 2.5}
+    assert rewards({"loss": 1.0}) is None  # SFT
+    body = StatusSink.body({"step": 3, "loss": 0.3, "rewards": found})
+    assert Progress.model_validate(body["status"]["progress"]).rewards is not None
+    assert body["status"]["progress"]["rewards"] == found
