@@ -30,6 +30,7 @@ unit:
 # files); tests fail when they are stale.
 generate:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
+	"$$venv/bin/python" hack/corev1-schemas.py; \
 	"$$venv/bin/kubetune" crd > manifests/crd/finetunejobs.kubetune.io.yaml; \
 	"$$venv/bin/kubetune" crd --helm > charts/kubetune/templates/crds/finetunejobs.yaml; \
 	"$$venv/bin/python" hack/values-schema.py > charts/kubetune/values.schema.json; \

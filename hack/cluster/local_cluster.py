@@ -174,12 +174,24 @@ def pytorchjob_crd() -> Path:
 
 
 def pid_alive(pid_file: Path) -> int | None:
+    """The PID in the file if that process runs (an exited one that nobody reaped, a zombie
+    where PID 1 does not reap, counts as gone)."""
     try:
         pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-        return pid
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
         return None
+    return None if stat.rsplit(")", 1)[1].split()[0] == "Z" else pid
+
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def stopped_components() -> list[str]:
+    """Components kwokctl started that no longer run. Nothing restarts them here (no kubelet);
+    kube-controller-manager and kube-scheduler exit by design when they lose their leader
+    lease, e.g. while the API server is down."""
+    return [c for c in COMPONENTS if not pid_alive(CLUSTER_DIR / "pids" / f"{c}.pid")]
 
 
 def start_training_operator(bins: Binaries) -> None:
@@ -251,6 +263,9 @@ def up() -> int:
     )
     if api_ready(bins) and config.exists() and config.read_text() != wanted:
         log(f"the configuration of {NAME!r} changed; recreating it")
+        down(quiet=True)
+    if api_ready(bins) and (gone := stopped_components()):
+        log(f"{', '.join(gone)} of {NAME!r} stopped; recreating it")
         down(quiet=True)
     if api_ready(bins):
         log(f"reusing the running cluster {NAME!r}")

@@ -206,6 +206,9 @@ class PodInputs:
                 f.truncate()
         return path
 
+    def termination_file(self, container: Obj) -> Path:
+        return self.dir / f"{container['name']}.termination-log"
+
     def launch_script(self, container: Obj, volumes: dict[str, tuple[str, Path | None]]) -> str:
         """Shell run inside `unshare --mount --uts`: hostname, mounts, then exec the command."""
         q = shlex.quote
@@ -223,6 +226,13 @@ class PodInputs:
                 lines.append(f"mount --bind {q(str(src))} {dest}")
             if mount.get("readOnly"):
                 lines.append(f"mount -o remount,bind,ro {dest}")
+        # The container's termination message file (Kubernetes' terminationMessagePath), one
+        # host file per container; the bind target is created once on the host's /dev.
+        message_path = q(container.get("terminationMessagePath") or "/dev/termination-log")
+        message_file = self.termination_file(container)
+        message_file.write_bytes(b"")
+        lines.append(f"[ -e {message_path} ] || : > {message_path}")
+        lines.append(f"mount --bind {q(str(message_file))} {message_path}")
         workdir = container.get("workingDir") or "/"
         lines.append(f"cd {q(workdir)}")
         lines.append('exec "$@"')

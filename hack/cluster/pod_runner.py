@@ -147,6 +147,12 @@ class PodRunner:
         return 128 - code if code < 0 else code  # killed by a signal: 128 + signal number
 
     def tail(self, container: Obj) -> str:
+        """The termination message, as the kubelet makes it: what the container wrote to its
+        terminationMessagePath; else, for a failed container under FallbackToLogsOnError, the
+        end of its log (here: its last 20 lines)."""
+        written = self.inputs.termination_file(container)
+        if written.is_file() and (message := written.read_text(errors="replace")[-4096:]):
+            return message
         lines = (self.dir / f"{container['name']}.log").read_text(errors="replace").splitlines()
         return "\n".join(lines[-20:])
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from kubetune import __version__
 from kubetune.api.crd import crd_chart_template, crd_yaml
-from kubetune.api.job import InvalidJob
+from kubetune.api.job import InvalidJob, reference_cycles
 from kubetune.documents import expand_paths, load_jobs, read_text
 from kubetune.render import RenderSettings, render, to_yaml
 
@@ -57,6 +57,9 @@ def _jobs_or_exit(*files: str) -> list:  # type: ignore[type-arg]
             invalid = True
             for problem in problems.problems:
                 err.print(f"{path}: {problem}", markup=False)
+    for job, problem in reference_cycles(jobs):
+        invalid = True
+        err.print(f"{job.name}: {problem}", markup=False)
     if invalid:
         raise typer.Exit(1)
     if not jobs:

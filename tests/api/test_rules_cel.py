@@ -14,12 +14,13 @@ from pydantic import ValidationError
 
 from kubetune.api.crd import crd
 from kubetune.api.job import FineTuneJob
-from kubetune.api.rules import RULES, broken_rules
+from kubetune.api.rules import OBJECT_RULES, RULES, broken_object_rules, broken_rules
 from tests.api.test_bad_inputs import CASES
 from tests.factories import EXAMPLES, example_docs
 
 _ENV = celpy.Environment()
 _PROGRAMS = [(_ENV.program(_ENV.compile(rule.cel)), rule) for rule in RULES]
+_OBJECT_PROGRAMS = [(_ENV.program(_ENV.compile(rule.cel)), rule) for rule in OBJECT_RULES]
 
 
 def with_schema_defaults(schema: dict[str, Any], value: Any) -> Any:
@@ -41,12 +42,18 @@ def with_schema_defaults(schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-SPEC_SCHEMA = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+ROOT_SCHEMA = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+SPEC_SCHEMA = ROOT_SCHEMA["properties"]["spec"]
 
 
 def cel_broken(spec_doc: dict[str, Any]) -> list[str]:
     activation = {"self": celpy.json_to_cel(with_schema_defaults(SPEC_SCHEMA, spec_doc))}
     return [rule.cel for program, rule in _PROGRAMS if not bool(program.evaluate(activation))]
+
+
+def cel_broken_object(doc: dict[str, Any]) -> list[str]:
+    activation = {"self": celpy.json_to_cel(with_schema_defaults(ROOT_SCHEMA, doc))}
+    return [r.cel for program, r in _OBJECT_PROGRAMS if not bool(program.evaluate(activation))]
 
 
 def schema_valid_docs() -> list[tuple[str, dict[str, Any]]]:
@@ -66,8 +73,11 @@ DOCS = schema_valid_docs()
 
 
 def test_rules_are_exercised() -> None:
-    broken = {r.cel for _, doc in DOCS for r in broken_rules(FineTuneJob.model_validate(doc).spec)}
-    untested = [r.path for r in RULES if r.cel not in broken]
+    broken = set()
+    for _, doc in DOCS:
+        job = FineTuneJob.model_validate(doc)
+        broken |= {r.cel for r in [*broken_rules(job.spec), *broken_object_rules(job)]}
+    untested = [r.path for r in [*RULES, *OBJECT_RULES] if r.cel not in broken]
     assert not untested, f"rules no bad input breaks: {untested}"
 
 
@@ -76,3 +86,5 @@ def test_cel_agrees_with_python(doc: dict[str, Any]) -> None:
     spec = FineTuneJob.model_validate(doc).spec
     python = [r.cel for r in broken_rules(spec)]
     assert cel_broken(doc["spec"]) == python
+    job = FineTuneJob.model_validate(doc)
+    assert cel_broken_object(doc) == [r.cel for r in broken_object_rules(job)]

@@ -176,3 +176,39 @@ def test_validate_compiles_an_inline_chat_template(tmp_path: Path) -> None:
     fine = "{% for m in messages %}{% generation %}{{ m.content }}{% endgeneration %}{% endfor %}"
     doc = make_job(**{"spec.dataset.chatTemplate": {"jinja": fine}})
     assert runner.invoke(app, ["validate", write(tmp_path, doc)]).exit_code == 0
+
+
+def test_validate_refuses_stages_that_start_from_each_other(tmp_path: Path) -> None:
+    def stage(name: str, parent: str | None) -> dict:  # type: ignore[type-arg]
+        model = {"fromJob": {"name": parent}} if parent else {"source": "hf://org/model"}
+        return make_job(**{"metadata.name": name, "spec.model": model})
+
+    path = tmp_path / "chain.yaml"
+    # a → b → c → a is a cycle; d starts from c (waits on the cycle, but is not on it);
+    # e starts from a job not among the documents, which may exist in the cluster.
+    docs = [stage("a", "b"), stage("b", "c"), stage("c", "a"), stage("d", "c"), stage("e", "x")]
+    path.write_text(yaml.safe_dump_all(docs))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "spec.model.fromJob.name" in line]
+    assert [line.split(":")[0] for line in lines] == ["a", "b", "c"]
+    assert "a → b → c → a" in lines[0]
+    rendered = runner.invoke(app, ["render", str(path)])
+    assert rendered.exit_code == 1 and "kind:" not in rendered.stdout
+    path.write_text(yaml.safe_dump_all([stage("a", None), stage("b", "a"), stage("c", "b")]))
+    assert runner.invoke(app, ["validate", str(path)]).exit_code == 0
+
+
+def test_validate_refuses_a_stage_naming_itself(tmp_path: Path) -> None:
+    doc = make_job(**{"metadata.name": "stage", "spec.model": {"fromJob": {"name": "stage"}}})
+    result = runner.invoke(app, ["validate", write(tmp_path, doc)])
+    assert result.exit_code == 1
+    assert "spec.model.fromJob.name: names this FineTuneJob itself" in result.output
+
+
+def test_run_refuses_an_output_outside_the_run_folder(tmp_path: Path) -> None:
+    doc = make_job(**{"spec.output.path": "../../etc"})
+    result = runner.invoke(app, ["run", write(tmp_path, doc)])
+    assert result.exit_code == 1
+    assert "spec.output.path: must stay inside the workspace volume" in result.output
+    assert not (tmp_path.parent.parent / "etc").exists()

@@ -21,7 +21,7 @@ import pytest
 from kubetune.api import parse_job
 from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import Obj
-from kubetune.runtime.kube import NamespaceTerminating
+from kubetune.runtime.kube import NamespaceTerminating, Rejected
 from kubetune.runtime.reconcile import SPEC_HASH, Outcome, Reconciler, spec_hash
 from tests.factories import make_job
 
@@ -36,17 +36,13 @@ CHILDREN = [
 ]
 
 
-class Rejected(Exception):
-    """What the API server answers when it refuses an object (422)."""
-
-
 @dataclass
 class MemoryCluster:
     """The API server, in memory: objects by (kind, name), and every call made."""
 
     objects: dict[tuple[str, str], Obj] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
-    rejects: set[str] = field(default_factory=set)
+    rejects: dict[str, str] = field(default_factory=dict)
     terminating: bool = False
 
     def create(self, obj: Obj) -> Obj | None:
@@ -55,7 +51,7 @@ class MemoryCluster:
         if self.terminating:
             raise NamespaceTerminating(NS)
         if key[0] in self.rejects:
-            raise Rejected(f"{key[0]} {key[1]} is invalid")
+            raise Rejected(f"{key[0]}/{key[1]}", self.rejects[key[0]])
         if key in self.objects:
             return None
         self.objects[key] = copy.deepcopy(obj)
@@ -108,6 +104,7 @@ class World:
         self.cluster = MemoryCluster()
         self.watch = MemoryWatch()
         self.event_pod: Obj | None = None
+        self.event_warning: Obj | None = None
 
     def with_spec(self, **paths: Any) -> World:
         self.job = make_job(**paths)
@@ -138,10 +135,29 @@ class World:
         self.cluster.objects[(kind, name)] = {"kind": kind, "metadata": {"name": name}}
         return self
 
-    def with_upstream(self, phase: str | None) -> World:
+    def with_upstream(self, phase: str | None, starts_from: str | None = None) -> World:
         self.job = make_job(**{"spec.model": {"fromJob": {"name": "sft"}}})
         if phase is not None:
-            self.cluster.objects[("FineTuneJob", "sft")] = {"status": {"phase": phase}}
+            upstream: Obj = {"status": {"phase": phase}}
+            if starts_from is not None:
+                upstream["spec"] = {"model": {"fromJob": {"name": starts_from}}}
+            self.cluster.objects[("FineTuneJob", "sft")] = upstream
+        return self
+
+    def with_stage(self, name: str, starts_from: str) -> World:
+        self.cluster.objects[("FineTuneJob", name)] = {
+            "spec": {"model": {"fromJob": {"name": starts_from}}},
+            "status": {"phase": "Pending"},
+        }
+        return self
+
+    def with_warning(self, reason: str, message: str) -> World:
+        """The training-operator's Event on the PyTorchJob (v1 Event, as the watch gives it)."""
+        self.event_warning = {
+            "reason": reason,
+            "message": f"Error creating: {message}",
+            "involvedObject": {"kind": "PyTorchJob", "name": "job"},
+        }
         return self
 
     def with_failed_prepare(self) -> World:
@@ -155,8 +171,10 @@ class World:
         }
         return self
 
-    def rejecting(self, kind: str) -> World:
-        self.cluster.rejects.add(kind)
+    def rejecting(
+        self, kind: str, message: str = "ConfigMap job is invalid: data: Too long"
+    ) -> World:
+        self.cluster.rejects[kind] = message
         return self
 
     def terminating(self) -> World:
@@ -165,7 +183,12 @@ class World:
 
     def reconcile(self) -> Outcome:
         reconciler = Reconciler(self.cluster, RenderSettings())
-        return reconciler.reconcile(copy.deepcopy(self.job), self.watch, event_pod=self.event_pod)
+        return reconciler.reconcile(
+            copy.deepcopy(self.job),
+            self.watch,
+            event_pod=self.event_pod,
+            event_warning=self.event_warning,
+        )
 
 
 @dataclass
@@ -264,10 +287,101 @@ CASES = [
         raises=NamespaceTerminating,
     ),
     Case(
-        "a child the API server rejects: raised (kopf retries), nothing after it created",
+        "a child the API server finds invalid: the job fails, nothing after it created",
         lambda: World().rejecting("ConfigMap"),
         created(*CHILDREN[:2]),
-        raises=Rejected,
+        "Failed",
+        "ChildRejected",
+    ),
+    Case(
+        "a child an admission rule denies: the job fails",
+        lambda: World().rejecting(
+            "PersistentVolumeClaim",
+            'persistentvolumeclaims "job-workspace" is forbidden: ValidatingAdmissionPolicy '
+            "'no-big-claims' with binding 'b' denied request: too big",
+        ),
+        created(CHILDREN[0]),
+        "Failed",
+        "ChildRejected",
+    ),
+    Case(
+        "a child over a quota: named and waiting (a later try may pass)",
+        lambda: World().rejecting(
+            "PersistentVolumeClaim",
+            'persistentvolumeclaims "job-workspace" is forbidden: exceeded quota: q',
+        ),
+        created(CHILDREN[0]),
+        "Pending",
+        "ChildRejected",
+    ),
+    Case(
+        "a job that failed on a refused child is not tried again",
+        lambda: World().seen_before("Failed", "ChildRejected").rejecting("ConfigMap"),
+        [],
+        "Failed",
+        "ChildRejected",
+    ),
+    Case(
+        "the training-operator cannot create an invalid pod: failed, the PyTorchJob stopped",
+        lambda: (
+            World()
+            .seen_before()
+            .with_pytorchjob()
+            .with_warning(
+                "FailedCreatePod",
+                'Pod "job-master-0" is invalid: metadata.labels: Invalid value: "x": must be no '
+                "more than 63 characters",
+            )
+        ),
+        ["patch PyTorchJob/job {'runPolicy': {'suspend': True}}"],
+        "Failed",
+        "PodsRejected",
+    ),
+    Case(
+        "pods over a quota: named, the PyTorchJob keeps trying",
+        lambda: (
+            World()
+            .seen_before()
+            .with_pytorchjob()
+            .with_warning("FailedCreatePod", 'pods "job-master-0" is forbidden: exceeded quota: q')
+        ),
+        [],
+        "Pending",
+        "PodsRejected",
+    ),
+    Case(
+        "the training-operator's cache lags behind a pod it made: not a refusal",
+        lambda: (
+            World()
+            .seen_before()
+            .with_pytorchjob()
+            .with_warning("FailedCreatePod", 'pods "job-master-0" already exists')
+        ),
+        [],
+        "Training",
+    ),
+    Case(
+        # the API server refuses such a job (the CRD's rule); one stored before that rule
+        # existed fails as invalid, naming the field
+        "a stage that starts from itself: failed as invalid, nothing created",
+        lambda: World().with_spec(**{"spec.model": {"fromJob": {"name": "job"}}}),
+        [],
+        "Failed",
+        "InvalidSpec",
+    ),
+    Case(
+        "three stages in a circle: failed, the cycle named, nothing created",
+        lambda: World().with_upstream("Pending", starts_from="dpo").with_stage("dpo", "job"),
+        [],
+        "Failed",
+        "DependencyCycle",
+    ),
+    Case(
+        "a chain that ends at a missing stage is a wait, not a cycle",
+        lambda: World().with_upstream("Pending", starts_from="base"),
+        [],
+        "Pending",
+        "WaitingForJob",
     ),
 ]
 
@@ -315,3 +429,16 @@ def test_the_whole_table_runs_in_milliseconds() -> None:
         with contextlib.suppress(Exception):
             world.reconcile()
     assert time.perf_counter() - started < 2.0
+
+
+def test_a_cycle_names_its_stages() -> None:
+    world = World().with_upstream("Pending", starts_from="dpo").with_stage("dpo", "job")
+    failed = next(c for c in world.reconcile().status["conditions"] if c["type"] == "Failed")
+    assert "job → sft → dpo → job" in failed["message"]
+
+
+def test_a_refused_pod_carries_the_api_servers_message() -> None:
+    message = 'Pod "job-master-0" is invalid: spec.containers[0].resources.requests: Invalid'
+    world = World().seen_before().with_pytorchjob().with_warning("FailedCreatePod", message)
+    failed = next(c for c in world.reconcile().status["conditions"] if c["type"] == "Failed")
+    assert failed["message"].endswith(message) and "Error creating" not in failed["message"]

@@ -307,7 +307,8 @@ def test_refused_change_is_a_condition_of_its_own() -> None:
             PodState(
                 "e",
                 phase="Failed",
-                failure="container prepare exited with code 1 (Error)",
+                failure="container prepare exited with code 1 (Error): "
+                "kubetune prepare: no usable samples",
                 prepare_failure="init container prepare exited with code 1: "
                 "kubetune prepare: no usable samples",
             ),
@@ -323,6 +324,52 @@ def test_refused_change_is_a_condition_of_its_own() -> None:
                 },
             },
             PodState("f", phase="Failed", failure="container prepare exited with code 137 (Error)"),
+        ),
+        (
+            # the trainer's own termination message (log.fail), not a torchrun summary
+            {
+                "metadata": {"name": "g"},
+                "status": {
+                    "phase": "Failed",
+                    "containerStatuses": [
+                        {
+                            "name": "pytorch",
+                            "state": {
+                                "terminated": {
+                                    "exitCode": 1,
+                                    "message": "kubetune train: the workspace volume is full\n",
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+            PodState(
+                "g",
+                phase="Failed",
+                failure="container pytorch exited with code 1 (Error): "
+                "kubetune train: the workspace volume is full",
+            ),
+        ),
+        (
+            {
+                "metadata": {"name": "h"},
+                "status": {
+                    "phase": "Failed",
+                    "containerStatuses": [
+                        {
+                            "name": "pytorch",
+                            "state": {
+                                "terminated": {
+                                    "exitCode": 1,
+                                    "message": "12:00:01 kubetune step 3\n=====\nChildFailedError",
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+            PodState("h", phase="Failed", failure="container pytorch exited with code 1 (Error)"),
         ),
     ],
 )

@@ -8,11 +8,12 @@ a `TrainerConfig` into a ConfigMap; the trainer reads it back with `TrainerConfi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
+from kubetune_trainer.k8s_syntax import DNS1035Label, DNSSubdomain
 from kubetune_trainer.schema import Model, SecretKeyRef
 
 DatasetFormat = Literal[
@@ -74,12 +75,12 @@ SOURCE_PATTERN = r"^(hf://[^/]+/.+|pvc://[a-z0-9][-a-z0-9.]*(/.*)?|builtin://tin
 class FromJob(Model):
     """Start from what another FineTuneJob produced (chained stages)."""
 
-    name: str = Field(min_length=1, max_length=63)
-    """Name of the FineTuneJob in the same namespace."""
+    name: DNS1035Label
+    """Name of the FineTuneJob in the same namespace (not this job's own)."""
     artifact: Artifact = "final"
     """`final`: its exported output (merged model for full fine-tuning, else the adapter merged
     into its base). `latestCheckpoint`: its newest complete checkpoint."""
-    claimName: str | None = None
+    claimName: DNSSubdomain | None = None
     """PersistentVolumeClaim holding that job's workspace. Defaults to this job's own workspace
     claim, which is the case when every stage names the same `storage.existingClaim`."""
 
@@ -87,7 +88,7 @@ class FromJob(Model):
 class ModelSource(Model):
     """The base model."""
 
-    source: str | None = Field(default=None, pattern=SOURCE_PATTERN)
+    source: str | None = Field(default=None, pattern=SOURCE_PATTERN, max_length=2048)
     """Where the model comes from: `hf://org/name` (the Hugging Face Hub), `pvc://claim/path`
     (a folder on a PersistentVolumeClaim), a path (absolute, or relative to the workspace
     volume in a cluster and to the FineTuneJob file with `kubetune run`), or
@@ -123,7 +124,7 @@ class ChatTemplate(Model):
 class DatasetSource(Model):
     """One dataset and how to read it."""
 
-    source: str = Field(pattern=SOURCE_PATTERN)
+    source: str = Field(pattern=SOURCE_PATTERN, max_length=2048)
     """`hf://org/name`, `pvc://claim/path/file.jsonl`, or a path to a JSONL/JSON/Parquet file, a
     folder of them, or a dataset saved with `save_to_disk`."""
     revision: str | None = None
@@ -138,7 +139,7 @@ class DatasetSource(Model):
     UltraFeedback-binarized layout), `hh-rlhf` (Anthropic HH `chosen`/`rejected` full texts of
     `Human:`/`Assistant:` turns) or `sharegpt-preference` (LLaMA-Factory: `conversations` plus
     one `chosen` and one `rejected` turn)."""
-    fields: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=dict)
     """Column renames from the format's names to this dataset's: `{messages: conversations}`."""
     sampleLimit: int | None = Field(default=None, ge=1)
     """Use at most this many records (after shuffling with the training seed)."""
@@ -294,8 +295,9 @@ class OutputSpec(Model):
     )
     """`adapter` (LoRA weights as safetensors) and/or `merged` (base + adapter, a standalone
     model). Defaults to [adapter] for LoRA and QLoRA, and [merged] for full fine-tuning."""
-    path: str | None = None
-    """Folder for the outputs, relative to the workspace volume (default `jobs/<name>/output`)."""
+    path: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Folder for the outputs, relative to the workspace volume (default `jobs/<name>/output`);
+    it must stay inside the volume (not absolute, no `..`)."""
 
 
 class WandbSpec(Model):
@@ -325,7 +327,9 @@ class EntrypointSpec(Model):
 
     module: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
     """Python module run as `torchrun -m MODULE ARGS…`. Set this or `command`."""
-    command: list[str] | None = Field(default=None, min_length=1)
+    command: list[Annotated[str, StringConstraints(max_length=4096)]] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
     """Executable and its first arguments, run as `torchrun --no-python COMMAND… ARGS…`."""
     args: list[str] = Field(default_factory=list)
     """Arguments appended after the module or command."""

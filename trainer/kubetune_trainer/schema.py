@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from kubetune_trainer.k8s_syntax import ConfigMapKey, DNSSubdomain
+
 
 class Model(BaseModel):
     """Base for spec and config models."""
@@ -29,7 +31,7 @@ class Model(BaseModel):
 class SecretKeyRef(Model):
     """A key of a Secret in the job's namespace. Secrets only ever travel by reference."""
 
-    name: str
+    name: DNSSubdomain
     """Name of the Secret."""
-    key: str
+    key: ConfigMapKey
     """Key inside the Secret."""

@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +29,10 @@ from typing import Any
 from kubetune_trainer import versions
 from kubetune_trainer.checkpoints import latest_complete, remove_incomplete
 from kubetune_trainer.config import TrainerConfig
-from kubetune_trainer.log import log
+from kubetune_trainer.log import fail, log
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: retryable under the PyTorchJob's ExitCode policy
+EXIT_VOLUME_FULL = 28  # ENOSPC; 1-127: a retry cannot help, the job fails at once
 
 
 def configure_tracking(config: TrainerConfig) -> None:
@@ -281,7 +284,49 @@ def main(argv: list[str] | None = None) -> int:
     versions.require()
     config = TrainerConfig.load(args.config)
     configure_tracking(config)
-    return run(config)
+    try:
+        return run(config)
+    except Exception as err:
+        if not volume_full(err, Path(config.paths.job)):
+            raise
+        fail(volume_full_message(config, err))
+        return EXIT_VOLUME_FULL
+
+
+FULL_MARKERS = ("No space left on device", "StorageFull", "Disk quota exceeded")
+
+
+def volume_full(err: BaseException, job: Path) -> bool:
+    """The workspace volume ran out of space: ENOSPC anywhere in the exception's chain, or
+    the words the writers use for it (torch.save: "file write failed"; safetensors:
+    "StorageFull") while the volume has (almost) nothing left."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(marker in str(seen) for marker in FULL_MARKERS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:
+        nearly_full = shutil.disk_usage(job).free < 16 * 2**20
+    except OSError:
+        return False
+    return nearly_full and "write failed" in str(err)
+
+
+def volume_full_message(config: TrainerConfig, err: BaseException) -> str:
+    root = Path(config.paths.job) / "checkpoints"
+    last = latest_complete(root)
+    kept = (
+        f"the latest complete checkpoint, {last.name}, is kept and a restart resumes from it"
+        if last is not None
+        else "no checkpoint was complete yet"
+    )
+    return (
+        f"train: the workspace volume is full ({type(err).__name__}: {str(err)[:200]}); "
+        f"{kept}. Give the job a larger volume (spec.storage.size) or keep fewer checkpoints "
+        "(spec.training.saveTotalLimit)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, NoDefault
 from pydantic_core import core_schema, to_jsonable_python
 
 from kubetune.api.job import DNS1035, GROUP, KIND, PLURAL, VERSION
-from kubetune.api.rules import RULES
+from kubetune.api.rules import OBJECT_RULES, RULES
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.api.status import FineTuneJobStatus
 from kubetune.yamlio import dump
@@ -91,11 +91,10 @@ def _collapse_any_of(node: Schema, defs: dict[str, Any]) -> Schema:
     nullable = len(branches) < len(options)
     types = sorted(b.get("type", "") for b in branches)
     if types == ["integer", "string"]:  # a Kubernetes quantity
-        pattern = next((b["pattern"] for b in branches if "pattern" in b), None)
         node.update({"anyOf": [{"type": "integer"}, {"type": "string"}]})
         node["x-kubernetes-int-or-string"] = True
-        if pattern:
-            node["pattern"] = pattern
+        for branch in branches:  # pattern applies to the string, minimum to the integer
+            node |= {k: v for k, v in branch.items() if k in ("pattern", "minimum")}
         return node
     if len(branches) != 1:
         raise ValueError(f"cannot express a union in a structural schema: {branches}")
@@ -134,7 +133,11 @@ def crd() -> Schema:
                 "&& size(self.metadata.name) <= 63",
                 "message": "metadata.name: must be a DNS-1035 label (lowercase letters, digits "
                 "and '-', starting with a letter), at most 63 characters",
-            }
+            },
+            *[
+                {"rule": r.cel, "message": f"{r.path}: {r.message}", "fieldPath": f".{r.path}"}
+                for r in OBJECT_RULES
+            ],
         ],
     }
     columns = [

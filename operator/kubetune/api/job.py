@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError
 
-from kubetune.api.rules import broken_rules
+from kubetune.api.rules import broken_object_rules, broken_rules
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.api.status import FineTuneJobStatus
+from kubetune_trainer.k8s_syntax import PATTERN_HINTS
 from kubetune_trainer.schema import Model
 
 GROUP = "kubetune.io"
@@ -81,6 +82,7 @@ def parse_job(doc: Any) -> FineTuneJob:
     except ValidationError as err:
         raise InvalidJob([_problem(e) for e in err.errors()]) from None
     problems = [Problem(r.path, r.explain(job.spec)) for r in broken_rules(job.spec)]
+    problems += [Problem(r.path, r.explain(job)) for r in broken_object_rules(job)]
     if not DNS1035.match(job.name) or len(job.name) > 63:
         problems.insert(
             0,
@@ -101,7 +103,13 @@ def _problem(error: Any) -> Problem:
     for part in error["loc"]:
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
-        elif part not in {"str", "int", "constrained-str", "function-after[...]"}:
+        elif part not in {
+            "str",
+            "int",
+            "constrained-str",
+            "constrained-int",
+            "function-after[...]",
+        }:
             parts.append(str(part))
     path = ".".join(parts) or "<document>"
     kind, msg = error["type"], error["msg"]
@@ -110,7 +118,47 @@ def _problem(error: Any) -> Problem:
     elif kind == "literal_error":
         msg = f"{msg}, got {error['input']!r}"
     elif kind == "string_pattern_mismatch":
-        msg = f"{error['input']!r} does not match the pattern {error['ctx']['pattern']}"
+        pattern = error["ctx"]["pattern"]
+        hint = PATTERN_HINTS.get(pattern, f"does not match the pattern {pattern}")
+        msg = f"{error['input']!r} {hint}"
     elif kind == "missing":
         msg = "required field is missing"
     return Problem(path, msg)
+
+
+def reference_cycles(jobs: list[FineTuneJob]) -> list[tuple[FineTuneJob, Problem]]:
+    """Stages among `jobs` whose `model.fromJob` chain leads back to themselves, one problem per
+    job on a cycle. Such stages would each wait for the other to succeed, forever. (A job naming
+    itself is refused by parse_job already.) References to jobs not among `jobs` are not
+    checked: they may exist in the cluster."""
+    by_key = {(job.namespace, job.name): job for job in jobs}
+
+    def next_of(job: FineTuneJob) -> FineTuneJob | None:
+        ref = job.spec.model.fromJob
+        return by_key.get((job.namespace, ref.name)) if ref else None
+
+    problems: list[tuple[FineTuneJob, Problem]] = []
+    reported: set[tuple[str, str]] = set()
+    for start in jobs:
+        path: list[FineTuneJob] = []
+        job: FineTuneJob | None = start
+        while job is not None and all(job is not seen for seen in path):
+            path.append(job)
+            job = next_of(job)
+        if job is None or (job.namespace, job.name) in reported:
+            continue
+        cycle = path[next(i for i, seen in enumerate(path) if seen is job) :]
+        names = " → ".join([*(j.name for j in cycle), cycle[0].name])
+        for member in cycle:
+            reported.add((member.namespace, member.name))
+            problems.append(
+                (
+                    member,
+                    Problem(
+                        "spec.model.fromJob.name",
+                        f"the stages {names} start from each other's output, so none can "
+                        "start: break the cycle (a first stage needs model.source)",
+                    ),
+                )
+            )
+    return problems

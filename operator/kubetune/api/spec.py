@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from kubetune.api.corev1 import Affinity, Toleration
 from kubetune_trainer.config import (
     DatasetSpec,
     EntrypointSpec,
@@ -24,16 +25,21 @@ from kubetune_trainer.config import (
     TrainingSpec,
     effective_accumulation,
 )
+from kubetune_trainer.k8s_syntax import (
+    POSITIVE_QUANTITY,
+    DNSSubdomain,
+    ImageReference,
+    LabelValue,
+)
 from kubetune_trainer.schema import Model, SecretKeyRef
 
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
-    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+Quantity = (
+    Annotated[int, Field(ge=1)] | Annotated[str, StringConstraints(pattern=POSITIVE_QUANTITY)]
 )
-Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
-"""A Kubernetes resource quantity such as `8`, `500m` or `64Gi`."""
+"""A Kubernetes resource quantity above zero, such as `8`, `500m` or `64Gi` (a size, a memory
+amount or a CPU count of zero or below is never meant)."""
 
-FreeForm = dict[str, Any]
+AnnotationValue = Annotated[str, StringConstraints(max_length=3500)]
 
 
 def section(cls: type[Model]) -> Any:
@@ -127,25 +133,27 @@ class ResourcesSpec(Model):
 class PlacementSpec(Model):
     """Where the pods may run."""
 
-    nodeSelector: dict[str, str] = Field(default_factory=dict)
-    """Node labels the pods require."""
-    tolerations: list[FreeForm] = Field(default_factory=list)
+    nodeSelector: dict[str, LabelValue] = Field(default_factory=dict, max_length=64)
+    """Node labels the pods require (keys and values as Kubernetes checks labels)."""
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=64)
     """Pod tolerations (core/v1 Toleration), e.g. for tainted GPU nodes."""
-    affinity: FreeForm | None = None
+    affinity: Affinity | None = None
     """Pod affinity (core/v1 Affinity)."""
-    priorityClassName: str | None = None
+    priorityClassName: DNSSubdomain | None = None
     """PriorityClass of the pods."""
-    schedulerName: str | None = None
+    schedulerName: DNSSubdomain | None = None
     """Scheduler for the pods, e.g. `volcano`."""
 
 
 class PodMetadata(Model):
     """Extra metadata for the training pods (e.g. sidecar or cost-allocation annotations)."""
 
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
-    """Labels added to every training pod."""
-    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
-    """Annotations added to every training pod."""
+    labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=64)
+    """Labels added to every training pod: keys are qualified names (`[prefix/]name`), values at
+    most 63 characters, as Kubernetes requires of labels."""
+    annotations: dict[str, AnnotationValue] = Field(default_factory=dict, max_length=64)
+    """Annotations added to every training pod: keys are qualified names; at most 64 of them and
+    3,500 characters a value, which keeps them within Kubernetes' 256 KiB for all annotations."""
 
 
 class SecondaryNetwork(Model):
@@ -204,11 +212,11 @@ class SecuritySpec(Model):
 class StorageSpec(Model):
     """The workspace volume: model and dataset cache, checkpoints, outputs."""
 
-    existingClaim: str | None = None
+    existingClaim: DNSSubdomain | None = None
     """Use this PersistentVolumeClaim instead of creating one (chained stages share one)."""
     size: Quantity | None = None
     """Size of the claim kubetune creates. Defaults to 100Gi."""
-    storageClassName: str | None = None
+    storageClassName: DNSSubdomain | None = None
     """StorageClass of the created claim (cluster default when unset)."""
     accessMode: Literal["ReadWriteOnce", "ReadWriteMany"] | None = None
     """Access mode of the created claim. Defaults to ReadWriteMany for more than one node
@@ -221,10 +229,11 @@ class GangSchedulingSpec(Model):
     """Gang scheduling (Volcano or scheduler-plugins): start all pods or none."""
 
     minAvailable: int | None = Field(default=None, ge=1)
-    """Pods that must be placeable together. Defaults to all of them."""
-    queue: str | None = None
+    """Pods that must be placeable together, at most `distributed.nodes` (one pod per node).
+    Defaults to all of them."""
+    queue: DNSSubdomain | None = None
     """Scheduler queue."""
-    priorityClass: str | None = None
+    priorityClass: DNSSubdomain | None = None
     """PriorityClass of the pod group."""
 
 
@@ -239,7 +248,7 @@ class RunPolicySpec(Model):
     """Delete the PyTorchJob (not the FineTuneJob or its outputs) this long after it finished."""
     suspend: bool = False
     """Suspend: pods are deleted, the job resumes from its latest checkpoint when unset."""
-    queueName: str | None = None
+    queueName: Annotated[LabelValue, StringConstraints(min_length=1)] | None = None
     """Kueue LocalQueue; sets the `kueue.x-k8s.io/queue-name` label (Kueue then manages suspend)."""
     gangScheduling: GangSchedulingSpec | None = None
     """Gang scheduling policy."""
@@ -255,10 +264,13 @@ class EnvVarSource(Model):
 class EnvVar(Model):
     """An extra environment variable of every container."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-    """Variable name."""
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=256)
+    """Variable name, once per job. Names the training-operator, torchrun or kubetune set
+    (PET_*, MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, KUBETUNE_*, HF_HOME, …) are
+    reserved; NCCL_* go in distributed.nccl."""
     value: str | None = None
-    """Literal value. Credentials (HF_TOKEN, WANDB_API_KEY, …) must use valueFrom instead."""
+    """Literal value. A name that looks like a credential (*_TOKEN, *_KEY, *SECRET*,
+    *PASSWORD*, *CREDENTIAL*) must use valueFrom instead."""
     valueFrom: EnvVarSource | None = None
     """Value from a Secret key."""
 
@@ -296,11 +308,11 @@ class FineTuneJobSpec(Model):
     """Your own training module or command instead of the built-in SFT trainer."""
     runPolicy: RunPolicySpec = section(RunPolicySpec)
     """Restarts, deadlines, suspension and queueing."""
-    image: str | None = Field(default=None, min_length=1)
+    image: ImageReference | None = None
     """Trainer image. Defaults to the operator's configured trainer image."""
     imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     """Image pull policy."""
-    imagePullSecrets: list[str] = Field(default_factory=list)
+    imagePullSecrets: list[DNSSubdomain] = Field(default_factory=list, max_length=16)
     """Names of Secrets for pulling the image."""
     env: list[EnvVar] = Field(default_factory=list, max_length=128)
     """Extra environment variables for every container."""

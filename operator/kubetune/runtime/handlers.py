@@ -27,7 +27,7 @@ from kubetune.render import RenderSettings
 from kubetune.render.metadata import JOB_LABEL, Obj
 from kubetune.runtime import metrics
 from kubetune.runtime.kube import Kube, NamespaceTerminating
-from kubetune.runtime.reconcile import SPEC_HASH, Reconciler
+from kubetune.runtime.reconcile import CREATE_FAILURES, PYTORCHJOB, SPEC_HASH, Reconciler
 from kubetune.runtime.status import NETWORK_CONDITION, network_degraded
 
 
@@ -40,11 +40,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING  # our own Events carry the transitions
     settings.execution.max_workers = memo.get("workers", 16)
-    # At most 64 objects in flight per watch: when a thousand jobs arrive at once, the rest
-    # wait in the watch stream instead of as a thousand parked workers holding their bodies
-    # (operator RSS after a 1,000-job burst: 209 → 115 MiB). An idle worker frees its slot
-    # after 1 s instead of kopf's 5 s.
-    settings.queueing.worker_limit = 64
+    # No limit on the objects in flight per watch (kopf's default). A limit (64 was tried, for
+    # a lower RSS after a 1,000-job burst: 209 → 115 MiB) deadlocks at start-up with more
+    # objects of an indexed kind than the limit: every worker waits for all indexes to be
+    # filled while holding a slot the rest need (kopf issue #1243; tests/cluster/test_faults.py
+    # found it: a restarted operator with 200 jobs never reconciled one). An idle worker frees
+    # its slot after 1 s instead of kopf's 5 s.
     settings.queueing.idle_timeout = 1.0
     memo.reconciler = Reconciler(Kube.connect(), RenderSettings(trainer_image=memo.trainer_image))
 
@@ -80,7 +81,9 @@ class Call:
     stages_after: kopf.Index[Key, str]
 
 
-def _reconcile(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -> str | None:
+def _reconcile(
+    call: Call, body: Any, pod: Any = None, pytorchjob: Any = None, warning: Any = None
+) -> str | None:
     """Reconcile one FineTuneJob; returns its phase when it changed."""
     started = time.monotonic()
     try:
@@ -89,6 +92,7 @@ def _reconcile(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -
             call.indexed,
             event_pod=dict(pod) if pod is not None else None,
             event_pytorchjob=dict(pytorchjob) if pytorchjob is not None else None,
+            event_warning=dict(warning) if warning is not None else None,
         )
     except NamespaceTerminating:
         # Its children went first (a namespace deletion): recreating them is neither possible
@@ -154,10 +158,12 @@ async def claim_phases(namespace: str | None, name: str, status: kopf.Status, **
     return {(namespace, name): status.get("phase")}
 
 
-def _reconcile_and_follow(call: Call, body: Any, pod: Any = None, pytorchjob: Any = None) -> None:
+def _reconcile_and_follow(
+    call: Call, body: Any, pod: Any = None, pytorchjob: Any = None, warning: Any = None
+) -> None:
     """Reconcile a job; if its phase changed (whichever event showed it), reconcile the stages
     that start from it: their wait is over, or their waiting message is stale."""
-    if _reconcile(call, body, pod, pytorchjob) is None:
+    if _reconcile(call, body, pod, pytorchjob, warning) is None:
         return
     namespace = body["metadata"]["namespace"]
     for name in call.stages_after.get((namespace, body["metadata"]["name"]), []):
@@ -218,13 +224,15 @@ def finetunejob_event(
     _reconcile_and_follow(call, body)
 
 
-def _owner_event(call: Call, child: Any, pod: Any = None, pytorchjob: Any = None) -> None:
+def _owner_event(
+    call: Call, child: Any, pod: Any = None, pytorchjob: Any = None, warning: Any = None
+) -> None:
     """A child's event: reconcile its FineTuneJob, read fresh."""
     name = child["metadata"]["labels"][JOB_LABEL]
     namespace = child["metadata"]["namespace"]
     owner = call.memo.reconciler.cluster.get(API_VERSION, KIND, name, namespace)
     if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-        _reconcile_and_follow(call, owner, pod, pytorchjob)
+        _reconcile_and_follow(call, owner, pod, pytorchjob, warning)
 
 
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
@@ -253,3 +261,31 @@ def pod_event(
 ) -> None:
     call = _call(memo, logger, indexes)
     _owner_event(call, body, pod=body)
+
+
+def _create_failure(body: kopf.Body, **_: Any) -> bool:
+    involved = body.get("involvedObject") or {}
+    return involved.get("kind") == "PyTorchJob" and body.get("reason") in CREATE_FAILURES
+
+
+@kopf.on.event("", "v1", "events", when=_create_failure)  # type: ignore[arg-type]
+def pytorchjob_warning(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **indexes: Unpack[Indexes],
+) -> None:
+    """The training-operator could not create a pod or Service of one of our PyTorchJobs (the
+    API server refused it): the FineTuneJob says so instead of waiting for pods that never
+    come. Repeats of the event (its count rising) change nothing once the job has failed."""
+    if event["type"] == "DELETED":
+        return
+    involved = body["involvedObject"]
+    call = _call(memo, logger, indexes)
+    pytorchjob = call.memo.reconciler.cluster.get(
+        *PYTORCHJOB, involved["name"], involved.get("namespace") or body["metadata"]["namespace"]
+    )
+    if pytorchjob is None or JOB_LABEL not in (pytorchjob["metadata"].get("labels") or {}):
+        return
+    _owner_event(call, pytorchjob, pytorchjob=pytorchjob, warning=body)

@@ -45,6 +45,23 @@ class NamespaceTerminating(Exception):
     """The namespace is being deleted: nothing can be created in it, and nothing needs to be."""
 
 
+class Rejected(Exception):
+    """The API server refused to create an object: invalid (422), malformed (400), or forbidden
+    (403: denied by an admission rule, over a quota). `message` is the API server's own."""
+
+    def __init__(self, child: str, message: str) -> None:
+        super().__init__(f"{child}: {message}")
+        self.child = child
+        self.message = message
+
+
+def _api_message(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body or "{}").get("message") or err.reason)
+    except (ValueError, AttributeError):
+        return str(err.body or err.reason)
+
+
 def load_config() -> None:
     try:
         config.load_incluster_config()
@@ -108,6 +125,8 @@ class Kube:
                 return None
             if err.status == 403 and "being terminated" in str(err.body or ""):
                 raise NamespaceTerminating(meta.get("namespace")) from err
+            if err.status in (400, 403, 422):
+                raise Rejected(f"{obj['kind']}/{meta['name']}", _api_message(err)) from err
             raise
 
     def apply(self, obj: Obj) -> Obj:

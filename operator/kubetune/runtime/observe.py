@@ -32,9 +32,14 @@ def pod_state(pod: Obj) -> PodState:
             waiting = state["waiting"]["reason"]
         done = state.get("terminated") or (c.get("lastState") or {}).get("terminated")
         if done and done.get("exitCode", 0) != 0:
+            said = [
+                line.strip()
+                for line in (done.get("message") or "").splitlines()
+                if line.startswith("kubetune ")
+            ]
             failure = (
                 f"container {c['name']} exited with code {done['exitCode']}"
-                f" ({done.get('reason') or 'Error'})"
+                f" ({done.get('reason') or 'Error'})" + (f": {said[-1]}" if said else "")
             )
     prepare_failure = None
     for c in status.get("initContainerStatuses") or []:

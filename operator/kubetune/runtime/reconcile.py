@@ -1,15 +1,19 @@
 """One reconcile of a FineTuneJob, as four named steps (the shape of Kubeflow Trainer's
 `Reconcile`: get → build and apply → set conditions → write status only if changed):
 
-    observe             the stage it waits for, and its PyTorchJob (watch first, API if it may lag)
-    ensure_children     render and create the children once, the PyTorchJob last
+    observe             the stage it waits for (or the cycle it is in), and its PyTorchJob
+                        (watch first, API if it may lag)
+    ensure_children     render and create the children once, the PyTorchJob last; a child the
+                        API server refuses fails the job with the API server's message
     write_status        compute the status from what was observed; write it only if it changed
     enforce_run_policy  the PyTorchJob's suspend follows the spec; a failed job is stopped
 
 Level-triggered: every event on a FineTuneJob, its PyTorchJob or its pods runs the same
 function, which reads the world and converges. Spec changes after the PyTorchJob exists are
 refused with a condition (the applied spec is hashed onto the PyTorchJob), except
-`runPolicy.suspend`, which suspends and resumes it. The cluster is reached only through the
+`runPolicy.suspend`, which suspends and resumes it. Pods or Services the training-operator
+cannot create (its FailedCreatePod / FailedCreateService events, passed in as `event_warning`)
+fail the job the same way when retrying cannot help. The cluster is reached only through the
 `Cluster` protocol and the watches only through `Watched`, so tests run it in memory.
 """
 
@@ -26,10 +30,12 @@ from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import Obj
 from kubetune.render.names import pytorchjob_name
 from kubetune.render.storage import workspace_claim
+from kubetune.runtime.kube import Rejected
 from kubetune.runtime.observe import expected_outputs, pod_state
 from kubetune.runtime.status import (
     TRAINER_OWNED,
     Observed,
+    Refusal,
     changed,
     compute_status,
     finished,
@@ -38,6 +44,9 @@ from kubetune.runtime.status import (
 
 SPEC_HASH = "kubetune.io/spec-hash"
 PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
+# The training-operator's Warning events when the API server refuses what it creates for a
+# PyTorchJob (pkg/controller.v1/control/{pod,service}_control.go).
+CREATE_FAILURES = ("FailedCreatePod", "FailedCreateService")
 
 
 def spec_hash(job: FineTuneJob) -> str:
@@ -99,6 +108,7 @@ class Children:
 
     pytorchjob: Obj | None
     just_created: bool = False
+    refusal: Refusal | None = None
 
     @property
     def existing(self) -> Obj | None:
@@ -118,12 +128,14 @@ class Reconciler:
         watched: Watched,
         event_pod: Obj | None = None,
         event_pytorchjob: Obj | None = None,
+        event_warning: Obj | None = None,
     ) -> Outcome:
         """observe → ensure children → write status → enforce the run policy.
 
         `event_pod` / `event_pytorchjob`: the child whose event triggered this, as the event
         saw it. A failed pod the training-operator deletes right away still counts as evidence
-        of the failure."""
+        of the failure. `event_warning`: the training-operator's FailedCreate* Event on the
+        PyTorchJob that triggered this."""
         old = dict(body.get("status") or {})
         outcome = Outcome(previous_phase=old.get("phase"))
         try:
@@ -131,9 +143,9 @@ class Reconciler:
         except InvalidJob as invalid:
             self.write_status(_unparsed(body), Observed(problems=invalid.problems), old, outcome)
             return outcome
-        waiting_for, pytorchjob = self.observe(job, old, watched, event_pytorchjob)
-        children = self.ensure_children(job, waiting_for, pytorchjob, old, outcome)
-        seen = self.observed(job, waiting_for, children, watched, event_pod)
+        upstream, pytorchjob = self.observe(job, old, watched, event_pytorchjob)
+        children = self.ensure_children(job, upstream, pytorchjob, old, outcome)
+        seen = self.observed(job, upstream, children, watched, event_pod, event_warning)
         self.write_status(job, seen, old, outcome)
         self.enforce_run_policy(job, children.existing, outcome)
         return outcome
@@ -142,7 +154,7 @@ class Reconciler:
 
     def observe(
         self, job: FineTuneJob, old: Obj, watched: Watched, event_pytorchjob: Obj | None
-    ) -> tuple[str | None, Obj | None]:
+    ) -> tuple[Upstream, Obj | None]:
         """The stage this job still waits for, and its PyTorchJob: from the triggering event or
         the watch; from the API when the job was seen before (the watch may lag behind our own
         create, and creating again must not be tried on a guess)."""
@@ -155,27 +167,28 @@ class Reconciler:
     def ensure_children(
         self,
         job: FineTuneJob,
-        waiting_for: str | None,
+        upstream: Upstream,
         pytorchjob: Obj | None,
         old: Obj,
         outcome: Outcome,
     ) -> Children:
         """Create the children once: not while an upstream stage runs, not when the PyTorchJob
         exists, never again for a finished job."""
-        if waiting_for is not None or pytorchjob is not None or finished(old):
+        if upstream.blocked or pytorchjob is not None or finished(old):
             return Children(pytorchjob)
         return self._create(job, outcome)
 
     def observed(
         self,
         job: FineTuneJob,
-        waiting_for: str | None,
+        upstream: Upstream,
         children: Children,
         watched: Watched,
         event_pod: Obj | None,
+        event_warning: Obj | None = None,
     ) -> Observed:
-        """What the status is computed from: the refused spec change, the pods and the claim
-        (from the watches)."""
+        """What the status is computed from: the refused spec change or child, the pods and the
+        claim (from the watches)."""
         existing = children.existing
         pods = watched.pods(job.name, job.namespace) if existing is not None else []
         if event_pod is not None and pod_state(event_pod).prepare_failure:
@@ -185,7 +198,9 @@ class Reconciler:
         claim = workspace_claim(job)
         return Observed(
             refused_change=self._refused(job, existing) if existing is not None else None,
-            waiting_for=waiting_for,
+            waiting_for=upstream.waiting_for,
+            cycle=upstream.cycle,
+            refusal=children.refusal or _pods_refused(existing, event_warning),
             pytorchjob=children.pytorchjob,
             pods=[pod_state(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])],
             claim_phase=None
@@ -234,7 +249,11 @@ class Reconciler:
             is_pytorchjob = obj["kind"] == "PyTorchJob"
             if is_pytorchjob:
                 obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
-            made = self.cluster.create(obj)
+            try:
+                made = self.cluster.create(obj)
+            except Rejected as refused:
+                message = f"the API server refused {refused.child}: {refused.message}"
+                return Children(None, refusal=Refusal("ChildRejected", message))
             if made is None:
                 existing = self.cluster.get(*PYTORCHJOB, pytorchjob_name(job.name), job.namespace)
                 if existing is not None:
@@ -245,16 +264,40 @@ class Reconciler:
                 return Children(made, just_created=True)
         return Children(None)
 
-    def _dependency(self, job: FineTuneJob) -> str | None:
+    def _dependency(self, job: FineTuneJob) -> Upstream:
+        """The stage this job waits for; if the stages it waits on lead back to it, the cycle
+        (`kubetune validate` refuses cycles among the files it is given; across separately
+        applied jobs only the cluster shows them)."""
         ref = job.spec.model.fromJob
         if ref is None:
-            return None
+            return Upstream()
         other = self.cluster.get(API_VERSION, KIND, ref.name, job.namespace)
         phase = ((other or {}).get("status") or {}).get("phase")
         if phase == "Succeeded":
-            return None
+            return Upstream()
+        chain = [job.name, ref.name]
+        behind = other
+        while len(chain) <= MAX_CHAIN:
+            if chain[-1] in chain[:-1]:
+                stages = " → ".join(chain[chain.index(chain[-1]) :])
+                return Upstream(
+                    cycle=f"spec.model.fromJob: the stages start from each other in a circle "
+                    f"({stages}), so none of them can start; point one of them at a model "
+                    f"instead of a job"
+                )
+            if behind is None:
+                break
+            following = ((behind.get("spec") or {}).get("model") or {}).get("fromJob") or {}
+            behind_phase = (behind.get("status") or {}).get("phase")
+            if not following.get("name") or behind_phase == "Succeeded":
+                break
+            chain.append(following["name"])
+            behind = self.cluster.get(API_VERSION, KIND, following["name"], job.namespace)
         state = "does not exist" if other is None else f"is {phase or 'Pending'}"
-        return f"starts from FineTuneJob {ref.name}, which {state}; waiting for it to succeed"
+        return Upstream(
+            waiting_for=f"starts from FineTuneJob {ref.name}, which {state}; "
+            "waiting for it to succeed"
+        )
 
     def _refused(self, job: FineTuneJob, pytorchjob: Obj) -> str | None:
         applied = (pytorchjob["metadata"].get("annotations") or {}).get(SPEC_HASH)
@@ -265,6 +308,42 @@ class Reconciler:
             "now. The running training keeps its original spec: delete and recreate the "
             "FineTuneJob to train with the new one"
         )
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where the stage this job starts from stands: still to succeed, or in a cycle."""
+
+    waiting_for: str | None = None
+    cycle: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.waiting_for is not None or self.cycle is not None
+
+
+MAX_CHAIN = 32
+"""How far up a chain of stages the cycle check reads."""
+
+
+def _pods_refused(pytorchjob: Obj | None, warning: Obj | None) -> Refusal | None:
+    """The training-operator's FailedCreate* event, if it is about this very PyTorchJob (not an
+    earlier one of the same name)."""
+    if pytorchjob is None or warning is None or warning.get("reason") not in CREATE_FAILURES:
+        return None
+    if "already exists" in str(warning.get("message")):
+        return (
+            None  # the training-operator's cache lags (after an API server outage): not a refusal
+        )
+    involved = warning.get("involvedObject") or {}
+    uid = pytorchjob["metadata"].get("uid")
+    if uid is not None and involved.get("uid") not in (None, uid):
+        return None
+    what = "pod" if warning["reason"] == "FailedCreatePod" else "Service"
+    message = str(warning.get("message") or "").removeprefix("Error creating: ")
+    return Refusal(
+        "PodsRejected", f"the training-operator could not create a training {what}: {message}"
+    )
 
 
 def _ended(pytorchjob: Obj) -> bool:

@@ -37,6 +37,26 @@ class PodState:
     """The scheduler's message when the pod cannot be placed."""
 
 
+# What the API server says when retrying the same object cannot help: it is invalid, or an
+# admission rule (a webhook, a ValidatingAdmissionPolicy, Pod Security) denied it. Anything else
+# (an exceeded quota, a conflict) may pass later.
+FINAL_REFUSALS = (" is invalid", "denied the request", "denied request", "violates PodSecurity")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused an object the job needs: one of its children (`ChildRejected`) or,
+    as the training-operator reports in FailedCreate* events, a training pod or Service
+    (`PodsRejected`)."""
+
+    reason: str
+    message: str
+
+    @property
+    def final(self) -> bool:
+        return any(marker in self.message for marker in FINAL_REFUSALS)
+
+
 @dataclass(frozen=True)
 class Observed:
     problems: list[Problem] = field(default_factory=list)
@@ -45,6 +65,9 @@ class Observed:
     """A spec change refused because training already started."""
     waiting_for: str | None = None
     """A FineTuneJob this one starts from, not finished yet."""
+    cycle: str | None = None
+    """The stages that start from each other in a circle, this one among them."""
+    refusal: Refusal | None = None
     claim_phase: str | None = None
     pytorchjob: Obj | None = None
     pods: list[PodState] = field(default_factory=list)
@@ -61,10 +84,13 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
     """(phase, reason, message) — the first matching rule wins."""
     if seen.problems:
         return "Failed", "InvalidSpec", "; ".join(str(p) for p in seen.problems)
+    if seen.cycle:
+        return "Failed", "DependencyCycle", seen.cycle
     if seen.waiting_for:
         return "Pending", "WaitingForJob", seen.waiting_for
     pj = seen.pytorchjob
-    if pj is None:
+    refused = seen.refusal
+    if pj is None and refused is None:
         return "Pending", "Creating", "creating the PyTorchJob"
     if done := pytorchjob_condition(pj, "Succeeded"):
         return "Succeeded", "TrainingSucceeded", done.get("message", "training finished")
@@ -72,6 +98,10 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
         culprit = next((p for p in seen.pods if p.failure), None)
         detail = f"pod {culprit.name}: {culprit.failure}" if culprit else failed.get("message", "")
         return "Failed", "TrainingFailed", detail
+    if refused is not None:
+        # Final: nothing is retried (the PyTorchJob, if any, is stopped). Otherwise the wait
+        # is named until a later try succeeds.
+        return ("Failed" if refused.final else "Pending"), refused.reason, refused.message
     if culprit := next((p for p in seen.pods if p.prepare_failure), None):
         # The training-operator would recreate the pod forever (its ExitCode policy reads only
         # the training container); the operator stops the PyTorchJob instead.
@@ -158,15 +188,21 @@ def network_degraded(network: Obj | None) -> bool:
     return network is not None and network.get("verdict") == "belowFabric"
 
 
+# Failures decided from the specs alone: each reconcile decides them again, so fixing the spec
+# (or the other stage in a cycle) lets the job run.
+RECONSIDERED = ("InvalidSpec", "DependencyCycle")
+
+
 def finished(old: Obj | None) -> bool:
-    """Training ran and ended: Succeeded, or Failed for a reason other than the spec. Final —
-    neither a vanished PyTorchJob nor its stopped pods change it, and nothing is recreated."""
+    """Training ran, or was refused, and ended: Succeeded, or Failed for a reason other than
+    the specs. Final — neither a vanished PyTorchJob nor its stopped pods change it, and nothing
+    is recreated."""
     phase = (old or {}).get("phase")
     if phase == "Succeeded":
         return True
     conditions: list[Obj] = (old or {}).get("conditions") or []
     failed: Obj = next((c for c in conditions if c["type"] == "Failed"), {})
-    return phase == "Failed" and failed.get("reason") not in (None, "", "InvalidSpec")
+    return phase == "Failed" and failed.get("reason") not in (None, "", *RECONSIDERED)
 
 
 def compute_status(job: FineTuneJob, seen: Observed, old: Obj | None, now: str) -> Obj:

@@ -1,0 +1,114 @@
+"""Write operator/kubetune/api/corev1.json: the core/v1 types the FineTuneJob embeds
+(Toleration, Affinity), inlined from Kubernetes' own OpenAPI v3 spec.
+
+The spec is the one shipped in the k8s.io/kubernetes Go module at the local control plane's
+version (hack/cluster/versions.env), read from the Go module cache: `api/openapi-spec/v3/
+api__v1_openapi.json`. Structural CRD schemas forbid `$ref`, so references are inlined (the
+two types are not recursive; a depth limit guards against that changing). Without the module
+cache the committed file stays as it is (`make generate` says so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "operator" / "kubetune" / "api" / "corev1.json"
+TYPES = ("Toleration", "Affinity")
+KEEP = {"type", "format", "description", "properties", "items", "required", "enum",
+        "additionalProperties", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
+        "x-kubernetes-map-type"}  # fmt: skip
+MAX_DEPTH = 40
+CORE, META = "io.k8s.api.core.v1.", "io.k8s.apimachinery.pkg.apis.meta.v1."
+SELECTOR_OPS = ["In", "NotIn", "Exists", "DoesNotExist"]
+LIMITS: dict[str, dict[str, dict[str, Any]]] = {
+    # ValidateTolerations: a taint key is a qualified name (a 253-character prefix, '/', a
+    # 63-character name), a value a label value. The lengths also keep the CRD's CEL rules over
+    # tolerations within the API server's cost budget.
+    CORE + "Toleration": {"key": {"maxLength": 317}, "value": {"maxLength": 63}},
+    # ValidatePreferredSchedulingTerms, validateWeightedPodAffinityTerms: "must be in the range
+    # 1-100"
+    CORE + "PreferredSchedulingTerm": {"weight": {"minimum": 1, "maximum": 100}},
+    CORE + "WeightedPodAffinityTerm": {"weight": {"minimum": 1, "maximum": 100}},
+    # ValidateNodeSelectorRequirement, metav1 ValidateLabelSelectorRequirement: "not a valid
+    # selector operator"
+    CORE + "NodeSelectorRequirement": {"operator": {"enum": [*SELECTOR_OPS, "Gt", "Lt"]}},
+    META + "LabelSelectorRequirement": {"operator": {"enum": SELECTOR_OPS}},
+    # validatePodAffinityTerm: the topology key "can not be empty", and is a label key
+    CORE + "PodAffinityTerm": {"topologyKey": {"minLength": 1, "maxLength": 317}},
+}
+"""What Kubernetes' validation (k8s.io/kubernetes pkg/apis/core/validation, apimachinery
+pkg/apis/meta/v1/validation) enforces on these types beyond their OpenAPI schema, by definition
+and property, as schema limits (both the CRD and kubetune's check then enforce them)."""
+
+
+def go_env(name: str) -> str:
+    """`go env NAME`, or "" without a Go toolchain."""
+    try:
+        out = subprocess.run(["go", "env", name], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return ""
+    return out.stdout.strip()
+
+
+def spec_path() -> Path:
+    versions = dict(
+        line.split("=", 1)
+        for line in (REPO / "hack" / "cluster" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    cache = (
+        os.environ.get("GOMODCACHE")
+        or go_env("GOMODCACHE")
+        or str(Path.home() / "go" / "pkg" / "mod")
+    )
+    module = f"kubernetes@{versions['KUBERNETES_VERSION']}"
+    return Path(cache) / "k8s.io" / module / "api" / "openapi-spec" / "v3" / "api__v1_openapi.json"
+
+
+def inline(node: Any, defs: dict[str, Any], depth: int = 0, name: str = "") -> Any:
+    if depth > MAX_DEPTH:
+        raise ValueError("core/v1 schema nests deeper than expected (recursive type?)")
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    ref = node.pop("$ref", None) or (
+        node.pop("allOf")[0]["$ref"] if len(node.get("allOf", [])) == 1 else None
+    )
+    if ref:
+        target = inline(defs[ref.split("/")[-1]], defs, depth + 1, ref.split("/")[-1])
+        return {**target, **{k: v for k, v in node.items() if k == "description"}}
+    out = {k: v for k, v in node.items() if k in KEEP}
+    if "properties" in out:
+        out["properties"] = {k: inline(v, defs, depth + 1) for k, v in out["properties"].items()}
+    if "items" in out:
+        out["items"] = inline(out["items"], defs, depth + 1)
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = inline(out["additionalProperties"], defs, depth + 1)
+    for field, extra in LIMITS.get(name, {}).items():
+        out["properties"][field] |= extra
+    return out
+
+
+def main() -> int:
+    path = spec_path()
+    if not path.is_file():
+        print(f"corev1-schemas: {path} not found; keeping {OUT.name} as committed", file=sys.stderr)
+        return 0
+    defs = json.loads(path.read_text())["components"]["schemas"]
+    schemas = {
+        "source": f"k8s.io/kubernetes {path.parts[-5].split('@')[1]} api/openapi-spec/v3/"
+        "api__v1_openapi.json (generated by hack/corev1-schemas.py; do not edit)",
+        **{name: inline(defs[CORE + name], defs, name=CORE + name) for name in TYPES},
+    }
+    OUT.write_text(json.dumps(schemas, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

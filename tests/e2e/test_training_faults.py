@@ -1,0 +1,219 @@
+"""Faults in a running training, through the whole chain on the process node: the training
+container SIGKILLed (not SIGTERMed) mid-run, and the workspace volume full while a checkpoint is
+saved. Nothing completed is lost in either.
+
+Real kube-apiserver, training-operator, operator and torchrun; the pods run as processes on
+this machine (the process node), so the kill and the full volume are real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetune_trainer.checkpoints import MARKER, checkpoints, latest_complete, step_of
+from tests.cluster.kube import Kube
+from tests.e2e.conftest import Chain, wait_for
+from tests.e2e.test_tiny_end_to_end import TINY_DATA, tiny_on_two_nodes
+
+pytestmark = [pytest.mark.slow, pytest.mark.trainer]
+
+SAVE_STEPS = 20
+
+
+def slow_tiny(chain: Chain, claim: str, name: str) -> dict[str, Any]:
+    """tiny.yaml on one node with small steps and frequent saves: there is always a complete
+    checkpoint behind and work ahead."""
+    doc = tiny_on_two_nodes(chain, claim)
+    doc["metadata"]["name"] = name
+    spec = doc["spec"]
+    spec["distributed"]["nodes"] = 1
+    spec["training"].update(
+        {
+            "maxSteps": 300,
+            "saveSteps": SAVE_STEPS,
+            "microBatchSize": 2,
+            "loggingSteps": 10,
+            "saveTotalLimit": 2,
+        }
+    )
+    return doc
+
+
+def phase(chain: Chain, name: str, wanted: str) -> dict[str, Any] | None:
+    status = chain.kube.get("finetunejob", name).get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed") and status["phase"] != wanted:
+        raise AssertionError(f"{name} ended {status['phase']}: {status}\n{chain.debug()}")
+    return status if status.get("phase") == wanted else None
+
+
+def container_groups(namespace: str, pod: str) -> set[int]:
+    """Process groups of the pod's running containers on the process node (found by the
+    downward-API variables the trainer's containers carry)."""
+    wanted = {f"KUBETUNE_NAMESPACE={namespace}".encode(), f"KUBETUNE_POD_NAME={pod}".encode()}
+    groups = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = set((proc / "environ").read_bytes().split(b"\0"))
+            if wanted <= env:
+                groups.add(os.getpgid(int(proc.name)))
+        except (OSError, ProcessLookupError):
+            continue
+    return groups
+
+
+def test_a_sigkilled_training_container_resumes_from_its_last_complete_checkpoint(
+    local_chain: Chain,
+) -> None:
+    chain = local_chain
+    claim = chain.claim("killed-workspace")
+    chain.put(claim, "data/tiny-chat.jsonl", TINY_DATA.read_bytes())
+    chain.kube.apply(slow_tiny(chain, claim, "killed"))
+    job_dir = "jobs/killed"
+    root = chain_path(chain, claim, f"{job_dir}/checkpoints")
+    wait_for(
+        lambda: (root / "checkpoint-40" / MARKER).is_file() or phase(chain, "killed", "x"),
+        timeout=600,
+        what="checkpoint-40 to complete",
+    )
+    pod = chain.kube.get("pod", "killed-master-0")
+    groups = container_groups(chain.kube.namespace, "killed-master-0")
+    assert groups, "no process of the training container found"
+    for group in groups:
+        os.killpg(group, signal.SIGKILL)  # no SIGTERM first: no chance to checkpoint
+    killed_at = time.monotonic()
+    reached = json.loads(chain.read(claim, f"{job_dir}/progress.json") or "{}").get("step", 0)
+    resumable = latest_complete(root)
+    assert resumable is not None
+    reached = max(reached, step_of(resumable) or 0)
+    # What a kill during a save leaves: a newer checkpoint, never marked complete.
+    torn = root / f"checkpoint-{step_of(resumable) + SAVE_STEPS // 2}"
+    torn.mkdir()
+    (torn / "adapter_model.safetensors").write_bytes(b"\0" * 100)
+
+    done = wait_for(
+        lambda: phase(chain, "killed", "Succeeded"), timeout=900, what="the job to succeed"
+    )
+    recovered = time.monotonic() - killed_at
+    again = chain.kube.get("pod", "killed-master-0")
+    assert again["metadata"]["uid"] != pod["metadata"]["uid"], "the pod was not recreated"
+    log = chain.logs("killed-master-0", "pytorch")
+    resumed = [line for line in log.splitlines() if "resuming from checkpoint-" in line]
+    assert resumed, log[-3000:]
+    resumed_step = int(resumed[-1].rsplit("checkpoint-", 1)[1].split()[0])
+    assert f"removed incomplete checkpoint {torn.name}" in log
+    lost = reached - resumed_step
+    assert 0 <= lost <= SAVE_STEPS, (reached, resumed_step)
+    assert done["checkpoints"]["latestStep"] == 300
+    manifest = json.loads(chain.read(claim, f"{job_dir}/output/manifest.json") or "{}")
+    assert manifest["metrics"]["globalStep"] == 300
+    print(
+        f"\nfault: training container SIGKILLed at step ≥{reached}; the training-operator "
+        f"recreated the pod; resumed from checkpoint-{resumed_step} (steps lost ≤ {lost}, "
+        f"saveSteps {SAVE_STEPS}); succeeded {recovered:.0f} s after the kill"
+    )
+
+
+def chain_path(chain: Chain, claim: str, path: str) -> Path:
+    from tests.cluster.process_node_support import claim_dir
+
+    return claim_dir(chain.kube, claim) / path
+
+
+@pytest.fixture
+def small_volume(local_chain: Chain, tmp_path: Path) -> Iterator[str]:
+    """A claim on a 200 MiB tmpfs (a PersistentVolume of its own, hostPath on the mount)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "small-volume"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mount)], check=True)
+    kube: Kube = local_chain.kube
+    name = f"small-{uuid.uuid4().hex[:8]}"
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name},
+            "spec": {
+                "capacity": {"storage": "200Mi"},
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": name,
+                "hostPath": {"path": str(mount)},
+                "claimRef": {"namespace": kube.namespace, "name": "small-workspace"},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "small-workspace"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": name,
+                "resources": {"requests": {"storage": "200Mi"}},
+            },
+        },
+    )
+    yield "small-workspace"
+    kube.run("delete", "pv", name, "--wait=false", namespaced=False)
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path) -> int:
+    """Write until the volume refuses; returns the bytes written."""
+    written = 0
+    chunk = b"\0" * 2**20
+    with (folder / "filler").open("wb", buffering=0) as out:
+        try:
+            while True:
+                written += out.write(chunk)
+        except OSError:
+            pass
+    return written
+
+
+def test_a_full_volume_fails_the_job_clearly_and_keeps_the_last_checkpoint(
+    local_chain: Chain, small_volume: str
+) -> None:
+    chain = local_chain
+    chain.put(small_volume, "data/tiny-chat.jsonl", TINY_DATA.read_bytes())
+    chain.kube.apply(slow_tiny(chain, small_volume, "full"))
+    workspace = chain_path(chain, small_volume, "")
+    root = workspace / "jobs/full/checkpoints"
+    wait_for(
+        lambda: (root / "checkpoint-20" / MARKER).is_file() or phase(chain, "full", "x"),
+        timeout=600,
+        what="checkpoint-20 to complete",
+    )
+    filled = fill(workspace)
+    done = wait_for(lambda: phase(chain, "full", "Failed"), timeout=300, what="the job to fail")
+    failed = next(c for c in done["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "TrainingFailed", failed
+    assert "the workspace volume is full" in failed["message"], failed
+    assert "spec.storage.size" in failed["message"], failed
+    # The latest complete checkpoint is named, untouched and loadable; nothing newer is complete.
+    last = latest_complete(root)
+    assert last is not None and f"{last.name}, is kept" in failed["message"], failed
+    assert all(step_of(p) <= step_of(last) or not (p / MARKER).exists() for p in checkpoints(root))
+    (workspace / "filler").unlink()
+    from safetensors.torch import load_file
+
+    weights = load_file(str(last / "adapter_model.safetensors"))
+    assert weights and all(t.isfinite().all() for t in weights.values())
+    state = json.loads((last / "trainer_state.json").read_text())
+    assert state["global_step"] == step_of(last)
+    print(
+        f"\nfault: volume full ({filled / 2**20:.0f} MiB filler) after checkpoint-20; the job "
+        f"failed naming it; {last.name} kept and loadable"
+    )
