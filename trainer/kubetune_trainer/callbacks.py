@@ -117,6 +117,12 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         self.start_step: int | None = None
         self.last: dict[str, Any] | None = None
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        """Start the clock and the count here: what was collated before (DPO's pass computing
+        the reference log-probs) is not training throughput."""
+        self.collator.take_real_tokens()
+        self.last_time = self.started = time.monotonic()
+
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.start_step is None:
             self.start_step = state.global_step - 1
