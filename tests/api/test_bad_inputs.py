@@ -19,6 +19,7 @@ from kubetune.cli import app
 from tests.factories import DELETE, make_job
 
 LONG = "a" * 64
+DPO = {"spec.training.objective": "dpo", "spec.dataset.sources[0].format": "preference"}
 
 # (id, document, expected path of the first problem, a word the message must contain)
 # fmt: off
@@ -72,6 +73,18 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("baseline-without-data", make_job(**{"spec.evaluation.baseline": True}), "spec.evaluation.baseline", "held-out"),
     ("eval-max-new-tokens", make_job(**{"spec.evaluation.maxNewTokens": 0}), "spec.evaluation.maxNewTokens", "greater than or equal to 1"),
     ("eval-unknown-field", make_job(**{"spec.evaluation.metrics": ["bleu"]}), "spec.evaluation.metrics", "unknown field"),
+    # preference tuning
+    ("dpo-without-pairs", make_job(**{"spec.training.objective": "dpo"}), "spec.training.objective", "preference"),
+    ("pairs-without-dpo", make_job(**{"spec.dataset.sources[0].format": "hh-rlhf"}), "spec.dataset.sources", "objective: dpo"),
+    ("dpo-settings-for-sft", make_job(**{"spec.training.dpo": {"beta": 0.2}}), "spec.training.dpo", "objective: dpo"),
+    ("dpo-exo-no-smoothing", make_job(**{**DPO, "spec.training.dpo": {"lossType": "exo_pair"}}), "spec.training.dpo.labelSmoothing", "exo_pair"),
+    ("dpo-custom-entrypoint", make_job(**{**DPO, "spec.entrypoint": {"module": "my.train"}}), "spec.entrypoint", "objective dpo"),
+    ("dpo-loss-unknown", make_job(**{**DPO, "spec.training.dpo": {"lossType": "orpo"}}), "spec.training.dpo.lossType", "sigmoid"),
+    ("dpo-beta-zero", make_job(**{**DPO, "spec.training.dpo": {"beta": 0}}), "spec.training.dpo.beta", "greater than 0"),
+    ("dpo-smoothing-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.5}}), "spec.training.dpo.labelSmoothing", "below 0.5"),
+    ("dpo-smoothing-over-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.6}}), "spec.training.dpo.labelSmoothing", "less than or equal to 0.5"),
+    ("dpo-smoothing-whole-zero", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0, "lossType": "exo_pair"}}), "spec.training.dpo.labelSmoothing", "exo_pair"),
+    ("dpo-reference-unknown", make_job(**{**DPO, "spec.training.dpo": {"reference": "copy"}}), "spec.training.dpo.reference", "precomputed"),
     # distributed
     ("nodes-zero", make_job(nodes=0), "spec.distributed.nodes", "greater than or equal to 1"),
     ("strategy-unknown", make_job(**{"spec.distributed.strategy": "zero4"}), "spec.distributed.strategy", "fsdp"),

@@ -25,7 +25,8 @@ _OBJECT_PROGRAMS = [(_ENV.program(_ENV.compile(rule.cel)), rule) for rule in OBJ
 
 def with_schema_defaults(schema: dict[str, Any], value: Any) -> Any:
     """Structural defaulting as the API server does it: a missing property with a `default`
-    gets it, recursively; nothing else appears (no empty lists or maps for unset fields)."""
+    gets it, recursively; nothing else appears (no empty lists or maps for unset fields). A
+    whole number in a `number` field reaches CEL as a double, as in the API server."""
     if isinstance(value, dict) and "properties" in schema:
         out = dict(value)
         for name, prop in schema["properties"].items():
@@ -36,6 +37,8 @@ def with_schema_defaults(schema: dict[str, Any], value: Any) -> Any:
         return out
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [with_schema_defaults(schema["items"], v) for v in value]
+    if schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # CEL sees a `number` field as a double, whole or not
     return value
 
 

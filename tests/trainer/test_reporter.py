@@ -65,3 +65,25 @@ def test_evaluation_and_kept_checkpoints_fit_the_status_schema() -> None:
     parsed = FineTuneJobStatus.model_validate(status).to_wire()
     assert parsed["evaluation"] == status["evaluation"]
     assert parsed["checkpoints"]["kept"] == kept
+
+
+def test_dpo_rewards_reach_the_status_patch_and_fit_the_status_schema() -> None:
+    """TRL's DPO metrics, as the Progress callback maps them, pass the status model (the CRD's
+    status schema is generated from it, so the API server keeps them instead of pruning)."""
+    from kubetune.api.status import Progress
+    from kubetune_trainer.callbacks import rewards
+
+    logs = {
+        "loss": 0.3,
+        "rewards/chosen": -1.5,
+        "rewards/rejected": -4.0,
+        "rewards/accuracies": 0.875,
+        "rewards/margins": 2.5,
+        "logps/chosen": -30.0,
+    }
+    found = rewards(logs)
+    assert found == {"chosen": -1.5, "rejected": -4.0, "accuracy": 0.875, "margin": 2.5}
+    assert rewards({"loss": 1.0}) is None  # SFT
+    body = StatusSink.body({"step": 3, "loss": 0.3, "rewards": found})
+    assert Progress.model_validate(body["status"]["progress"]).rewards is not None
+    assert body["status"]["progress"]["rewards"] == found

@@ -10,7 +10,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -23,7 +23,6 @@ from kubetune_trainer.checkpoints import (
     latest_complete,
     mark_complete,
 )
-from kubetune_trainer.data.collate import PackedCollator
 from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
 from kubetune_trainer.progress import ProgressSink
@@ -83,16 +82,36 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
             self.stopped = True
 
 
+class TokenCounter(Protocol):
+    def take_real_tokens(self) -> int:
+        """Real (non-padding) tokens collated since the last call."""
+
+
+# TRL's DPO metrics → the status's progress.rewards
+REWARDS = {
+    "chosen": "rewards/chosen",
+    "rejected": "rewards/rejected",
+    "accuracy": "rewards/accuracies",
+    "margin": "rewards/margins",
+}
+
+
+def rewards(logs: dict[str, Any]) -> dict[str, float] | None:
+    """The preference rewards of a DPO log entry (None for SFT)."""
+    found = {k: round(float(logs[v]), 5) for k, v in REWARDS.items() if v in logs}
+    return found or None
+
+
 class Progress(TrainerCallback):  # type: ignore[misc]
-    """Loss, learning rate, real tokens/s, ETA and an MFU estimate, every logging step; the
-    latest eval loss and mean token accuracy (`evaluation`) and the kept checkpoints with their
-    metrics (`checkpointsKept`) ride along with every report, so a rate-limited one is never
-    lost."""
+    """Loss (and DPO rewards), learning rate, real tokens/s, ETA and an MFU estimate, every
+    logging step; the latest eval loss and mean token accuracy (`evaluation`) and the kept
+    checkpoints with their metrics (`checkpointsKept`) ride along with every report, so a
+    rate-limited one is never lost."""
 
     def __init__(
         self,
         sink: ProgressSink,
-        collator: PackedCollator,
+        collator: TokenCounter,
         flops_per_token: float,
         checkpoint_root: Path,
     ) -> None:
@@ -107,6 +126,12 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         self.last: dict[str, Any] | None = None
         self.evaluation: dict[str, Any] = {}
         self.kept: list[dict[str, Any]] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        """Start the clock and the count here: what was collated before (DPO's pass computing
+        the reference log-probs) is not training throughput."""
+        self.collator.take_real_tokens()
+        self.last_time = self.started = time.monotonic()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.start_step is None:
@@ -143,12 +168,16 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             "percent": int(100 * step / total) if total else None,
             **self.extra(),
         }
+        if preference := rewards(logs):
+            progress["rewards"] = preference
         self.sink.report(progress)
         self.last = progress
         rate = f"{self.rate:,.0f}" if self.rate else "-"
+        accuracy = (preference or {}).get("accuracy")
         log(
             f"step {step}/{total} loss {progress['loss']:.4f} "
-            f"lr {logs.get('learning_rate', 0):.2e} "
+            + (f"reward accuracy {accuracy:.3f} " if accuracy is not None else "")
+            + f"lr {logs.get('learning_rate', 0):.2e} "
             f"tokens/s {rate} eta {eta if eta is not None else '-'}s"
         )
 

@@ -16,7 +16,37 @@ from pydantic import Field, StringConstraints, model_validator
 from kubetune_trainer.k8s_syntax import DNS1035Label, DNSSubdomain
 from kubetune_trainer.schema import Model, SecretKeyRef
 
-DatasetFormat = Literal["messages", "sharegpt", "alpaca", "xlam", "glaive", "text"]
+DatasetFormat = Literal[
+    "messages",
+    "sharegpt",
+    "alpaca",
+    "xlam",
+    "glaive",
+    "text",
+    "preference",
+    "hh-rlhf",
+    "sharegpt-preference",
+]
+PREFERENCE_FORMATS = ("preference", "hh-rlhf", "sharegpt-preference")
+Objective = Literal["sft", "dpo"]
+# TRL's DPOConfig.loss_type values (trl/trainer/dpo_config.py), one per job; TRL's `sft` is
+# left out: alone it is plain SFT on the chosen side (objective sft does that)
+DpoLoss = Literal[
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sigmoid_norm",
+]
 BuiltinTemplate = Literal[
     "llama-3", "llama-3.1", "chatml", "gemma", "gemma-2", "gemma-3", "qwen", "qwen2.5", "qwen3"
 ]
@@ -103,7 +133,12 @@ class DatasetSource(Model):
     """Split to read (also accepts slices such as `train[:10%]`)."""
     format: DatasetFormat = "messages"
     """Record layout: `messages` (OpenAI-style, tool calls included), `sharegpt`, `alpaca`,
-    `xlam` and `glaive` (function calling), or `text` (plain language modelling)."""
+    `xlam` and `glaive` (function calling), or `text` (plain language modelling). Preference
+    pairs (for `training.objective: dpo`): `preference` (TRL's `prompt`/`chosen`/`rejected`, as
+    text or conversations, the prompt explicit or the shared start of both; also the
+    UltraFeedback-binarized layout), `hh-rlhf` (Anthropic HH `chosen`/`rejected` full texts of
+    `Human:`/`Assistant:` turns) or `sharegpt-preference` (LLaMA-Factory: `conversations` plus
+    one `chosen` and one `rejected` turn)."""
     fields: dict[str, Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=dict)
     """Column renames from the format's names to this dataset's: `{messages: conversations}`."""
     sampleLimit: int | None = Field(default=None, ge=1)
@@ -184,8 +219,41 @@ class MethodSpec(Model):
     """Quantization of the base model; required by `qlora`."""
 
 
+class DpoSpec(Model):
+    """Direct preference optimisation settings (TRL's DPOTrainer)."""
+
+    beta: float = Field(default=0.1, gt=0, le=100)
+    """How far the policy may move from the reference: higher keeps it closer. For `ipo` this
+    is the regularisation τ of the IPO paper."""
+    lossType: DpoLoss = "sigmoid"
+    """The preference loss, as TRL names it: `sigmoid` (the DPO paper), `ipo`, `hinge` (SLiC),
+    `robust` (label noise, with `labelSmoothing`), `exo_pair` (needs `labelSmoothing` > 0),
+    `nca_pair`, `bco_pair`, `sppo_hard`, `aot`, `aot_unpaired`, `apo_zero`, `apo_down`,
+    `discopop`, `sigmoid_norm`."""
+    # below 0.5 is a rule (rules.py), not `lt`: the API server checks a whole number such as
+    # `0` against an exclusive maximum truncated to an integer (0 >= int(0.5)) and refuses it
+    labelSmoothing: float = Field(default=0.0, ge=0.0, le=0.5)
+    """Probability that a pair's preference is flipped (`robust`, `aot`, `aot_unpaired`), or
+    EXO's ε (`exo_pair`, typically 1e-3). The other losses ignore it."""
+    reference: Literal["precomputed", "live"] = "precomputed"
+    """Where the reference log-probabilities come from. The reference is the starting model:
+    for LoRA/QLoRA the same weights with the adapter disabled (never a second copy); for full
+    fine-tuning a frozen copy. `precomputed`: one pass over the data before the first step,
+    cached beside the prepared data on the volume (a restart reuses it); no reference model
+    stays in memory during training. `live`: computed every step — for full fine-tuning a
+    second copy of the model in memory the whole run."""
+
+
 class TrainingSpec(Model):
     """Optimisation settings."""
+
+    objective: Objective = "sft"
+    """What the model learns from the data: `sft` (the demonstrations' tokens) or `dpo`
+    (preference pairs: to prefer each `chosen` completion over its `rejected` one, relative to
+    the starting model; needs preference-format datasets). The method (full, LoRA, QLoRA) is
+    what is trained, either way."""
+    dpo: DpoSpec | None = None
+    """DPO settings, for `objective: dpo` (defaults apply when omitted)."""
 
     epochs: float | None = Field(default=None, gt=0, le=1000)
     """Passes over the data. Defaults to 1 when `maxSteps` is unset."""
@@ -211,7 +279,8 @@ class TrainingSpec(Model):
     maxLength: int = Field(default=2048, ge=16, le=1048576)
     """Tokens per sequence. Longer samples are truncated and counted in the preparation report."""
     packing: bool = True
-    """Pack several samples into each row (no attention or loss across samples)."""
+    """Pack several samples into each row (no attention or loss across samples). Ignored by
+    `objective: dpo`, which pads each chosen/rejected pair per batch."""
     gradientCheckpointing: bool = True
     """Recompute activations in the backward pass: less memory, about 30% more compute."""
     optimizer: Optimizer = "adamw_torch"

@@ -82,7 +82,10 @@ def load_model(
     *,
     gpus: bool,
     device_map: Any = None,
+    wrap_lora: bool = True,
 ) -> Any:
+    """The model to train; LoRA/QLoRA wrapped in its adapter unless `wrap_lora` is off (the
+    trainer then wraps it, as TRL's DPOTrainer does with `peft_config`)."""
     from transformers import AutoModelForCausalLM
 
     precision: Precision = training.precision
@@ -103,7 +106,7 @@ def load_model(
             model, use_gradient_checkpointing=training.gradientCheckpointing
         )
     lora = lora_config(method)
-    if lora is not None:
+    if lora is not None and wrap_lora:
         from peft import get_peft_model
 
         model = get_peft_model(model, lora)

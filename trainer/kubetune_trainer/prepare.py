@@ -18,10 +18,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.config import PREFERENCE_FORMATS, TrainerConfig
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.jinja_check import template_error
 from kubetune_trainer.data.packing import pack, unpacked
+from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
+from kubetune_trainer.data.preference import convert_pair
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
 from kubetune_trainer.data.tokenize import Encoded, Encoder, Refused
 from kubetune_trainer.lease import holder_id, lease
@@ -88,6 +90,8 @@ def fingerprint(
         "packing": config.training.packing,
         "seed": config.training.seed,
     }
+    if config.training.objective != "sft":  # pairs, not packed rows (SFT fingerprints unchanged)
+        inputs["objective"] = config.training.objective
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -126,12 +130,13 @@ def convert_source(
     index: int,
     source: Any,
     fetched: Fetched,
-    encoder: Encoder,
+    encoder: Encoder | PairEncoder,
     seed: int,
     progress_file: Path,
     where: str,
-) -> tuple[list[tuple[dict[str, Any], Encoded]], dict[str, Any]]:
-    """One dataset source → its samples (each with its conversation) and its report entry.
+) -> tuple[list[tuple[Any, Encoded | EncodedPair]], dict[str, Any]]:
+    """One dataset source → its samples (each with its conversation, or its pair) and its
+    report entry.
 
     A record that does not fit its format, or that the chat template refuses, is skipped and
     counted with its reason (`skippedReasons`, the first few in `firstErrors`, each naming its
@@ -146,12 +151,13 @@ def convert_source(
     records = records.select(rows)
     skipped = Skipped()
     conversations = []
+    to_sample = convert_pair if source.format in PREFERENCE_FORMATS else convert
     for row, record in zip(rows.tolist(), records, strict=True):
         try:
-            conversations.append((row, convert(record, source.format, source.fields)))
+            conversations.append((row, to_sample(record, source.format, source.fields)))
         except FormatError as err:
             skipped.add(row, str(err))
-    samples: list[tuple[dict[str, Any], Encoded]] = []
+    samples: list[tuple[Any, Encoded | EncodedPair]] = []
     for start in range(0, len(conversations), BATCH):
         chunk = conversations[start : start + BATCH]
         encoded = encoder.encode_batch([c for _, c in chunk])
@@ -183,11 +189,24 @@ def convert_source(
     return samples, report
 
 
-def write_split(name: str, part: list[Encoded], config: TrainerConfig, target: Path) -> Any:
+def write_split(
+    name: str, part: list[Encoded] | list[EncodedPair], config: TrainerConfig, target: Path
+) -> Any:
     """Pack (or pad) one split, save it under target/name, and return its report entry."""
     import datasets
 
     training = config.training
+    if training.objective == "dpo":  # pairs: TRL's collator pads them per batch
+        pairs = [asdict(p) for p in part]
+        datasets.Dataset.from_list(pairs).save_to_disk(str(target / name))
+        return {
+            "samples": len(pairs),
+            "rows": len(pairs),
+            "tokens": sum(
+                2 * len(p["prompt_ids"]) + len(p["chosen_ids"]) + len(p["rejected_ids"])
+                for p in pairs
+            ),
+        }
     rows = pack(part, training.maxLength) if training.packing else unpacked(part)
     real = sum(len(r["input_ids"]) for r in rows)
     datasets.Dataset.from_list(rows).save_to_disk(str(target / name))
@@ -199,10 +218,10 @@ def write_split(name: str, part: list[Encoded], config: TrainerConfig, target: P
     }
 
 
-def write_conversations(part: list[dict[str, Any]], target: Path) -> dict[str, int]:
+def write_conversations(part: list[Any], target: Path) -> dict[str, int]:
     """The held-out conversations as converted (messages, tools), one JSON object a line: what
-    tool-call scoring generates from (`evaluation/`)."""
-    chats = [c for c in part if "messages" in c]
+    tool-call scoring generates from (`evaluation/`). Preference pairs have none."""
+    chats = [c for c in part if isinstance(c, dict) and "messages" in c]
     with (target / EVAL_CONVERSATIONS).open("w", encoding="utf-8") as out:
         for chat in chats:
             out.write(json.dumps(chat, ensure_ascii=False) + "\n")
@@ -220,11 +239,15 @@ def build(
     for tool-call scoring (`write_conversations`)."""
     assert config.dataset is not None
     spec, training = config.dataset, config.training
-    encoder = Encoder(tokenizer, spec.trainOnRoles, training.maxLength)
+    encoder: Encoder | PairEncoder = (
+        PairEncoder(tokenizer, training.maxLength)
+        if training.objective == "dpo"
+        else Encoder(tokenizer, spec.trainOnRoles, training.maxLength)
+    )
     progress_file = target.with_name(f"{target.name}.progress")
     started = time.monotonic()
-    samples: list[tuple[dict[str, Any], Encoded]] = []
-    held_out: list[tuple[dict[str, Any], Encoded]] = []
+    samples: list[tuple[Any, Encoded | EncodedPair]] = []
+    held_out: list[tuple[Any, Encoded | EncodedPair]] = []
     sources_report = []
     for index, (source, data) in enumerate(zip(spec.all_sources, fetched, strict=True)):
         validation = index == len(spec.sources)
@@ -313,10 +336,12 @@ def _build_once(
         (tmp / COMPLETE).write_text(str(time.time()))
         os.rename(tmp, target)
         train = report["train"]
+        packing = train.get("packingEfficiency")
         log(
             f"prepared {train['samples']} samples into {train['rows']} rows "
-            f"({train['tokens']} tokens, packing efficiency {train['packingEfficiency']:.3f}, "
-            f"{report['stats']['truncated_samples']} truncated) in {report['seconds']}s"
+            f"({train['tokens']} tokens"
+            + (f", packing efficiency {packing:.3f}" if packing is not None else "")
+            + f", {report['stats']['truncated_samples']} truncated) in {report['seconds']}s"
         )
 
 

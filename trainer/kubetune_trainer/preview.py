@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.config import PREFERENCE_FORMATS, TrainerConfig
 from kubetune_trainer.data.formats import FormatError, convert
+from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
+from kubetune_trainer.data.preference import convert_pair
 from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
 
 TRAINED = "bold black on green"
@@ -48,6 +50,7 @@ def preview(config: TrainerConfig, samples: int, console: Any) -> int:
     assert config.dataset is not None
     tokenizer = load_tokenizer(fetch_model(config).path, config)
     encoder = Encoder(tokenizer, config.dataset.trainOnRoles, config.training.maxLength)
+    pair_encoder = PairEncoder(tokenizer, config.training.maxLength)
     shown = 0
     for index, source in enumerate(config.dataset.sources):
         records = load_records(fetch_dataset(config, index), source.split)
@@ -56,13 +59,25 @@ def preview(config: TrainerConfig, samples: int, console: Any) -> int:
             if shown >= samples:
                 return shown
             where = f"dataset.sources[{index}] row {row}"
+            pairs = source.format in PREFERENCE_FORMATS
             try:
-                conversation = convert(records[row], source.format, source.fields)
+                to_sample = convert_pair if pairs else convert
+                conversation = to_sample(records[row], source.format, source.fields)
             except FormatError as err:
                 console.print(f"[yellow]{where}: skipped: {err}[/yellow]", highlight=False)
                 continue
-            (result,) = encoder.encode_batch([conversation])
-            if isinstance(result, Refused):
+            (result,) = (pair_encoder if pairs else encoder).encode_batch([conversation])
+            if isinstance(result, EncodedPair):
+                for side in ("chosen", "rejected"):
+                    ids = getattr(result, f"{side}_ids")
+                    both = Encoded(result.prompt_ids + ids, [IGNORE] * len(result.prompt_ids) + ids)
+                    console.rule(
+                        f"{where} {side}: {len(both.input_ids)} tokens, {len(ids)} trained"
+                    )
+                    shown_text = highlighted(tokenizer, both, brackets=not console.is_terminal)
+                    console.print(shown_text, highlight=False, markup=False)
+                shown += 1
+            elif isinstance(result, Refused):
                 console.print(
                     f"[yellow]{where}: skipped: {result.reason}[/yellow]", highlight=False
                 )

@@ -30,6 +30,7 @@ PROGRESS_FIELDS = (
     "tokensPerSecond",
     "etaSeconds",
     "percent",
+    "rewards",
     "updatedAt",
 )
 

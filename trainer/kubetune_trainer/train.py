@@ -62,7 +62,11 @@ def report_to(config: TrainerConfig) -> list[str]:
     return targets
 
 
-def training_arguments(config: TrainerConfig, model: Any, has_eval: bool) -> Any:
+def training_arguments(
+    config: TrainerConfig, model: Any, has_eval: bool, kind: Any = None, **extra: Any
+) -> Any:
+    """The Trainer's arguments from the config; `kind` is a TrainingArguments subclass (TRL's
+    DPOConfig) taking `extra` settings of its own."""
     from transformers import TrainingArguments
 
     from kubetune_trainer.strategy import deepspeed_config, fsdp_arguments
@@ -70,7 +74,7 @@ def training_arguments(config: TrainerConfig, model: Any, has_eval: bool) -> Any
     t, topo = config.training, config.topology
     job = Path(config.paths.job)
     fsdp = fsdp_arguments(topo.strategy, model, t.gradientCheckpointing)
-    return TrainingArguments(
+    return (kind or TrainingArguments)(
         output_dir=str(job / "checkpoints"),
         per_device_train_batch_size=t.microBatchSize,
         per_device_eval_batch_size=t.microBatchSize,
@@ -106,6 +110,7 @@ def training_arguments(config: TrainerConfig, model: Any, has_eval: bool) -> Any
         deepspeed=deepspeed_config(topo.strategy),
         disable_tqdm=True,
         **fsdp,
+        **extra,
     )
 
 
@@ -192,7 +197,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, Progress
     from kubetune_trainer.data.collate import PackedCollator
     from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
-    from kubetune_trainer.modeling import load_model
+    from kubetune_trainer.modeling import load_model, lora_config
     from kubetune_trainer.prepare import load_tokenizer
 
     job = Path(config.paths.job)
@@ -201,6 +206,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     device_map = (
         {"": local_rank} if config.topology.gpus and config.method.type == "qlora" else None
     )
+    dpo = config.training.objective == "dpo"
     model = load_model(
         str(prepared.model),
         config.model,
@@ -208,31 +214,36 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
         config.training,
         gpus=config.topology.gpus,
         device_map=device_map,
+        wrap_lora=not dpo,  # TRL wraps it, so the reference is the base with the adapter off
     )
-    describe(model, config)
-    collator = PackedCollator(tokenizer.pad_token_id)
     stop = GracefulStop()
-    has_eval = prepared.evaluation is not None
-    trainer = Trainer(
-        model=model,
-        args=training_arguments(config, model, has_eval),
-        train_dataset=prepared.train,
-        eval_dataset=prepared.evaluation,
-        data_collator=collator,
-        processing_class=tokenizer,
-        compute_metrics=mean_token_accuracy if has_eval else None,
-        preprocess_logits_for_metrics=argmax if has_eval else None,
-        callbacks=[
-            CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit),
-            stop,
-            Progress(
-                sinks,
-                collator,
-                flops_per_token(model, config.method.type),
-                job / "checkpoints",
-            ),
-        ],
+    callbacks = [CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit), stop]
+    counter: Any
+    if dpo:
+        from kubetune_trainer.dpo import dpo_trainer
+
+        peft = lora_config(config.method)
+        trainer, counter = dpo_trainer(config, model, peft, prepared, tokenizer)
+        model = trainer.model
+    else:
+        counter = PackedCollator(tokenizer.pad_token_id)
+        has_eval = prepared.evaluation is not None
+        trainer = Trainer(
+            model=model,
+            args=training_arguments(config, model, has_eval),
+            train_dataset=prepared.train,
+            eval_dataset=prepared.evaluation,
+            data_collator=counter,
+            processing_class=tokenizer,
+            compute_metrics=mean_token_accuracy if has_eval else None,
+            preprocess_logits_for_metrics=argmax if has_eval else None,
+        )
+    describe(model, config)
+    progress = Progress(
+        sinks, counter, flops_per_token(model, config.method.type), job / "checkpoints"
     )
+    for callback in [*callbacks, progress]:
+        trainer.add_callback(callback)
     return trainer, stop
 
 

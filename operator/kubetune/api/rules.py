@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune.api.spec import FineTuneJobSpec
+from kubetune_trainer.config import PREFERENCE_FORMATS
 from kubetune_trainer.k8s_syntax import (
     is_label_value,
     is_qualified_name,
@@ -43,6 +44,7 @@ DOTDOT = r"(^|/)\.\.(/|$)"
 TOLERATION_OPERATORS = ("", "Equal", "Exists")
 TAINT_EFFECTS = ("", "NoSchedule", "PreferNoSchedule", "NoExecute")
 MULTUS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+_PAIRS = "['" + "', '".join(PREFERENCE_FORMATS) + "']"
 _WORLD = (
     "self.distributed.nodes * (self.distributed.gpusPerNode > 0 ? self.distributed.gpusPerNode"
     " : (has(self.distributed.processesPerNode) ? self.distributed.processesPerNode : 1))"
@@ -127,6 +129,63 @@ RULES: tuple[Rule, ...] = (
             s.dataset is None
             or not (s.dataset.chatTemplate.builtin and s.dataset.chatTemplate.jinja)
         ),
+    ),
+    Rule(
+        "training.objective",
+        "self.training.objective != 'dpo' || (has(self.dataset) "
+        f"&& self.dataset.sources.all(s, s.format in {_PAIRS}))",
+        "objective dpo trains on preference pairs: give every dataset source the format "
+        + ", ".join(PREFERENCE_FORMATS),
+        lambda s: (
+            s.training.objective != "dpo"
+            or (
+                s.dataset is not None
+                and all(src.format in PREFERENCE_FORMATS for src in s.dataset.sources)
+            )
+        ),
+    ),
+    Rule(
+        "dataset.sources",
+        "self.training.objective == 'dpo' || !has(self.dataset) "
+        f"|| self.dataset.sources.all(s, !(s.format in {_PAIRS}))",
+        "preference formats hold chosen/rejected pairs: set training.objective: dpo to train "
+        "on them",
+        lambda s: (
+            s.training.objective == "dpo"
+            or s.dataset is None
+            or all(src.format not in PREFERENCE_FORMATS for src in s.dataset.sources)
+        ),
+    ),
+    Rule(
+        "training.dpo",
+        "!has(self.training.dpo) || self.training.objective == 'dpo'",
+        "DPO settings need training.objective: dpo (or remove training.dpo)",
+        lambda s: s.training.dpo is None or s.training.objective == "dpo",
+    ),
+    Rule(
+        "training.dpo.labelSmoothing",
+        "!has(self.training.dpo) || self.training.dpo.lossType != 'exo_pair' "
+        "|| self.training.dpo.labelSmoothing > 0.0",
+        "lossType exo_pair needs labelSmoothing above 0 (EXO's epsilon; its paper uses 1e-3)",
+        lambda s: (
+            s.training.dpo is None
+            or s.training.dpo.lossType != "exo_pair"
+            or s.training.dpo.labelSmoothing > 0
+        ),
+    ),
+    Rule(
+        "training.dpo.labelSmoothing",
+        "!has(self.training.dpo) || self.training.dpo.labelSmoothing < 0.5",
+        "must be below 0.5: it is the probability that a preference label is flipped "
+        "(robust DPO divides by 1 − 2 × labelSmoothing)",
+        lambda s: s.training.dpo is None or s.training.dpo.labelSmoothing < 0.5,
+    ),
+    Rule(
+        "entrypoint",
+        "self.training.objective == 'sft' || !has(self.entrypoint)",
+        "a custom entrypoint runs its own training; objective dpo is the built-in trainer's: "
+        "remove one of them",
+        lambda s: s.training.objective == "sft" or s.entrypoint is None,
     ),
     Rule(
         "method.quantization",

@@ -28,6 +28,21 @@ class Condition(Model):
     """The spec generation this condition describes."""
 
 
+class Rewards(Model):
+    """Preference-tuning rewards (`objective: dpo`), as TRL's DPOTrainer logs them: the
+    implicit reward of a completion is beta × (policy − reference log-probability), averaged
+    over the latest logging window."""
+
+    chosen: float | None = None
+    """Mean reward of the chosen completions (`rewards/chosen`)."""
+    rejected: float | None = None
+    """Mean reward of the rejected completions (`rewards/rejected`)."""
+    accuracy: float | None = None
+    """Fraction of pairs whose chosen reward beats the rejected one (`rewards/accuracies`)."""
+    margin: float | None = None
+    """Mean chosen − rejected reward (`rewards/margins`)."""
+
+
 class Progress(Model):
     """Training progress, reported by the trainer's rank 0."""
 
@@ -45,6 +60,8 @@ class Progress(Model):
     """Estimated seconds to the end of training."""
     percent: int | None = Field(default=None, ge=0, le=100)
     """step / totalSteps, as a whole percentage (for the printer column)."""
+    rewards: Rewards | None = None
+    """DPO rewards (only for `training.objective: dpo`)."""
     updatedAt: str | None = None
     """When the trainer last reported (RFC 3339)."""
 

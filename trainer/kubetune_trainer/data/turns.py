@@ -187,8 +187,10 @@ def trained_spans(
     tools: Any,
     roles: set[str],
     markers: Markers,
+    first: int = 0,
 ) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered text and the sorted character spans that carry loss."""
+    """The rendered text and the sorted character spans that carry loss. Messages before
+    `first` carry none (the prompt of a preference pair, whatever its roles)."""
     full = render(messages, tools, False)
 
     def own(i: int) -> tuple[int, int] | None:
@@ -204,7 +206,7 @@ def trained_spans(
 
     spans = []
     for i, message in enumerate(messages):
-        if message["role"] not in roles or (region := own(i)) is None:
+        if i < first or message["role"] not in roles or (region := own(i)) is None:
             continue
         start, end = region
         assistant = message["role"] == "assistant"

@@ -1,0 +1,125 @@
+"""`training.objective: dpo` end to end on the tiny model, as `kubetune run` runs it: prepare
+counts the pairs it skips, TRL's DPOTrainer raises the reward accuracy well above chance (LoRA
+with the adapter-disabled reference, full fine-tuning with precomputed reference log-probs),
+and the rewards reach progress.json (the status) and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetune_trainer.prepare import PrepareError, prepare
+from tests.trainer.jobs import job_dir, manifest, tiny_job, train
+from tests.trainer.test_prepare import config_for
+
+pytestmark = pytest.mark.trainer
+
+
+def pairs(n: int, seed: int = 3) -> list[dict[str, Any]]:
+    """Learnable: the right sum is preferred to a refusal."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.randint(0, 9), rng.randint(0, 9)
+        out.append(
+            {
+                "prompt": [{"role": "user", "content": f"What is {a} plus {b}?"}],
+                "chosen": [{"role": "assistant", "content": f"{a} plus {b} is {a + b}."}],
+                "rejected": [{"role": "assistant", "content": "I do not know."}],
+            }
+        )
+    return out
+
+
+def write(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def dpo_overrides(data: Path, **dpo: Any) -> dict[str, Any]:
+    return {
+        "spec.dataset.sources": [{"source": str(data), "format": "preference"}],
+        "spec.training.objective": "dpo",
+        "spec.training.dpo": {"beta": 0.1, **dpo},
+    }
+
+
+BAD = [
+    {"prompt": "Hi", "chosen": "Hello."},  # no rejected
+    {"prompt": "Hi", "chosen": "Hello.", "rejected": "Hello."},  # identical
+    {"prompt": "Hi", "chosen": "", "rejected": "Go away."},  # empty completion
+]
+
+
+def test_prepare_skips_and_counts_bad_pairs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write(tmp_path / "pairs.jsonl", pairs(10) + BAD)
+    config = config_for(tiny_model_dir, tmp_path / "ws", **dpo_overrides(data))
+    report = prepare(config)["report"]
+    (source,) = report["sources"]
+    assert (source["records"], source["samples"], source["skipped"]) == (13, 10, 3)
+    assert source["skippedReasons"] == {
+        "missing rejected": 1,
+        "identical completions": 1,
+        "empty completion": 1,
+    }
+    assert report["train"]["samples"] == 10
+
+
+def test_prepare_fails_when_no_pair_survives(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write(tmp_path / "bad.jsonl", BAD)
+    config = config_for(tiny_model_dir, tmp_path / "ws", **dpo_overrides(data))
+    with pytest.raises(PrepareError, match=r"dataset.sources\[0\].*none of its 3 records"):
+        prepare(config)
+
+
+def tensorboard_tags(folder: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
+
+
+@pytest.mark.parametrize(
+    ("method", "learning_rate", "reference"),
+    [("lora", 5e-3, "live"), ("full", 1e-3, "precomputed")],
+)
+def test_dpo_raises_reward_accuracy(
+    method: str, learning_rate: float, reference: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = write(tmp_path / "pairs.jsonl", pairs(64))
+    lora = {"lora": {"r": 16, "alpha": 32, "dropout": 0.0}} if method == "lora" else {}
+    job = tiny_job(
+        tiny_model_dir,
+        f"dpo-{method}",
+        **dpo_overrides(data, reference=reference),
+        **{
+            "spec.method": {"type": method, **lora},
+            "spec.training.maxSteps": 16,
+            "spec.training.learningRate": learning_rate,
+            "spec.training.loggingSteps": 4,
+            "spec.training.saveSteps": 16,
+        },
+    )
+    result = train(job, tmp_path)
+    assert result.ok, (result.log or Path("/dev/null")).read_text()[-3000:]
+    progress = json.loads((job_dir(tmp_path, job) / "progress.json").read_text())
+    rewards = progress["rewards"]
+    assert progress["step"] == 16
+    assert rewards["accuracy"] >= 0.9, rewards  # chance is 0.5 (0 at step 1: no margin yet)
+    assert rewards["margin"] > 0 and rewards["chosen"] > rewards["rejected"], rewards
+    assert {"train/rewards/accuracies", "train/rewards/margins"} <= tensorboard_tags(
+        job_dir(tmp_path, job) / "tensorboard"
+    )
+    outputs = manifest(tmp_path, job)["outputs"]
+    assert set(outputs) == ({"adapter"} if method == "lora" else {"merged"})
+    if method == "full":  # the reference log-probs are cached beside the prepared data
+        prepared = json.loads((job_dir(tmp_path, job) / "prepared.json").read_text())
+        assert list((Path(prepared["dataset"]) / "train").glob("cache-*.arrow"))
