@@ -88,10 +88,13 @@ docker exec "$cid" bash -c 'nohup containerd >/tmp/containerd.log 2>&1 &
 docker exec -i "$cid" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
   --all-platforms --no-unpack --digests - <"$work/images.tar" >&2
 docker exec "$cid" ctr --namespace=k8s.io images list -q >&2
-docker exec "$cid" bash -c 'pkill containerd; while pgrep -x containerd >/dev/null; do sleep 0.2; done
+# (`sleep` as PID 1 reaps nobody: wait until no containerd is left but a zombie)
+docker exec "$cid" bash -c 'pkill -x containerd
+  for i in $(seq 100); do ps -C containerd -o stat= | grep -qv Z || break; sleep 0.2; done
   rm -rf /run/containerd /tmp/containerd.log'
 docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' --change 'CMD []' \
   "$cid" "$image" >/dev/null
+docker rm -f -v "$cid" >/dev/null && cid=
 docker rmi "$image-unloaded" "${images[@]}" >/dev/null
 # One node image per checkout's inputs: older tags go.
 docker images --format '{{.Repository}}:{{.Tag}}' kubetune-kind/node | grep -vx "$image" | xargs -r docker rmi >/dev/null || true

@@ -129,7 +129,16 @@ def on_claim(chain: Chain, status: dict[str, Any], path: str) -> str:
 
 @pytest.mark.parametrize("example", SEEDS, ids=[p.stem for p in SEEDS])
 def test_seed_workload_end_to_end(local_chain: Chain, example: Path) -> None:
-    chain = local_chain
+    run_seed(local_chain, example)
+
+
+@pytest.mark.kind
+def test_seed5_qlora_across_two_pods_in_kind(kind_chain: Chain) -> None:
+    """Seed 5 (QLoRA on xlam, 2 nodes) in kind: the multi-pod workload, in real containers."""
+    run_seed(kind_chain, next(p for p in SEEDS if p.stem.startswith("seed5")))
+
+
+def run_seed(chain: Chain, example: Path) -> None:
     docs = [scale_down(d, chain) for d in example_docs(example)]
     put_inputs(chain, docs)
     chain.kube.apply(*docs)  # chained stages wait for the stage before them
