@@ -154,6 +154,7 @@ for piece in $pieces; do
     pause) build_pause ;;
     kind) [[ $paths_only ]] || need_go; go_install KIND_BIN kind "$KIND_VERSION" sigs.k8s.io/kind ;;
     coredns) [[ $paths_only ]] || need_go; go_install COREDNS_BIN coredns "$COREDNS_VERSION" github.com/coredns/coredns ;;
+    crictl) [[ $paths_only ]] || need_go; go_install CRICTL_BIN crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl ;;
     *) echo "[build-binaries] unknown piece: $piece" >&2; exit 2 ;;
   esac
 done

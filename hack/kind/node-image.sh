@@ -6,7 +6,7 @@
 #   base      hack/kind/Dockerfile `base`: kind's images/base files (from the kind Go module)
 #             on the Debian-made base (hack/base-images), systemd, containerd, runc and the CNI
 #             plugins from Debian packages
-#   node      kubelet, kubeadm, kubectl (hack/cluster/build-binaries.sh kubernetes-node),
+#   node      kubelet, kubeadm, kubectl (hack/cluster/build-binaries.sh kubernetes-node), crictl,
 #             /kind/version, /kind/manifests/default-{cni,storage}.yaml
 #   images    imported into the node's containerd, as kind does (ctr import --no-unpack, pinned):
 #             registry.k8s.io/kube-{apiserver,controller-manager,scheduler,proxy}:<version>,
@@ -22,7 +22,7 @@ source "$root/hack/cluster/versions.env"
 say() { echo "[kind-node-image] $*" >&2; }
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-eval "$(bash "$root/hack/cluster/build-binaries.sh" kubernetes kubernetes-node etcd pause coredns kind | sed 's/^/export /')"
+eval "$(bash "$root/hack/cluster/build-binaries.sh" kubernetes kubernetes-node etcd pause coredns crictl kind | sed 's/^/export /')"
 eval "$(bash "$root/hack/base-images" | sed 's/^/export /')"
 kind_src=$(cd "$root/hack/cluster/kubernetes" && go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" \
   | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
@@ -30,7 +30,7 @@ base_id=$(docker image inspect -f '{{.Id}}' "$TRAINER_BASE_IMAGE")
 key=$( { cat "$root/hack/cluster/versions.env"; echo "$base_id";
          find "$here" -type f | sort | xargs sha256sum | sed "s|$here/||";
          sha256sum "$KUBERNETES_BIN"/* "$KUBERNETES_NODE_BIN"/* "$ETCD_BIN"/etcd "$PAUSE_BIN"/pause \
-           "$COREDNS_BIN"/coredns | awk '{print $1}'; } | sha256sum | cut -c1-12)
+           "$COREDNS_BIN"/coredns "$CRICTL_BIN"/crictl | awk '{print $1}'; } | sha256sum | cut -c1-12)
 image=kubetune-kind/node:$KUBERNETES_VERSION-$key
 if exists "$image"; then say "$image is current"; echo "KIND_NODE_IMAGE=$image"; exit 0; fi
 
@@ -75,7 +75,7 @@ cp -r "$kind_src/images/base/files" "$ctx/files" && chmod -R u+w "$ctx/files"
 cp "$here/Dockerfile" "$here/runc-wrapper" "$here/10-kubetune.conflist" "$ctx/"
 sed -i "s/PAUSE_VERSION/$PAUSE_VERSION/" "$ctx/Dockerfile"
 cp "$here"/manifests/*.yaml "$ctx/manifests/"
-cp "$KUBERNETES_NODE_BIN"/{kubelet,kubeadm,kubectl} "$ctx/bin/"
+cp "$KUBERNETES_NODE_BIN"/{kubelet,kubeadm,kubectl} "$CRICTL_BIN/crictl" "$ctx/bin/"
 echo "$KUBERNETES_VERSION" >"$ctx/version"
 DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$TRAINER_BASE_IMAGE" --target node \
   -t "$image-unloaded" "$ctx" >&2
