@@ -79,7 +79,16 @@ if ! docker image inspect "$to_image" >/dev/null 2>&1; then
   tar -C "$scratch/root" --owner=0 --group=0 -c . | docker import - "$to_image" >/dev/null
   rm -rf "$scratch"
 fi
-load "$to_image"
+# The worker's init container (`init-pytorch`: sh, seq, nslookup until the master's Service
+# resolves) defaults to alpine:3.10 from a registry; here it is Debian's bind9-dnsutils.
+eval "$(bash "$root/hack/base-images" | sed 's/^/export /')"
+init_image=kubetune-kind/pytorch-init:bookworm-$(docker image inspect -f '{{.Id}}' "$TRAINER_BASE_IMAGE" | cut -c8-19)
+if ! docker image inspect "$init_image" >/dev/null 2>&1; then
+  printf '%s\n' "FROM $TRAINER_BASE_IMAGE" \
+    "RUN apt-get update && apt-get install -y --no-install-recommends bind9-dnsutils && rm -rf /var/lib/apt/lists/*" \
+    | DOCKER_BUILDKIT=0 docker build -q -t "$init_image" - >&2
+fi
+load "$to_image" "$init_image"
 kubectl apply --server-side --force-conflicts \
   -f "$root/manifests/third_party/training-operator/$TRAINING_OPERATOR_VERSION/kubeflow.org_pytorchjobs.yaml" >&2
 module=$(cd "$root/hack/cluster/kubernetes" && go mod download -json \
@@ -87,6 +96,9 @@ module=$(cd "$root/hack/cluster/kubernetes" && go mod download -json \
 kubectl kustomize "$module/manifests/overlays/standalone" \
   | sed "s|image: ghcr.io/kubeflow/training-v1/training-operator:.*|image: docker.io/$to_image|" \
   | kubectl apply --server-side --force-conflicts -f - >&2
+kubectl -n kubeflow patch deployment training-operator --type json -p "[{\"op\": \"add\",
+  \"path\": \"/spec/template/spec/containers/0/args\",
+  \"value\": [\"--pytorch-init-container-image=docker.io/$init_image\"]}]" >&2
 
 # Volumes: hostPath PersistentVolumes on the node (ReadWriteMany and ReadWriteOnce: one node),
 # world-writable (the trainer runs as uid 1000); Released ones are emptied and made Available.
