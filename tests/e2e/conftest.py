@@ -22,7 +22,7 @@ import pytest
 
 from tests.cluster.conftest import cluster, ftj_crd, kube, operator, process_node  # noqa: F401
 
-from tests.cluster.kube import Kube, eventually, in_ci
+from tests.cluster.kube import Kube, KubectlError, eventually, in_ci
 from tests.cluster.process_node_support import PLACEMENT, ProcessNode, claim_dir, make_claim
 from tests.factories import REPO
 
@@ -83,13 +83,10 @@ class Chain:
     def exists(self, claim: str, path: str) -> bool:
         if self.node:
             return (claim_dir(self.kube, claim) / path).exists()
-        return self.read(claim, path) is not None or self._is_dir(claim, path)
-
-    def _is_dir(self, claim: str, path: str) -> bool:
-        try:
-            self.kube.run("exec", self._helper(claim), "--", "test", "-d", f"/claim/{path}")
+        try:  # (reading it would not do: a binary file is no text)
+            self.kube.run("exec", self._helper(claim), "--", "test", "-e", f"/claim/{path}")
             return True
-        except Exception:
+        except KubectlError:
             return False
 
     def logs(self, pod: str, container: str) -> str:
