@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from tests.cluster.conftest import cluster, ftj_crd, kube, operator, process_node  # noqa: F401
-
 from tests.cluster.kube import Kube, KubectlError, eventually, in_ci
 from tests.cluster.process_node_support import PLACEMENT, ProcessNode, claim_dir, make_claim
 from tests.factories import REPO
@@ -142,8 +141,14 @@ def local_chain(
 KIND_UP_TIMEOUT_S = 5400
 
 
+@dataclass
+class KindCluster:
+    kube: Kube
+    trainer_image: str  # the tag up.sh built and loaded
+
+
 @pytest.fixture(scope="session")
-def kind_cluster() -> Iterator[Kube]:
+def kind_cluster() -> Iterator[KindCluster]:
     """The kind cluster of tests/e2e/kind/up.sh (created or reused), deleted at the end of the
     session unless KUBETUNE_KIND_KEEP=1. Skips only when no Docker engine can be had."""
     if os.environ.get("KUBETUNE_SKIP_KIND") == "1" and not in_ci():
@@ -160,29 +165,34 @@ def kind_cluster() -> Iterator[Kube]:
     )  # its progress goes to stderr, shown with the test's output
     assert proc.returncode == 0, "tests/e2e/kind/up.sh failed (its output is above)"
     exports = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    clients = subprocess.run(
-        ["bash", str(REPO / "hack/cluster/build-binaries.sh"), "--paths", "clients"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip().split("=", 1)[1]
-    kube = Kube(kubeconfig=exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
-    kube.trainer_image = exports["TRAINER_IMAGE"]  # type: ignore[attr-defined]
-    yield kube
+    clients = (
+        subprocess.run(
+            ["bash", str(REPO / "hack/cluster/build-binaries.sh"), "--paths", "clients"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split("=", 1)[1]
+    )
+    yield KindCluster(
+        kube=Kube(kubeconfig=exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl"),
+        trainer_image=exports["TRAINER_IMAGE"],
+    )
     if os.environ.get("KUBETUNE_KIND_KEEP") != "1":
         subprocess.run(["bash", str(KIND_DIR / "up.sh"), "down"], capture_output=True)
 
 
 @pytest.fixture
-def kind_chain(kind_cluster: Kube) -> Iterator[Chain]:
+def kind_chain(kind_cluster: KindCluster) -> Iterator[Chain]:
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    kind_cluster.run("create", "namespace", namespace, namespaced=False)
+    kind_cluster.kube.run("create", "namespace", namespace, namespaced=False)
     # One node: its hostPath volumes serve ReadWriteMany claims (up.sh makes them).
     yield Chain(
-        kube=kind_cluster.with_namespace(namespace),
-        image=kind_cluster.trainer_image,  # type: ignore[attr-defined]
+        kube=kind_cluster.kube.with_namespace(namespace),
+        image=kind_cluster.trainer_image,
     )
-    kind_cluster.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
+    kind_cluster.kube.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
 
 
 @pytest.fixture(params=["local", pytest.param("kind", marks=pytest.mark.kind)])
