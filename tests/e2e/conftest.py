@@ -44,6 +44,8 @@ class Chain:
         spec = doc["spec"]
         if self.placement:
             spec["placement"] = self.placement
+        else:  # kind's one node: a job's own placement (GPU nodes) would leave it Pending
+            spec.pop("placement", None)
         if self.image:
             spec["image"], spec["imagePullPolicy"] = self.image, "Never"
         return doc
