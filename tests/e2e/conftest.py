@@ -141,6 +141,8 @@ def local_chain(
 # A cold kind cluster builds the node image (Kubernetes node binaries, CoreDNS), and both
 # kubetune images: far beyond the default timeout (docs/kind.md has the figures).
 KIND_UP_TIMEOUT_S = 5400
+# pytest-timeout counts the session fixture's setup against the first kind test.
+KIND = [pytest.mark.kind, pytest.mark.timeout(KIND_UP_TIMEOUT_S + 900)]
 
 
 @dataclass
@@ -197,7 +199,7 @@ def kind_chain(kind_cluster: KindCluster) -> Iterator[Chain]:
     kind_cluster.kube.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
 
 
-@pytest.fixture(params=["local", pytest.param("kind", marks=pytest.mark.kind)])
+@pytest.fixture(params=["local", pytest.param("kind", marks=KIND)])
 def chain(request: pytest.FixtureRequest) -> Chain:
     return request.getfixturevalue(f"{request.param}_chain")  # type: ignore[no-any-return]
 
