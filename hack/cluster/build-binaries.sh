@@ -39,6 +39,40 @@ build_kubernetes() {
   echo "KUBERNETES_BIN=$dir"
 }
 
+build_kubernetes_node() {
+  # The node's binaries for the kind node image (hack/kind/node-image.sh), same module and flags.
+  local dir=$cache/bin/kubernetes-node-$KUBERNETES_VERSION
+  if [[ -n $paths_only || ( -x $dir/kubelet && -x $dir/kubeadm && -x $dir/kube-proxy && -x $dir/kubectl ) ]]; then
+    echo "KUBERNETES_NODE_BIN=$dir"; return
+  fi
+  log "building Kubernetes $KUBERNETES_VERSION node binaries (kubelet, kubeadm, kube-proxy, kubectl)"
+  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean"
+  mkdir -p "$dir.tmp"
+  for cmd in kubelet kubeadm kube-proxy kubectl; do
+    (cd "$here/kubernetes" && go build -ldflags "$ldflags" -o "$dir.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    log "  built $cmd"
+  done
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  echo "KUBERNETES_NODE_BIN=$dir"
+}
+
+build_pause() {
+  # The pod sandbox's pause, compiled from the C source shipped in the k8s.io/kubernetes module.
+  local dir=$cache/bin/pause-$KUBERNETES_VERSION
+  if [[ -z $paths_only && ! -x $dir/pause ]]; then
+    log "building pause from k8s.io/kubernetes@$KUBERNETES_VERSION/build/pause"
+    local src
+    src=$(cd "$here/kubernetes" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    mkdir -p "$dir.tmp"
+    gcc -Os -Wall -Werror -static -DVERSION="$PAUSE_VERSION" -o "$dir.tmp/pause" "$src/build/pause/linux/pause.c"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "PAUSE_BIN=$dir"
+}
+
 build_etcd() {
   local dir=$cache/bin/etcd-$ETCD_VERSION
   if [[ -z $paths_only && ! -x $dir/etcd ]]; then
@@ -116,6 +150,11 @@ for piece in $pieces; do
     training-operator) [[ $paths_only ]] || need_go; go_install TRAINING_OPERATOR_BIN training-operator "$TRAINING_OPERATOR_VERSION" \
       github.com/kubeflow/training-operator/cmd/training-operator.v1 ;;
     kubernetes) [[ $paths_only ]] || need_go; build_kubernetes ;;
+    kubernetes-node) [[ $paths_only ]] || need_go; build_kubernetes_node ;;
+    pause) build_pause ;;
+    kind) [[ $paths_only ]] || need_go; go_install KIND_BIN kind "$KIND_VERSION" sigs.k8s.io/kind ;;
+    coredns) [[ $paths_only ]] || need_go; go_install COREDNS_BIN coredns "$COREDNS_VERSION" github.com/coredns/coredns ;;
+    crictl) [[ $paths_only ]] || need_go; go_install CRICTL_BIN crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl ;;
     *) echo "[build-binaries] unknown piece: $piece" >&2; exit 2 ;;
   esac
 done

@@ -28,9 +28,11 @@ class Kube:
     namespace: str = "default"
 
     def run(self, *args: str, stdin: str | None = None, namespaced: bool = True) -> str:
-        cmd = [self.kubectl_path, "--kubeconfig", self.kubeconfig, *args]
+        # The namespace goes before the arguments: after `exec … --` it would be the command's.
+        cmd = [self.kubectl_path, "--kubeconfig", self.kubeconfig]
         if namespaced:
             cmd += ["-n", self.namespace]
+        cmd += args
         proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise KubectlError(list(args), proc.stderr.strip())

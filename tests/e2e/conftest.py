@@ -3,13 +3,15 @@
 `local`: the real local control plane (kube-apiserver, training-operator, kwok), the operator
 as a process, and the process node running the pods as local processes. Runs everywhere.
 
-`kind`: a kind cluster with the training-operator, both images built and loaded, kubetune
-installed with Helm (tests/e2e/kind/up.sh). Needs Docker; skips without it.
+`kind`: a kind cluster built offline (hack/kind/node-image.sh) with the training-operator, both
+images built and loaded, kubetune installed with Helm (tests/e2e/kind/up.sh): real kubelet,
+containerd, pod network, Services and DNS. Needs a Docker engine (hack/docker); skips without
+one. docs/kind.md.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.conftest import cluster, ftj_crd, kube, operator, process_node  # noqa: F401
-from tests.cluster.kube import Kube, eventually
+from tests.cluster.kube import Kube, KubectlError, eventually, in_ci
 from tests.cluster.process_node_support import PLACEMENT, ProcessNode, claim_dir, make_claim
 from tests.factories import REPO
 
@@ -42,6 +44,8 @@ class Chain:
         spec = doc["spec"]
         if self.placement:
             spec["placement"] = self.placement
+        else:  # kind's one node: a job's own placement (GPU nodes) would leave it Pending
+            spec.pop("placement", None)
         if self.image:
             spec["image"], spec["imagePullPolicy"] = self.image, "Never"
         return doc
@@ -80,13 +84,10 @@ class Chain:
     def exists(self, claim: str, path: str) -> bool:
         if self.node:
             return (claim_dir(self.kube, claim) / path).exists()
-        return self.read(claim, path) is not None or self._is_dir(claim, path)
-
-    def _is_dir(self, claim: str, path: str) -> bool:
-        try:
-            self.kube.run("exec", self._helper(claim), "--", "test", "-d", f"/claim/{path}")
+        try:  # (reading it would not do: a binary file is no text)
+            self.kube.run("exec", self._helper(claim), "--", "test", "-e", f"/claim/{path}")
             return True
-        except Exception:
+        except KubectlError:
             return False
 
     def logs(self, pod: str, container: str) -> str:
@@ -112,7 +113,8 @@ class Chain:
                         "containers": [
                             {
                                 "name": "files",
-                                "image": "busybox:1.37",
+                                "image": self.image,
+                                "imagePullPolicy": "Never",
                                 "command": ["sleep", "infinity"],
                                 "volumeMounts": [{"name": "claim", "mountPath": "/claim"}],
                             }
@@ -136,44 +138,68 @@ def local_chain(
     return Chain(kube=kube, placement=PLACEMENT, node=process_node)
 
 
-def docker_available() -> str | None:
-    """None when Docker answers, else why not."""
-    if not shutil.which("docker"):
-        return "docker is not installed"
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        return "docker is installed but its engine does not answer"
-    if not shutil.which("kind"):
-        return "kind is not installed (go install sigs.k8s.io/kind@latest)"
-    return None
+# A cold kind cluster builds the node image (Kubernetes node binaries, CoreDNS), and both
+# kubetune images: far beyond the default timeout (docs/kind.md has the figures).
+KIND_UP_TIMEOUT_S = 5400
+# pytest-timeout counts the session fixture's setup against the first kind test.
+KIND = [pytest.mark.kind, pytest.mark.timeout(KIND_UP_TIMEOUT_S + 900)]
+
+
+@dataclass
+class KindCluster:
+    kube: Kube
+    trainer_image: str  # the tag up.sh built and loaded
 
 
 @pytest.fixture(scope="session")
-def kind_cluster() -> Kube:
-    if why := docker_available():
-        pytest.skip(f"kind end-to-end needs Docker: {why}")
-    out = subprocess.run(
-        ["bash", str(KIND_DIR / "up.sh")], check=True, capture_output=True, text=True
-    ).stdout
-    kubeconfig = next(
-        line.split("=", 1)[1] for line in out.splitlines() if line.startswith("KUBECONFIG=")
+def kind_cluster() -> Iterator[KindCluster]:
+    """The kind cluster of tests/e2e/kind/up.sh (created or reused), deleted at the end of the
+    session unless KUBETUNE_KIND_KEEP=1. Skips only when no Docker engine can be had."""
+    if os.environ.get("KUBETUNE_SKIP_KIND") == "1" and not in_ci():
+        pytest.skip("KUBETUNE_SKIP_KIND=1")
+    found = subprocess.run([str(REPO / "hack/docker")], capture_output=True, text=True)
+    if found.returncode != 0:
+        reason = (found.stderr.strip().splitlines() or ["hack/docker failed"])[-1]
+        pytest.skip(f"kind end-to-end needs a Docker engine: {reason}")
+    proc = subprocess.run(
+        ["bash", str(KIND_DIR / "up.sh")],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=KIND_UP_TIMEOUT_S,
+    )  # its progress goes to stderr, shown with the test's output
+    assert proc.returncode == 0, "tests/e2e/kind/up.sh failed (its output is above)"
+    exports = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    clients = (
+        subprocess.run(
+            ["bash", str(REPO / "hack/cluster/build-binaries.sh"), "--paths", "clients"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split("=", 1)[1]
     )
-    return Kube(kubeconfig=kubeconfig, kubectl_path=shutil.which("kubectl") or "kubectl")
+    yield KindCluster(
+        kube=Kube(kubeconfig=exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl"),
+        trainer_image=exports["TRAINER_IMAGE"],
+    )
+    if os.environ.get("KUBETUNE_KIND_KEEP") != "1":
+        subprocess.run(["bash", str(KIND_DIR / "up.sh"), "down"], capture_output=True)
 
 
 @pytest.fixture
-def kind_chain(kind_cluster: Kube) -> Iterator[Chain]:
+def kind_chain(kind_cluster: KindCluster) -> Iterator[Chain]:
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    kind_cluster.run("create", "namespace", namespace, namespaced=False)
-    # kind: one node with local-path volumes (ReadWriteOnce), images loaded by up.sh
+    kind_cluster.kube.run("create", "namespace", namespace, namespaced=False)
+    # One node: its hostPath volumes serve ReadWriteMany claims (up.sh makes them).
     yield Chain(
-        kube=kind_cluster.with_namespace(namespace),
-        access_mode="ReadWriteOnce",
-        image="kubetune/trainer:e2e",
+        kube=kind_cluster.kube.with_namespace(namespace),
+        image=kind_cluster.trainer_image,
     )
-    kind_cluster.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
+    kind_cluster.kube.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
 
 
-@pytest.fixture(params=["local", pytest.param("kind", marks=pytest.mark.kind)])
+@pytest.fixture(params=["local", pytest.param("kind", marks=KIND)])
 def chain(request: pytest.FixtureRequest) -> Chain:
     return request.getfixturevalue(f"{request.param}_chain")  # type: ignore[no-any-return]
 

@@ -22,7 +22,7 @@ import pytest
 from tests.cluster.kube import Kube, KubectlError
 from tests.cluster.process_node_support import claim_dir
 from tests.e2e import seed_data
-from tests.e2e.conftest import Chain
+from tests.e2e.conftest import KIND_UP_TIMEOUT_S, Chain
 from tests.factories import EXAMPLES, claims_read, example_docs
 
 pytestmark = [pytest.mark.slow, pytest.mark.trainer]
@@ -136,7 +136,17 @@ def on_claim(chain: Chain, status: dict[str, Any], path: str) -> str:
 
 @pytest.mark.parametrize("example", SEEDS, ids=[p.stem for p in SEEDS])
 def test_seed_workload_end_to_end(local_chain: Chain, example: Path) -> None:
-    chain = local_chain
+    run_seed(local_chain, example)
+
+
+@pytest.mark.kind
+@pytest.mark.timeout(KIND_UP_TIMEOUT_S + 900)
+def test_seed5_qlora_across_two_pods_in_kind(kind_chain: Chain) -> None:
+    """Seed 5 (QLoRA on xlam, 2 nodes) in kind: the multi-pod workload, in real containers."""
+    run_seed(kind_chain, next(p for p in SEEDS if p.stem.startswith("seed5")))
+
+
+def run_seed(chain: Chain, example: Path) -> None:
     docs = [scale_down(d, chain) for d in example_docs(example)]
     put_inputs(chain, docs)
     chain.kube.apply(*docs)  # chained stages wait for the stage before them

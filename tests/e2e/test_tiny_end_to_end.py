@@ -113,11 +113,10 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     assert {c["type"] for c in status["conditions"]} >= {"Succeeded"}
 
 
-def test_a_failing_prepare_fails_the_job_and_stops_its_pods(local_chain: Chain) -> None:
+def test_a_failing_prepare_fails_the_job_and_stops_its_pods(chain: Chain) -> None:
     """Data missing from the volume: `prepare` exits 1 in a real pod. The training-operator
     would recreate the pod forever; the job turns Failed, naming the pod and the error, and
     its PyTorchJob is stopped. The claim (with any completed work) stays."""
-    chain = local_chain
     claim = chain.claim("empty-workspace")  # no data/tiny-chat.jsonl on it
     doc = tiny_on_two_nodes(chain, claim)
     doc["metadata"]["name"] = "no-data"

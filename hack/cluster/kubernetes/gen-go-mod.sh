@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates go.mod/go.sum of the wrapper module that builds kube-apiserver,
-# kube-controller-manager and kube-scheduler from k8s.io/kubernetes.
+# kube-controller-manager and kube-scheduler from k8s.io/kubernetes (and the kind node
+# image's kubelet, kubeadm, kube-proxy and kubectl: hack/kind/node-image.sh).
 #
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them to ./staging
 # with replace lines, so `go install` refuses it. This module requires it and replaces
@@ -25,4 +26,5 @@ cd "$here"
   echo ")"
 } > go.mod
 rm -f go.sum
-GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$v" "k8s.io/kubernetes/cmd/kube-controller-manager@$v" "k8s.io/kubernetes/cmd/kube-scheduler@$v"
+GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$v" "k8s.io/kubernetes/cmd/kube-controller-manager@$v" "k8s.io/kubernetes/cmd/kube-scheduler@$v" \
+  "k8s.io/kubernetes/cmd/kubelet@$v" "k8s.io/kubernetes/cmd/kubeadm@$v" "k8s.io/kubernetes/cmd/kube-proxy@$v" "k8s.io/kubernetes/cmd/kubectl@$v"
