@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 WORDS = (
     "the sky is blue and grass is green while snow is white so what colour is coal "
@@ -43,3 +48,36 @@ def tiny_model() -> Path:
     root.mkdir(exist_ok=True)
     path = root / "tiny-llama"
     return path if path.exists() else build_tiny_llama(path)
+
+
+def run_kubetune(
+    job: dict[str, Any], work: Path, env: dict[str, str]
+) -> tuple[float, dict[str, Any]]:
+    """`kubetune run` on the job; returns its train seconds (the run manifest) and the prepared
+    training split's report (samples, tokens)."""
+    job_file = work / "bench.yaml"
+    job_file.write_text(yaml.safe_dump(job))
+    kubetune = Path(sys.executable).with_name("kubetune")
+    subprocess.run(
+        [str(kubetune), "run", str(job_file), "--output", str(work / "run")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    jobs = work / "run/jobs" / job["metadata"]["name"]
+    manifest = json.loads((jobs / "output/manifest.json").read_text())
+    prepared = json.loads((jobs / "prepared.json").read_text())
+    report = json.loads(Path(prepared["dataset"], "report.json").read_text())
+    return float(manifest["metrics"]["train_runtime"]), dict(report["train"])
+
+
+def run_baseline(script: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """A baseline script next to this file; its last stdout line is its JSON result."""
+    line = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name(script)), *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()[-1]
+    return dict(json.loads(line))

@@ -16,15 +16,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).parent))
-from common import chat_records, tiny_model
+from common import chat_records, run_baseline, run_kubetune, tiny_model
 
 MAX_LENGTH, RECORDS = 512, 240
 
@@ -79,41 +76,15 @@ def main() -> None:
             },
         },
     }
-    job_file = work / "bench.yaml"
-    job_file.write_text(yaml.safe_dump(job))
-    kubetune = Path(sys.executable).with_name("kubetune")
-    subprocess.run(
-        [str(kubetune), "run", str(job_file), "--output", str(work / "run")],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    jobs = work / "run/jobs/bench-dpo"
-    manifest = json.loads((jobs / "output/manifest.json").read_text())
-    prepared = json.loads((jobs / "prepared.json").read_text())
-    report = json.loads(Path(prepared["dataset"], "report.json").read_text())
-    ours_tokens = report["train"]["tokens"]
-    ours = ours_tokens / manifest["metrics"]["train_runtime"]
-
-    line = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("dpo_baseline.py")),
-            str(model),
-            str(data),
-            str(MAX_LENGTH),
-            str(work / "trl"),
-        ],
-        env={**env, **threads},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()[-1]
-    baseline = json.loads(line)
-    print(f"{report['train']['samples']} long-tailed pairs, max length {MAX_LENGTH}, LoRA DPO, CPU")
+    seconds, train = run_kubetune(job, work, env)
+    ours_tokens = train["tokens"]
+    ours = ours_tokens / seconds
+    args = [str(model), str(data), str(MAX_LENGTH), str(work / "trl")]
+    baseline = run_baseline("dpo_baseline.py", args, {**env, **threads})
+    print(f"{train['samples']} long-tailed pairs, max length {MAX_LENGTH}, LoRA DPO, CPU")
     print(
         f"kubetune (DPO):           {ours_tokens:9,d} real tokens in "
-        f"{manifest['metrics']['train_runtime']:7.1f}s = {ours:9,.0f} tokens/s"
+        f"{seconds:7.1f}s = {ours:9,.0f} tokens/s"
     )
     print(
         f"TRL DPOTrainer script:    {baseline['realTokens']:9,d} real tokens in "

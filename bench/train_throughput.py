@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).parent))
-from common import chat_records, tiny_model
+from common import chat_records, run_baseline, run_kubetune, tiny_model
 
 MAX_LENGTH, RECORDS = 1024, 800
 
@@ -62,44 +59,16 @@ def main() -> None:
             },
         },
     }
-    job_file = work / "bench.yaml"
-    job_file.write_text(yaml.safe_dump(job))
-    kubetune = Path(sys.executable).with_name("kubetune")
-    subprocess.run(
-        [str(kubetune), "run", str(job_file), "--output", str(work / "run")],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
+    seconds, train = run_kubetune(job, work, env)
+    ours_tokens = train["tokens"]
+    ours = ours_tokens / seconds
+    baseline = run_baseline(
+        "trl_baseline.py", [str(model), str(data), str(MAX_LENGTH), str(work / "trl")], env
     )
-    manifest = json.loads((work / "run/jobs/bench/output/manifest.json").read_text())
-    report = json.loads(
-        Path(
-            json.loads((work / "run/jobs/bench/prepared.json").read_text())["dataset"],
-            "report.json",
-        ).read_text()
-    )
-    ours_tokens = report["train"]["tokens"]
-    ours = ours_tokens / manifest["metrics"]["train_runtime"]
-
-    line = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("trl_baseline.py")),
-            str(model),
-            str(data),
-            str(MAX_LENGTH),
-            str(work / "trl"),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()[-1]
-    baseline = json.loads(line)
     print(f"{RECORDS} long-tailed chats, max length {MAX_LENGTH}, QLoRA NF4, tiny Llama, CPU")
     print(
         f"kubetune (packed):        {ours_tokens:9,d} real tokens in "
-        f"{manifest['metrics']['train_runtime']:7.1f}s = {ours:9,.0f} tokens/s"
+        f"{seconds:7.1f}s = {ours:9,.0f} tokens/s"
     )
     print(
         f"TRL SFTTrainer (padded):  {baseline['realTokens']:9,d} real tokens in "
