@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubetune_trainer.data.templates import builtin_template
-from kubetune_trainer.tiny import corpus, pretrain
+from kubetune_trainer.tiny import corpus, llama
 from tests.e2e import seed_data
 
 SPECIAL = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
@@ -51,8 +51,7 @@ def train_spm(folder: Path, vocab_size: int = 640) -> Path:
 
 
 def build_tiny_llama_spm(path: Path, seed: int = 0, pretrain_steps: int = 30) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+    from transformers import LlamaTokenizer
 
     path.mkdir(parents=True)
     model_file = train_spm(path)
@@ -67,23 +66,7 @@ def build_tiny_llama_spm(path: Path, seed: int = 0, pretrain_steps: int = 30) ->
         path, pad_token="<pad>", additional_special_tokens=SPECIAL, add_prefix_space=False
     )
     tokenizer.chat_template = builtin_template("chatml")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    if pretrain_steps:
-        pretrain(model, tokenizer, pretrain_steps)
+    model = llama(tokenizer, 256, 512, seed, pretrain_steps)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

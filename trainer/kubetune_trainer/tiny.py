@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from kubetune_trainer.data.templates import builtin_template
 
@@ -94,19 +95,16 @@ def pretrain(model, tokenizer, steps: int) -> None:  # type: ignore[no-untyped-d
     model.eval()
 
 
-def build_tiny_llama(
-    path: str | os.PathLike[str], seed: int = 0, pretrain_steps: int = 120
-) -> Path:
-    """Write the tiny model and tokenizer to `path` (atomically) and return it."""
+def llama(tokenizer: Any, hidden: int, intermediate: int, seed: int, pretrain_steps: int) -> Any:
+    """A 2-layer Llama (GQA 4/2) sized to the tokenizer, seeded, optionally pretrained on the
+    corpus so it has something to unlearn."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    target = Path(path)
-    tokenizer = train_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=176,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -120,6 +118,16 @@ def build_tiny_llama(
     model = LlamaForCausalLM(config)
     if pretrain_steps:
         pretrain(model, tokenizer, pretrain_steps)
+    return model
+
+
+def build_tiny_llama(
+    path: str | os.PathLike[str], seed: int = 0, pretrain_steps: int = 120
+) -> Path:
+    """Write the tiny model and tokenizer to `path` (atomically) and return it."""
+    target = Path(path)
+    tokenizer = train_tokenizer()
+    model = llama(tokenizer, 64, 176, seed, pretrain_steps)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
