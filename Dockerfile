@@ -74,7 +74,7 @@ RUN . hack/build-env.sh && uv venv --python "$(command -v python3)" /opt/kubetun
        uv pip install --require-hashes --no-deps -r trainer.txt
 # llama.cpp's converter from the same hash-pinned sdist (GGUF export; KUBETUNE_LLAMA_CPP below).
 COPY uv.lock ./
-COPY hack/llama-cpp.sh hack/uv.sh hack/bootstrap-uv.py hack/
+COPY hack/llama-cpp.sh hack/
 RUN . hack/build-env.sh && mv "$(KUBETUNE_CACHE=/tmp/kubetune hack/llama-cpp.sh)" /opt/llama.cpp
 
 FROM trainer-build AS trainer-project

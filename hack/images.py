@@ -38,7 +38,6 @@ INPUTS = (
     "hack/build-env.sh",
     "hack/build-ca",
     "hack/llama-cpp.sh",
-    "hack/uv.sh",
     "operator",
     "trainer",
 )

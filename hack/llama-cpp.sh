@@ -10,11 +10,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KUBETUNE_CACHE:-$HOME/.cache/kubetune}
 python=${PYTHON:-python3}
-read -r version sha256 < <("$python" - "$root/uv.lock" <<'EOF'
+read -r version sha256 url < <("$python" - "$root/uv.lock" <<'EOF'
 import sys, tomllib
 lock = tomllib.load(open(sys.argv[1], "rb"))
 pkg = next(p for p in lock["package"] if p["name"] == "llama-cpp-python")
-print(pkg["version"], pkg["sdist"]["hash"].removeprefix("sha256:"))
+print(pkg["version"], pkg["sdist"]["hash"].removeprefix("sha256:"), pkg["sdist"]["url"])
 EOF
 )
 dir=$cache/llama.cpp/llama-cpp-python-$version
@@ -22,13 +22,15 @@ if [[ -f $dir/convert_hf_to_gguf.py && -f $dir/.sha256 && $(<"$dir/.sha256") == 
   echo "$dir"; exit 0
 fi
 echo "[llama-cpp] unpacking llama.cpp's converter from llama-cpp-python $version into $dir" >&2
-uv=$("$root/hack/uv.sh")
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/kubetune-llama-cpp.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
-# pip (run by uv, no pip needed here) checks the hash from uv.lock while downloading.
-echo "llama-cpp-python==$version --hash=sha256:$sha256" >"$scratch/req.txt"
-"$uv" tool run --quiet --from 'pip>=24' pip download --quiet --no-deps --no-binary :all: \
-  --require-hashes -r "$scratch/req.txt" -d "$scratch" >&2
+# The sdist from the URL uv.lock records (what `uv sync` fetches), with Python's standard library
+# alone: a pip download would prepare the package's metadata, i.e. build its build backend.
+"$python" - "$url" "$scratch/llama_cpp_python-$version.tar.gz" <<'EOF' >&2
+import shutil, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=600) as r, open(sys.argv[2], "wb") as out:
+    shutil.copyfileobj(r, out, 1 << 20)
+EOF
 sdist=$scratch/llama_cpp_python-$version.tar.gz
 echo "$sha256  $sdist" | sha256sum -c --quiet -
 top=llama_cpp_python-$version/vendor/llama.cpp
