@@ -73,7 +73,9 @@ def test_one_replica_works_the_other_takes_over(ftj_crd: Kube, kube: Kube, tmp_p
         eventually(
             lambda: kube.exists("pytorchjob", "job-a"), timeout=60, what="job-a's PyTorchJob"
         )
-        assert "job-a" in first.output() and "job-a" not in second.output()
+        # the PyTorchJob is visible a moment before the operator logs what it created
+        eventually(lambda: "job-a" in first.output(), timeout=10, what="first to log job-a")
+        assert "job-a" not in second.output()
 
         first.stop()  # a graceful stop removes its peering entry: the other resumes at once
         eventually(
@@ -85,7 +87,11 @@ def test_one_replica_works_the_other_takes_over(ftj_crd: Kube, kube: Kube, tmp_p
         eventually(
             lambda: kube.exists("pytorchjob", "job-b"), timeout=60, what="job-b's PyTorchJob"
         )
-        assert "created" in second.output() and "job-b" in second.output()
+        eventually(
+            lambda: "created" in second.output() and "job-b" in second.output(),
+            timeout=10,
+            what="second to log job-b",
+        )
         assert len(kube.get("pytorchjobs")) == 2  # nothing done twice
     finally:
         for op in (first, second):
