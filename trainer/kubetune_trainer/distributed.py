@@ -1,4 +1,5 @@
-"""The two collectives the trainer's own code needs, no-ops when not distributed."""
+"""The two collectives the trainer's own code needs and the process group's shutdown; no-ops
+when not distributed."""
 
 from __future__ import annotations
 
@@ -27,3 +28,13 @@ def all_reduce(value: float, op: Any) -> float:
 def barrier() -> None:
     if initialized():
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Destroy the process group while the interpreter is still whole. Left to the
+    interpreter's exit, gloo's worker threads can abort a rank that finished all its work
+    ("terminate called without an active exception", pytorch/pytorch#190489), and torchrun
+    then fails the job. Called after success only: a rank that raised may leave the others
+    inside a collective, where destroying the group can hang (pytorch/torchtitan#1342)."""
+    if initialized():
+        dist.destroy_process_group()

@@ -339,12 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainerConfig.load(args.config)
     configure_tracking(config)
     try:
-        return run(config)
+        code = run(config)
     except Exception as err:
         if not volume_full(err, Path(config.paths.job)):
             raise
         fail(volume_full_message(config, err))
         return EXIT_VOLUME_FULL
+    from kubetune_trainer.distributed import shutdown
+
+    shutdown()
+    return code
 
 
 FULL_MARKERS = ("No space left on device", "StorageFull", "Disk quota exceeded")
