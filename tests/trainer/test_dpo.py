@@ -123,3 +123,65 @@ def test_dpo_raises_reward_accuracy(
     if method == "full":  # the reference log-probs are cached beside the prepared data
         prepared = json.loads((job_dir(tmp_path, job) / "prepared.json").read_text())
         assert list((Path(prepared["dataset"]) / "train").glob("cache-*.arrow"))
+
+
+QLORA = {
+    "type": "qlora",
+    "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
+    "quantization": {"bits": 4, "quantType": "nf4", "doubleQuant": True, "computeDtype": "float32"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "method", "distributed", "learning_rate", "logged"),
+    [
+        # the 4-bit base with its adapter disabled is the reference
+        ("qlora", QLORA, {"nodes": 1}, 5e-3, "Linear4bit"),
+        # two nodes: TRL's reference pass on each rank's share of the pairs, gathered
+        (
+            "ddp",
+            {"type": "lora", "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
+            {"nodes": 2},
+            5e-3,
+            "trained as DistributedDataParallel",
+        ),
+        # the parameters sharded over two processes; the reference log-probs precomputed
+        (
+            "zero3",
+            {"type": "full"},
+            {"processesPerNode": 2, "strategy": "deepspeed-zero3"},
+            1e-3,
+            "trained as DeepSpeedEngine",
+        ),
+    ],
+)
+def test_dpo_under_qlora_ddp_and_zero3(
+    name: str,
+    method: dict[str, Any],
+    distributed: dict[str, Any],
+    learning_rate: float,
+    logged: str,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    data = write(tmp_path / "pairs.jsonl", pairs(64))
+    job = tiny_job(
+        tiny_model_dir,
+        f"dpo-{name}",
+        **dpo_overrides(data),
+        **{
+            "spec.method": method,
+            "spec.distributed": distributed,
+            "spec.training.maxSteps": 16,
+            "spec.training.learningRate": learning_rate,
+            "spec.training.loggingSteps": 4,
+            "spec.training.saveSteps": 16,
+        },
+    )
+    result = train(job, tmp_path)
+    assert result.ok, (result.log or Path("/dev/null")).read_text()[-3000:]
+    log = (job_dir(tmp_path, job) / "logs" / "node-0.log").read_text()
+    assert logged in log, log[-2000:]
+    rewards = json.loads((job_dir(tmp_path, job) / "progress.json").read_text())["rewards"]
+    assert rewards["accuracy"] >= 0.9 and rewards["margin"] > 0, rewards

@@ -62,6 +62,7 @@ def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path:
                 },
             },
             "spec.output.formats": ["adapter", "merged"],
+            "spec.dataset.evalFraction": 0.1,  # 4-bit layers in eval mode: bitsandbytes' CPU path
             "spec.training.optimizer": "adamw_8bit",  # seed 2's optimizer, bitsandbytes on CPU
             "spec.tracking": {
                 "wandb": {"project": "kubetune-tests", "mode": "offline"},
@@ -79,6 +80,7 @@ def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path:
     merged_template = Path(out["outputs"]["merged"], "chat_template.jinja").read_text()
     assert merged_template == builtin_template("chatml")
     assert "with bitsandbytes.optim.adamw.AdamW (8-bit state)" in log
+    assert out["metrics"]["eval_loss"] > 0, out["metrics"]
     runs = list((job_dir(tmp_path, job) / "wandb").glob("offline-run-*"))
     assert runs and any(runs[0].rglob("*.wandb"))  # W&B offline run on the volume
     assert list((job_dir(tmp_path, job) / "tensorboard").rglob("events.out.tfevents.*"))

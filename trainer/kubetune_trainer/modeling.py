@@ -74,6 +74,23 @@ def prepare_for_training(model: Any) -> Any:
     return model
 
 
+def generic_cpu_4bit_path(model: Any) -> None:
+    """bitsandbytes' CPU kernel for 4-bit layers, taken without gradients in eval mode on CPUs
+    with AVX512-BF16 (evaluation, DPO's reference pass), needs a layer's output size to be a
+    multiple of 32 and its input size a multiple of the quantization block ("N must be
+    divisible by block_n", or a failed reshape of the scales); other layers take
+    bitsandbytes' generic path instead. Real models' layers all qualify; small test models'
+    often do not."""
+    from bitsandbytes.nn import Linear4bit
+
+    for module in model.modules():
+        if not isinstance(module, Linear4bit):
+            continue
+        block = getattr(module.weight.quant_state, "blocksize", 64)
+        if module.out_features % 32 or module.in_features % block:
+            module.support_avx512bf16_for_cpu = False
+
+
 def load_model(
     path: str,
     source: ModelSource,
@@ -105,6 +122,8 @@ def load_model(
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=training.gradientCheckpointing
         )
+        if not gpus:
+            generic_cpu_4bit_path(model)
     lora = lora_config(method)
     if lora is not None and wrap_lora:
         from peft import get_peft_model
