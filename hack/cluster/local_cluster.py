@@ -270,8 +270,7 @@ def up() -> int:
     if api_ready(bins):
         log(f"reusing the running cluster {NAME!r}")
     else:
-        if CLUSTER_DIR.exists():
-            down(quiet=True)
+        down(quiet=True)  # what is left of an earlier cluster, its volumes included
         config.write_text(wanted)
         log(
             f"starting cluster {NAME!r} (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
@@ -338,6 +337,9 @@ def down(quiet: bool = False) -> int:
             stdout=subprocess.DEVNULL,
             stderr=None if not quiet else subprocess.DEVNULL,
         )
+    # The volume pool's folders belong to this cluster: a new one must not inherit a deleted
+    # one's checkpoints (a test's job would resume from them).
+    shutil.rmtree(VOLUMES, ignore_errors=True)
     if not quiet:
         log(f"cluster {NAME!r} stopped")
     return 0

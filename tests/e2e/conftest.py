@@ -39,6 +39,10 @@ class Chain:
     node: ProcessNode | None = None
     image: str | None = None  # the trainer image the cluster has (None: the process node's)
 
+    @property
+    def where(self) -> str:
+        return "kind" if self.image else "process node"
+
     def fit(self, doc: dict[str, Any]) -> dict[str, Any]:
         """A FineTuneJob placed where this cluster trains, with the image it has."""
         spec = doc["spec"]

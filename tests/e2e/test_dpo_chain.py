@@ -1,4 +1,4 @@
-"""examples/tiny-sft-dpo.yaml through the operator on the process node: the SFT stage trains
+"""examples/tiny-sft-dpo.yaml through the operator, on the process node and in kind: the SFT stage trains
 and exports a merged model, the DPO stage waits for it, starts from it (`model.fromJob`),
 trains with TRL's DPOTrainer and reports its rewards in the FineTuneJob status."""
 
@@ -27,8 +27,7 @@ def status_of(chain: Chain, name: str) -> dict[str, Any]:
         return {}
 
 
-def test_sft_then_dpo_chain_through_the_operator(local_chain: Chain) -> None:
-    chain = local_chain
+def test_sft_then_dpo_chain_through_the_operator(chain: Chain) -> None:
     claim = chain.claim("tiny-workspace")  # the example's existingClaim
     for name in ("tiny-chat.jsonl", "tiny-preference.jsonl"):
         chain.put(claim, f"data/{name}", (EXAMPLE.parent / "data" / name).read_bytes())
@@ -56,7 +55,7 @@ def test_sft_then_dpo_chain_through_the_operator(local_chain: Chain) -> None:
         f"phases {dpo_phases}; dpo {json.dumps(status, indent=1)}; "
         f"sft {json.dumps(status_of(chain, 'tiny-sft'), indent=1)}\n{chain.debug()}"
     )
-    print(f"\ne2e SFT→DPO chain: {time.monotonic() - started:.1f}s wall")
+    print(f"\ne2e SFT→DPO chain ({chain.where}): {time.monotonic() - started:.1f}s wall")
 
     progress = status["progress"]
     assert progress["step"] == DPO_STEPS, progress
