@@ -100,9 +100,19 @@ class Chain:
         return self.kube.run("logs", pod, "-c", container)
 
     def debug(self) -> str:
+        """Every training pod's container logs (their ends, in kind), for a failed test."""
         if self.node:
             return self.node.all_logs(self.kube.namespace)
-        return self.kube.run("get", "pods,pytorchjobs,finetunejobs", "-o", "wide")
+        parts = [self.kube.run("get", "pods,pytorchjobs,finetunejobs", "-o", "wide")]
+        for pod in self.kube.get("pods", selector="kubetune.io/job"):
+            name = pod["metadata"]["name"]
+            for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+                try:
+                    text = self.kube.run("logs", name, "-c", container["name"], "--tail=60")
+                except KubectlError as err:
+                    text = str(err)
+                parts.append(f"--- {name}/{container['name']}\n{text}")
+        return "\n".join(parts)
 
     def _helper(self, claim: str) -> str:
         """A pod mounting the claim, to copy files in and out (kind has no host folder)."""
