@@ -42,7 +42,7 @@ generate:
 
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
 bench:
-	@venv=$$(hack/venv.sh $(TEST_EXTRAS),bench); \
+	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
 	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput operator_burst; do \
 	  "$$venv/bin/python" bench/$$b.py; done
 

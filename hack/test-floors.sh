@@ -15,7 +15,7 @@ echo "${KUBETUNE_FLOORS_OVERRIDE:-}" | tr ' ' '\n' >"$scratch/override.txt"
   --override "$scratch/override.txt" \
   --python "${PYTHON:-python3}" "$root/pyproject.toml" -o "$scratch/floors.txt"
 echo "[floors] the trainer's direct dependencies at their floors:" >&2
-grep -E '^(torch|transformers|peft|datasets|accelerate|bitsandbytes|deepspeed|tokenizers|safetensors|wandb|tensorboard|jinja2|packaging)==' \
+grep -E '^(torch|transformers|peft|trl|datasets|accelerate|bitsandbytes|deepspeed|tokenizers|safetensors|wandb|tensorboard|numpy|huggingface-hub|jinja2|packaging)==' \
   "$scratch/floors.txt" | sed 's/^/  /' >&2
 "$uv" venv --quiet --python "${PYTHON:-python3}" "$scratch/venv"
 "$uv" pip sync --quiet --python "$scratch/venv/bin/python" "$scratch/floors.txt"

@@ -55,8 +55,17 @@ BAD = [
 ]
 
 
+def as_chat(record: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    """The same record in the conversational layout (one file keeps one layout: datasets 4
+    refuses a column that is a list in some rows and a string in others)."""
+    return {
+        key: [{"role": "user" if key == "prompt" else "assistant", "content": text}]
+        for key, text in record.items()
+    }
+
+
 def test_prepare_skips_and_counts_bad_pairs(tiny_model_dir: Path, tmp_path: Path) -> None:
-    data = write(tmp_path / "pairs.jsonl", pairs(10) + BAD)
+    data = write(tmp_path / "pairs.jsonl", pairs(10) + [as_chat(r) for r in BAD])
     config = config_for(tiny_model_dir, tmp_path / "ws", **dpo_overrides(data))
     report = prepare(config)["report"]
     (source,) = report["sources"]
