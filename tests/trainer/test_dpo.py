@@ -96,6 +96,25 @@ def tensorboard_tags(folder: Path) -> set[str]:
     return tags
 
 
+LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
+
+
+def dpo_job(model_dir: Path, data: Path, name: str, learning_rate: float, **spec: Any) -> Any:
+    """16 DPO steps on the learnable pairs, rewards logged every 4."""
+    return tiny_job(
+        model_dir,
+        f"dpo-{name}",
+        **{
+            **dpo_overrides(data),
+            "spec.training.maxSteps": 16,
+            "spec.training.learningRate": learning_rate,
+            "spec.training.loggingSteps": 4,
+            "spec.training.saveSteps": 16,
+            **spec,
+        },
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "learning_rate", "reference"),
     [("lora", 5e-3, "live"), ("full", 1e-3, "precomputed")],
@@ -104,17 +123,14 @@ def test_dpo_raises_reward_accuracy(
     method: str, learning_rate: float, reference: str, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     data = write(tmp_path / "pairs.jsonl", pairs(64))
-    lora = {"lora": {"r": 16, "alpha": 32, "dropout": 0.0}} if method == "lora" else {}
-    job = tiny_job(
+    job = dpo_job(
         tiny_model_dir,
-        f"dpo-{method}",
-        **dpo_overrides(data, reference=reference),
+        data,
+        method,
+        learning_rate,
         **{
-            "spec.method": {"type": method, **lora},
-            "spec.training.maxSteps": 16,
-            "spec.training.learningRate": learning_rate,
-            "spec.training.loggingSteps": 4,
-            "spec.training.saveSteps": 16,
+            "spec.training.dpo": {"beta": 0.1, "reference": reference},
+            "spec.method": {"type": method, **({"lora": LORA} if method == "lora" else {})},
         },
     )
     result = train(job, tmp_path)
@@ -136,7 +152,7 @@ def test_dpo_raises_reward_accuracy(
 
 QLORA = {
     "type": "qlora",
-    "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
+    "lora": LORA,
     "quantization": {"bits": 4, "quantType": "nf4", "doubleQuant": True, "computeDtype": "float32"},
 }
 
@@ -150,7 +166,7 @@ QLORA = {
         # two nodes: TRL's reference pass on each rank's share of the pairs, gathered
         (
             "ddp",
-            {"type": "lora", "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
+            {"type": "lora", "lora": LORA},
             {"nodes": 2},
             5e-3,
             "trained as DistributedDataParallel",
@@ -175,18 +191,12 @@ def test_dpo_under_qlora_ddp_and_zero3(
     tmp_path: Path,
 ) -> None:
     data = write(tmp_path / "pairs.jsonl", pairs(64))
-    job = tiny_job(
+    job = dpo_job(
         tiny_model_dir,
-        f"dpo-{name}",
-        **dpo_overrides(data),
-        **{
-            "spec.method": method,
-            "spec.distributed": distributed,
-            "spec.training.maxSteps": 16,
-            "spec.training.learningRate": learning_rate,
-            "spec.training.loggingSteps": 4,
-            "spec.training.saveSteps": 16,
-        },
+        data,
+        name,
+        learning_rate,
+        **{"spec.method": method, "spec.distributed": distributed},
     )
     result = train(job, tmp_path)
     assert result.ok, (result.log or Path("/dev/null")).read_text()[-3000:]
