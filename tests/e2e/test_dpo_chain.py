@@ -62,6 +62,9 @@ def test_sft_then_dpo_chain_through_the_operator(chain: Chain) -> None:
     rewards = progress["rewards"]
     assert set(rewards) == {"chosen", "rejected", "accuracy", "margin"}, rewards
     assert rewards["accuracy"] > 0.5 and rewards["margin"] > 0, rewards
+    # the held-out pairs' rewards too (the example's evalFraction), kept by the CRD's schema
+    held_out = status["evaluation"]
+    assert held_out["step"] == DPO_STEPS and set(held_out["rewards"]) == set(rewards), held_out
 
     # The DPO stage started from the SFT stage's merged output.
     manifest_path = status["outputs"]["manifest"].removeprefix("/workspace/")

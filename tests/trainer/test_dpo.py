@@ -131,6 +131,8 @@ def test_dpo_raises_reward_accuracy(
         **{
             "spec.training.dpo": {"beta": 0.1, "reference": reference},
             "spec.method": {"type": method, **({"lora": LORA} if method == "lora" else {})},
+            "spec.dataset.evalFraction": 0.2,  # held-out pairs, rated at steps 8 and 16
+            "spec.training.evalSteps": 8,
         },
     )
     result = train(job, tmp_path)
@@ -140,6 +142,8 @@ def test_dpo_raises_reward_accuracy(
     assert progress["step"] == 16
     assert rewards["accuracy"] >= 0.9, rewards  # chance is 0.5 (0 at step 1: no margin yet)
     assert rewards["margin"] > 0 and rewards["chosen"] > rewards["rejected"], rewards
+    held_out = progress["evaluation"]  # what the status's evaluation gets
+    assert held_out["step"] == 16 and held_out["rewards"]["accuracy"] >= 0.9, held_out
     assert {"train/rewards/accuracies", "train/rewards/margins"} <= tensorboard_tags(
         job_dir(tmp_path, job) / "tensorboard"
     )

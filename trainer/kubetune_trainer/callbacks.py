@@ -96,9 +96,10 @@ REWARDS = {
 }
 
 
-def rewards(logs: dict[str, Any]) -> dict[str, float] | None:
-    """The preference rewards of a DPO log entry (None for SFT)."""
-    found = {k: round(float(logs[v]), 5) for k, v in REWARDS.items() if v in logs}
+def rewards(logs: dict[str, Any], prefix: str = "") -> dict[str, float] | None:
+    """The preference rewards of a DPO log entry (`prefix` "eval_": of an evaluation); None
+    for SFT."""
+    found = {k: round(float(logs[prefix + v]), 5) for k, v in REWARDS.items() if prefix + v in logs}
     return found or None
 
 
@@ -216,6 +217,8 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             "loss": round(float(metrics["eval_loss"]), 5),
             "meanTokenAccuracy": round(float(accuracy), 5) if accuracy is not None else None,
         }
+        if preference := rewards(metrics, prefix="eval_"):
+            self.evaluation["rewards"] = preference
         self.sink.report({"evaluation": self.evaluation})
         log(
             f"eval at step {state.global_step}: loss {self.evaluation['loss']:.4f}, "

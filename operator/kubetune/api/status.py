@@ -137,6 +137,8 @@ class Evaluation(Model):
     meanTokenAccuracy: float | None = None
     """Latest held-out mean token accuracy: share of trained tokens predicted exactly (TRL's
     `mean_token_accuracy`)."""
+    rewards: Rewards | None = None
+    """Latest held-out DPO rewards (only for `training.objective: dpo`)."""
     toolCalls: ToolCallScores | None = None
     """Tool-call scores of the trained model (after the export)."""
     baselineToolCalls: ToolCallScores | None = None
