@@ -14,9 +14,14 @@ echo "${KUBETUNE_FLOORS_OVERRIDE:-}" | tr ' ' '\n' >"$scratch/override.txt"
 "$uv" pip compile --quiet --resolution lowest-direct --extra dev --extra trainer \
   --override "$scratch/override.txt" \
   --python "${PYTHON:-python3}" "$root/pyproject.toml" -o "$scratch/floors.txt"
-echo "[floors] the trainer's direct dependencies at their floors:" >&2
-grep -E '^(torch|transformers|peft|trl|datasets|accelerate|bitsandbytes|deepspeed|tokenizers|safetensors|wandb|tensorboard|numpy|huggingface-hub|jinja2|packaging)==' \
-  "$scratch/floors.txt" | sed 's/^/  /' >&2
+echo "[floors] the direct dependencies (base and trainer extra) at their floors:" >&2
+# The names come from pyproject.toml (the trainer extra and the base dependencies).
+direct=$("${PYTHON:-python3}" -c '
+import re, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+names = [re.split(r"[<>=!~;\[ ]", r)[0] for r in project["dependencies"] + project["optional-dependencies"]["trainer"]]
+print("|".join(sorted(set(names))))' "$root/pyproject.toml")
+grep -iE "^($direct)==" "$scratch/floors.txt" | sed 's/^/  /' >&2
 "$uv" venv --quiet --python "${PYTHON:-python3}" "$scratch/venv"
 "$uv" pip sync --quiet --python "$scratch/venv/bin/python" "$scratch/floors.txt"
 "$uv" pip install --quiet --no-deps --python "$scratch/venv/bin/python" -e "$root"
