@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.kube import KubectlError, eventually
-from tests.e2e.conftest import Chain
+from tests.e2e.conftest import Chain, wait_for
 from tests.factories import EXAMPLES, example_docs
 
 pytestmark = [pytest.mark.slow, pytest.mark.trainer]
@@ -70,7 +70,7 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     assert "Pending" in phases or "Preparing" in phases
     midway = [p for p in progress_seen if 0 < p["step"] < STEPS]
     assert midway, f"no progress reported before the end: {progress_seen[-3:]}"
-    assert all(p["totalSteps"] == STEPS for p in progress_seen)
+    assert all(p["totalSteps"] == STEPS for p in progress_seen), progress_seen
     assert isinstance(midway[0].get("loss"), float) and midway[0].get("etaSeconds") is not None
     final = status["progress"]
     assert final.get("tokensPerSecond", 0) > 0, final
@@ -88,12 +88,16 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     print(f"e2e preflight over gloo across 2 pods: {network['busBandwidthGBps']} GB/s bus")
 
     # Two pods (master + worker), both really ran; the two prepares shared one build.
-    pods = chain.kube.get("pods", selector="kubetune.io/job=tiny")
+    # The PyTorchJob succeeds when its master does; the worker may still be exiting then.
+    def both_done() -> list[dict[str, Any]] | None:
+        pods = chain.kube.get("pods", selector="kubetune.io/job=tiny")
+        return pods if all(p["status"]["phase"] == "Succeeded" for p in pods) else None
+
+    pods = wait_for(both_done, timeout=120, what="both pods Succeeded")
     assert sorted(p["metadata"]["labels"]["training.kubeflow.org/replica-type"] for p in pods) == [
         "master",
         "worker",
     ]
-    assert all(p["status"]["phase"] == "Succeeded" for p in pods)
     prepares = [chain.logs(p["metadata"]["name"], "prepare") for p in pods]
     built = [log for log in prepares if "preparing dataset" in log]
     assert len(built) == 1, prepares

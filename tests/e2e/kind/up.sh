@@ -65,8 +65,35 @@ fi
 kind get kubeconfig --name "$name" >"$kubeconfig"
 export KUBECONFIG="$kubeconfig"
 
-load() {  # kind load skips an image whose id the node already has
-  kind load docker-image --name "$name" "$@" 2>&1 | sed 's/^/[kind-load] /' >&2
+# Images go into the node as `kind load docker-image` does it (`ctr images import` of
+# `docker save`), streamed instead of through kind's temporary tar, and then the imported layer
+# tars leave containerd's content store, as its CRI does after a pull with
+# discard_unpacked_layers: containers start from the unpacked snapshots, which stay. The
+# trainer image is GBs; those two extra copies are what ran a CI machine out of disk. An image
+# whose id the node already has is skipped, as kind skips it.
+load() {
+  local image id manifest
+  for image in "$@"; do
+    id=$(docker image inspect -f '{{.Id}}' "$image")
+    if [[ $(docker exec "$node" crictl inspecti -o go-template --template '{{.status.id}}' \
+            "docker.io/$image" 2>/dev/null) == "$id" ]]; then
+      continue
+    fi
+    say "loading $image into $node ($(df -h --output=avail "$cache" | tail -n1 | tr -d ' ') free here)"
+    if ! docker save "$image" | docker exec -i --privileged "$node" \
+         ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs - \
+         2>&1 | sed 's/^/[kind-load] /' >&2; then
+      say "loading $image failed; the disk where Docker keeps the node:"
+      df -h "$cache" >&2
+      return 1
+    fi
+    manifest=$(docker exec "$node" ctr --namespace=k8s.io images ls "name==docker.io/$image" \
+      | awk 'NR == 2 {print $3}')
+    # shellcheck disable=SC2046  # one argument per layer digest
+    docker exec "$node" ctr --namespace=k8s.io content rm $(docker exec "$node" \
+      ctr --namespace=k8s.io content get "$manifest" \
+      | python3 -c 'import json, sys; print(*(l["digest"] for l in json.load(sys.stdin)["layers"]))')
+  done
 }
 
 # The training-operator: its Go module's standalone overlay (kustomize, built into kubectl),
