@@ -1,7 +1,8 @@
-"""Real tokens per second: kubetune's trainer against a plain TRL SFTTrainer script with
-padding, on the same tiny model and data, the seed-5 recipe scaled down to CPU (QLoRA NF4 with
-double quant, LoRA r16/α32 on all linear layers, micro 4 × accumulation 2, one epoch).
-Target: ≥ 1.5×. Both run in this invocation, one after the other, on the same machine.
+"""Real tokens per second: kubetune's trainer against a plain TRL SFTTrainer script, on the
+same tiny model and data, the seed-5 recipe scaled down to CPU (QLoRA NF4 with double quant,
+LoRA r16/α32 on all linear layers, micro 4 × accumulation 2, one epoch). TRL runs twice, with
+its own packing and with padded batches; the ratio is against the faster of the two.
+Target: ≥ 1.5×. All run in this invocation, one after the other, on the same machine.
 
     python bench/train_throughput.py
 """
@@ -62,19 +63,26 @@ def main() -> None:
     seconds, train = run_kubetune(job, work, env)
     ours_tokens = train["tokens"]
     ours = ours_tokens / seconds
-    baseline = run_baseline(
-        "trl_baseline.py", [str(model), str(data), str(MAX_LENGTH), str(work / "trl")], env
-    )
+    baselines = {
+        mode: run_baseline(
+            "trl_baseline.py",
+            [str(model), str(data), str(MAX_LENGTH), str(work / f"trl-{mode}"), mode],
+            env,
+        )
+        for mode in ("packed", "padded")
+    }
     print(f"{RECORDS} long-tailed chats, max length {MAX_LENGTH}, QLoRA NF4, tiny Llama, CPU")
     print(
         f"kubetune (packed):        {ours_tokens:9,d} real tokens in "
         f"{seconds:7.1f}s = {ours:9,.0f} tokens/s"
     )
-    print(
-        f"TRL SFTTrainer (padded):  {baseline['realTokens']:9,d} real tokens in "
-        f"{baseline['seconds']:7.1f}s = {baseline['tokensPerSecond']:9,.0f} tokens/s"
-    )
-    print(f"ratio kubetune/TRL: {ours / baseline['tokensPerSecond']:.2f}x   target >= 1.5x")
+    for mode, baseline in baselines.items():
+        print(
+            f"TRL SFTTrainer ({mode}):  {baseline['realTokens']:9,d} real tokens in "
+            f"{baseline['seconds']:7.1f}s = {baseline['tokensPerSecond']:9,.0f} tokens/s"
+        )
+    best = max(b["tokensPerSecond"] for b in baselines.values())
+    print(f"ratio kubetune/TRL (its faster run): {ours / best:.2f}x   target >= 1.5x")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Baseline for train_throughput.py: a plain TRL SFTTrainer script, padded batches (no
-packing), the seed-5 recipe scaled down. Prints one JSON line with its real tokens/s."""
+"""Baseline for train_throughput.py: a plain TRL SFTTrainer script, the seed-5 recipe scaled
+down, with TRL's own packing (`packing=True`: best-fit decreasing into padding-free rows) or
+batches padded to their longest sample. Prints one JSON line with its real tokens/s."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from trl import SFTConfig, SFTTrainer
 
 
-def main(model_path: str, data_path: str, max_length: int, out_dir: str) -> None:
+def main(model_path: str, data_path: str, max_length: int, out_dir: str, packing: bool) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(
         model_path,
@@ -29,7 +30,7 @@ def main(model_path: str, data_path: str, max_length: int, out_dir: str) -> None
     config = SFTConfig(
         output_dir=out_dir,
         max_length=max_length,
-        packing=False,
+        packing=packing,
         per_device_train_batch_size=4,
         gradient_accumulation_steps=2,
         num_train_epochs=1,
@@ -53,7 +54,7 @@ def main(model_path: str, data_path: str, max_length: int, out_dir: str) -> None
         processing_class=tokenizer,
         peft_config=lora,
     )
-    real = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    real = sum(len(ids) for ids in trainer.train_dataset["input_ids"])  # packed rows: no padding
     metrics = trainer.train().metrics
     print(
         json.dumps(
@@ -67,4 +68,4 @@ def main(model_path: str, data_path: str, max_length: int, out_dir: str) -> None
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "packed")

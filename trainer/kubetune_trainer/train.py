@@ -114,10 +114,16 @@ def training_arguments(
     )
 
 
-def flops_per_token(model: Any, method: str) -> float:
-    """6N for full fine-tuning; about 4N when the base is frozen (no weight gradients)."""
-    params = sum(p.numel() for p in model.parameters())
-    return (6.0 if method == "full" else 4.0) * params
+def flops_per_token(model: Any) -> float:
+    """Training FLOPs per token: 6 per trainable parameter (forward, input and weight
+    gradients), 4 per frozen one (no weight gradient), so 6N for full fine-tuning and about 4N
+    for LoRA/QLoRA. Parameters are counted by transformers' `num_parameters`, which counts a
+    4-bit weight's values rather than the packed storage elements that `numel` sees (2 to 8 per
+    element with bitsandbytes, by its quant_storage dtype)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    total = base.num_parameters()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return 6.0 * trainable + 4.0 * (total - trainable)
 
 
 def describe(model: Any, config: TrainerConfig) -> None:
@@ -239,9 +245,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
             preprocess_logits_for_metrics=argmax if has_eval else None,
         )
     describe(model, config)
-    progress = Progress(
-        sinks, counter, flops_per_token(model, config.method.type), job / "checkpoints"
-    )
+    progress = Progress(sinks, counter, flops_per_token(model), job / "checkpoints")
     for callback in [*callbacks, progress]:
         trainer.add_callback(callback)
     return trainer, stop

@@ -1,0 +1,42 @@
+"""The FLOPs per token behind the reported MFU count a 4-bit model's parameters as values, not
+as bitsandbytes' packed storage elements: QLoRA reports the same model FLOPs as LoRA of the
+same base. The reference count is the unquantized checkpoint's own `numel`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubetune_trainer.config import MethodSpec, ModelSource, TrainingSpec
+
+pytestmark = pytest.mark.trainer
+
+
+def load(path: Path, method: dict[str, object]) -> object:
+    from kubetune_trainer.modeling import load_model
+
+    return load_model(
+        str(path),
+        ModelSource(source=str(path)),
+        MethodSpec.model_validate(method),
+        TrainingSpec(precision="fp32", gradientCheckpointing=False),
+        gpus=False,
+    )
+
+
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_qlora_counts_the_same_parameters_as_lora(tiny_model_dir: Path, storage: str) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from kubetune_trainer.train import flops_per_token
+
+    base = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())
+    full = load(tiny_model_dir, {"type": "full"})
+    lora = load(tiny_model_dir, {"type": "lora"})
+    qlora = load(tiny_model_dir, {"type": "qlora", "quantization": {"computeDtype": storage}})
+    adapter = sum(p.numel() for p in lora.parameters() if p.requires_grad)  # type: ignore[attr-defined]
+
+    assert flops_per_token(full) == 6 * base
+    assert flops_per_token(lora) == 4 * base + 6 * adapter
+    assert flops_per_token(qlora) == flops_per_token(lora)
