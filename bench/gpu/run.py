@@ -1,4 +1,4 @@
-"""GPU evidence: kubetune's trainer path on Llama-3-8B's architecture, against TRL's packed
+"""GPU evidence: kubetune's trainer path on Llama-3-8B's architecture, against TRL's
 SFTTrainer in the same run (docs/benchmarks.md, "GPU").
 
     python bench/gpu/run.py                   # `gpu` on a CUDA machine, else `cpu`
@@ -6,9 +6,9 @@ SFTTrainer in the same run (docs/benchmarks.md, "GPU").
 
 Per run: real tokens/s, MFU against the bf16 matrix rate measured at the start (6N FLOPs per
 token for full fine-tuning, 4N for LoRA/QLoRA, N the base model's parameters; attention FLOPs
-in their own column), peak GPU memory, and the ratio to TRL's run of the same method, length
-and attention. The weights are random (throughput does not depend on them) and the data is
-token ids with chat-like long-tailed lengths (no tokenizer or download needed). Our side is
+in their own column), peak GPU memory, and the ratio to TRL's faster run (packed or padded)
+of the same method and length. The weights are random (throughput does not depend on them)
+and the data is token ids with chat-like long-tailed lengths (no tokenizer or download). Our side is
 kubetune's own path: the prepared-dataset format written by `prepare.write_split` (best-fit
 packing), `train.build_trainer` (model loading, LoRA/QLoRA, the collator, the callbacks) and the
 Trainer it returns. Before training, every attention implementation is checked to keep packed
