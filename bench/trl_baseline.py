@@ -54,7 +54,7 @@ def main(model_path: str, data_path: str, max_length: int, out_dir: str, packing
         processing_class=tokenizer,
         peft_config=lora,
     )
-    real = sum(len(ids) for ids in trainer.train_dataset["input_ids"])  # packed rows: no padding
+    real = sum(len(ids) for ids in trainer.train_dataset["input_ids"])  # rows as stored: no padding
     metrics = trainer.train().metrics
     print(
         json.dumps(

@@ -114,21 +114,25 @@ def training_arguments(
     )
 
 
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters. The total is transformers' `num_parameters`, which counts
+    a 4-bit weight's values rather than the packed storage elements that `numel` sees (2 to 8
+    per element with bitsandbytes, by its quant_storage dtype)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, base.num_parameters()
+
+
 def flops_per_token(model: Any) -> float:
     """Training FLOPs per token: 6 per trainable parameter (forward, input and weight
     gradients), 4 per frozen one (no weight gradient), so 6N for full fine-tuning and about 4N
-    for LoRA/QLoRA. Parameters are counted by transformers' `num_parameters`, which counts a
-    4-bit weight's values rather than the packed storage elements that `numel` sees (2 to 8 per
-    element with bitsandbytes, by its quant_storage dtype)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    total = base.num_parameters()
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for LoRA/QLoRA."""
+    trainable, total = parameter_counts(model)
     return 6.0 * trainable + 4.0 * (total - trainable)
 
 
 def describe(model: Any, config: TrainerConfig) -> None:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable, total = parameter_counts(model)
     quantized = sorted(
         {
             type(m).__name__
