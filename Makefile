@@ -1,33 +1,54 @@
 # kubetune: the two commands a fresh machine needs.
 #   make demo   install the trainer and fine-tune examples/tiny.yaml locally on CPU
-#   make test   install what the tests need and run lint, types, contracts and tests
+#   make test   install what the tests need and run lint, types, contracts and every test tier
+# The everyday loop: make check (lint, types, contracts, the unit tier; ~1 min warm). One area:
+# make test-trainer | test-cluster | test-e2e. Tiers: tests/support/tiers.py, docs/development.md.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 # gguf: llama-cpp-python, built from its sdist the first time (~16 min on 2 cores; cached by uv).
 TEST_EXTRAS ?= dev,operator,trainer,gguf
 DEMO_EXTRAS ?= trainer
 
-.PHONY: demo test lint unit generate bench cold-check clean-venvs
+# Extra pytest arguments for every target (.ci/run adds its budget report's).
+PYTEST_ARGS ?=
+
+.PHONY: demo test prerequisites check test-trainer test-cluster test-e2e lint generate bench cold-check clean-venvs
 
 demo:
 	@venv=$$(hack/venv.sh $(DEMO_EXTRAS)); \
 	"$$venv/bin/kubetune" run examples/tiny.yaml --output runs/tiny
 
-test:
-	@hack/cluster/build-binaries.sh --check-prerequisites
-	@command -v c++ >/dev/null || { echo "make test needs a C++ compiler to build llama.cpp (GGUF tests): apt-get install g++" >&2; exit 1; }
+# Every tier, fastest first: `check` before anything is built, so a unit failure shows in a
+# minute and before any cluster starts; then the rest of the tiers in one pytest run.
+test: prerequisites check
 	@hack/llama-cpp.sh >/dev/null  # llama.cpp's converter, for the GGUF export tests
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
-	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint unit
+	PATH="$$venv/bin:$$PATH" pytest -m "not unit" $(PYTEST_ARGS)
+
+prerequisites:
+	@hack/cluster/build-binaries.sh --check-prerequisites
+	@command -v c++ >/dev/null || { echo "make test needs a C++ compiler to build llama.cpp (GGUF tests): apt-get install g++" >&2; exit 1; }
+
+# Lint, types, import contracts and the unit tier: no torch, no cluster (≤ 2 min warm).
+check:
+	@venv=$$(hack/venv.sh dev,operator); \
+	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint && \
+	PATH="$$venv/bin:$$PATH" pytest -m unit $(PYTEST_ARGS)
+
+test-trainer:
+	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); PATH="$$venv/bin:$$PATH" pytest -m "trainer or bench" $(PYTEST_ARGS)
+
+test-cluster:
+	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); PATH="$$venv/bin:$$PATH" pytest -m "cluster" $(PYTEST_ARGS)
+
+test-e2e:
+	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); PATH="$$venv/bin:$$PATH" pytest -m "e2e or faults" $(PYTEST_ARGS)
 
 lint:
 	ruff check .
 	ruff format --check .
 	mypy
 	lint-imports
-
-unit:
-	pytest
 
 # Regenerate every generated file (the CRDs, the chart's values schema, install.yaml, golden
 # files); tests fail when they are stale.

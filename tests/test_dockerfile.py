@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.factories import REPO
+from tests.support.factories import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 

@@ -9,7 +9,7 @@ import yaml
 import kubetune
 import kubetune_trainer
 from kubetune.render import RenderSettings
-from tests.factories import REPO
+from tests.support.factories import REPO
 
 
 def test_every_place_shows_the_pyproject_version() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from kubetune.api.crd import crd, crd_yaml
-from tests.factories import REPO
+from tests.support.factories import REPO
 
 CHECKED_IN = [REPO / "manifests" / "crd" / "finetunejobs.kubetune.io.yaml"]
 

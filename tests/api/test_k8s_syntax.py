@@ -28,7 +28,7 @@ from kubetune_trainer.k8s_syntax import (
     is_label_value,
     is_qualified_name,
 )
-from tests.api.test_bad_inputs import CASES
+from tests.support.bad_inputs import CASES
 
 # quantity_test.go TestQuantityParse (valid) and its invalid table, plus signed forms.
 QUANTITIES = [

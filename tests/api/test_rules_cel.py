@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from kubetune.api.crd import crd
 from kubetune.api.job import FineTuneJob
 from kubetune.api.rules import OBJECT_RULES, RULES, broken_object_rules, broken_rules
-from tests.api.test_bad_inputs import CASES
-from tests.factories import EXAMPLES, example_docs
+from tests.support.bad_inputs import CASES
+from tests.support.factories import EXAMPLES, example_docs
 
 _ENV = celpy.Environment()
 _PROGRAMS = [(_ENV.program(_ENV.compile(rule.cel)), rule) for rule in RULES]

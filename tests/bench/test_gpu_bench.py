@@ -10,11 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.factories import REPO
-
-pytestmark = [pytest.mark.trainer, pytest.mark.slow]
+from tests.support.factories import REPO
 
 
 def test_the_gpu_bench_runs_every_configuration_on_cpu_and_reports(tmp_path: Path) -> None:

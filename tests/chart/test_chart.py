@@ -15,7 +15,7 @@ import kubernetes_validate
 import yaml
 
 from kubetune.api.crd import crd_chart_template
-from tests.factories import REPO
+from tests.support.factories import REPO
 
 CHART = REPO / "charts" / "kubetune"
 

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from kubetune.cli import app
-from tests.factories import REPO, make_job
+from tests.support.factories import REPO, make_job
 
 runner = CliRunner()
 TINY = str(REPO / "examples" / "tiny.yaml")

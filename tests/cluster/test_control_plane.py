@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.kube import Kube, KubectlError, condition, eventually
+from tests.support.kube import Kube, KubectlError, condition, eventually
 
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 

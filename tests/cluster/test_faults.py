@@ -16,13 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from kubetune.render.metadata import JOB_LABEL
-from tests.cluster.kube import Kube, eventually
-from tests.cluster.operator_support import COMPLETE_DELAY, Operator, tiny
-
-pytestmark = pytest.mark.slow
+from tests.support.kube import Kube, eventually
+from tests.support.operator import COMPLETE_DELAY, Operator, tiny
 
 CHILD_KINDS = (
     "persistentvolumeclaims",

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_bad_inputs import CASES
-from tests.cluster.kube import Kube, KubectlError, condition, eventually
-from tests.factories import EXAMPLES, example_docs
+from tests.support.bad_inputs import CASES
+from tests.support.factories import EXAMPLES, example_docs
+from tests.support.kube import Kube, KubectlError, condition, eventually
 
 
 def test_crd_is_established_with_its_names(ftj_crd: Kube) -> None:

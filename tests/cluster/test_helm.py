@@ -11,8 +11,8 @@ import yaml
 
 from kubetune.api import parse_job
 from kubetune.render import render
-from tests.cluster.kube import Kube, condition, eventually
-from tests.factories import REPO, make_job
+from tests.support.factories import REPO, make_job
+from tests.support.kube import Kube, condition, eventually
 
 
 def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:

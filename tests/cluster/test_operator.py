@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.kube import Kube, condition, eventually
-from tests.cluster.operator_support import (
+from tests.support.kube import Kube, condition, eventually
+from tests.support.operator import (
     COMPLETE_DELAY,
     FAIL,
     Operator,

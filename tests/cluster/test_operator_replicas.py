@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.kube import Kube, eventually
-from tests.cluster.operator_support import Operator, tiny
-from tests.factories import REPO
+from tests.support.factories import REPO
+from tests.support.kube import Kube, eventually
+from tests.support.operator import Operator, tiny
 
 PEERING_CRDS = "templates/crds/kopf-peering.yaml"
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.kube import Kube, eventually
-from tests.cluster.operator_support import COMPLETE_DELAY, phase_is
-from tests.cluster.process_node_support import make_claim
-from tests.factories import EXAMPLES, claims_read, example_docs
+from tests.support.factories import EXAMPLES, claims_read, example_docs
+from tests.support.kube import Kube, eventually
+from tests.support.operator import COMPLETE_DELAY, phase_is
+from tests.support.process_node import make_claim
 
 SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
 GPU_NODES = ("kwok-gpu-0", "kwok-gpu-1")

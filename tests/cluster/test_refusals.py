@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from kubetune.render.metadata import JOB_LABEL
-from tests.cluster.kube import Kube, KubectlError, eventually
-from tests.cluster.operator_support import phase_is, status, tiny
+from tests.support.kube import Kube, KubectlError, eventually
+from tests.support.operator import phase_is, status, tiny
 
 ADMISSION = "admissionregistration.k8s.io/v1"
 

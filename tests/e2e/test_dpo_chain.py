@@ -8,13 +8,9 @@ import json
 import time
 from typing import Any
 
-import pytest
-
-from tests.cluster.kube import KubectlError
-from tests.e2e.conftest import Chain
-from tests.factories import EXAMPLES, example_docs
-
-pytestmark = [pytest.mark.slow, pytest.mark.trainer]
+from tests.support.chain import Chain
+from tests.support.factories import EXAMPLES, example_docs
+from tests.support.kube import KubectlError
 
 EXAMPLE = next(p for p in EXAMPLES if p.name == "tiny-sft-dpo.yaml")
 SFT_STEPS, DPO_STEPS = 20, 20

@@ -9,14 +9,10 @@ import random
 import time
 from typing import Any
 
-import pytest
-
-from tests.cluster.kube import KubectlError
-from tests.e2e.conftest import Chain
-from tests.factories import EXAMPLES, example_docs
-from tests.trainer.tool_data import COMPACT_TEMPLATE, PROJECTIONS, tool_conversation
-
-pytestmark = [pytest.mark.slow, pytest.mark.trainer]
+from tests.support.chain import Chain
+from tests.support.factories import EXAMPLES, example_docs
+from tests.support.kube import KubectlError
+from tests.support.tool_data import COMPACT_TEMPLATE, PROJECTIONS, tool_conversation
 
 TINY = next(p for p in EXAMPLES if p.name == "tiny.yaml")
 

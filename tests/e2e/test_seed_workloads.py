@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.kube import Kube, KubectlError
-from tests.cluster.process_node_support import claim_dir
-from tests.e2e import seed_data
-from tests.e2e.conftest import KIND_UP_TIMEOUT_S, Chain
-from tests.factories import EXAMPLES, claims_read, example_docs
-
-pytestmark = [pytest.mark.slow, pytest.mark.trainer]
+from tests.support import seed_data
+from tests.support.chain import KIND_UP_TIMEOUT_S, Chain
+from tests.support.factories import EXAMPLES, claims_read, example_docs
+from tests.support.kube import Kube, KubectlError
+from tests.support.process_node import claim_dir
 
 SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
 HERE = Path(__file__).resolve().parent

@@ -13,27 +13,8 @@ import json
 import time
 from typing import Any
 
-import pytest
-
-from tests.cluster.kube import KubectlError, eventually
-from tests.e2e.conftest import Chain, wait_for
-from tests.factories import EXAMPLES, example_docs
-
-pytestmark = [pytest.mark.slow, pytest.mark.trainer]
-
-TINY = next(p for p in EXAMPLES if p.name == "tiny.yaml")
-TINY_DATA = TINY.parent / "data" / "tiny-chat.jsonl"
-STEPS = 60
-
-
-def tiny_on_two_nodes(chain: Chain, claim: str) -> dict[str, Any]:
-    """tiny.yaml as written, on 2 nodes, with its workspace on a claim that holds its data."""
-    doc = example_docs(TINY)[0]
-    spec = doc["spec"]
-    spec["distributed"]["nodes"] = 2
-    spec["storage"] = {"existingClaim": claim}
-    spec["training"].update({"maxSteps": STEPS, "saveSteps": 20})
-    return chain.fit(doc)
+from tests.support.chain import TINY_DATA, TINY_STEPS, Chain, tiny_on_two_nodes, wait_for
+from tests.support.kube import KubectlError, eventually
 
 
 def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
@@ -68,13 +49,13 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     # The way there: preparing, then training with the trainer's progress reported live.
     assert "Training" in phases and phases.index("Training") < phases.index("Succeeded")
     assert "Pending" in phases or "Preparing" in phases
-    midway = [p for p in progress_seen if 0 < p["step"] < STEPS]
+    midway = [p for p in progress_seen if 0 < p["step"] < TINY_STEPS]
     assert midway, f"no progress reported before the end: {progress_seen[-3:]}"
-    assert all(p["totalSteps"] == STEPS for p in progress_seen), progress_seen
+    assert all(p["totalSteps"] == TINY_STEPS for p in progress_seen), progress_seen
     assert isinstance(midway[0].get("loss"), float) and midway[0].get("etaSeconds") is not None
     final = status["progress"]
     assert final.get("tokensPerSecond", 0) > 0, final
-    assert final["step"] == STEPS and final["percent"] == 100
+    assert final["step"] == TINY_STEPS and final["percent"] == 100
     assert final["loss"] < midway[0]["loss"], "the loss did not fall"
 
     # The network preflight ran across the two pods (gloo) before the first step, and its
@@ -112,8 +93,8 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     manifest_path = outputs["manifest"].removeprefix(workspace)
     assert chain.exists(claim, f"{adapter}/adapter_model.safetensors")
     manifest = json.loads(chain.read(claim, manifest_path) or "{}")
-    assert manifest["job"] == "tiny" and manifest["metrics"]["globalStep"] == STEPS, manifest
-    assert status["checkpoints"]["latestStep"] == STEPS
+    assert manifest["job"] == "tiny" and manifest["metrics"]["globalStep"] == TINY_STEPS, manifest
+    assert status["checkpoints"]["latestStep"] == TINY_STEPS
     assert {c["type"] for c in status["conditions"]} >= {"Succeeded"}
 
 

@@ -21,11 +21,9 @@ from typing import Any
 import pytest
 
 from kubetune_trainer.checkpoints import MARKER, checkpoints, latest_complete, step_of
-from tests.cluster.kube import Kube, eventually
-from tests.e2e.conftest import Chain, wait_for
-from tests.e2e.test_tiny_end_to_end import TINY_DATA, tiny_on_two_nodes
-
-pytestmark = [pytest.mark.slow, pytest.mark.trainer]
+from tests.support.chain import TINY_DATA, Chain, tiny_on_two_nodes, wait_for
+from tests.support.kube import Kube, eventually
+from tests.support.tiers import unavailable
 
 SAVE_STEPS = 20
 MAX_STEPS = 1000  # ~20 s at this machine's best speed: the watch below never misses the run
@@ -135,7 +133,7 @@ def test_a_sigkilled_training_container_resumes_from_its_last_complete_checkpoin
 
 
 def chain_path(chain: Chain, claim: str, path: str) -> Path:
-    from tests.cluster.process_node_support import claim_dir
+    from tests.support.process_node import claim_dir
 
     return claim_dir(chain.kube, claim) / path
 
@@ -144,7 +142,7 @@ def chain_path(chain: Chain, claim: str, path: str) -> Path:
 def small_volume(local_chain: Chain, tmp_path: Path) -> Iterator[str]:
     """A claim on a 200 MiB tmpfs (a PersistentVolume of its own, hostPath on the mount)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+        unavailable("faults", "the volume-full test mounts a small tmpfs, which needs root")
     mount = tmp_path / "small-volume"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mount)], check=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import REPO
-from tests.images.conftest import BUILD_TIMEOUT_S, docker_run
+from tests.support.factories import REPO
+from tests.support.images import BUILD_TIMEOUT_S, docker_run
 
-pytestmark = [pytest.mark.images, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S)]
+pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 
 
 def test_operator_help_as_uid_1000_read_only(operator_image: str) -> None:

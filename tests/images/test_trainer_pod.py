@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.factories import REPO
-from tests.images.conftest import BUILD_TIMEOUT_S, docker_run
+from tests.support.factories import REPO
+from tests.support.images import BUILD_TIMEOUT_S, docker_run
 
-pytestmark = [pytest.mark.images, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S)]
+pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 TINY = REPO / "examples" / "tiny.yaml"
 POD = "tiny-master-0"  # the Master pod's name, which is also its hostname and service
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.images.conftest import BUILD_TIMEOUT_S, docker_run
+from tests.support.images import BUILD_TIMEOUT_S, docker_run
 
-pytestmark = [pytest.mark.images, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S)]
+pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 
 # What the trainer and the seed examples' paths import: methods (LoRA, QLoRA's bitsandbytes),
 # strategies (DDP, FSDP via accelerate, DeepSpeed ZeRO), data, tracking, and the trainer itself.

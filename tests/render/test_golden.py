@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kubetune.render import to_yaml
-from tests.factories import EXAMPLES
-from tests.render.helpers import GOLDEN, assert_golden, render_example
+from tests.support.factories import EXAMPLES
+from tests.support.golden import GOLDEN, assert_golden, render_example
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -15,8 +15,8 @@ from kubetune.api import parse_job
 from kubetune.render import render, to_yaml
 from kubetune.render.fabric import FABRIC_ENV
 from kubetune.render.pod import CONTAINER
-from tests.factories import make_job
-from tests.render.helpers import GOLDEN, assert_golden, by_kind
+from tests.support.factories import make_job
+from tests.support.golden import GOLDEN, assert_golden, by_kind
 
 NETWORK_GOLDEN = GOLDEN / "network"
 RESTRICTED = {

@@ -8,8 +8,8 @@ from typing import Any
 from kubetune.api import parse_job
 from kubetune.render import render
 from kubetune.render.pod import CONTAINER, PORT_NAME
-from tests.factories import make_job
-from tests.render.helpers import by_kind
+from tests.support.factories import make_job
+from tests.support.golden import by_kind
 
 
 def objects(**kw: Any) -> list[dict[str, Any]]:

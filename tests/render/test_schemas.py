@@ -15,8 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.factories import EXAMPLES, PYTORCHJOB_CRD, REPO, cluster_versions
-from tests.render.helpers import by_kind, render_example
+from tests.support.factories import EXAMPLES, PYTORCHJOB_CRD, REPO, cluster_versions
+from tests.support.golden import by_kind, render_example
+from tests.support.tiers import unavailable
 
 K8S_VERSION = "1.35.0"
 
@@ -65,7 +66,7 @@ def test_vendored_pytorchjob_crd_is_the_modules_own() -> None:
     # The copy in manifests/third_party must be the file the training-operator ships at the
     # version the local cluster runs (hack/refresh-pytorchjob-crd.sh copies it).
     if shutil.which("go") is None:
-        pytest.skip("needs Go to fetch the training-operator module")
+        unavailable("unit", "this test needs Go to fetch the training-operator module")
     version = cluster_versions()["TRAINING_OPERATOR_VERSION"]
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"github.com/kubeflow/training-operator@{version}"],

@@ -16,7 +16,7 @@ from kubetune.runtime.handlers import Indexed, pods_by_job, pytorchjobs_by_job, 
 from kubetune.runtime.observe import pod_state
 from kubetune.runtime.reconcile import SPEC_HASH, spec_hash
 from kubetune.runtime.status import Observed, compute_status
-from tests.factories import make_job
+from tests.support.factories import make_job
 
 NOW = "2026-11-22T00:00:00Z"
 TRAINING = {"phase": "Training", "observedGeneration": 3}

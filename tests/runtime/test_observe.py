@@ -12,7 +12,7 @@ from kubetune.api.status import Outputs
 from kubetune.render import RenderSettings
 from kubetune.runtime.observe import expected_outputs, pod_state
 from kubetune.runtime.status import PodState
-from tests.factories import make_job
+from tests.support.factories import make_job
 
 
 @pytest.mark.parametrize(

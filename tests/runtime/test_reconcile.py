@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from kubetune.runtime.kube import NamespaceTerminating
-from tests.runtime.memory import CHILDREN, World
+from tests.support.memory_cluster import CHILDREN, World
 
 
 @dataclass

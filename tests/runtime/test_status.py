@@ -9,7 +9,7 @@ import pytest
 from kubetune.api import parse_job
 from kubetune.api.job import Problem
 from kubetune.runtime.status import Observed, PodState, changed, compute_status
-from tests.factories import make_job
+from tests.support.factories import make_job
 
 NOW, LATER = "2026-11-22T10:00:00Z", "2026-11-22T10:05:00Z"
 JOB = parse_job(make_job(**{"metadata.generation": 3}))

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from tests.support.jobs import job_dir, tiny_job, train
 
-from tests.trainer.jobs import job_dir, tiny_job, train
-
-pytestmark = [pytest.mark.trainer, pytest.mark.slow]
 MODULE = "tests.trainer.custom_train_module"
 
 

@@ -13,10 +13,7 @@ from typing import Any
 import pytest
 
 from kubetune_trainer.prepare import PrepareError, prepare
-from tests.trainer.jobs import job_dir, manifest, tiny_job, train
-from tests.trainer.test_prepare import config_for
-
-pytestmark = pytest.mark.trainer
+from tests.support.jobs import config_for, job_dir, manifest, tiny_job, train
 
 
 def pairs(n: int, seed: int = 3) -> list[dict[str, Any]]:
@@ -161,7 +158,6 @@ QLORA = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "method", "distributed", "learning_rate", "logged"),
     [

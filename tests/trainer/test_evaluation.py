@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from kubetune_trainer.progress import read_progress
-from tests.trainer.jobs import job_dir, manifest, tiny_job, train
-from tests.trainer.tool_data import COMPACT_TEMPLATE, PROJECTIONS, write_tool_set
-
-pytestmark = [pytest.mark.trainer, pytest.mark.slow]
+from tests.support.jobs import job_dir, manifest, tiny_job, train
+from tests.support.tool_data import COMPACT_TEMPLATE, PROJECTIONS, write_tool_set
 
 
 def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -92,7 +90,7 @@ def test_a_failed_evaluation_is_reported_and_keeps_the_outputs(
     from kubetune.render.trainer_config import trainer_config
     from kubetune_trainer.evaluation.after_export import evaluate_tool_calls
     from kubetune_trainer.prepare import EVAL_CONVERSATIONS
-    from tests.factories import REPO
+    from tests.support.factories import REPO
 
     (tmp_path / "held-out").mkdir()
     data = write_tool_set(tmp_path / "held-out" / EVAL_CONVERSATIONS, 4, seed=3)

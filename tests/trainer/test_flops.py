@@ -10,8 +10,6 @@ import pytest
 
 from kubetune_trainer.config import MethodSpec, ModelSource, TrainingSpec
 
-pytestmark = pytest.mark.trainer
-
 
 def load(path: Path, method: dict[str, object]) -> object:
     from kubetune_trainer.modeling import load_model

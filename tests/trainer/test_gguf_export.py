@@ -21,13 +21,18 @@ import yaml
 
 from kubetune.api import parse_job
 from kubetune_trainer.config import GgufQuantization
-from tests.e2e import seed_data
-from tests.factories import REPO
-from tests.trainer.jobs import job_dir, logged_losses, manifest, train
-from tests.trainer.tiny_spm import build_tiny_llama_spm
+from tests.support import seed_data
+from tests.support.factories import REPO
+from tests.support.jobs import job_dir, logged_losses, manifest, train
+from tests.support.tiers import unavailable
+from tests.support.tiny_spm import build_tiny_llama_spm
 
-llama_cpp = pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python)")
-pytestmark = [pytest.mark.trainer, pytest.mark.slow]
+try:
+    import llama_cpp
+except ImportError:
+    unavailable(
+        "trainer", "GGUF export needs the gguf extra (llama-cpp-python): make test installs it"
+    )
 
 QUANTIZATIONS = ["f16", "q8_0", "q4_k_m"]
 # llama.cpp's own yardsticks for a quantization (llama-perplexity --kl-divergence): the mean

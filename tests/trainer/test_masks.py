@@ -14,14 +14,12 @@ import pytest
 
 from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder
-from tests.trainer.families import (
+from tests.support.families import (
     CONVERSATIONS,
     TRL_TEMPLATES,
     official_input,
     tokenizer_for,
 )
-
-pytestmark = pytest.mark.trainer
 
 TRAINING = {
     "llama-3": "llama3_training.jinja",

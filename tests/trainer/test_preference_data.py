@@ -13,9 +13,8 @@ import pytest
 from kubetune_trainer.data.formats import FormatError
 from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
 from kubetune_trainer.data.preference import convert_pair
-from tests.trainer.families import tokenizer_for
+from tests.support.families import tokenizer_for
 
-pytestmark = pytest.mark.trainer
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

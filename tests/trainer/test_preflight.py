@@ -19,9 +19,7 @@ from kubetune.render.trainer_config import trainer_config
 from kubetune_trainer.preflight import Measurement, judge, transport
 from kubetune_trainer.progress import FileSink, read_progress
 from kubetune_trainer.reporter import StatusSink
-from tests.factories import REPO, make_job
-
-pytestmark = [pytest.mark.trainer]
+from tests.support.factories import REPO, make_job
 
 
 def test_bus_bandwidth_is_nccl_tests_busbw() -> None:
@@ -115,7 +113,6 @@ def test_progress_file_keeps_the_network_beside_later_progress(tmp_path: Path) -
     assert progress["network"] == {"busBandwidthGBps": 1.5} and progress["step"] == 10
 
 
-@pytest.mark.slow
 def test_two_processes_over_gloo_report_a_bandwidth(tmp_path: Path) -> None:
     job = parse_job(make_job(nodes=2, **{"metadata.name": "pf"}))
     config = trainer_config(job, Layout(PurePosixPath(tmp_path)))

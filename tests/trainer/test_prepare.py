@@ -6,26 +6,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 import pytest
 
-from kubetune.render.layout import Layout
-from kubetune.render.trainer_config import trainer_config
-from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.prepare import COMPLETE, PrepareError, prepare
 from kubetune_trainer.sources import SourceError
-from tests.factories import REPO
-from tests.trainer.jobs import TINY_DATA, tiny_job
-
-pytestmark = pytest.mark.trainer
-RECORDS = [json.loads(line) for line in TINY_DATA.read_text().splitlines()][:50]
-
-
-def config_for(model: Path, workspace: Path, **paths: Any) -> TrainerConfig:
-    job = tiny_job(model, "prep", **paths)
-    return trainer_config(job, Layout(PurePosixPath(workspace), relative_base=PurePosixPath(REPO)))
+from tests.support.jobs import RECORDS, TINY_DATA, config_for
 
 
 def test_every_file_kind_loads(tiny_model_dir: Path, tmp_path: Path) -> None:

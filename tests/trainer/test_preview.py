@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from kubetune_trainer.preview import preview
-from tests.trainer.test_prepare import RECORDS, config_for
-
-pytestmark = pytest.mark.trainer
+from tests.support.jobs import RECORDS, config_for
 
 
 def test_preview_highlights_the_trained_tokens(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -11,11 +11,10 @@ import pytest
 
 from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
-from tests.e2e import seed_data
-from tests.factories import EXAMPLES, REPO, example_docs
-from tests.trainer.families import tokenizer_for
+from tests.support import seed_data
+from tests.support.factories import EXAMPLES, REPO, example_docs
+from tests.support.families import tokenizer_for
 
-pytestmark = pytest.mark.trainer
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -9,15 +9,11 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
-import pytest
-
 from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
 from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
-from tests.factories import REPO
-from tests.trainer.jobs import Launched, tiny_job
-
-pytestmark = [pytest.mark.trainer, pytest.mark.slow]
+from tests.support.factories import REPO
+from tests.support.jobs import Launched, tiny_job
 
 
 def slow_job(model_dir: Path, name: str, steps: int = 300):  # type: ignore[no-untyped-def]

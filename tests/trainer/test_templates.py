@@ -15,7 +15,7 @@ import pytest
 from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.templates import BUILTIN_NAMES, FAMILIES, builtin_template, official
 from kubetune_trainer.data.tokenize import Encoder, Refused
-from tests.trainer.families import (
+from tests.support.families import (
     CONVERSATIONS,
     TRL_TEMPLATES,
     WITH_KUBETUNE_TOOLS,
@@ -23,8 +23,6 @@ from tests.trainer.families import (
     official_template,
     tokenizer_for,
 )
-
-pytestmark = pytest.mark.trainer
 
 # SHA-256 of each vendored template (see chat_templates/SOURCES.md): a change must be deliberate.
 PINNED = {

@@ -14,9 +14,7 @@ from kubetune_trainer.data.packing import pack
 from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.data.tokenize import Encoder
 from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
-from tests.trainer.jobs import TINY_DATA
-
-pytestmark = [pytest.mark.trainer]
+from tests.support.jobs import TINY_DATA
 
 
 def rows(tokenizer: Any) -> Any:

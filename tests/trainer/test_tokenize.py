@@ -10,7 +10,7 @@ import pytest
 from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.templates import BUILTIN_NAMES
 from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
-from tests.trainer.families import tokenizer_for
+from tests.support.families import tokenizer_for
 
 CHAT = convert(
     {

@@ -23,7 +23,7 @@ from kubetune_trainer.evaluation.tool_calls import (
     summarise,
     syntax_of,
 )
-from tests.trainer.families import tokenizer_for
+from tests.support.families import tokenizer_for
 
 TOOLS = [
     {

@@ -13,9 +13,7 @@ from kubetune.api import FineTuneJob
 from kubetune_trainer.checkpoints import latest_complete
 from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.progress import read_progress
-from tests.trainer.jobs import job_dir, logged_losses, manifest, tiny_job, train
-
-pytestmark = [pytest.mark.trainer, pytest.mark.slow]
+from tests.support.jobs import job_dir, logged_losses, manifest, tiny_job, train
 
 
 def test_lora_on_two_nodes_learns_and_exports(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from importlib import metadata
 from packaging.requirements import Requirement
 
 from kubetune_trainer import versions
-from tests.factories import REPO
+from tests.support.factories import REPO
 
 
 def declared_trainer_extra() -> set[str]:

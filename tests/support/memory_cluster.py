@@ -16,7 +16,7 @@ from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import Obj
 from kubetune.runtime.kube import NamespaceTerminating, Rejected
 from kubetune.runtime.reconcile import SPEC_HASH, Outcome, Reconciler, spec_hash
-from tests.factories import make_job
+from tests.support.factories import make_job
 
 NS = "team-a"
 CHILDREN = [

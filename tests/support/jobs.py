@@ -21,7 +21,8 @@ from kubetune.render.layout import Layout
 from kubetune.render.pod import CONFIG_FILE, training_command
 from kubetune.render.settings import RenderSettings
 from kubetune.render.trainer_config import trainer_config
-from tests.factories import REPO, make_job
+from kubetune_trainer.config import TrainerConfig
+from tests.support.factories import REPO, make_job
 
 TINY_DATA = REPO / "examples" / "data" / "tiny-chat.jsonl"
 
@@ -51,6 +52,16 @@ def tiny_job(model_dir: Path, name: str = "t", **paths: Any) -> FineTuneJob:
         }
     )
     return parse_job(doc)
+
+
+# The first 50 conversations of the tiny set, as records, for tests that write their own files.
+RECORDS = [json.loads(line) for line in TINY_DATA.read_text().splitlines()][:50]
+
+
+def config_for(model: Path, workspace: Path, **paths: Any) -> TrainerConfig:
+    """The trainer config the operator would render for the tiny job in `workspace`."""
+    job = tiny_job(model, "prep", **paths)
+    return trainer_config(job, Layout(PurePosixPath(workspace), relative_base=PurePosixPath(REPO)))
 
 
 def train(job: FineTuneJob, workspace: Path) -> RunResult:

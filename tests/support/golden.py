@@ -9,9 +9,9 @@ from typing import Any
 
 from kubetune.api import parse_job
 from kubetune.render import render
-from tests.factories import example_docs
+from tests.support.factories import REPO, example_docs
 
-GOLDEN = Path(__file__).with_name("golden")
+GOLDEN = REPO / "tests" / "render" / "golden"
 UID = "00000000-0000-4000-8000-00000000beef"
 
 

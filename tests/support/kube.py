@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -101,7 +100,3 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
         if cond["type"] == kind and cond["status"] == "True":
             return dict(cond)
     return None
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -10,8 +10,8 @@ import urllib.request
 from typing import Any
 
 from kubetune.local_run import free_port
-from tests.cluster.kube import Kube, eventually
-from tests.factories import EXAMPLES, example_docs, set_path
+from tests.support.factories import EXAMPLES, example_docs, set_path
+from tests.support.kube import Kube, eventually
 
 FAIL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 COMPLETE_DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"

@@ -1,13 +1,13 @@
-"""Fixtures for tests against the real local control plane (hack/local-cluster).
+"""Fixtures for tests against the real local control plane (hack/local-cluster), shared by the
+cluster, e2e and faults tiers (tests/conftest.py loads this module as a plugin).
 
 `cluster` brings the control plane up once per session (or reuses a running one) and gives a
-kubectl-backed client; `kube` adds a fresh namespace per test. If the cluster cannot start the
-tests error — in CI they never skip. Set KUBETUNE_SKIP_CLUSTER=1 to skip them locally.
+kubectl-backed client; `kube` adds a fresh namespace per test. If the cluster cannot start, the
+tests error; leave the tiers out with `-m "not (cluster or e2e or faults)"`.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,16 +16,14 @@ from typing import Any
 import pytest
 
 from kubetune.api.crd import crd
-from tests.cluster.kube import Kube, KubectlError, condition, eventually, in_ci
-from tests.cluster.operator_support import Operator
-from tests.cluster.process_node_support import ProcessNode
-from tests.factories import REPO, make_job
+from tests.support.factories import REPO, make_job
+from tests.support.kube import Kube, KubectlError, condition, eventually
+from tests.support.operator import Operator
+from tests.support.process_node import ProcessNode
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Kube:
-    if os.environ.get("KUBETUNE_SKIP_CLUSTER") and not in_ci():
-        pytest.skip("KUBETUNE_SKIP_CLUSTER is set")
     proc = subprocess.run(
         [str(REPO / "hack" / "local-cluster"), "up"], capture_output=True, text=True, timeout=3600
     )
@@ -88,9 +86,3 @@ def process_node(cluster: Kube, tmp_path_factory: pytest.TempPathFactory) -> Ite
     node = ProcessNode(cluster, tmp_path_factory.mktemp("process-node"))
     yield node
     node.stop()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/cluster/" in str(item.fspath) or "tests/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.cluster)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.tiny import corpus, llama
-from tests.e2e import seed_data
+from tests.support import seed_data
 
 SPECIAL = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
 

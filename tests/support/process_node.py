@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.kube import Kube, eventually
-from tests.factories import REPO
+from tests.support.factories import REPO
+from tests.support.kube import Kube, eventually
 
 NODE = "kubetune-local"
 LABEL = "kubetune.io/process-node"

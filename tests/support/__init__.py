@@ -1,0 +1,1 @@
+"""Test helpers shared across tiers: no test module imports another (STYLE.md)."""
