@@ -8,7 +8,6 @@ training-operator).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -251,12 +250,14 @@ def test_the_status_is_written_only_when_it_changed() -> None:
 
 
 def test_the_whole_table_runs_in_milliseconds() -> None:
+    """Reconcile is pure apart from its writes: the whole table, every case reconciled to the
+    phase it expects, takes well under a second (no I/O, no waits hide in it)."""
+    worlds = [(case, case.world()) for case in CASES if case.raises is None]
     started = time.perf_counter()
-    for case in CASES:
-        world = case.world()
-        with contextlib.suppress(Exception):
-            world.reconcile()
-    assert time.perf_counter() - started < 2.0
+    outcomes = [(case, world.reconcile()) for case, world in worlds]
+    elapsed = time.perf_counter() - started
+    assert [o.phase for _, o in outcomes] == [case.phase for case, _ in outcomes]
+    assert elapsed < 2.0, f"{len(CASES)} reconciles took {elapsed:.2f} s"
 
 
 def test_a_cycle_names_its_stages() -> None:

@@ -264,6 +264,8 @@ K8S_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("gang-min-single-node", make_job(**{"spec.runPolicy.gangScheduling": {"minAvailable": 2}}), "spec.runPolicy.gangScheduling.minAvailable", "at most"),
     ("entrypoint-empty-executable", make_job(**{"spec.entrypoint": {"command": ["", "train.py"]}}), "spec.entrypoint.command", "executable"),
     ("entrypoint-blank-executable", make_job(**{"spec.entrypoint": {"command": ["  "]}}), "spec.entrypoint.command", "executable"),
+    ("pull-policy-unknown", make_job(**{"spec.imagePullPolicy": "Sometimes"}), "spec.imagePullPolicy", "IfNotPresent"),
+    ("pull-secret-not-a-name", make_job(**{"spec.imagePullSecrets": ["Bad_Name"]}), "spec.imagePullSecrets[0]", "DNS-1123"),
     ("rename-to-empty", make_job(**{"spec.dataset.sources[0].fields": {"messages": ""}}), "spec.dataset.sources[0].fields.messages", "at least 1"),
 ]
 # fmt: on

@@ -9,15 +9,18 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
+from kubetune.api import FineTuneJob
 from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
+from kubetune_trainer.callbacks import PauseAtStep
 from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
 from tests.support.factories import REPO
 from tests.support.jobs import Launched, tiny_job
 
 
-def slow_job(model_dir: Path, name: str, steps: int = 300):  # type: ignore[no-untyped-def]
+def slow_job(model_dir: Path, name: str, steps: int, pause_at: int | None = None) -> FineTuneJob:
     # Small steps, frequent saves: there is always a checkpoint to resume from and work left.
+    env = [{"name": PauseAtStep.VARIABLE, "value": str(pause_at)}] if pause_at else []
     return tiny_job(
         model_dir,
         name,
@@ -27,6 +30,7 @@ def slow_job(model_dir: Path, name: str, steps: int = 300):  # type: ignore[no-u
             "spec.training.microBatchSize": 2,
             "spec.training.loggingSteps": 10,
             "spec.training.saveTotalLimit": 2,
+            "spec.env": env,
         },
     )
 
@@ -34,14 +38,16 @@ def slow_job(model_dir: Path, name: str, steps: int = 300):  # type: ignore[no-u
 def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    node = Launched(slow_job(tiny_model_dir, "killed"), tmp_path)
+    """Killed at step 50 (held there by the pause hook: checkpoint-40 complete, 10 steps of work
+    past it), restarted: resumes from checkpoint-40, skips a torn checkpoint-50, ends at 60."""
+    node = Launched(slow_job(tiny_model_dir, "killed", steps=60, pause_at=50), tmp_path)
     node.start()
-    node.wait_for("checkpoint checkpoint-40 complete")
+    node.wait_for("paused at step 50")
     node.kill_all()  # no chance to clean up
     node.wait()
     root = node.dir / "checkpoints"
     resumable = latest_complete(root)
-    assert resumable is not None and step_of(resumable) >= 40
+    assert resumable is not None and step_of(resumable) == 40
     # a checkpoint torn mid-write: newer, but never marked complete
     torn = root / f"checkpoint-{step_of(resumable) + 10}"
     torn.mkdir()
@@ -52,8 +58,9 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     log = node.log()
     assert f"removed incomplete checkpoint {torn.name}" in log
     assert f"resuming from {resumable.name}" in log
+    assert "paused at step" not in log  # the hook holds a run once
     manifest = json.loads((node.dir / "output" / "manifest.json").read_text())
-    assert manifest["metrics"]["globalStep"] == 300
+    assert manifest["metrics"]["globalStep"] == 60
     kept = checkpoints(root)
     assert all(complete(p) for p in kept) and len(kept) == 2  # saveTotalLimit, complete only
 

@@ -1,4 +1,5 @@
-"""Trainer callbacks: complete checkpoints, graceful SIGTERM, progress and throughput.
+"""Trainer callbacks: complete checkpoints, graceful SIGTERM, progress and throughput, and a
+pause hook for fault tests.
 
 Every rank runs these callbacks in lockstep, so the collectives in `on_step_end` (a SUM of
 real tokens, a MAX of the stop flag) are matched on every rank.
@@ -6,6 +7,7 @@ real tokens, a MAX of the stop flag) are matched on every rank.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -80,6 +82,35 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
             control.should_save = True
             control.should_training_stop = True
             self.stopped = True
+
+
+class PauseAtStep(TrainerCallback):  # type: ignore[misc]
+    """A hook for fault tests (FAULT_TEST_PAUSE_AT_STEP=N in the job's spec.env): at step N rank 0
+    writes `<job>/paused-at-step-N` and holds the run while that file exists, so a test kills
+    the container or fills the volume at a known point instead of racing a running training.
+    A run that reaches step N again (resumed after a kill) finds the file and does not pause."""
+
+    VARIABLE = "FAULT_TEST_PAUSE_AT_STEP"
+
+    def __init__(self, job: Path, step: int) -> None:
+        self.file, self.step = job / f"paused-at-step-{step}", step
+
+    @classmethod
+    def from_env(cls, job: Path) -> list[PauseAtStep]:
+        """The hook when the variable is set, else none."""
+        step = os.environ.get(cls.VARIABLE)
+        return [cls(job, int(step))] if step else []
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if state.global_step != self.step or not state.is_world_process_zero:
+            return
+        if self.file.exists():
+            return  # paused here before this restart
+        self.file.touch()
+        log(f"paused at step {self.step} while {self.file} exists ({self.VARIABLE})")
+        while self.file.exists():
+            time.sleep(0.1)
+        log(f"resumed at step {self.step}")
 
 
 class TokenCounter(Protocol):

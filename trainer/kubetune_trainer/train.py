@@ -204,7 +204,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     the Trainer initialises the process group (gloo on CPU, NCCL on GPUs)."""
     from transformers import Trainer
 
-    from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, Progress
+    from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, PauseAtStep, Progress
     from kubetune_trainer.data.collate import PackedCollator
     from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
     from kubetune_trainer.modeling import load_model, lora_config
@@ -227,7 +227,8 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
         wrap_lora=not dpo,  # TRL wraps it, so the reference is the base with the adapter off
     )
     stop = GracefulStop()
-    callbacks = [CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit), stop]
+    checkpointing = CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit)
+    callbacks = [checkpointing, stop, *PauseAtStep.from_env(job)]
     counter: Any
     if dpo:
         from kubetune_trainer.dpo import dpo_trainer
