@@ -9,7 +9,6 @@ this far; this covers what no rule of ours foresaw.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from kubetune.render.metadata import JOB_LABEL
-from tests.support.kube import Kube, KubectlError, eventually
+from tests.support.kube import Kube, KubectlError, condition, eventually
 from tests.support.operator import phase_is, status, tiny
 
 ADMISSION = "admissionregistration.k8s.io/v1"
@@ -122,7 +121,9 @@ def test_a_refused_child_fails_the_job_with_the_api_servers_message(kube: Kube, 
     assert failed["reason"] == "ChildRejected"
     assert "ConfigMap/refused-child-trainer-config" in failed["message"]
     assert policy.message in failed["message"]
-    time.sleep(3)  # nothing after the refused child, and nothing tried again
+    # One reconcile creates the children in order, the PyTorchJob last, and only then writes the
+    # status: the Failed status seen above was written after the creation stopped at the
+    # refused ConfigMap. A failed job is finished, so no later reconcile creates anything.
     assert not kube.exists("pytorchjob", "refused-child")
 
 
@@ -136,15 +137,22 @@ def test_pods_the_api_server_refuses_fail_the_job_and_stop_the_retries(
     assert failed["reason"] == "PodsRejected"
     assert policy.message in failed["message"] and "training pod" in failed["message"]
     # The PyTorchJob is stopped: the training-operator's attempts end (they were every few
-    # seconds, backing off, for as long as it ran).
+    # seconds, backing off, for as long as it ran). Its own Suspended condition says it has
+    # taken the suspension in.
     eventually(
-        lambda: kube.get("pytorchjob", "refused-pods")["spec"]["runPolicy"].get("suspend"),
-        timeout=30,
-        what="the PyTorchJob to be suspended",
+        lambda: condition(kube.get("pytorchjob", "refused-pods"), "Suspended"),
+        timeout=60,
+        what="the training-operator to report the PyTorchJob suspended",
     )
-    time.sleep(2)
     attempts = create_failures(kube, "refused-pods")
-    time.sleep(15)
+    # A later job's pods, created by the same training-operator, show it has gone on working
+    # since: the refused job's attempts have not resumed meanwhile.
+    kube.apply(tiny("refused-pods-canary"))
+    eventually(
+        lambda: kube.get("pods", selector=f"{JOB_LABEL}=refused-pods-canary"),
+        timeout=90,
+        what="the training-operator to create a later job's pods",
+    )
     assert create_failures(kube, "refused-pods") == attempts
     assert status(kube, "refused-pods")["phase"] == "Failed"
 

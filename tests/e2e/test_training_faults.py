@@ -20,19 +20,22 @@ from typing import Any
 
 import pytest
 
+from kubetune_trainer.callbacks import PauseAtStep
 from kubetune_trainer.checkpoints import MARKER, checkpoints, latest_complete, step_of
 from tests.support.chain import TINY_DATA, Chain, tiny_on_two_nodes, wait_for
 from tests.support.kube import Kube, eventually
 from tests.support.tiers import unavailable
 
 SAVE_STEPS = 20
-MAX_STEPS = 1000  # ~20 s at this machine's best speed: the watch below never misses the run
-POLL = 0.2  # seconds; a save every 20 steps is ~0.4 s apart when the machine is idle
+MAX_STEPS = 40
+# The trainer holds the run at this step (PauseAtStep): checkpoint-20 complete, 10 steps of work
+# past it, so the fault lands at a known point however fast the machine is.
+PAUSE_AT = 30
 
 
-def slow_tiny(chain: Chain, claim: str, name: str) -> dict[str, Any]:
-    """tiny.yaml on one node with small steps and frequent saves: there is always a complete
-    checkpoint behind and work ahead."""
+def paused_tiny(chain: Chain, claim: str, name: str) -> dict[str, Any]:
+    """tiny.yaml on one node with small steps and frequent saves, held at step PAUSE_AT until
+    the test removes the trainer's `paused-at-step-N` file (or kills it)."""
     doc = tiny_on_two_nodes(chain, claim)
     doc["metadata"]["name"] = name
     spec = doc["spec"]
@@ -46,6 +49,7 @@ def slow_tiny(chain: Chain, claim: str, name: str) -> dict[str, Any]:
             "saveTotalLimit": 2,
         }
     )
+    spec["env"] = [{"name": PauseAtStep.VARIABLE, "value": str(PAUSE_AT)}]
     return doc
 
 
@@ -79,31 +83,27 @@ def test_a_sigkilled_training_container_resumes_from_its_last_complete_checkpoin
     chain = local_chain
     claim = chain.claim("killed-workspace")
     chain.put(claim, "data/tiny-chat.jsonl", TINY_DATA.read_bytes())
-    chain.kube.apply(slow_tiny(chain, claim, "killed"))
+    chain.kube.apply(paused_tiny(chain, claim, "killed"))
     job_dir = "jobs/killed"
     root = chain_path(chain, claim, f"{job_dir}/checkpoints")
-
-    # Between two saves: a complete checkpoint and the run at least 10 steps past it (progress
-    # is written every 10 steps), so the kill throws work away. Any such moment will do: the
-    # window recurs every SAVE_STEPS steps, whatever the machine's speed.
-    def between_saves() -> bool:
-        last = latest_complete(root)
-        step = json.loads(chain.read(claim, f"{job_dir}/progress.json") or "{}").get("step", 0)
-        return (last is not None and step >= step_of(last) + 10) or bool(
-            phase(chain, "killed", "x")
-        )
-
-    eventually(between_saves, timeout=600, interval=POLL, what="the run 10 steps past a save")
+    # Held 10 steps past a complete checkpoint: the kill throws that work away.
+    eventually(
+        lambda: (
+            chain.exists(claim, f"{job_dir}/paused-at-step-{PAUSE_AT}")
+            or phase(chain, "killed", "x")
+        ),
+        timeout=600,
+        what=f"the run held at step {PAUSE_AT}",
+    )
     pod = chain.kube.get("pod", "killed-master-0")
     groups = container_groups(chain.kube.namespace, "killed-master-0")
     assert groups, "no process of the training container found"
     for group in groups:
         os.killpg(group, signal.SIGKILL)  # no SIGTERM first: no chance to checkpoint
     killed_at = time.monotonic()
-    reached = json.loads(chain.read(claim, f"{job_dir}/progress.json") or "{}").get("step", 0)
+    reached = PAUSE_AT
     resumable = latest_complete(root)
-    assert resumable is not None
-    reached = max(reached, step_of(resumable) or 0)
+    assert resumable is not None and step_of(resumable) == PAUSE_AT - PAUSE_AT % SAVE_STEPS
     # What a kill during a save leaves: a newer checkpoint, never marked complete.
     torn = root / f"checkpoint-{step_of(resumable) + SAVE_STEPS // 2}"
     torn.mkdir()
@@ -121,7 +121,7 @@ def test_a_sigkilled_training_container_resumes_from_its_last_complete_checkpoin
     resumed_step = int(resumed[-1].rsplit("checkpoint-", 1)[1].split()[0])
     assert f"removed incomplete checkpoint {torn.name}" in log
     lost = reached - resumed_step
-    assert 0 <= lost <= SAVE_STEPS, (reached, resumed_step)
+    assert lost == PAUSE_AT % SAVE_STEPS, (reached, resumed_step)
     assert done["checkpoints"]["latestStep"] == MAX_STEPS
     manifest = json.loads(chain.read(claim, f"{job_dir}/output/manifest.json") or "{}")
     assert manifest["metrics"]["globalStep"] == MAX_STEPS
@@ -195,16 +195,17 @@ def test_a_full_volume_fails_the_job_clearly_and_keeps_the_last_checkpoint(
 ) -> None:
     chain = local_chain
     chain.put(small_volume, "data/tiny-chat.jsonl", TINY_DATA.read_bytes())
-    chain.kube.apply(slow_tiny(chain, small_volume, "full"))
+    chain.kube.apply(paused_tiny(chain, small_volume, "full"))
     workspace = chain_path(chain, small_volume, "")
     root = workspace / "jobs/full/checkpoints"
+    held = workspace / f"jobs/full/paused-at-step-{PAUSE_AT}"
     eventually(
-        lambda: latest_complete(root) is not None or phase(chain, "full", "x"),
+        lambda: held.exists() or phase(chain, "full", "x"),
         timeout=600,
-        interval=POLL,
-        what="a complete checkpoint",
+        what=f"the run held at step {PAUSE_AT}, a checkpoint complete",
     )
     filled = fill(workspace)
+    held.unlink()  # the run goes on to its next save, on a full volume
     done = wait_for(lambda: phase(chain, "full", "Failed"), timeout=300, what="the job to fail")
     failed = next(c for c in done["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "TrainingFailed", failed
