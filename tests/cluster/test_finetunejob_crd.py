@@ -23,21 +23,21 @@ def test_crd_is_established_with_its_names(ftj_crd: Kube) -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_examples_are_admitted(ftj_crd: Kube, kube: Kube, example: Path) -> None:
+def test_examples_are_admitted(ftj_crd: Kube, dry_run_kube: Kube, example: Path) -> None:
     for doc in example_docs(example):
-        assert "created (server dry run)" in kube.apply(doc, dry_run=True)
+        assert "created (server dry run)" in dry_run_kube.apply(doc, dry_run=True)
 
 
 @pytest.mark.parametrize(("doc", "path"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_jobs_are_refused_naming_the_field(
-    ftj_crd: Kube, kube: Kube, doc: dict[str, Any], path: str
+    ftj_crd: Kube, dry_run_kube: Kube, doc: dict[str, Any], path: str
 ) -> None:
     doc = {
         **doc,
         "metadata": {k: v for k, v in doc["metadata"].items() if k not in ("uid", "namespace")},
     }
     with pytest.raises(KubectlError) as refused:
-        kube.apply(doc, dry_run=True)
+        dry_run_kube.apply(doc, dry_run=True)
     message = refused.value.stderr
     if path in ("kind", "apiVersion"):
         assert "no matches for kind" in message

@@ -46,6 +46,16 @@ def kube(cluster: Kube) -> Iterator[Kube]:
     cluster.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
 
 
+@pytest.fixture(scope="module")
+def dry_run_kube(cluster: Kube) -> Iterator[Kube]:
+    """One namespace for a whole module of server-side dry runs (they store nothing, so the
+    tests cannot disturb each other): a namespace per test would cost two more API calls each."""
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.run("create", "namespace", namespace, namespaced=False)
+    yield cluster.with_namespace(namespace)
+    cluster.run("delete", "namespace", namespace, "--wait=false", namespaced=False)
+
+
 @pytest.fixture(scope="session")
 def ftj_crd(cluster: Kube) -> Kube:
     cluster.apply(crd(), server_side=True)
