@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from _pytest.mark.expression import Expression
 
+from tests.support import kind
 from tests.support.tiers import ORDER, tier_of
 
 pytest_plugins = ["tests.support.cluster_fixtures"]
@@ -55,6 +56,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, tier))
         item.user_properties.append(("tier", tier))
     items.sort(key=lambda item: ORDER.index(dict(item.user_properties)["tier"]))
+
+
+# Tiers that run before the kind tier and mostly wait (on API servers, training processes): the
+# kind cluster comes up beside them (tests/support/kind.py).
+KIND_BESIDE = ("cluster", "e2e", "faults", "images", "kind")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if dict(item.user_properties).get("tier") in KIND_BESIDE:
+        kind.start_in_background(item.config)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    tiers = {dict(i.user_properties).get("tier") for i in session.items}
+    session.config.stash[kind.WANTED] = "kind" in tiers and not session.config.option.collectonly
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

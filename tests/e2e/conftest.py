@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import kind
 from tests.support.chain import KIND_DIR, KIND_UP_TIMEOUT_S, Chain, KindCluster
 from tests.support.factories import REPO
 from tests.support.kube import Kube
@@ -40,21 +41,16 @@ KIND = [pytest.mark.kind, pytest.mark.timeout(KIND_UP_TIMEOUT_S + 900)]
 
 
 @pytest.fixture(scope="session")
-def kind_cluster() -> Iterator[KindCluster]:
-    """The kind cluster of tests/e2e/kind/up.sh (created or reused), deleted at the end of the
-    session unless KUBETUNE_KIND_KEEP=1. Skips only when no Docker engine can be had."""
+def kind_cluster(request: pytest.FixtureRequest) -> Iterator[KindCluster]:
+    """The kind cluster of tests/e2e/kind/up.sh (created or reused; started in the background
+    by the root conftest when earlier tiers ran), deleted at the end of the session unless
+    KUBETUNE_KIND_KEEP=1. Skips only when no Docker engine can be had."""
     found = subprocess.run([str(REPO / "hack/docker")], capture_output=True, text=True)
     if found.returncode != 0:
         reason = (found.stderr.strip().splitlines() or ["hack/docker failed"])[-1]
         unavailable("kind", f"it needs a Docker engine: {reason}")
-    proc = subprocess.run(
-        ["bash", str(KIND_DIR / "up.sh")],
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=KIND_UP_TIMEOUT_S,
-    )  # its progress goes to stderr, shown with the test's output
-    assert proc.returncode == 0, "tests/e2e/kind/up.sh failed (its output is above)"
-    exports = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    started = request.config.stash.get(kind.STARTED, None) or kind.KindUp.start()
+    exports = started.result()
     clients = (
         subprocess.run(
             ["bash", str(REPO / "hack/cluster/build-binaries.sh"), "--paths", "clients"],
