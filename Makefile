@@ -22,6 +22,8 @@ demo:
 # minute and before any cluster starts; then the rest of the tiers in one pytest run.
 test: prerequisites check
 	@hack/llama-cpp.sh >/dev/null  # llama.cpp's converter, for the GGUF export tests
+	@# The local control plane's binaries (cold: ~13 min), outside any test's timeout.
+	@hack/cluster/build-binaries.sh >/dev/null
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
 	PATH="$$venv/bin:$$PATH" pytest -m "not unit" $(PYTEST_ARGS)
 

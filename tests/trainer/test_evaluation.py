@@ -1,9 +1,12 @@
-"""Evaluation in a real job on CPU, two ranks: eval loss and mean token accuracy at evalSteps, the kept
-checkpoints with their metrics, and tool-call scores before and after a LoRA fine-tune on a
-small learnable tool-calling set (the tool is chosen by a keyword of the question)."""
+"""LoRA on two local "nodes" (torchrun, gloo) in one real job on CPU: it learns, exports an
+adapter that carries its template, measured the network before the first step; and its
+evaluation: eval loss and mean token accuracy at evalSteps, the kept checkpoints with their
+metrics, and tool-call scores before and after the fine-tune on a small learnable tool-calling
+set (the tool is chosen by a keyword of the question)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -11,11 +14,13 @@ from typing import Any
 import pytest
 
 from kubetune_trainer.progress import read_progress
-from tests.support.jobs import job_dir, manifest, tiny_job, train
+from tests.support.jobs import job_dir, logged_losses, manifest, tiny_job, train
 from tests.support.tool_data import COMPACT_TEMPLATE, PROJECTIONS, write_tool_set
 
 
-def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_lora_on_two_nodes_learns_to_call_the_right_tool(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     train_set = write_tool_set(tmp_path / "tools-train.jsonl", 240, seed=1)
     validation = write_tool_set(tmp_path / "tools-valid.jsonl", 24, seed=2)
     job = tiny_job(
@@ -41,7 +46,23 @@ def test_lora_learns_to_call_the_right_tool(tiny_model_dir: Path, tmp_path: Path
     )
     result = train(job, tmp_path)
     assert result.ok, result.log and result.log.read_text()[-3000:]
-    evaluation = manifest(tmp_path, job)["evaluation"]
+    losses = logged_losses(tmp_path, job)
+    assert losses[-1] < losses[0] * 0.6, losses  # it learns
+    out = manifest(tmp_path, job)
+    assert out["metrics"]["globalStep"] == 60
+    adapter = Path(out["outputs"]["adapter"])
+    assert (adapter / "adapter_model.safetensors").stat().st_size > 0
+    assert (adapter / "tokenizer.json").exists()
+    # the adapter carries the exact template the data was rendered with
+    template = (adapter / "chat_template.jinja").read_text()
+    assert template == COMPACT_TEMPLATE
+    assert out["chatTemplateSha256"] == hashlib.sha256(template.encode()).hexdigest()
+    # both nodes joined one process group: rank 1 logged from its own node
+    assert "world size 2" in (job_dir(tmp_path, job) / "logs" / "node-1.log").read_text()
+    # the preflight measured that group before the first step, and progress.json kept it
+    network = (read_progress(job_dir(tmp_path, job)) or {})["network"]
+    assert network["busBandwidthGBps"] > 0 and network["ranks"] == 2 and network["nodes"] == 2
+    evaluation = out["evaluation"]
     before, after = evaluation["baselineToolCalls"], evaluation["toolCalls"]
     assert after["turns"] == before["turns"] == 24  # both ranks' halves, gathered
     assert before["toolNameAccuracy"] == 0.0  # the base model never calls a tool

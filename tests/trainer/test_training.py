@@ -1,9 +1,9 @@
-"""Real training on CPU: torchrun (gloo) across two local "nodes", QLoRA 4-bit, DeepSpeed
-ZeRO-2, FSDP; the tiny Llama built from a config, loaded from a path like any model."""
+"""Real training on CPU: QLoRA 4-bit, DeepSpeed ZeRO-2, FSDP; the tiny Llama built from a
+config, loaded from a path like any model. (LoRA across two local "nodes" is
+test_evaluation.py's run, which checks the training and its evaluation.)"""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -12,37 +12,7 @@ import torch
 from kubetune.api import FineTuneJob
 from kubetune_trainer.checkpoints import latest_complete
 from kubetune_trainer.data.templates import builtin_template
-from kubetune_trainer.progress import read_progress
-from tests.support.jobs import job_dir, logged_losses, manifest, tiny_job, train
-
-
-def test_lora_on_two_nodes_learns_and_exports(tiny_model_dir: Path, tmp_path: Path) -> None:
-    job = tiny_job(
-        tiny_model_dir,
-        "two-nodes",
-        **{"spec.distributed": {"nodes": 2}, "spec.training.maxSteps": 40},
-    )
-    result = train(job, tmp_path)
-    assert result.ok, result.log and result.log.read_text()[-3000:]
-    losses = logged_losses(tmp_path, job)
-    assert losses[0] > 4.0 and losses[-1] < losses[0] * 0.6, losses  # it learns
-    out = manifest(tmp_path, job)
-    assert out["metrics"]["globalStep"] == 40
-    adapter = Path(out["outputs"]["adapter"])
-    assert (adapter / "adapter_model.safetensors").stat().st_size > 0
-    assert (adapter / "tokenizer.json").exists()
-    # the adapter carries the exact template the data was rendered with
-    template = (adapter / "chat_template.jinja").read_text()
-    assert template == builtin_template("chatml")
-    assert out["chatTemplateSha256"] == hashlib.sha256(template.encode()).hexdigest()
-    # both nodes joined one process group: rank 1 logged from its own node
-    assert "world size 2" in (job_dir(tmp_path, job) / "logs" / "node-1.log").read_text()
-    # the preflight measured that group before the first step, and progress.json kept it
-    progress = read_progress(job_dir(tmp_path, job))
-    assert progress is not None and progress["step"] == 40
-    network = progress["network"]
-    assert network["busBandwidthGBps"] > 0 and network["ranks"] == 2 and network["nodes"] == 2
-    assert latest_complete(job_dir(tmp_path, job) / "checkpoints") is not None
+from tests.support.jobs import job_dir, manifest, tiny_job, train
 
 
 def test_qlora_4bit_trains_an_adapter_and_merges(tiny_model_dir: Path, tmp_path: Path) -> None:
