@@ -172,6 +172,12 @@ class Outputs(Model):
     """The GGUF files, one per quantization."""
     manifest: str | None = None
     """Path of the run manifest (inputs, fingerprints, final metrics)."""
+    report: str | None = None
+    """Path of report.html: charts, evaluation, checkpoints, data and spec in one offline file
+    (the built-in trainer's)."""
+    metrics: str | None = None
+    """Path of metrics.jsonl: the metric history, one line per logging step (the built-in
+    trainer's)."""
 
 
 class Network(Model):

@@ -57,9 +57,9 @@ def folder_view(path: Path) -> dict[str, Any]:
     if run.manifest:
         outputs = {k: v for k, v in (run.manifest.get("outputs") or {}).items() if k != "gguf"}
         status["outputs"] = {**outputs, "manifest": str(run.output / "manifest.json")}
-        report = run.output / "report.html"
-        if report.is_file():
-            status["outputs"]["report"] = str(report)
+        for name, file in (("report", "report.html"), ("metrics", "metrics.jsonl")):
+            if (run.output / file).is_file():
+                status["outputs"][name] = str(run.output / file)
     job = run.job or {"metadata": {"name": run.name}, "spec": {}}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
