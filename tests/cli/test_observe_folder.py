@@ -43,7 +43,7 @@ def test_status_screen_names_phase_progress_and_checkpoints(tmp_path: Path) -> N
     assert "observed  Succeeded" in result.output
     assert "40/40 (100%)" in result.output
     assert "• train loss" in result.output and "◆ held-out loss" in result.output
-    assert re.search(r"^checkpoints\s*\n.*train loss.*\n 40 +0\.\d+", result.output, re.M)
+    assert re.search(r"^checkpoints\s*\n.*train loss.*\n 40 +\d+\.\d+", result.output, re.M)
 
 
 def test_status_of_a_folder_that_is_not_a_run_says_what_it_expected(tmp_path: Path) -> None:
