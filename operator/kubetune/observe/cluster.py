@@ -119,11 +119,14 @@ def pod_lines(
     name: str, namespace: str | None, rank: int | None, container: str | None, follow: bool
 ) -> Iterator[str]:
     """Every chosen container's log lines, prefixed by rank; with `follow`, streamed from all
-    pods at once until the job ends and every stream is drained."""
+    pods at once until the job ends and every stream is drained. A stream the API server
+    refuses (no kubelet answers for the node) ends the others' lines with a ClusterError."""
     _, core, ns = _clients(namespace)
     get_job(name, ns)  # a clear error for a job that does not exist
     containers = [container] if container else ["prepare", "pytorch"]
-    lines: queue.Queue[str | None] = queue.Queue()  # None: a stream ended
+    # a line, None when a stream ended, or the error that ended it
+    lines: queue.Queue[str | ClusterError | None] = queue.Queue()
+    errors: list[ClusterError] = []
     streaming: set[tuple[str, str, int]] = set()  # (pod uid, container, restart count)
 
     def start_new() -> int:
@@ -136,11 +139,11 @@ def pod_lines(
                 key = (pod.metadata.uid, box, restarts)
                 if running and key not in streaming:
                     streaming.add(key)
-                    threading.Thread(target=_prefixed, args=(pod, box), daemon=True).start()
+                    threading.Thread(target=read_stream, args=(pod, box), daemon=True).start()
                     started += 1
         return started
 
-    def _prefixed(pod: Any, box: str) -> None:
+    def read_stream(pod: Any, box: str) -> None:
         tag = prefix(rank_of(pod), box)
         buffer = ""
         try:
@@ -154,10 +157,11 @@ def pod_lines(
                     lines.put(f"{tag} {line}")
             if buffer:
                 lines.put(f"{tag} {buffer}")
-        except Exception as problem:  # a pod deleted while streaming: its lines so far stand
-            lines.put(f"{tag} (log stream ended: {type(problem).__name__}: {problem})")
-        finally:
             lines.put(None)
+        except Exception as problem:  # no kubelet to ask, a pod gone: said once, at the end
+            reason = getattr(problem, "reason", None) or type(problem).__name__
+            body = str(getattr(problem, "body", "") or problem)[:300]
+            lines.put(ClusterError(f"pod {pod.metadata.name} container {box}: {reason}: {body}"))
 
     def finished() -> bool:
         return (get_job(name, ns).get("status") or {}).get("phase") in FINAL
@@ -165,13 +169,17 @@ def pod_lines(
     open_streams = start_new()
     while True:
         if open_streams == 0:
+            if errors:
+                raise errors[0]
             if not follow or finished():
                 return
             open_streams = _wait_for_pods(core, name, ns, start_new, finished)
             if open_streams == 0:
                 return
         item = lines.get()
-        if item is None:
+        if isinstance(item, ClusterError):
+            errors.append(item)
+        if item is None or isinstance(item, ClusterError):
             open_streams -= 1
             if follow and open_streams == 0:
                 open_streams = start_new()  # a restarted container, a recreated pod

@@ -134,9 +134,11 @@ def logs(
         from kubetune.observe.cluster import ClusterError, pod_lines
 
         try:
-            lines = pod_lines(job, namespace, rank, container, follow)
+            for line in pod_lines(job, namespace, rank, container, follow):
+                typer.echo(line)
         except ClusterError as problem:
             raise _fail(str(problem)) from None
+        return
     for line in lines:
         typer.echo(line)
 
