@@ -161,3 +161,12 @@ def test_a_line_per_logged_step_and_none_for_the_run_summary() -> None:
     assert evaluation is not None and "tokens_per_second" not in evaluation
     summary = {"train_runtime": 9.0, "train_loss": 1.4, "epoch": 1.0}
     assert metrics_line(summary, 40, 1.0, 0.0, None) is None
+
+
+def test_a_workspace_of_several_jobs_asks_for_one(tmp_path: Path) -> None:
+    write_run_folder(tmp_path, name="stage-1")
+    write_run_folder(tmp_path, name="stage-2")
+    result = runner.invoke(app, ["status", str(tmp_path)])
+    assert result.exit_code == 2 and "holds 2 jobs; name one of them" in result.output
+    one = runner.invoke(app, ["status", str(tmp_path / "jobs" / "stage-2"), "-o", "json"])
+    assert json.loads(one.output)["metadata"]["name"] == "stage-2"

@@ -22,7 +22,7 @@ def write_report(path: Path) -> list[Path]:
 
     written = []
     for job in job_folders(path):
-        run = RunFolder.load(job)
+        run = RunFolder.load(job)  # one job folder each
         run.output.mkdir(parents=True, exist_ok=True)
         target = run.output / REPORT
         tmp = target.with_suffix(f".tmp-{os.getpid()}")

@@ -71,7 +71,12 @@ class RunFolder:
 
     @classmethod
     def load(cls, path: Path) -> RunFolder:
-        path = job_folders(path)[0]
+        """The one job at `path`; a workspace holding several (chained stages) names them."""
+        found = job_folders(path)
+        if len(found) > 1:
+            names = ", ".join(str(p) for p in found)
+            raise NotARunFolder(f"{path}: holds {len(found)} jobs; name one of them: {names}")
+        path = found[0]
         config = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
         output = Path(config["paths"]["output"])
         job_file = path / JOB_FILE
