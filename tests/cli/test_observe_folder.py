@@ -170,3 +170,23 @@ def test_a_workspace_of_several_jobs_asks_for_one(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "holds 2 jobs; name one of them" in result.output
     one = runner.invoke(app, ["status", str(tmp_path / "jobs" / "stage-2"), "-o", "json"])
     assert json.loads(one.output)["metadata"]["name"] == "stage-2"
+
+
+def test_report_of_a_cluster_job_is_made_from_its_status(tmp_path: Path) -> None:
+    """The object as the API server returns it (its status built here by the folder view of a
+    hand-written run): the page draws the status' points and says where the full report is."""
+    from kubetune.observe.cluster_report import write_cluster_report
+    from kubetune.observe.folder import folder_view
+
+    write_run_folder(tmp_path / "run")
+    job = folder_view(tmp_path / "run")
+    job["status"]["outputs"]["report"] = "/workspace/jobs/observed/output/report.html"
+    target = write_cluster_report(job, tmp_path / "observed.html")
+    page = target.read_text()
+    specs = json.loads(page.split("id='chart-specs'>")[1].split("</script>")[0])
+    points = job["status"]["metrics"]["points"]
+    assert len(specs["loss"]["data"]["values"]) == sum(
+        ("loss" in p) + ("evalLoss" in p) for p in points
+    )
+    assert "downsampled history (9 points)" in page
+    assert "/workspace/jobs/observed/output/report.html" in page

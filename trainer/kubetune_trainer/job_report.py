@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.log import log
@@ -20,7 +21,7 @@ SAMPLES_SHOWN = 3
 SAMPLE_PAGE = '<pre style="font-family:ui-monospace,monospace">{code}</pre>'
 
 
-def write_samples(config: TrainerConfig, target: Path) -> None:
+def write_samples(config: TrainerConfig, target: Path, tokenizer: Any) -> None:
     """The preview of the first samples, as HTML with the terminal's highlighting."""
     from rich.console import Console
 
@@ -29,13 +30,14 @@ def write_samples(config: TrainerConfig, target: Path) -> None:
     if config.dataset is None:
         return
     console = Console(record=True, file=io.StringIO(), width=110, force_terminal=True)
-    preview(config, SAMPLES_SHOWN, console)
+    preview(config, SAMPLES_SHOWN, console, tokenizer)
     tmp = target.with_suffix(f".tmp-{os.getpid()}")
     tmp.write_text(console.export_html(inline_styles=True, code_format=SAMPLE_PAGE))
     os.replace(tmp, target)
 
 
-def write_job_report(config: TrainerConfig) -> None:
+def write_job_report(config: TrainerConfig, tokenizer: Any) -> None:
+    """`tokenizer`: the trained one, with the job's chat template (the preview renders with it)."""
     from kubetune_trainer.report import write_report
 
     job, out = Path(config.paths.job), Path(config.paths.output)
@@ -43,7 +45,7 @@ def write_job_report(config: TrainerConfig) -> None:
         if (job / METRICS_FILE).is_file():
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(job / METRICS_FILE, out / METRICS_FILE)
-        write_samples(config, job / SAMPLES)
+        write_samples(config, job / SAMPLES, tokenizer)
         (report,) = write_report(job)
         log(f"report {report}")
     except Exception as err:  # reported, never fatal to the outputs

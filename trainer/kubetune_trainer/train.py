@@ -342,7 +342,7 @@ def run(config: TrainerConfig) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         from kubetune_trainer.job_report import write_job_report
 
-        write_job_report(config)
+        write_job_report(config, tokenizer)
     return code
 
 

@@ -143,22 +143,30 @@ def logs(
         typer.echo(line)
 
 
-def report(job: JobArg, namespace: Namespace = None) -> None:
+def report(
+    job: JobArg,
+    namespace: Namespace = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="For a cluster's job: the file (default ./JOB.html)."),
+    ] = None,
+) -> None:
     """Write report.html — charts, evaluation, checkpoints, data, spec; one file that opens
-    offline — into the outputs of a run folder's jobs, and print where."""
+    offline — and print where: for a run folder, into each job's outputs; for a FineTuneJob on
+    the cluster, from its status (downsampled history, no data report) into --output."""
     from kubetune_trainer.report import write_report
     from kubetune_trainer.report.bundle import ReportUnavailable
     from kubetune_trainer.report.run_folder import NotARunFolder
 
-    if not _is_folder(job):
-        raise _fail(
-            f"{job}: no such folder. `kubetune report` reads the job's folder (metrics.jsonl, "
-            "the data report): on a cluster it is on the workspace volume, and the trainer "
-            "writes report.html into the outputs there at the end of the job"
-        )
     try:
-        for written in write_report(Path(job)):
-            typer.echo(str(written))
+        if _is_folder(job):
+            for written in write_report(Path(job)):
+                typer.echo(str(written))
+            return
+        from kubetune.observe.cluster_report import write_cluster_report
+
+        target = output or Path(f"{job}.html")
+        typer.echo(str(write_cluster_report(view_of(job, namespace), target)))
     except (NotARunFolder, ReportUnavailable) as problem:
         raise _fail(str(problem)) from None
 

@@ -66,9 +66,11 @@ def header(run: RunFolder) -> str:
     if manifest.get("finishedAt"):
         facts.append(f"finished {manifest['finishedAt']}")
     phase = run.phase()
+    note = (run.run_state or {}).get("note")
     return (
         f"<h1>{escape(run.name)} <span class='phase {escape(phase)}'>{escape(phase)}</span></h1>"
         f"<div class='sub'>{escape(' · '.join(facts))}</div>"
+        + (f"<p class='note'>{escape(str(note))}</p>" if note else "")
     )
 
 

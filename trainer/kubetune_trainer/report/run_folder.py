@@ -3,7 +3,8 @@ and `logs` all start here.
 
     <job>/trainer.yaml        the trainer config (the spec as resolved)
     <job>/finetunejob.yaml    the FineTuneJob as given (`kubetune run` writes it)
-    <job>/run.json            the local run's phase and exit code (`kubetune run` writes it)
+    <job>/run.json            the local run's phase and exit code (`kubetune run` writes it),
+                              or a note on where the data came from (observe.cluster_report)
     <job>/prepared.json       what prepare made, with its data report
     <job>/progress.json       the trainer's latest report (the status' trainer-owned fields)
     <job>/metrics.jsonl       the metric history
