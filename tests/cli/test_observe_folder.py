@@ -4,6 +4,7 @@ run's folder is read in tests/trainer/test_report_browser.py), and the metric hi
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from kubetune.api.status import FineTuneJobStatus
 from kubetune.cli import app
+from kubetune.observe.folder import folder_view
 from kubetune_trainer.metrics_log import METRICS_FILE, metrics_line, read_metrics
 from tests.support.run_folders import metric_lines, write_run_folder
 
@@ -190,3 +192,18 @@ def test_report_of_a_cluster_job_is_made_from_its_status(tmp_path: Path) -> None
     )
     assert "downsampled history (9 points)" in page
     assert "/workspace/jobs/observed/output/report.html" in page
+
+
+def test_a_manifest_written_during_training_means_succeeded_an_older_one_does_not(
+    tmp_path: Path,
+) -> None:
+    """The trainer writes its report before `kubetune run` records the end: a manifest newer
+    than run.json's Training is this run's; one older (a rerun's folder) is not."""
+    job_dir = write_run_folder(tmp_path, phase="Succeeded")
+    manifest = job_dir / "output" / "manifest.json"
+    state = job_dir / "run.json"
+    state.write_text(json.dumps({"phase": "Training"}))
+    os.utime(manifest, (state.stat().st_mtime + 1,) * 2)
+    assert folder_view(tmp_path)["status"]["phase"] == "Succeeded"
+    os.utime(manifest, (state.stat().st_mtime - 10,) * 2)
+    assert folder_view(tmp_path)["status"]["phase"] == "Training"

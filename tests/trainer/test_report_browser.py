@@ -85,6 +85,7 @@ def test_the_report_of_a_run_draws_every_chart_offline(
     assert expected["loss"] > STEPS // 2 and expected["accuracy"] >= 2  # train and held-out
     assert drawn(page, report) == expected
     text = report.read_text()
+    assert "class='phase Succeeded'" in text  # written by the trainer before the run ends
     # the preview's first samples: each assistant reply trained through its end-of-turn marker
     assert re.search(r"background-color: #008000[^>]*>[^<]+&lt;\|im_end\|&gt;</span>", text)
     assert "packing efficiency" in text and "checkpoint-12" in text

@@ -97,6 +97,15 @@ class RunFolder:
             samples_html=samples.read_text(encoding="utf-8") if samples.is_file() else None,
         )
 
+    def _exported_since_start(self) -> bool:
+        """The manifest is newer than run.json's last change (the run's start of training): it
+        is this run's, not one a rerun in the same folder left."""
+        try:
+            manifest = (self.output / "manifest.json").stat().st_mtime
+            return manifest >= (self.path / RUN_STATE).stat().st_mtime
+        except OSError:
+            return False
+
     @property
     def name(self) -> str:
         return str(self.config["jobName"])
@@ -117,11 +126,14 @@ class RunFolder:
         return dict((self.prepared or {}).get("report") or {})
 
     def phase(self) -> str:
-        """A local run's own record of its phase (`kubetune run`); else, for a job folder from
-        the volume, Succeeded once the manifest exists, Training while the trainer reports,
-        Pending before."""
-        if self.run_state and self.run_state.get("phase"):
-            return str(self.run_state["phase"])
+        """A local run's own record of its phase (`kubetune run`), Succeeded once this run wrote
+        its manifest; else, for a job folder from the volume, Succeeded once the manifest
+        exists, Training while the trainer reports, Pending before."""
+        state = (self.run_state or {}).get("phase")
+        if state == "Training" and self._exported_since_start():
+            return "Succeeded"  # the trainer's own report, written before the processes exit
+        if state:
+            return str(state)
         if self.manifest is not None:
             return "Succeeded"
         if self.progress and self.progress.get("step") is not None:
