@@ -86,20 +86,19 @@ def charts_section(specs: dict[str, Any]) -> str:
 def evaluation_section(run: RunFolder) -> str:
     evals = [line for line in run.metrics if "eval_loss" in line]
     parts = ["<h2>Evaluation</h2>"]
+    # (metrics.jsonl key, column): the loss and accuracy, and DPO's rewards when it has them
+    columns = [("eval_loss", "held-out loss"), ("eval_mean_token_accuracy", "mean token accuracy")]
+    columns += [
+        (key, name)
+        for key, name in (
+            ("eval_rewards/accuracies", "reward accuracy"),
+            ("eval_rewards/margins", "reward margin"),
+        )
+        if any(key in e for e in evals)
+    ]
     if evals:
-        rows = [
-            [e["step"], e.get("eval_loss"), e.get("eval_mean_token_accuracy")]
-            + (
-                [e.get("eval_rewards/accuracies"), e.get("eval_rewards/margins")]
-                if any("eval_rewards/margins" in x for x in evals)
-                else []
-            )
-            for e in evals
-        ]
-        heads = ["step", "held-out loss", "mean token accuracy"]
-        if rows and len(rows[0]) > 3:
-            heads += ["reward accuracy", "reward margin"]
-        parts.append(table(heads, rows))
+        rows = [[e["step"], *(e.get(key) for key, _ in columns)] for e in evals]
+        parts.append(table(["step", *(name for _, name in columns)], rows))
     evaluation = run.evaluation
     trained, base = evaluation.get("toolCalls"), evaluation.get("baselineToolCalls")
     if trained:
