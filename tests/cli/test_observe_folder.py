@@ -207,3 +207,12 @@ def test_a_manifest_written_during_training_means_succeeded_an_older_one_does_no
     assert folder_view(tmp_path)["status"]["phase"] == "Succeeded"
     os.utime(manifest, (state.stat().st_mtime - 10,) * 2)
     assert folder_view(tmp_path)["status"]["phase"] == "Training"
+
+
+def test_a_job_name_without_a_cluster_says_how_to_get_one(tmp_path: Path) -> None:
+    """Not a folder, so a FineTuneJob's name: with no kubeconfig the real client's error is
+    turned into one line naming the fix."""
+    env = {"KUBECONFIG": str(tmp_path / "missing-kubeconfig"), "HOME": str(tmp_path)}
+    result = runner.invoke(app, ["status", "no-such-job"], env=env)
+    assert result.exit_code == 2
+    assert result.output.startswith("no cluster: ") and "KUBECONFIG" in result.output

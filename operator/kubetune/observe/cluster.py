@@ -64,8 +64,10 @@ def get_job(name: str, namespace: str | None) -> dict[str, Any]:
 
 def job_changes(name: str, namespace: str | None) -> Iterator[dict[str, Any]]:
     """The job now, then each new version of it from a watch that starts at its
-    resourceVersion (and restarts from the last one seen when the server closes it)."""
+    resourceVersion; when the server closes the watch it restarts from the last version seen,
+    and when that version has expired (410 Gone) from a fresh GET."""
     from kubernetes import watch
+    from kubernetes.client.exceptions import ApiException
 
     custom, _, ns = _clients(namespace)
     job = get_job(name, ns)
@@ -82,15 +84,26 @@ def job_changes(name: str, namespace: str | None) -> Iterator[dict[str, Any]]:
             resource_version=version,
             timeout_seconds=300,
         )
-        for event in stream:
-            if event["type"] == "DELETED":
-                raise ClusterError(f"FineTuneJob {ns}/{name} was deleted")
-            job = event["object"]
-            job.get("metadata", {}).pop("managedFields", None)
-            version = job["metadata"]["resourceVersion"]
-            yield job
-            if (job.get("status") or {}).get("phase") in FINAL:
-                return
+        try:
+            for event in stream:
+                if event["type"] == "DELETED":
+                    raise ClusterError(f"FineTuneJob {ns}/{name} was deleted")
+                if event["type"] != "MODIFIED" and event["type"] != "ADDED":
+                    continue  # a bookmark
+                job = event["object"]
+                job.get("metadata", {}).pop("managedFields", None)
+                version = job["metadata"]["resourceVersion"]
+                yield job
+                if (job.get("status") or {}).get("phase") in FINAL:
+                    return
+        except ApiException as expired:
+            if expired.status != 410:
+                raise _api_error(name, ns, expired) from None
+            fresh = get_job(name, ns)
+            if fresh["metadata"]["resourceVersion"] != version:
+                job = fresh
+                yield job
+            version = fresh["metadata"]["resourceVersion"]
 
 
 def rank_of(pod: Any) -> int:
