@@ -216,3 +216,10 @@ def test_a_job_name_without_a_cluster_says_how_to_get_one(tmp_path: Path) -> Non
     result = runner.invoke(app, ["status", "no-such-job"], env=env)
     assert result.exit_code == 2
     assert result.output.startswith("no cluster: ") and "KUBECONFIG" in result.output
+
+
+def test_watch_draws_the_screen_and_exits_with_the_outcome(tmp_path: Path) -> None:
+    write_run_folder(tmp_path, phase="Failed")
+    result = runner.invoke(app, ["watch", str(tmp_path)], env={"COLUMNS": "120"})
+    assert result.exit_code == 1
+    assert "observed  Failed  TrainingFailed: exited with code 3" in result.output
