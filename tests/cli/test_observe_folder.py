@@ -223,3 +223,16 @@ def test_watch_draws_the_screen_and_exits_with_the_outcome(tmp_path: Path) -> No
     result = runner.invoke(app, ["watch", str(tmp_path)], env={"COLUMNS": "120"})
     assert result.exit_code == 1
     assert "observed  Failed  TrainingFailed: exited with code 3" in result.output
+
+
+def test_a_line_torn_by_a_killed_writer_costs_only_itself(tmp_path: Path) -> None:
+    from kubetune_trainer.metrics_log import MetricsLog
+
+    (tmp_path / METRICS_FILE).write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    MetricsLog(tmp_path).append({"step": 2, "loss": 1.5})
+    MetricsLog(tmp_path).append({"step": 3, "loss": 1.0})
+    assert [(x["step"], x["loss"]) for x in read_metrics(tmp_path / METRICS_FILE)] == [
+        (1, 2.0),
+        (2, 1.5),
+        (3, 1.0),
+    ]

@@ -14,6 +14,7 @@ import pytest
 from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
 from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
+from kubetune_trainer.metrics_log import read_metrics
 from tests.factories import REPO
 from tests.trainer.jobs import Launched, tiny_job
 
@@ -58,6 +59,13 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     assert f"resuming from {resumable.name}" in log
     manifest = json.loads((node.dir / "output" / "manifest.json").read_text())
     assert manifest["metrics"]["globalStep"] == 300
+    # the history: each logging step once (the steps logged again after the resume replace
+    # the killed run's), and the status' copy, seeded from the file at the resume, counts all
+    logged = [1, *range(10, 301, 10)]
+    assert [x["step"] for x in read_metrics(node.dir / "metrics.jsonl") if "loss" in x] == logged
+    progress = json.loads((node.dir / "progress.json").read_text())
+    assert progress["metrics"]["logged"] == len(logged)
+    assert progress["metrics"]["points"][-1]["step"] == 300
     kept = checkpoints(root)
     assert all(complete(p) for p in kept) and len(kept) == 2  # saveTotalLimit, complete only
 

@@ -51,14 +51,23 @@ def metrics_line(
 
 
 class MetricsLog:
-    """Appends lines to `<job>/metrics.jsonl`; each line is written whole and flushed."""
+    """Appends lines to `<job>/metrics.jsonl`; each line is written whole and flushed. A line
+    torn by a killed writer is ended before this process's first line, so it stays one bad
+    line that readers skip instead of swallowing the next one."""
 
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.path = Path(job_dir) / METRICS_FILE
+        self.checked = False
 
     def append(self, line: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        with self.path.open("a+b") as out:
+            if not self.checked:
+                self.checked = True
+                if out.tell() > 0:
+                    out.seek(-1, os.SEEK_END)
+                    if out.read(1) != b"\n":
+                        out.write(b"\n")
+            out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
