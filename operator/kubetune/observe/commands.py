@@ -119,8 +119,8 @@ def logs(
         str | None, typer.Option(help="prepare or pytorch (default both).")
     ] = None,
 ) -> None:
-    """Every node's log lines, each prefixed by its rank (`[rank 1] …`); -f follows them, across
-    pod restarts, until the job ends."""
+    """Every node's log lines, each prefixed by its node's rank (rank 1, its prepare: `rank 1
+    prepare`, in brackets); -f follows them, across pod restarts, until the job ends."""
     if container not in (None, *CONTAINERS):
         raise _fail(f"--container: expected prepare or pytorch, got {container!r}")
     if _is_folder(job):
