@@ -68,7 +68,7 @@ def test_watch_status_and_logs_follow_a_training_job(chain: Chain) -> None:
 
     watch = subprocess.Popen(
         [KUBETUNE, "watch", NAME, "-n", chain.kube.namespace, "-o", "json"],
-        env={**os.environ, "KUBECONFIG": chain.kube.kubeconfig},
+        env={**os.environ, "KUBECONFIG": chain.kube.kubeconfig, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         text=True,
     )
