@@ -179,6 +179,16 @@ def pod_lines(
     def finished() -> bool:
         return (get_job(name, ns).get("status") or {}).get("phase") in FINAL
 
+    if not follow:  # one stream after another, by rank: prepare's lines, then training's
+        for pod in _pods(core, name, ns):
+            for box in containers:
+                if (rank is None or rank_of(pod) == rank) and _started(pod, box)[0]:
+                    read_stream(pod, box)
+                    while (item := lines.get()) is not None:
+                        if isinstance(item, ClusterError):
+                            raise item
+                        yield item
+        return
     open_streams = start_new()
     while True:
         if open_streams == 0:
