@@ -9,10 +9,10 @@ SHELL := /bin/bash
 TEST_EXTRAS ?= dev,operator,trainer,gguf
 DEMO_EXTRAS ?= trainer
 
-# Extra pytest arguments for every target (.ci/run adds its budget report's).
+# Extra pytest arguments for every target.
 PYTEST_ARGS ?=
 
-.PHONY: demo test prerequisites check test-trainer test-cluster test-e2e lint generate bench cold-check clean-venvs
+.PHONY: demo test prerequisites check test-trainer test-cluster test-e2e lint generate screenshot bench cold-check clean-venvs
 
 demo:
 	@venv=$$(hack/venv.sh $(DEMO_EXTRAS)); \
@@ -22,6 +22,7 @@ demo:
 # minute and before any cluster starts; then the rest of the tiers in one pytest run.
 test: prerequisites check
 	@hack/llama-cpp.sh >/dev/null  # llama.cpp's converter, for the GGUF export tests
+	@hack/chromium.sh >/dev/null  # Debian's Chromium, for the report's browser test
 	@# The local control plane's binaries (cold: ~13 min), outside any test's timeout.
 	@hack/cluster/build-binaries.sh >/dev/null
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
@@ -53,7 +54,8 @@ lint:
 	lint-imports
 
 # Regenerate every generated file (the CRDs, the chart's values schema, install.yaml, golden
-# files); tests fail when they are stale.
+# files); tests fail when they are stale. `make screenshot` retakes the README's picture of
+# report.html (a tiny run, opened in Chromium).
 generate:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
 	"$$venv/bin/python" hack/corev1-schemas.py; \
@@ -62,6 +64,11 @@ generate:
 	"$$venv/bin/python" hack/values-schema.py > charts/kubetune/values.schema.json; \
 	"$$venv/bin/python" hack/render-install.py > manifests/install.yaml; \
 	KUBETUNE_UPDATE_GOLDEN=1 "$$venv/bin/pytest" -q tests/render/test_golden.py
+
+screenshot:
+	@hack/chromium.sh >/dev/null
+	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
+	KUBETUNE_UPDATE_SCREENSHOT=1 "$$venv/bin/pytest" -q tests/trainer/test_report_browser.py -k draws_every_chart
 
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
 bench:

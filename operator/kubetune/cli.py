@@ -1,4 +1,5 @@
-"""The `kubetune` command line: validate, render and inspect FineTuneJobs offline, run them.
+"""The `kubetune` command line: validate, render and inspect FineTuneJobs offline, run them,
+look at them (status, watch, logs, report: kubetune.observe).
 
 `render`, `validate` and `crd` need only the base install. `run` and `prepare` hand over to
 the trainer package (torch), and `operator` to the operator runtime, in their own processes.
@@ -18,6 +19,7 @@ from kubetune import __version__
 from kubetune.api.crd import crd_chart_template, crd_yaml
 from kubetune.api.job import InvalidJob, reference_cycles
 from kubetune.documents import expand_paths, load_jobs, read_text
+from kubetune.observe.commands import register as register_observe_commands
 from kubetune.render import RenderSettings, render, to_yaml
 
 app = typer.Typer(
@@ -223,6 +225,9 @@ def crd(
 def version() -> None:
     """Print the kubetune version."""
     typer.echo(__version__)
+
+
+register_observe_commands(app)  # status, watch, logs, report
 
 
 def main() -> None:

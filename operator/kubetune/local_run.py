@@ -8,6 +8,7 @@ stages in one file run in order and share the workspace, as they would share a c
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -25,8 +26,10 @@ from kubetune.render.layout import Layout
 from kubetune.render.pod import CONFIG_FILE, render_env, training_command
 from kubetune.render.settings import RenderSettings
 from kubetune.render.trainer_config import trainer_config
+from kubetune.yamlio import dump
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.progress import read_progress
+from kubetune_trainer.report.run_folder import JOB_FILE, RUN_STATE
 
 
 @dataclass
@@ -85,12 +88,23 @@ def preview_job(job: FineTuneJob, workspace: Path, base: Path, samples: int) -> 
     return subprocess.run([*command, "--samples", str(samples)], env=env).returncode
 
 
+def record_phase(job_dir: Path, phase: str, **details: Any) -> None:
+    """`run.json`: the local run's phase (and exit code, and the log that says why, when it
+    failed), which `kubetune status|watch|logs` read as the cluster's FineTuneJob status."""
+    state = {"phase": phase, "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    tmp = job_dir / f"{RUN_STATE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({**state, **details}))
+    os.replace(tmp, job_dir / RUN_STATE)
+
+
 def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> RunResult:
     started = time.monotonic()
     config, config_path, env = write_config(job, workspace, base)
     job_dir = config_path.parent
     logs = job_dir / "logs"
     result = RunResult(job.name, False, 0.0, Path(config.paths.output))
+    (job_dir / JOB_FILE).write_text(dump(job.to_wire()))
+    record_phase(job_dir, "Preparing")
 
     console.print(
         f"[bold]{job.name}[/bold]: preparing model and data (log: {logs / 'prepare.log'})"
@@ -103,7 +117,9 @@ def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> 
             stderr=subprocess.STDOUT,
         )
     if prepare.returncode != 0:
+        record_phase(job_dir, "Failed", exitCode=prepare.returncode, log="prepare.log")
         return _failed(result, logs / "prepare.log", started, console)
+    record_phase(job_dir, "Training")
 
     nodes, port = job.spec.distributed.nodes, free_port()
     command = training_command(job, RenderSettings(config_mount=str(job_dir)))
@@ -137,7 +153,10 @@ def run_job(job: FineTuneJob, workspace: Path, base: Path, console: Console) -> 
     result.evaluation = final.get("evaluation")
     if any(codes):
         failing = next(i for i, c in enumerate(codes) if c)
-        return _failed(result, logs / f"node-{failing}.log", started, console)
+        log_name = f"node-{failing}.log"
+        record_phase(job_dir, "Failed", exitCode=codes[failing], log=log_name)
+        return _failed(result, logs / log_name, started, console)
+    record_phase(job_dir, "Succeeded", exitCode=0)
     result.ok, result.seconds = True, time.monotonic() - started
     return result
 

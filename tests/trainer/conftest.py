@@ -21,3 +21,14 @@ def tokenizer(tiny_model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One finished tiny run (tests/support/tiny_run.py), shared by the tests that read what a
+    run leaves: metrics.jsonl, report.html, the run folder's status and logs."""
+    from tests.support.tiny_run import train_tiny
+
+    run = train_tiny(tiny_model_dir, tmp_path_factory.mktemp("tiny-run"))
+    assert run.result.ok, run.result.log and run.result.log.read_text()[-3000:]
+    return run

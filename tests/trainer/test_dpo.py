@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kubetune_trainer.metrics_log import read_metrics
 from kubetune_trainer.prepare import PrepareError, prepare
 from tests.support.jobs import config_for, job_dir, manifest, tiny_job, train
 
@@ -144,6 +145,12 @@ def test_dpo_raises_reward_accuracy(
     assert {"train/rewards/accuracies", "train/rewards/margins"} <= tensorboard_tags(
         job_dir(tmp_path, job) / "tensorboard"
     )
+    # the history has TRL's rewards, train and held-out, and the report charts them
+    history = read_metrics(job_dir(tmp_path, job) / "metrics.jsonl")
+    assert [x["step"] for x in history if "rewards/margins" in x] == [1, 4, 8, 12, 16]
+    assert [x["step"] for x in history if "eval_rewards/accuracies" in x] == [8, 16]
+    report = (job_dir(tmp_path, job) / "output" / "report.html").read_text()
+    assert '"title":"DPO rewards"' in report
     outputs = manifest(tmp_path, job)["outputs"]
     assert set(outputs) == ({"adapter"} if method == "lora" else {"merged"})
     if method == "full":  # the reference log-probs are cached beside the prepared data

@@ -14,6 +14,7 @@ from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
 from kubetune_trainer.callbacks import PauseAtStep
 from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
+from kubetune_trainer.metrics_log import read_metrics
 from tests.support.factories import REPO
 from tests.support.jobs import Launched, tiny_job
 
@@ -61,6 +62,14 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     assert "paused at step" not in log  # the hook holds a run once
     manifest = json.loads((node.dir / "output" / "manifest.json").read_text())
     assert manifest["metrics"]["globalStep"] == 60
+    # the history: each logging step once (the steps 41-50 logged again after the resume
+    # replace the killed run's), and the status' copy, seeded from the file at the resume,
+    # counts all
+    logged = [1, *range(10, 61, 10)]
+    assert [x["step"] for x in read_metrics(node.dir / "metrics.jsonl") if "loss" in x] == logged
+    progress = json.loads((node.dir / "progress.json").read_text())
+    assert progress["metrics"]["logged"] == len(logged)
+    assert progress["metrics"]["points"][-1]["step"] == 60
     kept = checkpoints(root)
     assert all(complete(p) for p in kept) and len(kept) == 2  # saveTotalLimit, complete only
 

@@ -27,6 +27,8 @@ from kubetune_trainer.checkpoints import (
 )
 from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
+from kubetune_trainer.metrics_log import MetricsLog, metrics_line, read_metrics
+from kubetune_trainer.metrics_tail import MetricsTail
 from kubetune_trainer.progress import ProgressSink
 
 PEAK_TFLOPS = {
@@ -136,9 +138,10 @@ def rewards(logs: dict[str, Any], prefix: str = "") -> dict[str, float] | None:
 
 class Progress(TrainerCallback):  # type: ignore[misc]
     """Loss (and DPO rewards), learning rate, real tokens/s, ETA and an MFU estimate, every
-    logging step; the latest eval loss and mean token accuracy (`evaluation`) and the kept
-    checkpoints with their metrics (`checkpointsKept`) ride along with every report, so a
-    rate-limited one is never lost."""
+    logging step; the latest eval loss and mean token accuracy (`evaluation`), the kept
+    checkpoints with their metrics (`checkpointsKept`) and the downsampled metric history
+    (`metrics`) ride along with every report, so a rate-limited one is never lost. Every log
+    entry, training or evaluation, is also a line of `metrics.jsonl` (`history`)."""
 
     def __init__(
         self,
@@ -146,8 +149,11 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         collator: TokenCounter,
         flops_per_token: float,
         checkpoint_root: Path,
+        history: MetricsLog,
     ) -> None:
         self.sink, self.collator = sink, collator
+        self.history = history
+        self.tail = MetricsTail()
         self.flops_per_token = flops_per_token
         self.checkpoint_root = checkpoint_root
         self.last_time = time.monotonic()
@@ -164,6 +170,11 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         the reference log-probs) is not training throughput."""
         self.collator.take_real_tokens()
         self.last_time = self.started = time.monotonic()
+        if state.is_world_process_zero:  # a resumed run: the history so far, up to its step
+            self.tail = MetricsTail()
+            for line in read_metrics(self.history.path):
+                if line["step"] <= state.global_step:
+                    self.tail.add(line)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.start_step is None:
@@ -179,7 +190,13 @@ class Progress(TrainerCallback):  # type: ignore[misc]
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
     ) -> None:
-        if not state.is_world_process_zero or not logs or "loss" not in logs:
+        if not state.is_world_process_zero or not logs:
+            return
+        line = metrics_line(logs, state.global_step, state.epoch, time.time(), self.rate)
+        if line is not None:
+            self.history.append(line)
+            self.tail.add(line)
+        if "loss" not in logs:
             return
         step, total = state.global_step, state.max_steps
         done = step - (self.start_step or 0)
@@ -235,6 +252,8 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             out["evaluation"] = self.evaluation
         if self.kept:
             out["checkpointsKept"] = self.kept
+        if self.tail.logged:
+            out["metrics"] = self.tail.status(str(self.history.path))
         return out
 
     def on_evaluate(
@@ -250,7 +269,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         }
         if preference := rewards(metrics, prefix="eval_"):
             self.evaluation["rewards"] = preference
-        self.sink.report({"evaluation": self.evaluation})
+        self.sink.report(self.extra())  # the evaluation, with the history it just joined
         log(
             f"eval at step {state.global_step}: loss {self.evaluation['loss']:.4f}, "
             f"mean token accuracy {self.evaluation['meanTokenAccuracy']}"

@@ -40,15 +40,16 @@ def highlighted(tokenizer: Any, encoded: Encoded, brackets: bool = False) -> Any
     return text
 
 
-def preview(config: TrainerConfig, samples: int, console: Any) -> int:
-    """Print up to `samples` samples; returns how many were shown."""
+def preview(config: TrainerConfig, samples: int, console: Any, tokenizer: Any = None) -> int:
+    """Print up to `samples` samples; returns how many were shown. `tokenizer`: the job's,
+    already loaded (with the job's chat template), else it is loaded here."""
     import numpy as np
 
     from kubetune_trainer.prepare import load_records, load_tokenizer
     from kubetune_trainer.sources import fetch_dataset, fetch_model
 
     assert config.dataset is not None
-    tokenizer = load_tokenizer(fetch_model(config).path, config)
+    tokenizer = tokenizer or load_tokenizer(fetch_model(config).path, config)
     encoder = Encoder(tokenizer, config.dataset.trainOnRoles, config.training.maxLength)
     pair_encoder = PairEncoder(tokenizer, config.training.maxLength)
     shown = 0

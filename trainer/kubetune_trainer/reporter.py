@@ -83,7 +83,8 @@ class StatusSink:
     @staticmethod
     def body(progress: dict[str, Any]) -> dict[str, Any]:
         """The status merge patch: progress (when the report has any), the latest checkpoint and
-        the kept ones with their metrics, the preflight's `network`, and `evaluation`."""
+        the kept ones with their metrics, the preflight's `network`, `evaluation`, and the
+        downsampled metric history (`metrics`)."""
         status: dict[str, Any] = {}
         fields = {k: progress[k] for k in PROGRESS_FIELDS if progress.get(k) is not None}
         if fields.keys() - {"updatedAt"}:
@@ -98,6 +99,8 @@ class StatusSink:
             status.setdefault("checkpoints", {})["kept"] = kept  # a list: replaced whole
         if evaluation := progress.get("evaluation"):
             status["evaluation"] = _without_none(evaluation)
+        if metrics := progress.get("metrics"):
+            status["metrics"] = metrics  # its list of points is replaced whole
         return {"status": status}
 
     def report(self, progress: dict[str, Any], force: bool = False) -> bool:

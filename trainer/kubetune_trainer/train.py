@@ -17,6 +17,7 @@
     export                 adapter / merged model / GGUF / manifest (not after a SIGTERM stop)
     evaluate_tool_calls    generation-based tool-call scores of the exported model (and the
                            base), reported; a failure here never touches the outputs
+    write_job_report       metrics.jsonl into the outputs, and report.html (job_report.py)
 """
 
 from __future__ import annotations
@@ -207,6 +208,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, PauseAtStep, Progress
     from kubetune_trainer.data.collate import PackedCollator
     from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
+    from kubetune_trainer.metrics_log import MetricsLog
     from kubetune_trainer.modeling import load_model, lora_config
     from kubetune_trainer.prepare import load_tokenizer
 
@@ -250,7 +252,8 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
             preprocess_logits_for_metrics=argmax if has_eval else None,
         )
     describe(model, config)
-    progress = Progress(sinks, counter, flops_per_token(model), job / "checkpoints")
+    history = MetricsLog(job)
+    progress = Progress(sinks, counter, flops_per_token(model), job / "checkpoints", history)
     for callback in [*callbacks, progress]:
         trainer.add_callback(callback)
     return trainer, stop
@@ -285,7 +288,7 @@ def final_evaluation(trainer: Any, result: Any) -> None:
     result.metrics.update({k: v for k, v in last.items() if k.startswith("eval_")})
     progress = next(c for c in trainer.callback_handler.callbacks if isinstance(c, Progress))
     if trainer.is_world_process_zero() and progress.evaluation:
-        progress.sink.report({"evaluation": progress.evaluation}, force=True)
+        progress.sink.report(progress.extra(), force=True)  # with the metric history
 
 
 def release(trainer: Any) -> tuple[Any, dict[str, Any]]:
@@ -337,6 +340,10 @@ def run(config: TrainerConfig) -> int:
     del trainer
     # every rank, whatever the export's code (a failed GGUF conversion): the scoring gathers
     evaluate_tool_calls(config, prepared.manifest, tokenizer, sinks, so_far)
+    if int(os.environ.get("RANK", "0")) == 0:
+        from kubetune_trainer.job_report import write_job_report
+
+        write_job_report(config, tokenizer)
     return code
 
 

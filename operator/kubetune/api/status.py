@@ -172,6 +172,12 @@ class Outputs(Model):
     """The GGUF files, one per quantization."""
     manifest: str | None = None
     """Path of the run manifest (inputs, fingerprints, final metrics)."""
+    report: str | None = None
+    """Path of report.html: charts, evaluation, checkpoints, data and spec in one offline file
+    (the built-in trainer's)."""
+    metrics: str | None = None
+    """Path of metrics.jsonl: the metric history, one line per logging step (the built-in
+    trainer's)."""
 
 
 class Network(Model):
@@ -213,6 +219,44 @@ class Network(Model):
     """When the preflight ran (RFC 3339)."""
 
 
+class MetricPoint(Model):
+    """The metrics of one logged step (names as in `metrics.jsonl`, camelCased)."""
+
+    step: int
+    """Optimizer step."""
+    loss: float | None = None
+    """Training loss over the logging window."""
+    learningRate: float | None = None
+    """Learning rate."""
+    gradNorm: float | None = None
+    """Gradient norm before clipping."""
+    tokensPerSecond: float | None = None
+    """Real tokens per second, all processes together."""
+    evalLoss: float | None = None
+    """Held-out loss, at an evaluation step."""
+    evalMeanTokenAccuracy: float | None = None
+    """Held-out mean token accuracy, at an evaluation step."""
+    rewardAccuracy: float | None = None
+    """DPO: share of pairs whose chosen reward beats the rejected one."""
+    rewardMargin: float | None = None
+    """DPO: mean chosen − rejected reward."""
+
+
+class MetricsHistory(Model):
+    """A bounded, downsampled history of the run (the whole of it is `file`): an overview of
+    every `every`-th logged step and the latest steps, by step. Its size does not grow with the
+    run's length."""
+
+    points: list[MetricPoint] = Field(default_factory=list, max_length=64)
+    """The points, by step."""
+    every: int | None = Field(default=None, ge=1)
+    """The overview keeps every `every`-th logged step (it doubles as the run grows)."""
+    logged: int | None = None
+    """Steps logged in all."""
+    file: str | None = None
+    """The full history (`metrics.jsonl`, one line per logging step) on the workspace volume."""
+
+
 class FineTuneJobStatus(Model):
     """Observed state."""
 
@@ -230,6 +274,9 @@ class FineTuneJobStatus(Model):
     """The measured network between the ranks (the trainer's preflight)."""
     evaluation: Evaluation | None = None
     """Held-out loss, mean token accuracy and tool-call scores (reported by the trainer)."""
+    metrics: MetricsHistory | None = None
+    """Loss, learning rate, throughput and evaluation by step, downsampled (reported by the
+    trainer)."""
     pytorchJobName: str | None = None
     """Name of the PyTorchJob that runs the training."""
     effectiveBatchSize: int | None = None

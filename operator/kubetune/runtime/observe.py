@@ -75,4 +75,7 @@ def expected_outputs(job: FineTuneJob, settings: RenderSettings) -> Obj:
             outputs[kind] = f"{out}/{kind}"
     if files := gguf_files(config):
         outputs["gguf"] = [{"quantization": q, "path": path} for q, path in files.items()]
+    if config.entrypoint is None:  # the built-in trainer's (job_report.py)
+        outputs["report"] = f"{out}/report.html"
+        outputs["metrics"] = f"{out}/metrics.jsonl"
     return outputs

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from kubetune.api.job import FineTuneJob, Problem
 from kubetune.render.metadata import Obj
 
-TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation")
+TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation", "metrics")
 NETWORK_CONDITION = "NetworkDegraded"
 
 

@@ -1,0 +1,52 @@
+"""The end of a job: rank 0 copies the metric history into the outputs, keeps the first samples
+as `kubetune preview` shows them (`samples.html`, for the report to show without loading a
+tokenizer), and writes `report.html` (kubetune_trainer.report). A failure here is logged and
+never touches the outputs or the job's outcome.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.log import log
+from kubetune_trainer.metrics_log import METRICS_FILE
+from kubetune_trainer.report.run_folder import SAMPLES
+
+SAMPLES_SHOWN = 3
+SAMPLE_PAGE = '<pre style="font-family:ui-monospace,monospace">{code}</pre>'
+
+
+def write_samples(config: TrainerConfig, target: Path, tokenizer: Any) -> None:
+    """The preview of the first samples, as HTML with the terminal's highlighting."""
+    from rich.console import Console
+
+    from kubetune_trainer.preview import preview
+
+    if config.dataset is None:
+        return
+    console = Console(record=True, file=io.StringIO(), width=110, force_terminal=True)
+    preview(config, SAMPLES_SHOWN, console, tokenizer)
+    tmp = target.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(console.export_html(inline_styles=True, code_format=SAMPLE_PAGE))
+    os.replace(tmp, target)
+
+
+def write_job_report(config: TrainerConfig, tokenizer: Any) -> None:
+    """`tokenizer`: the trained one, with the job's chat template (the preview renders with it)."""
+    from kubetune_trainer.report import write_report
+
+    job, out = Path(config.paths.job), Path(config.paths.output)
+    try:
+        if (job / METRICS_FILE).is_file():
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(job / METRICS_FILE, out / METRICS_FILE)
+        write_samples(config, job / SAMPLES, tokenizer)
+        (report,) = write_report(job)
+        log(f"report {report}")
+    except Exception as err:  # reported, never fatal to the outputs
+        log(f"could not write the report (the outputs are complete): {type(err).__name__}: {err}")
