@@ -34,7 +34,7 @@ prerequisites:
 
 # Lint, types, import contracts and the unit tier: no torch, no cluster (≤ 2 min warm).
 check:
-	@venv=$$(hack/venv.sh dev,operator); \
+	@venv=$$(hack/venv.sh dev,operator,report); \
 	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint && \
 	PATH="$$venv/bin:$$PATH" pytest -m unit $(PYTEST_ARGS)
 
