@@ -3,7 +3,9 @@
 The reference is TRL's prompt–completion split: for assistant message i, the prompt is the
 conversation before it rendered with the generation prompt (what a server sends the model), the
 completion is the conversation through it rendered without one. Where the two renderings part is
-where the model starts writing; the completion ends where that rendering ends (a newline after an
+where the model starts writing (after the previous message's text, where the prompt renders
+an earlier message otherwise: Mistral Nemo moves the system prompt to the last user turn); the
+completion ends where that rendering ends (a newline after an
 end-of-turn marker included, as TRL's training templates mark it). When the template prints
 nothing after a reply at the end of a conversation but closes it with a tag before the next
 turn (Apertus, Hunyuan), that tag is the reply's end-of-turn marker and belongs to it, unless
@@ -53,7 +55,14 @@ def completion_turns(render: Render, messages: list[dict[str, Any]], tools: Any)
             continue
         prompt = render(messages[:i], tools, True)
         through = render(messages[: i + 1], tools, False)
-        start = _word_start(through, _tag_start(through, common_prefix(prompt, through)))
+        start = common_prefix(prompt, through)
+        previous = str(messages[i - 1].get("content") or "") if i else ""
+        if previous.strip() and previous in prompt and previous in through:
+            after_t = through.rfind(previous) + len(previous)
+            if start < after_t:  # the prompt shows an earlier message otherwise: align after it
+                after_p = prompt.rfind(previous) + len(previous)
+                start = after_t + common_prefix(prompt[after_p:], through[after_t:])
+        start = _word_start(through, _tag_start(through, start))
         end = len(through)
         exact = full.startswith(through)
         reply = through[start:end]

@@ -202,7 +202,18 @@ def _generation_start(
     except ValueError:
         return None
     at = _tag_start(through, _common_prefix(prompt, through))
-    if full[:at] == through[:at] and at <= own:
+    previous = str(messages[i - 1].get("content") or "") if i else ""
+    floor = full.rfind(previous, 0, own) + len(previous) if previous.strip() else 0
+    if at < floor and previous in prompt and previous in through:
+        # the prompt renders an earlier message otherwise (Mistral Nemo puts the system prompt
+        # into the last user turn): compare what follows the previous message's text instead
+        after_p = prompt.rfind(previous) + len(previous)
+        after_t = through.rfind(previous) + len(previous)
+        shared = _tag_start(through, after_t + _common_prefix(prompt[after_p:], through[after_t:]))
+        start = floor + shared - after_t
+        fits = full[floor:start] == through[after_t:shared]
+        return start if fits and start <= own else None
+    if full[:at] == through[:at] and floor <= at <= own:
         return at
     # the conversation's later turns changed the text before it (Mistral puts the tool list
     # before the last user turn): find the text between the model's start and its own
