@@ -7,12 +7,15 @@ that message's. Nothing is assumed of the template: not prefix stability (Qwen3 
 turns' reasoning), not where it puts the system prompt or the tool definitions.
 
 A trained turn covers:
-- assistant: everything after its header (the text `add_generation_prompt` appends, found by
-  rendering a probe) up to and including the end-of-turn marker after its text — the reply,
-  reasoning and tool calls, all of which the model generates — but never another message's
-  characters (some templates put tool results inside the model's turn: the turn then stops
-  where its own text does). Without an end-of-turn marker (GLM-4), it ends where rendering the
-  conversation up to it ends;
+- assistant: everything the model writes — the reply, reasoning and whole tool calls — from
+  where the conversation before it, rendered with the generation prompt, parts from the
+  conversation through it (so a call's opener and name are trained under templates whose
+  generation prompt is empty, thinking-only, or needs tools; where that cannot be placed, from
+  after the header a probe finds), up to and including the end-of-turn marker after its text
+  (a tag printed only before a following turn, as Apertus and Hunyuan do, counts), but never
+  another message's characters (some templates put tool results inside the model's turn: the
+  turn then stops where its own text does). With no end-of-turn marker after it (GLM-4), it
+  ends where rendering the conversation up to it ends;
 - any other role: its own characters, and the end-of-turn marker when only whitespace comes
   between them.
 Headers never carry loss, for any role; nor do tool definitions, default system prompts or
@@ -218,7 +221,7 @@ def _generation_start(
     # the conversation's later turns changed the text before it (Mistral puts the tool list
     # before the last user turn): find the text between the model's start and its own
     # characters right before those characters
-    variant = render([*messages[:i], shifted_message(messages[i]), *messages[i + 1 :]][: i + 1], tools, False)
+    variant = render([*messages[:i], shifted_message(messages[i])], tools, False)
     mine = differing(through, variant)[0] if variant != through else len(through)
     gap = through[at:mine]
     if mine < at or not full.endswith(gap, 0, own):
