@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tests.support.tiers import unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 SEPARATOR = "\n__ggml_vocab_test__\n"
 
@@ -54,13 +56,25 @@ FAMILY_VOCAB = {
 
 
 @cache
+def _unpacked() -> Path | str:
+    """The llama.cpp tree hack/llama-cpp.sh unpacks (it downloads the sdist the first time and
+    prints the folder at once afterwards), or why it cannot be had."""
+    out = subprocess.run([str(ROOT / "hack" / "llama-cpp.sh")], capture_output=True, text=True)
+    if out.returncode != 0:
+        return (
+            f"hack/llama-cpp.sh failed (exit {out.returncode}) to unpack llama.cpp's "
+            f"vocabularies: {out.stderr[-500:]}"
+        )
+    return Path(out.stdout.strip())
+
+
 def llama_cpp_models() -> Path:
-    """`models/` of the llama.cpp tree hack/llama-cpp.sh unpacks (it downloads it the first
-    time and prints the folder at once afterwards)."""
-    out = subprocess.run(
-        [str(ROOT / "hack" / "llama-cpp.sh")], check=True, capture_output=True, text=True
-    )
-    return Path(out.stdout.strip()) / "models"
+    """`models/` of that tree; without it the trainer tier is unavailable (skipped locally,
+    failed in CI), once per session."""
+    unpacked = _unpacked()
+    if isinstance(unpacked, str):
+        unavailable("trainer", unpacked)
+    return unpacked / "models"
 
 
 def reference_cases(name: str) -> list[tuple[str, list[int]]]:

@@ -21,12 +21,7 @@ from tests.support.completions import completion_turns, message_texts, tool_defi
 from tests.support.conversations import CONVERSATIONS
 from tests.support.vocabularies import llama_cpp_models, with_template
 
-pytestmark = pytest.mark.trainer
-
-try:
-    TEMPLATES = sorted(p.stem for p in (llama_cpp_models() / "templates").glob("*.jinja"))
-except Exception as err:  # no network on a machine that never ran hack/llama-cpp.sh
-    pytest.skip(f"llama.cpp's templates are not unpacked: {err}", allow_module_level=True)
+TEMPLATES = sorted(p.stem for p in (llama_cpp_models() / "templates").glob("*.jinja"))
 
 # Conversations a template refuses, with what its message says (the template's own words).
 REFUSED: dict[tuple[str, str], str] = {

@@ -18,7 +18,6 @@ from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
 from tests.support.completions import completion_turns
 from tests.support.vocabularies import FAMILY_VOCAB, with_template
 
-pytestmark = pytest.mark.trainer
 FIXTURES = Path(__file__).parent / "fixtures"
 ROWS = {"sharegpt": "sharegpt", "glaive": "glaive", "xlam": "xlam", "alpaca": "alpaca"}
 

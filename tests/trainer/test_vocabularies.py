@@ -7,8 +7,6 @@ import pytest
 
 from tests.support.vocabularies import FAITHFUL, UNFAITHFUL, reference_cases, vocabulary
 
-pytestmark = pytest.mark.trainer
-
 
 @pytest.mark.parametrize("name", FAITHFUL)
 def test_vocabulary_gives_every_reference_line(name: str) -> None:
@@ -21,7 +19,6 @@ def test_vocabulary_gives_every_reference_line(name: str) -> None:
     assert wrong == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(UNFAITHFUL))
 def test_unfaithful_vocabulary_still_differs(name: str) -> None:
     """When transformers reads one of these right, move it to FAITHFUL."""
