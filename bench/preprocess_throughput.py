@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(Path(__file__).parent), str(REPO)]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.vocabularies
+sys.path.insert(0, str(Path(__file__).parent))
 from common import chat_records, multi_turn_records, tool_records
 
 from kubetune_trainer.data.formats import convert
