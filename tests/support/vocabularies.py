@@ -68,12 +68,12 @@ def _unpacked() -> Path | str:
     return Path(out.stdout.strip())
 
 
-def llama_cpp_models() -> Path:
-    """`models/` of that tree; without it the trainer tier is unavailable (skipped locally,
-    failed in CI), once per session."""
+def llama_cpp_models(tier: str = "trainer") -> Path:
+    """`models/` of that tree; without it the tier is unavailable (skipped locally, failed in
+    CI)."""
     unpacked = _unpacked()
     if isinstance(unpacked, str):
-        unavailable("trainer", unpacked)
+        unavailable(tier, unpacked)
     return unpacked / "models"
 
 
