@@ -1,7 +1,8 @@
-"""bench/preprocess_throughput.py on a small preset (Qwen 2's vocabulary; 80 short,
-20 multi-turn and 40 tool chats): it completes and reports, so the script cannot rot. The bench itself checks that
-kubetune's masked samples hold exactly the tokens of raw tokenization; the ratios are the
-bench's to give (docs/benchmarks.md), only their presence and sanity are checked here."""
+"""bench/preprocess_throughput.py on a small preset (Qwen 2's vocabulary; 80 short, 20
+multi-turn and 40 tool chats): it completes and reports, so the script cannot rot. The bench
+itself checks that kubetune's masked samples hold exactly the tokens of raw tokenization; the
+ratios are the bench's to give (docs/benchmarks.md), only their presence and sanity are checked
+here."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_the_preprocessing_bench_runs_every_kind_and_reports(tmp_path: Path) -> 
         [
             sys.executable,
             str(REPO / "bench/preprocess_throughput.py"),
-            *("--conversations", "80", "--vocab", "qwen2", "--json", str(out)),
+            *("--conversations", "80", "--vocab", "qwen2", "--repeat", "1", "--json", str(out)),
         ],
         capture_output=True,
         text=True,

@@ -31,7 +31,7 @@ from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
 
-DATA_VERSION = "3"  # bump when preprocessing changes what it writes
+DATA_VERSION = "4"  # bump when preprocessing changes what it writes (4: tool-call names trained)
 COMPLETE = "COMPLETE"
 EVAL_CONVERSATIONS = "eval_conversations.jsonl"
 BATCH = 512
