@@ -10,8 +10,9 @@ booleans kept). `trained_spans` runs on the shape once. For a conversation of th
 shape's rendering with every placeholder replaced by its text must be the conversation's own
 rendering, character for character (it is rendered once, as always): then the shape's spans
 apply, moved by the lengths of the texts before them. When it is not (a template that looks
-into a text: Qwen3 splits reasoning out of a reply, a Mistral call id must have nine
-characters, JSON escapes a quote), the conversation is masked on its own by `trained_spans`.
+into a text: Qwen3 splits reasoning out of a reply, JSON escapes a quote), the conversation is
+masked on its own by `trained_spans`. Call ids keep their length in a shape: Mistral's templates
+refuse ids that are not nine characters.
 """
 
 from __future__ import annotations
@@ -25,18 +26,22 @@ from typing import Any
 from kubetune_trainer.data.turns import Markers, Render, trained_spans
 
 # Letters only, so the probes of trained_spans change every character of a placeholder.
-_PLACEHOLDER = re.compile(r"Zzq([a-z]+)Qzz")
+_PLACEHOLDER = re.compile(r"Zzq([a-z]+)X*Qzz")
 _KEPT_FIELDS = frozenset({"role", "type"})  # templates branch on these values
+# Fields whose length a template may check (Mistral's call ids have nine characters): their
+# placeholders are padded to the text's length, which becomes part of the shape.
+_SIZED_FIELDS = frozenset({"id", "tool_call_id"})
 CACHE_LIMIT = 4096
 
 
-def _placeholder(index: int) -> str:
+def _placeholder(index: int, length: int = 0) -> str:
+    """A placeholder for text `index`, padded to `length` characters where it is shorter."""
     letters = ""
     while True:
         index, digit = divmod(index, 26)
         letters += chr(ord("a") + digit)
         if not index:
-            return f"Zzq{letters}Qzz"
+            return f"Zzq{letters}{'X' * (length - len(letters) - 6)}Qzz"
 
 
 def _index(letters: str) -> int:
@@ -60,7 +65,8 @@ class _Abstraction:
             if index == len(self.texts):
                 self.texts.append(core)
             start = len(value) - len(value.lstrip())
-            return value[:start] + _placeholder(index) + value[start + len(core) :]
+            sized = len(core) if field in _SIZED_FIELDS else 0
+            return value[:start] + _placeholder(index, sized) + value[start + len(core) :]
         if kind is dict:
             return {key: self.value(item, key) for key, item in value.items()}
         if kind is list or kind is tuple:
