@@ -32,7 +32,7 @@ from kubetune_trainer.data.packing import pack
 from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.data.tokenize import Encoded, Encoder
 from kubetune_trainer.data.workers import cores, encode_batches
-from tests.support.vocabularies import with_template
+from tests.support.vocabularies import llama_cpp_unpacked, with_template
 
 TEMPLATES = {"llama-bpe": "llama-3", "qwen2": "qwen2.5"}
 KINDS = {
@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the best counts")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
+    unpacked = llama_cpp_unpacked()
+    if isinstance(unpacked, str):
+        print(f"preprocess_throughput: {unpacked}", file=sys.stderr)
+        return 1
     rows = [
         measure(vocab, kind, args.conversations, args.repeat)
         for vocab in args.vocab or sorted(TEMPLATES)

@@ -56,7 +56,7 @@ FAMILY_VOCAB = {
 
 
 @cache
-def _unpacked() -> Path | str:
+def llama_cpp_unpacked() -> Path | str:
     """The llama.cpp tree hack/llama-cpp.sh unpacks (it downloads the sdist the first time and
     prints the folder at once afterwards), or why it cannot be had."""
     out = subprocess.run([str(ROOT / "hack" / "llama-cpp.sh")], capture_output=True, text=True)
@@ -71,7 +71,7 @@ def _unpacked() -> Path | str:
 def llama_cpp_models(tier: str = "trainer") -> Path:
     """`models/` of that tree; without it the tier is unavailable (skipped locally, failed in
     CI)."""
-    unpacked = _unpacked()
+    unpacked = llama_cpp_unpacked()
     if isinstance(unpacked, str):
         unavailable(tier, unpacked)
     return unpacked / "models"
