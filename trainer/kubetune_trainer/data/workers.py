@@ -9,9 +9,11 @@ from one process.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, Protocol
 
 from kubetune_trainer.data.tokenize import Stats
@@ -27,8 +29,28 @@ _encoder: BatchEncoder | None = None  # the forked workers' encoder
 
 
 def cores() -> int:
-    """The cores this process may run on (a container's CPU set, or the machine's)."""
-    return len(os.sched_getaffinity(0))
+    """The cores this process may use: its CPU set, capped by the container's CPU limit (the
+    cgroup's quota), so a prepare container limited to 4 CPUs on a 128-core node starts 4
+    workers, not 128 (each holds a tokenizer)."""
+    count = len(os.sched_getaffinity(0))
+    quota = _cgroup_cpu_limit()
+    return max(1, min(count, math.ceil(quota))) if quota else count
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """CPUs the cgroup may use (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None when unlimited."""
+    v2, v1 = Path("/sys/fs/cgroup/cpu.max"), Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    try:
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        if v1.exists():
+            quota_us = int(v1.read_text())
+            period_us = int((v1.parent / "cpu.cfs_period_us").read_text())
+            return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def add_stats(total: Stats, part: Stats) -> None:
