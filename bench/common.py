@@ -81,3 +81,52 @@ def run_baseline(script: str, args: list[str], env: dict[str, str]) -> dict[str,
         text=True,
     ).stdout.splitlines()[-1]
     return dict(json.loads(line))
+
+
+def _words(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+
+
+def multi_turn_records(n: int, turns: int = 8, seed: int = 0) -> list[dict[str, Any]]:
+    """Chats of a system prompt and `turns` user/assistant exchanges of 10-200 words."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        messages = [{"role": "system", "content": _words(rng, 5, 30)}]
+        for _ in range(turns):
+            messages.append({"role": "user", "content": _words(rng, 10, 60)})
+            messages.append({"role": "assistant", "content": _words(rng, 30, 200)})
+        records.append({"messages": messages})
+    return records
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "the city's name"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def tool_records(n: int, rounds: int = 3, seed: int = 0) -> list[dict[str, Any]]:
+    """Chats with a tool definition: per round, a question, a call, its result and a reply."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        messages: list[dict[str, Any]] = []
+        for _ in range(rounds):
+            call = {"name": "get_weather", "arguments": {"city": _words(rng, 1, 2)}}
+            messages += [
+                {"role": "user", "content": _words(rng, 10, 40)},
+                {"role": "assistant", "content": "", "tool_calls": [{"function": call}]},
+                {"role": "tool", "name": "get_weather", "content": _words(rng, 10, 40)},
+                {"role": "assistant", "content": _words(rng, 20, 80)},
+            ]
+        records.append({"messages": messages, "tools": [WEATHER_TOOL]})
+    return records

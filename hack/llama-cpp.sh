@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Unpacks llama.cpp's converter (convert_hf_to_gguf.py, its conversion/ package, gguf-py) from the
-# llama-cpp-python source distribution pinned in uv.lock, once per version, and prints the folder:
+# Unpacks llama.cpp's converter (convert_hf_to_gguf.py, its conversion/ package, gguf-py) and its
+# reference vocabularies and chat templates (models/ggml-vocab-*.gguf with their .inp/.out token ids,
+# models/templates/) from the llama-cpp-python source distribution pinned in uv.lock, once per
+# version and sdist hash, and prints the folder:
 #   hack/llama-cpp.sh            -> ~/.cache/kubetune/llama.cpp/llama-cpp-python-0.3.36
 # GGUF export (output.formats: [gguf]) runs that converter; the quantizer and the test's inference
 # are the C++ library of the same sdist, which uv builds into the environment (the gguf extra).
 # The trainer finds the folder at this path (KUBETUNE_CACHE respected) or at $KUBETUNE_LLAMA_CPP.
 # The sdist's SHA-256 must equal uv.lock's, so converter and library are one llama.cpp version.
+# The tests load those vocabularies as Hugging Face tokenizers (tests/support/vocabularies.py).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KUBETUNE_CACHE:-$HOME/.cache/kubetune}
@@ -18,10 +21,11 @@ print(pkg["version"], pkg["sdist"]["hash"].removeprefix("sha256:"), pkg["sdist"]
 EOF
 )
 dir=$cache/llama.cpp/llama-cpp-python-$version
-if [[ -f $dir/convert_hf_to_gguf.py && -f $dir/.sha256 && $(<"$dir/.sha256") == "$sha256" ]]; then
+if [[ -f $dir/convert_hf_to_gguf.py && -d $dir/models/templates && -f $dir/.sha256 &&
+  $(<"$dir/.sha256") == "$sha256" ]]; then
   echo "$dir"; exit 0
 fi
-echo "[llama-cpp] unpacking llama.cpp's converter from llama-cpp-python $version into $dir" >&2
+echo "[llama-cpp] unpacking llama.cpp's converter, vocabularies and templates from llama-cpp-python $version into $dir" >&2
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/kubetune-llama-cpp.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 # The sdist from the URL uv.lock records (what `uv sync` fetches), with Python's standard library
@@ -34,9 +38,9 @@ EOF
 sdist=$scratch/llama_cpp_python-$version.tar.gz
 echo "$sha256  $sdist" | sha256sum -c --quiet -
 top=llama_cpp_python-$version/vendor/llama.cpp
-tar -xzf "$sdist" -C "$scratch" \
+tar -xzf "$sdist" -C "$scratch" --wildcards \
   "$top/convert_hf_to_gguf.py" "$top/conversion" "$top/gguf-py" "$top/LICENSE" \
-  "$top/tools/quantize/quantize.cpp"
+  "$top/tools/quantize/quantize.cpp" "$top/models/ggml-vocab-*" "$top/models/templates"
 echo "$sha256" >"$scratch/$top/.sha256"
 mkdir -p "$(dirname "$dir")"
 rm -rf "$dir.tmp" && mv "$scratch/$top" "$dir.tmp" && rm -rf "$dir" && mv "$dir.tmp" "$dir"

@@ -26,11 +26,12 @@ from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
 from kubetune_trainer.data.preference import convert_pair
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
 from kubetune_trainer.data.tokenize import Encoded, Encoder, Refused
+from kubetune_trainer.data.workers import cores, encode_batches
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
 
-DATA_VERSION = "3"  # bump when preprocessing changes what it writes
+DATA_VERSION = "4"  # bump when preprocessing changes what it writes (4: tool-call names trained)
 COMPLETE = "COMPLETE"
 EVAL_CONVERSATIONS = "eval_conversations.jsonl"
 BATCH = 512
@@ -158,9 +159,13 @@ def convert_source(
         except FormatError as err:
             skipped.add(row, str(err))
     samples: list[tuple[Any, Encoded | EncodedPair]] = []
-    for start in range(0, len(conversations), BATCH):
-        chunk = conversations[start : start + BATCH]
-        encoded = encoder.encode_batch([c for _, c in chunk])
+    chunks = [conversations[start : start + BATCH] for start in range(0, len(conversations), BATCH)]
+    # one process per core when there is more than a batch (rendering and masking are Python)
+    workers = min(cores(), len(chunks))
+    encoded_chunks = encode_batches(encoder, ([c for _, c in chunk] for chunk in chunks), workers)
+    for start, chunk, encoded in zip(
+        range(0, len(conversations), BATCH), chunks, encoded_chunks, strict=True
+    ):
         for (i, conversation), result in zip(chunk, encoded, strict=True):
             if isinstance(result, Refused):
                 skipped.add(i, result.reason)

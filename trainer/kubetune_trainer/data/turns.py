@@ -7,12 +7,15 @@ that message's. Nothing is assumed of the template: not prefix stability (Qwen3 
 turns' reasoning), not where it puts the system prompt or the tool definitions.
 
 A trained turn covers:
-- assistant: everything after its header (the text `add_generation_prompt` appends, found by
-  rendering a probe) up to and including the end-of-turn marker after its text — the reply,
-  reasoning and tool calls, all of which the model generates — but never another message's
-  characters (some templates put tool results inside the model's turn: the turn then stops
-  where its own text does). Without an end-of-turn marker (GLM-4), it ends where rendering the
-  conversation up to it ends;
+- assistant: everything the model writes — the reply, reasoning and whole tool calls — from
+  where the conversation before it, rendered with the generation prompt, parts from the
+  conversation through it (so a call's opener and name are trained under templates whose
+  generation prompt is empty, thinking-only, or needs tools; where that cannot be placed, from
+  after the header a probe finds), up to and including the end-of-turn marker after its text
+  (a tag printed only before a following turn, as Apertus and Hunyuan do, counts), but never
+  another message's characters (some templates put tool results inside the model's turn: the
+  turn then stops where its own text does). With no end-of-turn marker after it (GLM-4), it
+  ends where rendering the conversation up to it ends;
 - any other role: its own characters, and the end-of-turn marker when only whitespace comes
   between them.
 Headers never carry loss, for any role; nor do tool definitions, default system prompts or
@@ -34,6 +37,7 @@ _SHIFT = str.maketrans(
     "bcdefghijklmnopqrstuvwxyzaBCDEFGHIJKLMNOPQRSTUVWXYZA1234567890",
 )
 _MARK = "§"
+_TAG_OR_TOKEN = re.compile(r"<[^<>\s]+>|\[[A-Z_]+\]")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,12 @@ def probe(render: Render) -> Markers:
     end = last[:common] if NEXT in middle else last
     if end.rfind("<") > end.rfind(">"):  # a common start of two different tags is not a marker
         end = end[: end.rfind("<")]
+    if not end.strip() and NEXT in middle:
+        # nothing closes a conversation's last reply, but a tag closes one before another turn
+        # (Apertus, Hunyuan): that tag, unless it is what opens a user turn (GLM's `<|user|>`)
+        tag = _TAG_OR_TOKEN.match(middle)
+        if tag and tag.group() not in base:
+            return Markers(header or None, tag.group(), "")
     return Markers(header or None, end or None, last[len(end) :] if end else "")
 
 
@@ -181,6 +191,60 @@ def _through_end(full: str, end: int, markers: Markers, assistant: bool) -> int:
     return at + len(markers.end)
 
 
+def _generation_start(
+    render: Render, messages: list[dict[str, Any]], i: int, tools: Any, full: str, own: int
+) -> int | None:
+    """Where the model starts writing message i in `full`: where the conversation before it,
+    rendered with the generation prompt, parts from the conversation through it (so a call's
+    opener and name, which a history turn shows and a generation prompt does not, are the
+    model's, as is whatever a thinking-only generation prompt leaves out). None when the
+    template will not render that prefix or the place cannot be found in `full`."""
+    try:
+        prompt = render(messages[:i], tools, True)
+        through = render(messages[: i + 1], tools, False)
+    except ValueError:
+        return None
+    at = _tag_start(through, _common_prefix(prompt, through))
+    previous = str(messages[i - 1].get("content") or "") if i else ""
+    floor = full.rfind(previous, 0, own) + len(previous) if previous.strip() else 0
+    if at < floor and previous in prompt and previous in through:
+        # the prompt renders an earlier message otherwise (Mistral Nemo puts the system prompt
+        # into the last user turn): compare what follows the previous message's text instead
+        after_p = prompt.rfind(previous) + len(previous)
+        after_t = through.rfind(previous) + len(previous)
+        shared = _tag_start(through, after_t + _common_prefix(prompt[after_p:], through[after_t:]))
+        start = floor + shared - after_t
+        fits = full[floor:start] == through[after_t:shared]
+        return start if fits and start <= own else None
+    if full[:at] == through[:at] and floor <= at <= own:
+        return at
+    # the conversation's later turns changed the text before it (Mistral puts the tool list
+    # before the last user turn): find the text between the model's start and its own
+    # characters right before those characters
+    variant = render([*messages[:i], shifted_message(messages[i])], tools, False)
+    mine = differing(through, variant)[0] if variant != through else len(through)
+    gap = through[at:mine]
+    if mine < at or not full.endswith(gap, 0, own):
+        return None
+    return own - len(gap)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n, limit = 0, min(len(a), len(b))
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _tag_start(text: str, at: int) -> int:
+    """`at`, or the start of the markup tag it falls inside (two renderings that part at the
+    `<|` shared by `<|tool_call>` and `<|channel>` part at the tag)."""
+    for tag in _TAG_OR_TOKEN.finditer(text, max(0, at - 64)):
+        if tag.start() < at < tag.end():
+            return tag.start()
+    return at
+
+
 def trained_spans(
     render: Render,
     messages: list[dict[str, Any]],
@@ -211,7 +275,8 @@ def trained_spans(
         start, end = region
         assistant = message["role"] == "assistant"
         if assistant:
-            start = _after_header(full, start, markers)
+            opened = _generation_start(render, messages, i, tools, full, start)
+            start = _after_header(full, start, markers) if opened is None else opened
         stop = _through_end(full, end, markers, assistant)
         if stop > end and full[end:stop].strip() != (markers.end or "").strip():
             # text between this message and its end marker (a tool call's closing tags, or
@@ -221,8 +286,9 @@ def trained_spans(
                 alone = render(messages[: i + 1], tools, False)
                 fits = full.startswith(alone) and end <= len(alone) <= following[0]
                 stop = len(alone) if fits else end
-        elif assistant and markers.end is None:
-            # no end-of-turn marker (GLM-4): the turn ends where rendering it last ends
+        elif assistant and stop == end:
+            # no end-of-turn marker after it (GLM-4 has none; Kimi K3 closes a turn of calls
+            # with other tags than a reply): the turn ends where rendering it last ends
             alone = render(messages[: i + 1], tools, False)
             if full.startswith(alone) and len(alone) > end:
                 stop = len(alone)

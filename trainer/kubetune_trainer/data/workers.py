@@ -1,0 +1,91 @@
+"""Encoding on every core `prepare` is given.
+
+Rendering and masking are Python, one core each; so batches of conversations go to one worker
+process per core (forked: each starts with the parent's encoder, its tokenizer and its caches),
+in order, and each worker tokenizes its batch on its own core. The statistics each worker counts
+come back with its results and are added to the parent encoder's, so the report is the same as
+from one process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Protocol
+
+from kubetune_trainer.data.tokenize import Stats
+
+
+class BatchEncoder(Protocol):
+    stats: Stats
+
+    def encode_batch(self, batch: list[Any]) -> list[Any]: ...
+
+
+_encoder: BatchEncoder | None = None  # the forked workers' encoder
+
+
+def cores() -> int:
+    """The cores this process may use: its CPU set, capped by the container's CPU limit (the
+    cgroup's quota), so a prepare container limited to 4 CPUs on a 128-core node starts 4
+    workers, not 128 (each holds a tokenizer)."""
+    count = len(os.sched_getaffinity(0))
+    quota = _cgroup_cpu_limit()
+    return max(1, min(count, math.ceil(quota))) if quota else count
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """CPUs the cgroup may use (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None when unlimited."""
+    v2, v1 = Path("/sys/fs/cgroup/cpu.max"), Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    try:
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        if v1.exists():
+            quota_us = int(v1.read_text())
+            period_us = int((v1.parent / "cpu.cfs_period_us").read_text())
+            return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def add_stats(total: Stats, part: Stats) -> None:
+    for field in fields(Stats):
+        if field.name == "roles":
+            for role, count in part.roles.items():
+                total.roles[role] = total.roles.get(role, 0) + count
+        else:
+            setattr(total, field.name, getattr(total, field.name) + getattr(part, field.name))
+
+
+def _start_worker() -> None:
+    # one process per core: the tokenizer's own threads would only contend with the others
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def _encode(batch: list[Any]) -> tuple[list[Any], Stats]:
+    assert _encoder is not None
+    _encoder.stats = Stats()
+    return _encoder.encode_batch(batch), _encoder.stats
+
+
+def encode_batches(
+    encoder: BatchEncoder, batches: Iterable[list[Any]], workers: int
+) -> Iterator[list[Any]]:
+    """`encoder.encode_batch` of each batch, in order, on `workers` processes (in this one
+    when 1); the statistics are counted in `encoder.stats` either way."""
+    if workers <= 1:
+        yield from (encoder.encode_batch(batch) for batch in batches)
+        return
+    import multiprocessing
+
+    global _encoder
+    _encoder = encoder
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker) as pool:
+        for results, stats in pool.imap(_encode, batches):
+            add_stats(encoder.stats, stats)
+            yield results
