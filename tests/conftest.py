@@ -73,6 +73,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[kind.WANTED] = "kind" in tiers and not session.config.option.collectonly
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    kind.stop_untaken(session.config)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """With KUBETUNE_TEST_REPORT set (.ci/run sets it), every phase of every test is appended to
     tests.jsonl there: hack/test-report.py sums the tiers' times and lists the slowest tests."""

@@ -50,6 +50,7 @@ def kind_cluster(request: pytest.FixtureRequest) -> Iterator[KindCluster]:
         reason = (found.stderr.strip().splitlines() or ["hack/docker failed"])[-1]
         unavailable("kind", f"it needs a Docker engine: {reason}")
     started = request.config.stash.get(kind.STARTED, None) or kind.KindUp.start()
+    request.config.stash[kind.TAKEN] = True  # this fixture deletes the cluster at its end
     exports = started.result()
     clients = (
         subprocess.run(

@@ -10,7 +10,9 @@ what is left. Run alone (`pytest -m kind`), the fixture starts it itself.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -36,7 +38,9 @@ class KindUp:
         stdout, stderr = folder / "stdout", folder / "stderr"
         script = f'eval "$(bash {REPO}/hack/docker)" && exec bash {KIND_DIR}/up.sh'
         with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(["bash", "-c", script], stdout=out, stderr=err)
+            process = subprocess.Popen(
+                ["bash", "-c", script], stdout=out, stderr=err, start_new_session=True
+            )
         return cls(process, stdout, stderr)
 
     def result(self) -> dict[str, str]:
@@ -50,9 +54,11 @@ class KindUp:
         return dict(line.split("=", 1) for line in lines if "=" in line and " " not in line)
 
 
-# Whether this run selected kind tests (and has not started up.sh yet); the background bring-up.
+# Whether this run selected kind tests (and has not started up.sh yet); the background bring-up;
+# whether the kind fixture took it (and so deletes the cluster at its end).
 WANTED = pytest.StashKey[bool]()
 STARTED = pytest.StashKey[KindUp]()
+TAKEN = pytest.StashKey[bool]()
 
 
 def start_in_background(config: pytest.Config) -> None:
@@ -65,3 +71,16 @@ def start_in_background(config: pytest.Config) -> None:
     )
     if engine and engine.returncode == 0:
         config.stash[STARTED] = KindUp.start()
+
+
+def stop_untaken(config: pytest.Config) -> None:
+    """At the end of a run whose kind tests never ran (a failure or an interrupt before them):
+    stop the background up.sh and delete what it made, unless KUBETUNE_KIND_KEEP=1."""
+    started = config.stash.get(STARTED, None)
+    if started is None or config.stash.get(TAKEN, False):
+        return
+    if started.process.poll() is None:
+        os.killpg(started.process.pid, signal.SIGTERM)
+        started.process.wait(timeout=60)
+    if os.environ.get("KUBETUNE_KIND_KEEP") != "1":
+        subprocess.run(["bash", str(KIND_DIR / "up.sh"), "down"], capture_output=True)

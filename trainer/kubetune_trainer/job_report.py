@@ -1,7 +1,8 @@
 """The end of a job: rank 0 copies the metric history into the outputs, keeps the first samples
 as `kubetune preview` shows them (`samples.html`, for the report to show without loading a
-tokenizer), and writes `report.html` (kubetune_trainer.report). A failure here is logged and
-never touches the outputs or the job's outcome.
+tokenizer), writes the trainer config beside them when the job's folder lacks it (a pod reads it
+from its ConfigMap), and writes `report.html` (kubetune_trainer.report). A failure here is
+logged and never touches the outputs or the job's outcome.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.log import log
 from kubetune_trainer.metrics_log import METRICS_FILE
-from kubetune_trainer.report.run_folder import SAMPLES
+from kubetune_trainer.report.run_folder import CONFIG, SAMPLES
 
 SAMPLES_SHOWN = 3
 SAMPLE_PAGE = '<pre style="font-family:ui-monospace,monospace">{code}</pre>'
@@ -46,6 +47,8 @@ def write_job_report(config: TrainerConfig, tokenizer: Any) -> None:
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(job / METRICS_FILE, out / METRICS_FILE)
         write_samples(config, job / SAMPLES, tokenizer)
+        if not (job / CONFIG).is_file():  # a pod reads its config from the ConfigMap's mount
+            (job / CONFIG).write_text(config.dump())  # the folder describes itself (no secrets)
         (report,) = write_report(job)
         log(f"report {report}")
     except Exception as err:  # reported, never fatal to the outputs
