@@ -17,7 +17,7 @@ from typing import Any
 
 from kubetune.api.job import GROUP, PLURAL, VERSION
 from kubetune.observe.folder import FINAL
-from kubetune.observe.logs import prefix
+from kubetune.observe.logs import prefix, split_lines
 from kubetune.render.metadata import JOB_LABEL
 
 REPLICA_TYPE = "training.kubeflow.org/replica-type"
@@ -165,10 +165,10 @@ def pod_lines(
             )
             for raw in response.stream():
                 buffer += raw.decode(errors="replace")
-                *whole, buffer = buffer.split("\n")
+                whole, buffer = split_lines(buffer)
                 for line in whole:
                     lines.put(f"{tag} {line}")
-            if buffer:
+            if buffer := buffer.rstrip("\r"):
                 lines.put(f"{tag} {buffer}")
             lines.put(None)
         except Exception as problem:  # no kubelet to ask, a pod gone: said once, at the end

@@ -6,6 +6,7 @@ nodes, and `logs/node-<rank>.log`); on a cluster they come from the pods (observ
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +14,14 @@ from pathlib import Path
 
 CONTAINERS = ("prepare", "pytorch")
 FOLLOW_POLL_SECONDS = 0.5
+
+
+def split_lines(text: str) -> tuple[list[str], str]:
+    """The whole lines of `text` and the rest still being written. A carriage return ends a line
+    too: a progress bar redraws itself with them, and each redraw gets its own prefix instead of
+    writing over it. (One at the very end waits for the next chunk: it may start a CR LF.)"""
+    parts = re.split(r"\r\n|\r(?!$)|\n", text)
+    return parts[:-1], parts[-1]
 
 
 def prefix(rank: int, container: str) -> str:
@@ -59,15 +68,14 @@ def folder_lines(
                 stream.seek(offsets.get(log.path, 0))
                 chunk = stream.read()
                 offsets[log.path] = stream.tell()
-            text = partial.pop(log.path, "") + chunk
-            lines = text.split("\n")
-            if lines[-1]:
-                partial[log.path] = lines[-1]  # a line still being written
-            for line in lines[:-1]:
+            lines, rest = split_lines(partial.pop(log.path, "") + chunk)
+            if rest:
+                partial[log.path] = rest  # a line still being written
+            for line in lines:
                 yield f"{prefix(log.rank, log.container)} {line}"
         if not follow or done:
             for path, rest in partial.items():
                 log = next(x for x in folder_logs(job_dir, rank, container) if x.path == path)
-                yield f"{prefix(log.rank, log.container)} {rest}"
+                yield f"{prefix(log.rank, log.container)} {rest.rstrip(chr(13))}"
             return
         time.sleep(FOLLOW_POLL_SECONDS)  # a file has no change notification to wait on here
