@@ -1,8 +1,9 @@
 """The end of a job: rank 0 copies the metric history into the outputs, keeps the first samples
 as `kubetune preview` shows them (`samples.html`, for the report to show without loading a
-tokenizer), writes the trainer config beside them when the job's folder lacks it (a pod reads it
-from its ConfigMap), and writes `report.html` (kubetune_trainer.report). A failure here is
-logged and never touches the outputs or the job's outcome.
+tokenizer), and writes `report.html` (kubetune_trainer.report). A failure here is logged and
+never touches the outputs or the job's outcome. At the start, `keep_config` puts the trainer
+config in the job's folder when it lacks it (a pod reads it from its ConfigMap), so the folder
+describes itself for `kubetune report DIR` whether the job ends well or not.
 """
 
 from __future__ import annotations
@@ -37,18 +38,32 @@ def write_samples(config: TrainerConfig, target: Path, tokenizer: Any) -> None:
     os.replace(tmp, target)
 
 
+def rank_zero() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def keep_config(config: TrainerConfig) -> None:
+    """Rank 0: the trainer config into the job's folder when it lacks it (no secrets in it,
+    only references)."""
+    job = Path(config.paths.job)
+    if rank_zero() and not (job / CONFIG).is_file():
+        job.mkdir(parents=True, exist_ok=True)
+        (job / CONFIG).write_text(config.dump())
+
+
 def write_job_report(config: TrainerConfig, tokenizer: Any) -> None:
-    """`tokenizer`: the trained one, with the job's chat template (the preview renders with it)."""
+    """Rank 0. `tokenizer`: the trained one, with the job's chat template (the preview renders
+    with it)."""
     from kubetune_trainer.report import write_report
 
+    if not rank_zero():
+        return
     job, out = Path(config.paths.job), Path(config.paths.output)
     try:
         if (job / METRICS_FILE).is_file():
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(job / METRICS_FILE, out / METRICS_FILE)
         write_samples(config, job / SAMPLES, tokenizer)
-        if not (job / CONFIG).is_file():  # a pod reads its config from the ConfigMap's mount
-            (job / CONFIG).write_text(config.dump())  # the folder describes itself (no secrets)
         (report,) = write_report(job)
         log(f"report {report}")
     except Exception as err:  # reported, never fatal to the outputs

@@ -308,8 +308,10 @@ def run(config: TrainerConfig) -> int:
     evaluation → export → tool-call scoring."""
     from kubetune_trainer.evaluation.after_export import evaluate_tool_calls
     from kubetune_trainer.export import EXIT_GGUF, export
+    from kubetune_trainer.job_report import keep_config, write_job_report
     from kubetune_trainer.preflight import EXIT_PREFLIGHT, preflight
 
+    keep_config(config)  # rank 0: the job's folder describes itself, whatever the outcome
     try:
         prepared = load_prepared(config)
     except NotPrepared as missing:
@@ -340,10 +342,7 @@ def run(config: TrainerConfig) -> int:
     del trainer
     # every rank, whatever the export's code (a failed GGUF conversion): the scoring gathers
     evaluate_tool_calls(config, prepared.manifest, tokenizer, sinks, so_far)
-    if int(os.environ.get("RANK", "0")) == 0:
-        from kubetune_trainer.job_report import write_job_report
-
-        write_job_report(config, tokenizer)
+    write_job_report(config, tokenizer)  # rank 0
     return code
 
 
