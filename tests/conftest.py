@@ -15,15 +15,13 @@ import pytest
 from _pytest.mark.expression import Expression
 
 from tests.support import kind
-from tests.support.tiers import ORDER, tier_of
+from tests.support.tiers import DESCRIPTIONS, ORDER, tier_of
 
 pytest_plugins = ["tests.support.cluster_fixtures"]
 TESTS = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from tests.support.tiers import DESCRIPTIONS
-
     for tier, what in DESCRIPTIONS.items():
         config.addinivalue_line("markers", f"{tier}: {what}")
 
