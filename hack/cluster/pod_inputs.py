@@ -7,7 +7,10 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import sys
+import threading
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,42 @@ entry=$(getent hosts "$1") || { echo "** server can't find $1: NXDOMAIN"; exit 1
 echo "Name: $1"
 echo "Address: ${entry%% *}"
 """
+
+
+# Every pod of the process node shares the host's network, where a real node gives each pod its
+# own: two PyTorchJobs' masters would both bind the training-operator's port 23456. So each
+# PyTorchJob gets a free host port of its own, the same for all its pods, in MASTER_PORT and
+# PET_MASTER_PORT (the only variables that name it), and jobs run side by side as on a cluster.
+MASTER_PORT_VARS = ("MASTER_PORT", "PET_MASTER_PORT")
+_job_ports: dict[str, str] = {}
+_job_ports_lock = threading.Lock()
+
+
+def torch_extensions() -> str:
+    """Where the pods' JIT-built torch extensions live: one folder per torch and Python version
+    under the cache, shared by every pod of every run, as an image ships them built once.
+    (Each pod has a HOME of its own, so torch's default would build DeepSpeed's CPU ops, about a
+    minute each on 2 cores, in every pod of every DeepSpeed job; torch locks a build folder,
+    so concurrent pods wait for the first one's build.)"""
+    cache = Path(os.environ.get("KUBETUNE_CACHE") or Path.home() / ".cache" / "kubetune")
+    key = f"torch-{version('torch')}-py{sys.version_info.major}{sys.version_info.minor}"
+    return str(cache / "torch-extensions" / key)
+
+
+def job_port(pod: Obj) -> str | None:
+    """The host port standing in for the master port of the PyTorchJob that owns `pod`."""
+    owner = next(
+        (o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == "PyTorchJob"),
+        None,
+    )
+    if owner is None:
+        return None
+    with _job_ports_lock:
+        if owner["uid"] not in _job_ports:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                _job_ports[owner["uid"]] = str(probe.getsockname()[1])
+        return _job_ports[owner["uid"]]
 
 
 def field_value(pod: Obj, path: str) -> str:
@@ -71,6 +110,7 @@ class PodInputs:
             "KUBERNETES_SERVICE_HOST": self.cluster.host,
             "KUBERNETES_SERVICE_PORT": self.cluster.port,
             "KUBERNETES_SERVICE_PORT_HTTPS": self.cluster.port,
+            "TORCH_EXTENSIONS_DIR": torch_extensions(),
         }
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")
@@ -107,6 +147,8 @@ class PodInputs:
                     )
             else:
                 raise PodError("CreateContainerConfigError", f"unsupported valueFrom {source}")
+        if any(var in env for var in MASTER_PORT_VARS) and (port := job_port(self.pod)):
+            env |= {var: port for var in MASTER_PORT_VARS if var in env}
         return env
 
     def optional(self, ref: Obj, read: Any) -> dict[str, bytes] | None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from tests.support import seed_data
 from tests.support.chain import KIND_UP_TIMEOUT_S, Chain
 from tests.support.factories import EXAMPLES, claims_read, example_docs
 from tests.support.kube import Kube, KubectlError
-from tests.support.process_node import claim_dir
+from tests.support.process_node import PLACEMENT, ProcessNode, claim_dir
 
 SEEDS = [p for p in EXAMPLES if p.name.startswith("seed")]
 HERE = Path(__file__).resolve().parent
@@ -132,23 +134,49 @@ def on_claim(chain: Chain, status: dict[str, Any], path: str) -> str:
     return text
 
 
+@pytest.fixture(scope="module")
+def started_seeds(
+    cluster: Kube, operator: Any, process_node: ProcessNode
+) -> Iterator[dict[str, tuple[Chain, list[dict[str, Any]]]]]:
+    """Every seed applied at once, each in a namespace of its own, as a cluster's users would:
+    they run side by side (the process node gives each PyTorchJob its own master port), and
+    each test below waits for its own seed."""
+    started: dict[str, tuple[Chain, list[dict[str, Any]]]] = {}
+    for example in SEEDS:
+        namespace = f"seed-{uuid.uuid4().hex[:8]}"
+        cluster.run("create", "namespace", namespace, namespaced=False)
+        chain = Chain(
+            kube=cluster.with_namespace(namespace), placement=PLACEMENT, node=process_node
+        )
+        docs = [scale_down(d, chain) for d in example_docs(example)]
+        put_inputs(chain, docs)
+        chain.kube.apply(*docs)  # chained stages wait for the stage before them
+        started[example.stem] = (chain, docs)
+    yield started
+    for chain, _ in started.values():
+        cluster.run("delete", "namespace", chain.kube.namespace, "--wait=false", namespaced=False)
+
+
 @pytest.mark.parametrize("example", SEEDS, ids=[p.stem for p in SEEDS])
-def test_seed_workload_end_to_end(local_chain: Chain, example: Path) -> None:
-    run_seed(local_chain, example)
+def test_seed_workload_end_to_end(
+    started_seeds: dict[str, tuple[Chain, list[dict[str, Any]]]], example: Path
+) -> None:
+    chain, docs = started_seeds[example.stem]
+    check_seed(chain, docs, example)
 
 
 @pytest.mark.kind
 @pytest.mark.timeout(KIND_UP_TIMEOUT_S + 900)
 def test_seed5_qlora_across_two_pods_in_kind(kind_chain: Chain) -> None:
     """Seed 5 (QLoRA on xlam, 2 nodes) in kind: the multi-pod workload, in real containers."""
-    run_seed(kind_chain, next(p for p in SEEDS if p.stem.startswith("seed5")))
+    example = next(p for p in SEEDS if p.stem.startswith("seed5"))
+    docs = [scale_down(d, kind_chain) for d in example_docs(example)]
+    put_inputs(kind_chain, docs)
+    kind_chain.kube.apply(*docs)
+    check_seed(kind_chain, docs, example)
 
 
-def run_seed(chain: Chain, example: Path) -> None:
-    docs = [scale_down(d, chain) for d in example_docs(example)]
-    put_inputs(chain, docs)
-    chain.kube.apply(*docs)  # chained stages wait for the stage before them
-
+def check_seed(chain: Chain, docs: list[dict[str, Any]], example: Path) -> None:
     results: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     for doc in docs:
@@ -160,7 +188,7 @@ def run_seed(chain: Chain, example: Path) -> None:
         results[name] = status
         loss = (status.get("progress") or {}).get("loss")
         print(
-            f"\n{example.stem} {name}: Succeeded after {time.monotonic() - started:.1f}s, loss {loss}"
+            f"\n{example.stem} {name}: Succeeded {time.monotonic() - started:.1f}s into the wait, loss {loss}"
         )
     CHECKS[example.stem](chain, docs, results)
 
