@@ -102,7 +102,10 @@ def start(
     log(f"starting the S3 server (SeaweedFS) on {ENDPOINT}")
     with p["log"].open("wb") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # outlives this command, like the training-operator
     p["pid"].write_text(str(proc.pid))

@@ -13,8 +13,8 @@ import yaml
 
 from kubetune.api import parse_job
 from kubetune.render import render
-from kubetune.runtime.observe import expected_outputs
 from kubetune.render.settings import RenderSettings
+from kubetune.runtime.observe import expected_outputs
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.s3_spec import S3Location, s3_locations, s3_problem
 from tests.support.factories import make_job
@@ -114,7 +114,7 @@ def test_the_trainer_config_names_secrets_but_holds_no_values() -> None:
     _, config = rendered(s3_job())
     text = json.dumps(config.to_wire())
     assert '"credentials": {"name": "s3-job"' in text
-    assert "secretAccessKey\"" not in text.replace("secretAccessKeyKey", "")
+    assert 'secretAccessKey"' not in text.replace("secretAccessKeyKey", "")
 
 
 def test_status_says_where_the_outputs_were_uploaded() -> None:

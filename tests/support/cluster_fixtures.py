@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,22 +21,37 @@ from tests.support.factories import REPO, make_job
 from tests.support.kube import Kube, KubectlError, condition, eventually
 from tests.support.operator import Operator
 from tests.support.process_node import ProcessNode
+from tests.support.s3 import LocalS3
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Kube:
+def cluster_exports() -> dict[str, str]:
+    """`hack/local-cluster up` (once per session): its `export NAME=value` lines."""
     proc = subprocess.run(
         [str(REPO / "hack" / "local-cluster"), "up"], capture_output=True, text=True, timeout=3600
     )
     if proc.returncode != 0:
         raise RuntimeError(f"hack/local-cluster up failed:\n{proc.stderr[-4000:]}")
-    exports = dict(
+    return dict(
         line.removeprefix("export ").split("=", 1)
         for line in proc.stdout.splitlines()
         if line.startswith("export ")
     )
-    clients = exports["PATH"].split(":")[0]
-    return Kube(kubeconfig=exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_exports: dict[str, str]) -> Kube:
+    clients = cluster_exports["PATH"].split(":")[0]
+    return Kube(kubeconfig=cluster_exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
+
+
+@pytest.fixture(scope="session")
+def local_s3(cluster_exports: dict[str, str]) -> LocalS3:
+    """The control plane's S3 server (SeaweedFS), started by `hack/local-cluster up`."""
+    return LocalS3(
+        endpoint=cluster_exports["KUBETUNE_LOCAL_S3_ENDPOINT"],
+        credentials_file=Path(cluster_exports["KUBETUNE_LOCAL_S3_CREDENTIALS"]),
+    )
 
 
 @pytest.fixture

@@ -76,7 +76,6 @@ SOURCE_PATTERN = (
 )
 
 
-
 class FromJob(Model):
     """Start from what another FineTuneJob produced (chained stages)."""
 

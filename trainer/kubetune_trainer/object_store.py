@@ -187,9 +187,7 @@ def download(where: Located, cache: Path) -> tuple[Path, str]:
     return path, revision
 
 
-def _fetch_missing(
-    s3: Any, where: Located, listed: list[Listed], folder: Path, base: str
-) -> None:
+def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, base: str) -> None:
     from boto3.s3.transfer import create_transfer_manager
 
     folder.mkdir(parents=True, exist_ok=True)

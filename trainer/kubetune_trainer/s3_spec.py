@@ -26,7 +26,10 @@ S3_URI = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?"
 S3_REFUSED: tuple[tuple[str, str], ...] = (
     (r"^s3://[^/]*\.\.", "a bucket name has no two adjacent periods"),
     (r"^s3://[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(/|$)", "a bucket name is not an IP address"),
-    (r"^s3://(xn--|sthree-|amzn-s3-demo-)", "a bucket name does not start with xn--, sthree- or amzn-s3-demo-"),
+    (
+        r"^s3://(xn--|sthree-|amzn-s3-demo-)",
+        "a bucket name does not start with xn--, sthree- or amzn-s3-demo-",
+    ),
     (
         r"^s3://[^/]*(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)(/|$)",
         "a bucket name does not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3",

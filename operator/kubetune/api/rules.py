@@ -386,10 +386,12 @@ RULES: tuple[Rule, ...] = (
         "!has(self.dataset) || !has(self.dataset.validation) || "
         + f"({s3_cel('self.dataset.validation.source')})",
         S3_RULE_MESSAGE,
-        lambda s: s.dataset is None or s.dataset.validation is None
-        or _s3_ok(s.dataset.validation.source),
-        lambda s: _s3_detail(s.dataset.validation.source) if s.dataset and s.dataset.validation
-        else "",
+        lambda s: (
+            s.dataset is None or s.dataset.validation is None or _s3_ok(s.dataset.validation.source)
+        ),
+        lambda s: (
+            _s3_detail(s.dataset.validation.source) if s.dataset and s.dataset.validation else ""
+        ),
     ),
     Rule(
         "output.uri",
@@ -409,8 +411,9 @@ RULES: tuple[Rule, ...] = (
         "!has(self.dataset) || self.dataset.sources.all(x, !has(x.s3) "
         "|| x.source.startsWith('s3://'))",
         "an S3 connection (s3) for a source that is not s3://: remove that source's s3",
-        lambda s: s.dataset is None
-        or all(_s3_override_ok(x.source, x.s3) for x in s.dataset.sources),
+        lambda s: (
+            s.dataset is None or all(_s3_override_ok(x.source, x.s3) for x in s.dataset.sources)
+        ),
     ),
     Rule(
         "output.uri",
