@@ -63,7 +63,7 @@ def test_a_prefix_downloads_once_and_only_what_changed_again(
     path, revision = download(where, cache)
     assert (path / "model.safetensors").read_bytes() == big
     assert (path / "sub" / "tokenizer.json").read_text() == "{}"
-    assert not list(path.rglob("*.part-*"))
+    assert not list(path.rglob("*.kubetune-part-*"))
     first = {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()}
 
     again, same = download(where, cache)  # nothing changed: nothing downloaded
@@ -86,7 +86,7 @@ def test_one_object_and_a_crashed_partial_download(
     where = located(f"s3://{bucket}/data/chat.jsonl", field="dataset.sources[0].source")
     path, _ = download(where, tmp_path)
     assert path.name == "chat.jsonl" and path.read_bytes() == b'{"x": 1}\n'
-    partial = path.with_name("chat.jsonl.part-crashed")
+    partial = path.with_name("chat.jsonl.kubetune-part-crashed")
     partial.write_bytes(b'{"x"')  # what a killed download leaves
     path.unlink()
     again, _ = download(where, tmp_path)

@@ -2,10 +2,10 @@
 boto3's transfer manager (s3transfer: parallel ranged GETs, multipart PUTs, retries).
 
 Downloads land in `<cache>/s3/<location digest>/`, one replica at a time under a lease. Each
-object is fetched to a `.part-*` file with `IfMatch` on the listed ETag (the server refuses an
-object that changed since the listing), checked for size (and MD5, for a single-part ETag),
-and only then renamed into place and recorded in `.kubetune-s3.json`; so a rerun downloads
-only what changed, and a partial or corrupted object is never used.
+object is fetched to a `.kubetune-part-*` file with `IfMatch` on the listed ETag (the server
+refuses an object that changed since the listing), checked for size (and MD5, for a
+single-part ETag), and only then renamed into place and recorded in `.kubetune-s3.json`; so a
+rerun downloads only what changed, and a partial or corrupted object is never used.
 
 Uploads send every file but `manifest.json` first, that one last: a reader that finds the
 manifest finds every output it lists. An earlier run's manifest under the same prefix is
@@ -195,7 +195,7 @@ def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, 
     record: dict[str, dict[str, Any]] = (
         json.loads(record_file.read_text()) if record_file.exists() else {}
     )
-    for stale in folder.rglob("*.part-*"):
+    for stale in folder.rglob("*.kubetune-part-*"):
         stale.unlink()  # a crashed download: never used, fetched again
     todo = []
     for obj in listed:
@@ -211,7 +211,7 @@ def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, 
     total = sum(o.size for o, _, _ in todo)
     log(f"{where.uri}: downloading {len(todo)} of {len(listed)} objects ({total} bytes)")
     bucket = S3Location.parse(where.uri).bucket
-    part = f".part-{holder_id()}"
+    part = f".kubetune-part-{holder_id()}"
     with create_transfer_manager(s3, _transfer_config()) as manager:
         futures = []
         for obj, _, target in todo:
