@@ -87,10 +87,10 @@ def start(
         "-ip.bind=127.0.0.1",
         f"-dir={p['data']}",
         f"-master.port={PORTS['master']}",
-        "-master.volumeSizeLimitMB=256",
+        "-master.volumeSizeLimitMB=64",  # small, unpreallocated volume files
         "-master.telemetry=false",
         f"-volume.port={PORTS['volume']}",
-        "-volume.max=32",
+        "-volume.max=0",  # as many as the disk holds: each bucket (collection) grows 7
         "-filer",
         f"-filer.port={PORTS['filer']}",
         "-s3",
@@ -136,7 +136,8 @@ def wait_ready(state: Path, proc: subprocess.Popen[bytes], timeout: float = 120)
         if proc.poll() is not None:
             raise RuntimeError(f"the S3 server exited ({proc.returncode}); see its log")
         try:
-            s3.create_bucket(Bucket="kubetune-ready")
+            if "kubetune-ready" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+                s3.create_bucket(Bucket="kubetune-ready")
             s3.put_object(Bucket="kubetune-ready", Key="ready", Body=b"1")
             s3.delete_object(Bucket="kubetune-ready", Key="ready")
             return

@@ -8,6 +8,7 @@ tests error; leave the tiers out with `-m "not (cluster or e2e or faults)"`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -46,11 +47,16 @@ def cluster(cluster_exports: dict[str, str]) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def local_s3(cluster_exports: dict[str, str]) -> LocalS3:
-    """The control plane's S3 server (SeaweedFS), started by `hack/local-cluster up`."""
+def local_s3(request: pytest.FixtureRequest) -> LocalS3:
+    """The control plane's S3 server (SeaweedFS), started by `hack/local-cluster up`; or, when
+    KUBETUNE_LOCAL_S3_ENDPOINT and KUBETUNE_LOCAL_S3_CREDENTIALS are set (the exports of `up`),
+    that server, with no control plane started for tests that need only S3."""
+    exports = {k: v for k, v in os.environ.items() if k.startswith("KUBETUNE_LOCAL_S3_")}
+    if len(exports) < 2:
+        exports = request.getfixturevalue("cluster_exports")
     return LocalS3(
-        endpoint=cluster_exports["KUBETUNE_LOCAL_S3_ENDPOINT"],
-        credentials_file=Path(cluster_exports["KUBETUNE_LOCAL_S3_CREDENTIALS"]),
+        endpoint=exports["KUBETUNE_LOCAL_S3_ENDPOINT"],
+        credentials_file=Path(exports["KUBETUNE_LOCAL_S3_CREDENTIALS"]),
     )
 
 

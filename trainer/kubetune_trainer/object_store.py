@@ -2,10 +2,11 @@
 boto3's transfer manager (s3transfer: parallel ranged GETs, multipart PUTs, retries).
 
 Downloads land in `<cache>/s3/<location digest>/`, one replica at a time under a lease. Each
-object is fetched to a `.kubetune-part-*` file with `IfMatch` on the listed ETag (the server
-refuses an object that changed since the listing), checked for size (and MD5, for a
-single-part ETag), and only then renamed into place and recorded in `.kubetune-s3.json`; so a
-rerun downloads only what changed, and a partial or corrupted object is never used.
+object is fetched to a `.kubetune-part-*` file (s3transfer pins the ranged GETs of one object to
+one ETag), checked against the listing: its ETag must not have changed since, its size must
+match (and its MD5, for a single-part ETag); only then is it renamed into place and recorded
+in `.kubetune-s3.json`. So a rerun downloads only what changed, and a partial, replaced or
+corrupted object is never used.
 
 Uploads send every file but `manifest.json` first, that one last: a reader that finds the
 manifest finds every output it lists. An earlier run's manifest under the same prefix is
@@ -216,11 +217,7 @@ def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, 
         futures = []
         for obj, _, target in todo:
             target.parent.mkdir(parents=True, exist_ok=True)
-            futures.append(
-                manager.download(
-                    bucket, obj.key, str(target) + part, extra_args={"IfMatch": obj.etag}
-                )
-            )
+            futures.append(manager.download(bucket, obj.key, str(target) + part))
         errors = []
         for (obj, _, _), future in zip(todo, futures, strict=True):
             try:
@@ -232,6 +229,16 @@ def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, 
     for obj, rel, target in todo:
         tmp = Path(str(target) + part)
         size = tmp.stat().st_size
+        try:
+            now = s3.head_object(Bucket=bucket, Key=obj.key)["ETag"]
+        except Exception as err:
+            raise describe(err, where, obj.key) from None
+        if now != obj.etag:  # replaced since the listing: which version did we get?
+            tmp.unlink()
+            raise ObjectStoreError(
+                f"{where.field}: s3://{bucket}/{obj.key}: PreconditionFailed: the object changed "
+                f"during the download (ETag {now}, listed {obj.etag}); not used, run it again"
+            )
         if size != obj.size or not _md5_ok(tmp, obj.etag):
             tmp.unlink()
             raise ObjectStoreError(
