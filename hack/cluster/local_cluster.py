@@ -7,9 +7,10 @@
 
 `up` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kwok
 controller as local processes through `kwokctl --runtime binary` (all bound to 127.0.0.1),
-installs the PyTorchJob CRD, starts the Kubeflow training-operator out of cluster, creates two
-fake GPU nodes and a pool of hostPath PersistentVolumes, and prints `export KUBECONFIG=…` as
-its last line. See docs/local-cluster.md.
+installs the PyTorchJob CRD, starts the Kubeflow training-operator out of cluster and an S3
+server (SeaweedFS, s3_server.py), creates two fake GPU nodes and a pool of hostPath
+PersistentVolumes, and prints exports: the S3 endpoint and credentials file, PATH, and
+`export KUBECONFIG=…` as its last line. See docs/local-cluster.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import s3_server
 import yaml
 from cluster_objects import (
     GPU_NODES,
@@ -58,6 +60,7 @@ class Binaries:
     kwok: Path
     training_operator: Path
     clients: Path
+    seaweedfs: Path
 
     @classmethod
     def build(cls, paths_only: bool = False) -> Binaries:
@@ -72,6 +75,7 @@ class Binaries:
             kwok=Path(dirs["KWOK_BIN"]),
             training_operator=Path(dirs["TRAINING_OPERATOR_BIN"]),
             clients=Path(dirs["CLIENTS_BIN"]),
+            seaweedfs=Path(dirs["SEAWEEDFS_BIN"]),
         )
 
     @property
@@ -305,15 +309,25 @@ def up() -> int:
     apply(bins, [gpu_node(i) for i in range(GPU_NODES)] + storage_objects(VOLUMES))
     recycle_volumes(bins)
     start_training_operator(bins)
+    s3_server.start(bins.seaweedfs, STATE, pid_alive, log)
     for i in range(GPU_NODES):
         wait_condition(bins, f"node/kwok-gpu-{i}", "Ready")
     log(f"ready in {time.monotonic() - started:.1f}s")
+    s3_exports()
     print(f"export PATH={bins.clients}:$PATH")
     print(f"export KUBECONFIG={KUBECONFIG}")
     return 0
 
 
+def s3_exports() -> None:
+    """The S3 server's endpoint and the file with its keys (the keys are never printed)."""
+    print(f"export KUBETUNE_LOCAL_S3_ENDPOINT={s3_server.ENDPOINT}")
+    print(f"export KUBETUNE_LOCAL_S3_CREDENTIALS={s3_server.paths(STATE)['credentials']}")
+
+
 def down(quiet: bool = False) -> int:
+    s3_server.stop(STATE, pid_alive)
+    shutil.rmtree(s3_server.paths(STATE)["root"], ignore_errors=True)  # its buckets and keys
     pid = pid_alive(OPERATOR_PID)
     if pid:
         os.killpg(pid, signal.SIGTERM)
@@ -353,6 +367,8 @@ def component_pids() -> dict[str, int]:
             pids[pid_file.stem] = pid
     if pid := pid_alive(OPERATOR_PID):
         pids["training-operator"] = pid
+    if pid := pid_alive(s3_server.paths(STATE)["pid"]):
+        pids["s3 (seaweedfs)"] = pid
     return pids
 
 
@@ -374,6 +390,7 @@ def status() -> int:
         total += mib
         print(f"{name:26s} pid {pid:>7d}  {mib:8.1f} MiB")
     print(f"{'total':26s} {'':11s}  {total:8.1f} MiB")
+    s3_exports()
     print(f"export KUBECONFIG={KUBECONFIG}")
     return 0
 

@@ -25,7 +25,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     # model
     ("model-neither-source", make_job(**{"spec.model": {"revision": "main"}}), "spec.model", "exactly one"),
     ("model-both-sources", make_job(**{"spec.model.fromJob": {"name": "prev"}}), "spec.model", "exactly one"),
-    ("model-bad-scheme", make_job(**{"spec.model.source": "s3://bucket/model"}), "spec.model.source", "pattern"),
+    ("model-bad-scheme", make_job(**{"spec.model.source": "gs://bucket/model"}), "spec.model.source", "pattern"),
     ("model-bad-artifact", make_job(**{"spec.model": {"fromJob": {"name": "a", "artifact": "best"}}}), "spec.model.fromJob.artifact", "latestCheckpoint"),
     ("model-unknown-field", make_job(**{"spec.model.token": "hf_abc"}), "spec.model.token", "unknown field"),
     ("model-attention", make_job(**{"spec.model.attention": "flash3"}), "spec.model.attention", "sdpa"),
@@ -127,6 +127,25 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("plaintext-token", make_job(**{"spec.env": [{"name": "HF_TOKEN", "value": "hf_secret"}]}), "spec.env", "Secret"),
     ("env-value-and-from", make_job(**{"spec.env": [{"name": "X", "value": "1", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}), "spec.env", "exactly one"),
     ("grace-period", make_job(**{"spec.terminationGracePeriodSeconds": 5}), "spec.terminationGracePeriodSeconds", "30"),
+    # object storage (s3://): S3's bucket naming rules, keys that stay under their prefix, and
+    # credentials only by Secret reference
+    ("s3-bucket-uppercase", make_job(**{"spec.model.source": "s3://MyModels/llama"}), "spec.model.source", "3-63"),
+    ("s3-bucket-short", make_job(**{"spec.model.source": "s3://ab/llama"}), "spec.model.source", "3-63"),
+    ("s3-bucket-two-periods", make_job(**{"spec.model.source": "s3://my..models/llama"}), "spec.model.source", "`..`"),
+    ("s3-bucket-ip", make_job(**{"spec.dataset.sources[0].source": "s3://192.168.5.4/chat.jsonl"}), "spec.dataset.sources", "IP address"),
+    ("s3-bucket-reserved-prefix", make_job(**{"spec.dataset.sources[0].source": "s3://xn--data/chat.jsonl"}), "spec.dataset.sources", "reserved"),
+    ("s3-bucket-reserved-suffix", make_job(**{"spec.dataset.sources[0].source": "s3://data-s3alias/chat.jsonl"}), "spec.dataset.sources", "reserved"),
+    ("s3-key-dotdot", make_job(**{"spec.dataset.validation": {"source": "s3://my-data/eval/../../secret.jsonl"}}), "spec.dataset.validation.source", "`..`"),
+    ("s3-key-empty-segment", make_job(**{"spec.output.uri": "s3://my-runs/a//b"}), "spec.output.uri", "empty"),
+    ("s3-presigned", make_job(**{"spec.model.source": "s3://my-models/llama?X-Amz-Signature=abc"}), "spec.model.source", "query"),
+    ("s3-output-not-s3", make_job(**{"spec.output.uri": "gs://my-runs/a"}), "spec.output.uri", "pattern"),
+    ("s3-literal-access-key", make_job(**{"spec.s3": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE"}}), "spec.s3.accessKeyId", "unknown field"),
+    ("s3-literal-secret-in-credentials", make_job(**{"spec.s3": {"credentials": {"name": "s3", "secretAccessKey": "wJalrXUtnFEMI"}}}), "spec.s3.credentials.secretAccessKey", "unknown field"),
+    ("s3-endpoint-userinfo", make_job(**{"spec.s3": {"endpoint": "https://AKIA:wJalr@minio.storage:9000"}}), "spec.s3.endpoint", "pattern"),
+    ("s3-override-not-s3", make_job(**{"spec.model.s3": {"pathStyle": True}}), "spec.model.s3", "not s3://"),
+    ("s3-source-override-not-s3", make_job(**{"spec.dataset.sources[0].s3": {"pathStyle": True}}), "spec.dataset.sources", "not s3://"),
+    ("s3-output-connection-without-uri", make_job(**{"spec.output.s3": {"pathStyle": True}}), "spec.output.s3", "output.uri"),
+    ("s3-output-with-entrypoint", make_job(**{"spec.output.uri": "s3://my-runs/a/", "spec.entrypoint": {"module": "my.train"}}), "spec.output.uri", "entrypoint"),
 ]
 
 # Kubernetes' own rules for what reaches a child object, and the classes of issue 13. The bad

@@ -8,9 +8,11 @@ tests error; leave the tiers out with `-m "not (cluster or e2e or faults)"`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,22 +22,42 @@ from tests.support.factories import REPO, make_job
 from tests.support.kube import Kube, KubectlError, condition, eventually
 from tests.support.operator import Operator
 from tests.support.process_node import ProcessNode
+from tests.support.s3 import LocalS3
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Kube:
+def cluster_exports() -> dict[str, str]:
+    """`hack/local-cluster up` (once per session): its `export NAME=value` lines."""
     proc = subprocess.run(
         [str(REPO / "hack" / "local-cluster"), "up"], capture_output=True, text=True, timeout=3600
     )
     if proc.returncode != 0:
         raise RuntimeError(f"hack/local-cluster up failed:\n{proc.stderr[-4000:]}")
-    exports = dict(
+    return dict(
         line.removeprefix("export ").split("=", 1)
         for line in proc.stdout.splitlines()
         if line.startswith("export ")
     )
-    clients = exports["PATH"].split(":")[0]
-    return Kube(kubeconfig=exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_exports: dict[str, str]) -> Kube:
+    clients = cluster_exports["PATH"].split(":")[0]
+    return Kube(kubeconfig=cluster_exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
+
+
+@pytest.fixture(scope="session")
+def local_s3(request: pytest.FixtureRequest) -> LocalS3:
+    """The control plane's S3 server (SeaweedFS), started by `hack/local-cluster up`; or, when
+    KUBETUNE_LOCAL_S3_ENDPOINT and KUBETUNE_LOCAL_S3_CREDENTIALS are set (the exports of `up`),
+    that server, with no control plane started for tests that need only S3."""
+    exports = {k: v for k, v in os.environ.items() if k.startswith("KUBETUNE_LOCAL_S3_")}
+    if len(exports) < 2:
+        exports = request.getfixturevalue("cluster_exports")
+    return LocalS3(
+        endpoint=exports["KUBETUNE_LOCAL_S3_ENDPOINT"],
+        credentials_file=Path(exports["KUBETUNE_LOCAL_S3_CREDENTIALS"]),
+    )
 
 
 @pytest.fixture

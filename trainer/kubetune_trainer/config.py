@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, StringConstraints, model_validator
 
 from kubetune_trainer.k8s_syntax import DNS1035Label, DNSSubdomain
+from kubetune_trainer.s3_spec import S3Connection
 from kubetune_trainer.schema import Model, SecretKeyRef
 
 DatasetFormat = Literal[
@@ -68,8 +69,11 @@ Scheduler = Literal[
 Artifact = Literal["final", "latestCheckpoint"]
 Fabric = Literal["auto", "infiniband", "roce", "efa", "tcp"]
 PreflightMode = Literal["warn", "fail", "off"]
-# hf://, pvc://, the built-in tiny model, or a path (any other `scheme://` is refused).
-SOURCE_PATTERN = r"^(hf://[^/]+/.+|pvc://[a-z0-9][-a-z0-9.]*(/.*)?|builtin://tiny-llama|[^:]+)$"
+# hf://, pvc://, s3:// (its naming rules: s3_spec), the built-in tiny model, or a path (any
+# other `scheme://` is refused).
+SOURCE_PATTERN = (
+    r"^(hf://[^/]+/.+|pvc://[a-z0-9][-a-z0-9.]*(/.*)?|s3://[^/]+(/.*)?|builtin://tiny-llama|[^:]+)$"
+)
 
 
 class FromJob(Model):
@@ -92,8 +96,9 @@ class ModelSource(Model):
     """Where the model comes from: `hf://org/name` (the Hugging Face Hub), `pvc://claim/path`
     (a folder on a PersistentVolumeClaim), a path (absolute, or relative to the workspace
     volume in a cluster and to the FineTuneJob file with `kubetune run`), or
-    `builtin://tiny-llama` (a tiny random model built on the spot, for smoke tests).
-    Set this or `fromJob`."""
+    `builtin://tiny-llama` (a tiny random model built on the spot, for smoke tests), or
+    `s3://bucket/prefix` (every object under the prefix, downloaded into the workspace cache,
+    verified and cached by ETag; docs/object-storage.md). Set this or `fromJob`."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) of an `hf://` source; pin a commit to reproduce."""
     fromJob: FromJob | None = None
@@ -105,6 +110,9 @@ class ModelSource(Model):
     """Run Python code shipped with the model. Off by default: enable only for trusted sources."""
     attention: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
     """Attention implementation. `auto` takes flash-attention when installed, else PyTorch SDPA."""
+    s3: S3Connection | None = None
+    """Connection for this s3:// location instead of the job's `s3` (replaces it whole,
+    credentials included)."""
 
 
 class ChatTemplate(Model):
@@ -125,8 +133,9 @@ class DatasetSource(Model):
     """One dataset and how to read it."""
 
     source: str = Field(pattern=SOURCE_PATTERN, max_length=2048)
-    """`hf://org/name`, `pvc://claim/path/file.jsonl`, or a path to a JSONL/JSON/Parquet file, a
-    folder of them, or a dataset saved with `save_to_disk`."""
+    """`hf://org/name`, `pvc://claim/path/file.jsonl`, `s3://bucket/key` (an object, or every
+    object under a prefix), or a path to a JSONL/JSON/Parquet file, a folder of them, or a
+    dataset saved with `save_to_disk`."""
     revision: str | None = None
     """Hub revision for `hf://` sources."""
     split: str = "train"
@@ -145,6 +154,9 @@ class DatasetSource(Model):
     """Use at most this many records (after shuffling with the training seed)."""
     tokenSecretRef: SecretKeyRef | None = None
     """Secret with a Hugging Face token for a gated dataset (see `model.tokenSecretRef`)."""
+    s3: S3Connection | None = None
+    """Connection for this s3:// location instead of the job's `s3` (replaces it whole,
+    credentials included)."""
 
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -333,6 +345,13 @@ class OutputSpec(Model):
     path: str | None = Field(default=None, min_length=1, max_length=1024)
     """Folder for the outputs, relative to the workspace volume (default `jobs/<name>/output`);
     it must stay inside the volume (not absolute, no `..`)."""
+    uri: str | None = Field(default=None, pattern=r"^s3://[^/]+(/.*)?$", max_length=2048)
+    """Also upload the outputs here after the export, e.g. `s3://bucket/runs/my-job/`: adapter,
+    merged model, GGUF files, evaluation files, metrics, report and the run manifest, which is
+    uploaded last and marks the upload complete. The volume keeps its copy."""
+    s3: S3Connection | None = None
+    """Connection for this s3:// location instead of the job's `s3` (replaces it whole,
+    credentials included)."""
 
 
 class EvaluationSpec(Model):
@@ -454,6 +473,8 @@ class TrainerConfig(Model):
     """Held-out evaluation."""
     entrypoint: EntrypointSpec | None = None
     """Custom training code, if any."""
+    s3: S3Connection | None = None
+    """The job's S3 connection (sources and outputs without their own)."""
     topology: Topology
     """Process layout."""
     paths: Paths

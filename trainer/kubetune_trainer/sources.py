@@ -1,4 +1,5 @@
-"""Fetching the model and datasets: hub repos into the shared cache, paths as they are.
+"""Fetching the model and datasets: hub repos and s3:// locations into the shared cache, paths
+as they are.
 
 Hub downloads go through huggingface_hub (token from HF_TOKEN, set from a Secret) into
 HF_HOME on the workspace volume, so every replica and every later job reuses them.
@@ -68,6 +69,16 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fetch_s3(config: TrainerConfig, field: str) -> Fetched:
+    """The s3:// location named by `field`, downloaded into the cache (object_store.py)."""
+    from kubetune_trainer.object_store import download
+    from kubetune_trainer.s3_spec import s3_locations
+
+    where = next(w for w in s3_locations(config) if w.field == field)
+    path, revision = download(where, Path(config.paths.cache))
+    return Fetched(path, revision)
+
+
 def fetch_model(config: TrainerConfig) -> Fetched:
     source = config.model
     cache = Path(config.paths.cache)
@@ -85,6 +96,8 @@ def fetch_model(config: TrainerConfig) -> Fetched:
         return resolve_from_job(config)
     if source.source and source.source.startswith("hf://"):
         return fetch_hub(source.source, source.revision, cache, "model")
+    if source.source and source.source.startswith("s3://"):
+        return fetch_s3(config, "model.source")
     assert config.paths.model is not None
     return local(config.paths.model, f"model.source ({source.source})")
 
@@ -117,8 +130,10 @@ def fetch_dataset(config: TrainerConfig, index: int) -> Fetched:
     if spec.source.startswith("hf://"):
         token = os.environ.get(f"KUBETUNE_DATASET_{index}_TOKEN")
         return fetch_hub(spec.source, spec.revision, Path(config.paths.cache), "dataset", token)
-    path = config.paths.datasets[index]
-    assert path is not None
     n = len(config.dataset.sources)
     field = f"dataset.sources[{index}]" if index < n else "dataset.validation"
+    if spec.source.startswith("s3://"):
+        return fetch_s3(config, f"{field}.source")
+    path = config.paths.datasets[index]
+    assert path is not None
     return local(path, f"{field}.source ({spec.source})")

@@ -18,6 +18,7 @@
     evaluate_tool_calls    generation-based tool-call scores of the exported model (and the
                            base), reported; a failure here never touches the outputs
     write_job_report       metrics.jsonl into the outputs, and report.html (job_report.py)
+    upload_outputs         with output.uri, the outputs to S3, manifest.json last (object_store.py)
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from kubetune_trainer.log import fail, log
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: retryable under the PyTorchJob's ExitCode policy
 EXIT_VOLUME_FULL = 28  # ENOSPC; 1-127: a retry cannot help, the job fails at once
+# output.uri refused the upload after boto3's own retries (AccessDenied, NoSuchBucket, …); the
+# outputs stay on the volume. 1-127: not retried, the status names the bucket, key and code
+EXIT_UPLOAD = 6
 
 
 def configure_tracking(config: TrainerConfig) -> None:
@@ -343,7 +347,23 @@ def run(config: TrainerConfig) -> int:
     # every rank, whatever the export's code (a failed GGUF conversion): the scoring gathers
     evaluate_tool_calls(config, prepared.manifest, tokenizer, sinks, so_far)
     write_job_report(config, tokenizer)  # rank 0
+    if code == 0 and config.output.uri and int(os.environ.get("RANK", "0")) == 0:
+        return upload_outputs(config)
     return code
+
+
+def upload_outputs(config: TrainerConfig) -> int:
+    """Rank 0 uploads the exported folder to `output.uri`, the run manifest last."""
+    from kubetune_trainer.object_store import ObjectStoreError, upload
+    from kubetune_trainer.s3_spec import s3_locations
+
+    where = next(w for w in s3_locations(config) if w.field == "output.uri")
+    try:
+        upload(Path(config.paths.output), where)
+    except ObjectStoreError as err:
+        fail(f"upload failed (the outputs are complete on the volume): {err}")
+        return EXIT_UPLOAD
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from kubetune.api.pod_rules import POD_RULES
 from kubetune.api.rule import Rule
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune_trainer.config import PREFERENCE_FORMATS
+from kubetune_trainer.s3_spec import S3_RULE_MESSAGE, s3_cel, s3_problem
 
 MULTUS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 _PAIRS = "['" + "', '".join(PREFERENCE_FORMATS) + "']"
@@ -23,6 +24,18 @@ _WORLD = (
     "self.distributed.nodes * (self.distributed.gpusPerNode > 0 ? self.distributed.gpusPerNode"
     " : (has(self.distributed.processesPerNode) ? self.distributed.processesPerNode : 1))"
 )
+
+
+def _s3_ok(uri: str | None) -> bool:
+    return uri is None or not uri.startswith("s3://") or s3_problem(uri) is None
+
+
+def _s3_detail(*uris: str | None) -> str:
+    return "; ".join(f"{u}: {s3_problem(u)}" for u in uris if u and not _s3_ok(u))
+
+
+def _s3_override_ok(uri: str | None, override: object) -> bool:
+    return override is None or (uri is not None and uri.startswith("s3://"))
 
 
 def _batch_detail(spec: FineTuneJobSpec) -> str:
@@ -353,6 +366,67 @@ RULES: tuple[Rule, ...] = (
         lambda s: (
             s.entrypoint is None or (s.entrypoint.module is None) != (s.entrypoint.command is None)
         ),
+    ),
+    Rule(
+        "model.source",
+        "!has(self.model.source) || " + f"({s3_cel('self.model.source')})",
+        S3_RULE_MESSAGE,
+        lambda s: _s3_ok(s.model.source),
+        lambda s: _s3_detail(s.model.source),
+    ),
+    Rule(
+        "dataset.sources",
+        "!has(self.dataset) || self.dataset.sources.all(x, " + s3_cel("x.source") + ")",
+        S3_RULE_MESSAGE,
+        lambda s: s.dataset is None or all(_s3_ok(x.source) for x in s.dataset.sources),
+        lambda s: _s3_detail(*(x.source for x in s.dataset.sources)) if s.dataset else "",
+    ),
+    Rule(
+        "dataset.validation.source",
+        "!has(self.dataset) || !has(self.dataset.validation) || "
+        + f"({s3_cel('self.dataset.validation.source')})",
+        S3_RULE_MESSAGE,
+        lambda s: (
+            s.dataset is None or s.dataset.validation is None or _s3_ok(s.dataset.validation.source)
+        ),
+        lambda s: (
+            _s3_detail(s.dataset.validation.source) if s.dataset and s.dataset.validation else ""
+        ),
+    ),
+    Rule(
+        "output.uri",
+        "!has(self.output.uri) || " + f"({s3_cel('self.output.uri')})",
+        S3_RULE_MESSAGE,
+        lambda s: _s3_ok(s.output.uri),
+        lambda s: _s3_detail(s.output.uri),
+    ),
+    Rule(
+        "model.s3",
+        "!has(self.model.s3) || (has(self.model.source) && self.model.source.startsWith('s3://'))",
+        "an S3 connection for a model that is not s3://: remove model.s3",
+        lambda s: _s3_override_ok(s.model.source, s.model.s3),
+    ),
+    Rule(
+        "dataset.sources",
+        "!has(self.dataset) || self.dataset.sources.all(x, !has(x.s3) "
+        "|| x.source.startsWith('s3://'))",
+        "an S3 connection (s3) for a source that is not s3://: remove that source's s3",
+        lambda s: (
+            s.dataset is None or all(_s3_override_ok(x.source, x.s3) for x in s.dataset.sources)
+        ),
+    ),
+    Rule(
+        "output.uri",
+        "!has(self.output.uri) || !has(self.entrypoint)",
+        "output.uri uploads the built-in trainer's outputs; a custom entrypoint writes its own: "
+        "remove output.uri",
+        lambda s: s.output.uri is None or s.entrypoint is None,
+    ),
+    Rule(
+        "output.s3",
+        "!has(self.output.s3) || has(self.output.uri)",
+        "an S3 connection for outputs without output.uri: set output.uri or remove output.s3",
+        lambda s: s.output.s3 is None or s.output.uri is not None,
     ),
     *POD_RULES,
 )

@@ -32,6 +32,7 @@ from kubetune_trainer.k8s_syntax import (
     ImageReference,
     LabelValue,
 )
+from kubetune_trainer.s3_spec import S3Connection
 from kubetune_trainer.schema import Model, SecretKeyRef
 
 Quantity = (
@@ -303,6 +304,9 @@ class FineTuneJobSpec(Model):
     """The workspace volume."""
     output: OutputSpec = section(OutputSpec)
     """Exported artifacts."""
+    s3: S3Connection | None = None
+    """The connection every s3:// source and `output.uri` uses unless it sets its own `s3`:
+    endpoint, region, path-style addressing, CA bundle and the credentials' Secret."""
     tracking: TrackingSpec = section(TrackingSpec)
     """Experiment tracking."""
     evaluation: EvaluationSpec = section(EvaluationSpec)

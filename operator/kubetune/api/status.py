@@ -178,6 +178,11 @@ class Outputs(Model):
     metrics: str | None = None
     """Path of metrics.jsonl: the metric history, one line per logging step (the built-in
     trainer's)."""
+    uri: str | None = None
+    """With `spec.output.uri`: the s3:// prefix the outputs were uploaded to (the job succeeds
+    only once the upload is complete)."""
+    uriManifest: str | None = None
+    """The run manifest there: uploaded last, so its presence marks a complete upload."""
 
 
 class Network(Model):

@@ -58,8 +58,9 @@ class Layout:
         return {claim: self.claim_root(claim) for claim in wanted}
 
     def resolve(self, source: str) -> PurePosixPath | None:
-        """The local path of a source, or None for a hub or built-in source the trainer fetches."""
-        if source.startswith(("hf://", "builtin://")):
+        """The local path of a source, or None for a hub, S3 or built-in source the trainer
+        fetches."""
+        if source.startswith(("hf://", "builtin://", "s3://")):
             return None
         if source.startswith("pvc://"):
             claim, _, rest = source.removeprefix("pvc://").partition("/")

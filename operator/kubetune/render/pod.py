@@ -16,6 +16,7 @@ from kubetune.render.fabric import nccl_env
 from kubetune.render.layout import Layout
 from kubetune.render.metadata import Obj, labels
 from kubetune.render.names import config_map_name, service_account_name
+from kubetune.render.s3 import s3_ca_volumes, s3_env
 from kubetune.render.settings import RenderSettings
 from kubetune.render.storage import workspace_claim
 
@@ -52,6 +53,7 @@ def render_env(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> li
         if source.tokenSecretRef and source.tokenSecretRef != spec.model.tokenSecretRef:
             ref = source.tokenSecretRef
             env.append(secret_env(f"KUBETUNE_DATASET_{i}_TOKEN", ref.name, ref.key))
+    env += s3_env(job)
     wandb = spec.tracking.wandb
     if wandb and wandb.apiKeySecretRef:  # project, mode, … come from the trainer config
         ref = wandb.apiKeySecretRef
@@ -119,7 +121,8 @@ def volumes_and_mounts(
             {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         )
         mounts.append({"name": name, "mountPath": str(path), "readOnly": True})
-    return volumes, mounts
+    ca_volumes, ca_mounts = s3_ca_volumes(job)
+    return volumes + ca_volumes, mounts + ca_mounts
 
 
 def render_pod_template(

@@ -78,4 +78,8 @@ def expected_outputs(job: FineTuneJob, settings: RenderSettings) -> Obj:
     if config.entrypoint is None:  # the built-in trainer's (job_report.py)
         outputs["report"] = f"{out}/report.html"
         outputs["metrics"] = f"{out}/metrics.jsonl"
+        if config.output.uri:  # uploaded after the export, manifest.json last
+            prefix = config.output.uri.rstrip("/")
+            outputs["uri"] = f"{prefix}/"
+            outputs["uriManifest"] = f"{prefix}/manifest.json"
     return outputs

@@ -1,0 +1,161 @@
+"""kubetune's s3:// transfers (kubetune_trainer.object_store) against the real S3 server of the
+local control plane (SeaweedFS), with the buckets filled by the real AWS client: downloads
+cached by ETag, partial objects never used, an object that changed mid-download refused,
+errors that name the bucket, key and code and never a key, and uploads with the manifest last.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kubetune_trainer.object_store import (
+    ObjectStoreError,
+    _fetch_missing,
+    client,
+    download,
+    list_objects,
+    upload,
+)
+from kubetune_trainer.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
+from tests.support.s3 import LocalS3
+
+ENV = CredentialEnv("KT_TEST_S3")
+
+
+@pytest.fixture
+def located(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    def make(uri: str, identity: str = "admin", field: str = "model.source") -> Located:
+        keys = local_s3.keys(identity)
+        monkeypatch.setenv(ENV.access_key_id, keys["accessKeyId"])
+        monkeypatch.setenv(ENV.secret_access_key, keys["secretAccessKey"])
+        conn = S3Connection(
+            endpoint=local_s3.endpoint,
+            region="us-east-1",
+            pathStyle=True,
+            credentials=S3Credentials(name="unused-here"),
+        )
+        return Located(field, uri, conn, ENV)
+
+    return make
+
+
+def test_a_prefix_downloads_once_and_only_what_changed_again(
+    local_s3: LocalS3,
+    located,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    bucket = local_s3.bucket()
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    big = os.urandom(9 * 1024 * 1024)  # above the 8 MiB threshold: a multipart ETag (`…-2`)
+    (src / "model.safetensors").write_bytes(big)
+    (src / "config.json").write_text('{"a": 1}')
+    (src / "sub" / "tokenizer.json").write_text("{}")
+    local_s3.put_tree(bucket, "models/tiny", src)
+    etags = {k: o["ETag"] for k, o in local_s3.listing(bucket).items()}
+    assert etags["models/tiny/model.safetensors"].strip('"').endswith("-2"), etags
+
+    cache = tmp_path / "cache"
+    where = located(f"s3://{bucket}/models/tiny")
+    path, revision = download(where, cache)
+    assert (path / "model.safetensors").read_bytes() == big
+    assert (path / "sub" / "tokenizer.json").read_text() == "{}"
+    assert not list(path.rglob("*.kubetune-part-*"))
+    first = {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()}
+
+    again, same = download(where, cache)  # nothing changed: nothing downloaded
+    assert (again, same) == (path, revision)
+    assert {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()} == first
+
+    local_s3.client().put_object(Bucket=bucket, Key="models/tiny/config.json", Body=b'{"a": 2}')
+    _, changed = download(where, cache)
+    assert changed != revision and (path / "config.json").read_text() == '{"a": 2}'
+    assert (path / "model.safetensors").stat().st_mtime_ns == first[path / "model.safetensors"]
+
+
+def test_one_object_and_a_crashed_partial_download(
+    local_s3: LocalS3,
+    located,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    bucket = local_s3.bucket()
+    local_s3.client().put_object(Bucket=bucket, Key="data/chat.jsonl", Body=b'{"x": 1}\n')
+    where = located(f"s3://{bucket}/data/chat.jsonl", field="dataset.sources[0].source")
+    path, _ = download(where, tmp_path)
+    assert path.name == "chat.jsonl" and path.read_bytes() == b'{"x": 1}\n'
+    partial = path.with_name("chat.jsonl.kubetune-part-crashed")
+    partial.write_bytes(b'{"x"')  # what a killed download leaves
+    path.unlink()
+    again, _ = download(where, tmp_path)
+    assert again.read_bytes() == b'{"x": 1}\n' and not partial.exists()
+
+
+def test_an_object_replaced_after_the_listing_is_refused(
+    local_s3: LocalS3,
+    located,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    bucket = local_s3.bucket()
+    s3 = local_s3.client()
+    s3.put_object(Bucket=bucket, Key="d/a.jsonl", Body=b"old\n")
+    where = located(f"s3://{bucket}/d/")
+    listed = list_objects(client(where), where)
+    s3.put_object(Bucket=bucket, Key="d/a.jsonl", Body=b"new, other size\n")
+    with pytest.raises(ObjectStoreError) as err:
+        _fetch_missing(client(where), where, listed, tmp_path / "f", "d/")
+    assert f"s3://{bucket}/d/a.jsonl" in str(err.value)
+    assert "PreconditionFailed" in str(err.value), err.value
+    assert not (tmp_path / "f" / "a.jsonl").exists()
+
+
+def test_errors_name_bucket_key_and_code_never_a_key(
+    local_s3: LocalS3,
+    located,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    bucket = local_s3.bucket()
+    local_s3.client().put_object(Bucket=bucket, Key="m/config.json", Body=b"{}")
+    with pytest.raises(
+        ObjectStoreError, match=rf"model.source: s3://{bucket}/m/nothing: NoSuchKey"
+    ):
+        download(located(f"s3://{bucket}/m/nothing"), tmp_path)
+    with pytest.raises(ObjectStoreError, match="NoSuchBucket"):
+        download(located("s3://kt-no-such-bucket/m/"), tmp_path)
+    with pytest.raises(ObjectStoreError) as denied:
+        download(located(f"s3://{bucket}/m/config.json", identity="denied"), tmp_path)
+    message = str(denied.value)
+    assert f"s3://{bucket}/m/config.json" in message and "AccessDenied" in message, message
+    keys = local_s3.keys("denied")
+    assert keys["secretAccessKey"] not in message and keys["accessKeyId"] not in message
+
+
+def test_upload_writes_every_file_and_the_manifest_last(
+    local_s3: LocalS3,
+    located,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    bucket = local_s3.bucket()
+    out = tmp_path / "output"
+    (out / "adapter").mkdir(parents=True)
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(os.urandom(9 * 1024 * 1024))
+    (out / "report.html").write_text("<html></html>")
+    (out / "manifest.json").write_text('{"job": "t"}')
+    s3 = local_s3.client()
+    s3.put_object(Bucket=bucket, Key="runs/t/manifest.json", Body=b'{"job": "old"}')
+    keys = upload(out, located(f"s3://{bucket}/runs/t", field="output.uri"))
+    assert keys[-1] == "runs/t/manifest.json"
+    listing = local_s3.listing(bucket, "runs/t/")
+    assert set(listing) == {
+        "runs/t/adapter/adapter_model.safetensors",
+        "runs/t/report.html",
+        "runs/t/manifest.json",
+    }
+    body = s3.get_object(Bucket=bucket, Key="runs/t/manifest.json")["Body"].read()
+    assert body == b'{"job": "t"}'
+    last = max(o["LastModified"] for k, o in listing.items() if not k.endswith("manifest.json"))
+    assert listing["runs/t/manifest.json"]["LastModified"] >= last
+    with pytest.raises(ObjectStoreError, match="AccessDenied"):
+        upload(out, located(f"s3://{bucket}/runs/u", identity="denied", field="output.uri"))

@@ -1,0 +1,161 @@
+"""Models, data and outputs in object storage, for real: the local control plane's S3 server
+(SeaweedFS, built from its Go module), filled with the real AWS client (boto3).
+
+1. tiny SFT through the operator reads its model and data from s3:// and writes its outputs to
+   s3:// (manifest last), with the credentials from a Secret;
+2. the same job with an identity the server refuses fails in `prepare`, its status naming
+   AccessDenied and the object, and the secret's value appears nowhere;
+3. `kubetune run` reads and writes the same server through the SDK's default chain.
+(Local control plane only: the kind cluster has no S3 server yet.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.chain import TINY, TINY_DATA, Chain, wait_for
+from tests.support.factories import example_docs
+from tests.support.s3 import LocalS3
+
+STEPS = 20
+
+
+def tiny_from_s3(chain: Chain, local_s3: LocalS3, bucket: str, name: str, secret: str) -> Any:
+    doc = example_docs(TINY)[0]
+    doc["metadata"]["name"] = name
+    spec = doc["spec"]
+    spec["model"] = {"source": f"s3://{bucket}/models/tiny-llama"}
+    spec["dataset"]["sources"][0]["source"] = f"s3://{bucket}/data/tiny-chat.jsonl"
+    spec["output"] = {"uri": f"s3://{bucket}/runs/{name}/"}
+    spec["s3"] = local_s3.connection(secret)
+    spec["storage"] = {"existingClaim": chain.claim(f"{name}-workspace")}
+    spec["training"].update({"maxSteps": STEPS, "saveSteps": STEPS})
+    return chain.fit(doc)
+
+
+def filled_bucket(local_s3: LocalS3, tmp_path: Path) -> str:
+    from kubetune_trainer.tiny import build_tiny_llama
+
+    bucket = local_s3.bucket()
+    model = build_tiny_llama(tmp_path / "tiny-llama")
+    local_s3.put_tree(bucket, "models/tiny-llama", model)
+    local_s3.client().upload_file(str(TINY_DATA), bucket, "data/tiny-chat.jsonl")
+    return bucket
+
+
+def finished(chain: Chain, name: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        status = chain.kube.get("finetunejob", name).get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status: dict[str, Any] = wait_for(done, timeout=600, what=f"{name} to finish")
+    return status
+
+
+def test_tiny_sft_reads_model_and_data_from_s3_and_writes_outputs_there(
+    local_chain: Chain, local_s3: LocalS3, tmp_path: Path
+) -> None:
+    chain = local_chain
+    bucket = filled_bucket(local_s3, tmp_path)
+    chain.kube.apply(local_s3.secret("s3-creds"))
+    chain.kube.apply(tiny_from_s3(chain, local_s3, bucket, "tiny-s3", "s3-creds"))
+    status = finished(chain, "tiny-s3")
+    assert status["phase"] == "Succeeded", f"{json.dumps(status, indent=1)}\n{chain.debug()}"
+
+    outputs = status["outputs"]
+    prefix = "runs/tiny-s3/"
+    assert outputs["uri"] == f"s3://{bucket}/{prefix}"
+    assert outputs["uriManifest"] == f"s3://{bucket}/{prefix}manifest.json"
+    listing = local_s3.listing(bucket, prefix)
+    for key in ("adapter/adapter_model.safetensors", "manifest.json", "report.html"):
+        assert prefix + key in listing, sorted(listing)
+    manifest = json.loads(
+        local_s3.client().get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
+    )
+    assert manifest["job"] == "tiny-s3" and manifest["metrics"]["globalStep"] == STEPS
+    assert manifest["baseModel"]["source"] == f"s3://{bucket}/models/tiny-llama"
+    others = [o["LastModified"] for k, o in listing.items() if not k.endswith("manifest.json")]
+    assert listing[prefix + "manifest.json"]["LastModified"] >= max(others)
+
+    logs = chain.node.all_logs(chain.kube.namespace) if chain.node else chain.debug()
+    assert f"s3://{bucket}/models/tiny-llama: downloading" in logs, logs[-3000:]
+    assert "uploaded the outputs" in logs
+    keys = local_s3.keys("admin")
+    config_maps = chain.kube.run("get", "configmaps", "-o", "yaml")
+    for text in (logs, config_maps, json.dumps(status)):
+        assert keys["secretAccessKey"] not in text and keys["accessKeyId"] not in text
+
+
+def test_refused_credentials_fail_prepare_naming_access_denied_and_nothing_secret(
+    local_chain: Chain, local_s3: LocalS3
+) -> None:
+    chain = local_chain
+    bucket = local_s3.bucket()
+    local_s3.client().upload_file(str(TINY_DATA), bucket, "data/tiny-chat.jsonl")
+    chain.kube.apply(local_s3.secret("s3-denied", identity="denied"))
+    doc = tiny_from_s3(chain, local_s3, bucket, "denied", "s3-denied")
+    chain.kube.apply(doc)
+    status = finished(chain, "denied")
+    assert status["phase"] == "Failed", json.dumps(status, indent=1)
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PrepareFailed", failed
+    message = failed["message"]
+    assert "AccessDenied" in message and f"s3://{bucket}/models/tiny-llama" in message, message
+    assert "model.source" in message, message
+    assert "progress" not in status or not status["progress"].get("step"), "no training step ran"
+
+    secret = local_s3.keys("denied")
+    events = chain.kube.run("get", "events", "-o", "yaml")
+    config_maps = chain.kube.run("get", "configmaps", "-o", "yaml")
+    logs = chain.node.all_logs(chain.kube.namespace) if chain.node else chain.debug()
+    for where, text in {
+        "status": json.dumps(status),
+        "events": events,
+        "configmaps": config_maps,
+        "logs": logs,
+    }.items():
+        assert secret["secretAccessKey"] not in text, f"the secret key is in the {where}"
+
+
+def test_kubetune_run_reads_and_writes_the_s3_server(local_s3: LocalS3, tmp_path: Path) -> None:
+    """`kubetune run` on this machine: data from s3://, outputs to s3://, credentials from the
+    SDK's default chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), no Secret."""
+    bucket = local_s3.bucket()
+    local_s3.client().upload_file(str(TINY_DATA), bucket, "data/tiny-chat.jsonl")
+    doc = example_docs(TINY)[0]
+    doc["metadata"]["name"] = "local-s3"
+    spec = doc["spec"]
+    spec["dataset"]["sources"][0]["source"] = f"s3://{bucket}/data/tiny-chat.jsonl"
+    spec["output"] = {"uri": f"s3://{bucket}/runs/local-s3"}
+    spec["s3"] = local_s3.connection()
+    spec["training"].update({"maxSteps": 10, "saveSteps": 10})
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump(doc))
+    keys = local_s3.keys("admin")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": keys["accessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": keys["secretAccessKey"],
+        "OMP_NUM_THREADS": "1",
+    }
+    kubetune = shutil.which("kubetune") or str(Path(sys.executable).with_name("kubetune"))
+    proc = subprocess.run(
+        [kubetune, "run", str(job_file), "--output", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    listing = local_s3.listing(bucket, "runs/local-s3/")
+    assert "runs/local-s3/manifest.json" in listing, sorted(listing)
+    assert "runs/local-s3/adapter/adapter_model.safetensors" in listing, sorted(listing)
+    assert keys["secretAccessKey"] not in proc.stdout + proc.stderr

@@ -1,0 +1,296 @@
+"""s3:// downloads (sources, in `prepare`) and uploads (`output.uri`, after the export), through
+boto3's transfer manager (s3transfer: parallel ranged GETs, multipart PUTs, retries).
+
+Downloads land in `<cache>/s3/<location digest>/`, one replica at a time under a lease. Each
+object is fetched to a `.kubetune-part-*` file (s3transfer pins the ranged GETs of one object to
+one ETag), checked against the listing: its ETag must not have changed since, its size must
+match (and its MD5, for a single-part ETag); only then is it renamed into place and recorded
+in `.kubetune-s3.json`. So a rerun downloads only what changed, and a partial, replaced or
+corrupted object is never used.
+
+Uploads send every file but `manifest.json` first, that one last: a reader that finds the
+manifest finds every output it lists. An earlier run's manifest under the same prefix is
+deleted before the upload starts.
+
+Errors name the bucket, the key and S3's error code; credentials never appear in them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubetune_trainer.lease import holder_id, lease
+from kubetune_trainer.log import log
+from kubetune_trainer.s3_spec import Located, S3Location, ca_bundle_path
+from kubetune_trainer.sources import SourceError
+
+RECORD = ".kubetune-s3.json"
+MANIFEST = "manifest.json"
+CHUNK = 8 * 1024 * 1024
+CONCURRENCY = 8
+
+
+class ObjectStoreError(SourceError):
+    """An s3:// location that cannot be read or written; the message names it and the code."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    size: int
+    etag: str
+
+
+def client(where: Located) -> Any:
+    """A boto3 S3 client for the location's connection. Credentials from its Secret's variables
+    when the pod has them, else the SDK's default chain (AWS_*, IRSA, Pod Identity, …)."""
+    import boto3
+    from botocore.config import Config
+
+    conn = where.connection
+    keys: dict[str, str] = {}
+    env = where.env
+    if env is not None and os.environ.get(env.access_key_id):
+        keys = {
+            "aws_access_key_id": os.environ[env.access_key_id],
+            "aws_secret_access_key": os.environ.get(env.secret_access_key, ""),
+        }
+        if os.environ.get(env.session_token):
+            keys["aws_session_token"] = os.environ[env.session_token]
+    config = Config(
+        region_name=conn.region,
+        s3={"addressing_style": "path" if conn.pathStyle else "auto"},
+        retries={"max_attempts": 8, "mode": "standard"},
+        max_pool_connections=2 * CONCURRENCY,
+        connect_timeout=10,
+        read_timeout=120,
+    )
+    verify: str | None = ca_bundle_path(conn.caBundle) if conn.caBundle else None
+    return boto3.session.Session().client(
+        "s3", endpoint_url=conn.endpoint, config=config, verify=verify, **keys
+    )
+
+
+def _secrets(where: Located) -> list[str]:
+    env = where.env
+    if env is None:
+        return []
+    names = (env.access_key_id, env.secret_access_key, env.session_token)
+    return [v for v in (os.environ.get(n) for n in names) if v]
+
+
+def describe(err: BaseException, where: Located, key: str) -> ObjectStoreError:
+    """One line naming the field, the object and S3's error code, with credentials cut out."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    loc = S3Location.parse(where.uri)
+    target = f"s3://{loc.bucket}/{key}"
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error.get("Code") or str(status)
+        if code == "403":  # a HEAD has no body: S3 says only 403
+            code = "AccessDenied"
+        message = f"{where.field}: {target}: {code} (HTTP {status}): {error.get('Message', '')}"
+    elif isinstance(err, BotoCoreError):
+        message = f"{where.field}: {target}: {type(err).__name__}: {err}"
+    else:
+        message = f"{where.field}: {target}: {type(err).__name__}: {err}"
+    for secret in _secrets(where):
+        message = message.replace(secret, "***")
+    return ObjectStoreError(message.rstrip(": "))
+
+
+def list_objects(s3: Any, where: Located) -> list[Listed]:
+    """The object named by the URI, else every object under it as a prefix."""
+    loc = S3Location.parse(where.uri)
+    prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
+    found: list[Listed] = []
+    try:
+        if loc.key and not loc.key.endswith("/"):
+            try:
+                head = s3.head_object(Bucket=loc.bucket, Key=loc.key)
+                return [Listed(loc.key, head["ContentLength"], head["ETag"])]
+            except Exception as err:
+                if _code(err) not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if not obj["Key"].endswith("/"):  # folder markers
+                    found.append(Listed(obj["Key"], obj["Size"], obj["ETag"]))
+    except Exception as err:
+        raise describe(err, where, loc.key) from None
+    if not found:
+        raise ObjectStoreError(
+            f"{where.field}: s3://{loc.bucket}/{loc.key}: NoSuchKey: no object with this key "
+            "and none under it as a prefix"
+        )
+    return found
+
+
+def _code(err: BaseException) -> str:
+    response = getattr(err, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _md5_ok(path: Path, etag: str) -> bool:
+    """A single-part upload's ETag is the MD5 of its bytes (without SSE-KMS); a multipart one
+    (`…-N`) is not, and is checked by size and IfMatch only."""
+    etag = etag.strip('"')
+    if "-" in etag or len(etag) != 32:
+        return True
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == etag
+
+
+def _transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=CHUNK,
+        multipart_chunksize=CHUNK,
+        max_concurrency=CONCURRENCY,
+        use_threads=True,
+    )
+
+
+def download(where: Located, cache: Path) -> tuple[Path, str]:
+    """Fetch the location into the cache; return its local path (a file for one object, else
+    the folder) and a revision (a digest of the keys and ETags)."""
+    digest = hashlib.sha256(f"{where.connection.endpoint}|{where.uri}".encode()).hexdigest()[:16]
+    folder = cache / "s3" / digest
+    with lease(
+        cache / "locks" / f"s3-{digest}.lock",
+        on_wait=lambda: log(f"waiting: another replica is downloading {where.uri}"),
+    ):
+        s3 = client(where)
+        listed = list_objects(s3, where)
+        loc = S3Location.parse(where.uri)
+        single = len(listed) == 1 and listed[0].key == loc.key
+        base = loc.key.rsplit("/", 1)[0] + "/" if single and "/" in loc.key else ""
+        if not single:
+            base = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
+        _fetch_missing(s3, where, listed, folder, base)
+    revision = hashlib.sha256(
+        json.dumps(sorted((o.key, o.etag) for o in listed)).encode()
+    ).hexdigest()
+    path = folder / listed[0].key.removeprefix(base) if single else folder
+    return path, revision
+
+
+def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, base: str) -> None:
+    from boto3.s3.transfer import create_transfer_manager
+
+    folder.mkdir(parents=True, exist_ok=True)
+    record_file = folder / RECORD
+    record: dict[str, dict[str, Any]] = (
+        json.loads(record_file.read_text()) if record_file.exists() else {}
+    )
+    for stale in folder.rglob("*.kubetune-part-*"):
+        stale.unlink()  # a crashed download: never used, fetched again
+    todo = []
+    for obj in listed:
+        rel = obj.key.removeprefix(base)
+        target = folder / rel
+        known = record.get(rel)
+        if known == {"etag": obj.etag, "size": obj.size} and target.exists():
+            continue
+        todo.append((obj, rel, target))
+    if not todo:
+        log(f"{where.uri}: {len(listed)} objects cached by ETag, nothing to download")
+        return
+    total = sum(o.size for o, _, _ in todo)
+    log(f"{where.uri}: downloading {len(todo)} of {len(listed)} objects ({total} bytes)")
+    bucket = S3Location.parse(where.uri).bucket
+    part = f".kubetune-part-{holder_id()}"
+    with create_transfer_manager(s3, _transfer_config()) as manager:
+        futures = []
+        for obj, _, target in todo:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            futures.append(manager.download(bucket, obj.key, str(target) + part))
+        errors = []
+        for (obj, _, _), future in zip(todo, futures, strict=True):
+            try:
+                future.result()
+            except Exception as err:
+                errors.append(describe(err, where, obj.key))
+    if errors:
+        raise errors[0]
+    for obj, rel, target in todo:
+        tmp = Path(str(target) + part)
+        size = tmp.stat().st_size
+        try:
+            now = s3.head_object(Bucket=bucket, Key=obj.key)["ETag"]
+        except Exception as err:
+            raise describe(err, where, obj.key) from None
+        if now != obj.etag:  # replaced since the listing: which version did we get?
+            tmp.unlink()
+            raise ObjectStoreError(
+                f"{where.field}: s3://{bucket}/{obj.key}: PreconditionFailed: the object changed "
+                f"during the download (ETag {now}, listed {obj.etag}); not used, run it again"
+            )
+        if size != obj.size or not _md5_ok(tmp, obj.etag):
+            tmp.unlink()
+            raise ObjectStoreError(
+                f"{where.field}: s3://{bucket}/{obj.key}: BadDigest: got {size} bytes "
+                f"that do not match the listed size {obj.size} and ETag {obj.etag}; not used"
+            )
+        os.replace(tmp, target)
+        record[rel] = {"etag": obj.etag, "size": obj.size}
+        tmp_record = record_file.with_name(RECORD + part)
+        tmp_record.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(tmp_record, record_file)
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and ".tmp-" not in path.name:
+            yield path
+
+
+def upload(folder: Path, where: Located) -> list[str]:
+    """Upload every file under `folder` to the location as a prefix, `manifest.json` last;
+    return the keys written."""
+    from boto3.s3.transfer import create_transfer_manager
+
+    loc = S3Location.parse(where.uri)
+    prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
+    s3 = client(where)
+    files = [p for p in _files(folder) if p.relative_to(folder).as_posix() != MANIFEST]
+    manifest = folder / MANIFEST
+    try:
+        s3.delete_object(Bucket=loc.bucket, Key=prefix + MANIFEST)  # incomplete until the end
+    except Exception as err:
+        raise describe(err, where, prefix + MANIFEST) from None
+    total = sum(p.stat().st_size for p in files)
+    log(f"uploading {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
+    keys = []
+    with create_transfer_manager(s3, _transfer_config()) as manager:
+        futures = []
+        for path in files:
+            key = prefix + path.relative_to(folder).as_posix()
+            keys.append(key)
+            futures.append(manager.upload(str(path), loc.bucket, key))
+        for key, future in zip(keys, futures, strict=True):
+            try:
+                future.result()
+            except Exception as err:
+                raise describe(err, where, key) from None
+    if manifest.exists():
+        try:
+            s3.upload_file(str(manifest), loc.bucket, prefix + MANIFEST)
+        except Exception as err:
+            raise describe(err, where, prefix + MANIFEST) from None
+        keys.append(prefix + MANIFEST)
+    log(f"uploaded the outputs to s3://{loc.bucket}/{prefix} ({MANIFEST} last)")
+    return keys
