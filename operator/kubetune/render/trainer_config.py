@@ -45,6 +45,7 @@ def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
         tracking=spec.tracking,
         evaluation=spec.evaluation,
         entrypoint=spec.entrypoint,
+        rewards=spec.rewards or None,
         topology=Topology(
             nodes=spec.distributed.nodes,
             procsPerNode=spec.procs_per_node,
