@@ -103,6 +103,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("grpo-completion-too-long", make_job(**{**GRPO, "spec.training.maxLength": 256}), "spec.training.grpo.maxCompletionLength", "below training.maxLength"),
     ("grpo-loss-unknown", make_job(**{**GRPO, "spec.training.grpo": {"numGenerations": 4, "lossType": "ppo"}}), "spec.training.grpo.lossType", "dr_grpo"),
     ("grpo-temperature-zero", make_job(**{**GRPO, "spec.training.grpo": {"numGenerations": 4, "temperature": 0}}), "spec.training.grpo.temperature", "greater than 0"),
+    ("grpo-lora-lm-head", make_job(**{**GRPO, "spec.method.lora": {"targetModules": ["q_proj", "lm_head"]}}), "spec.method.lora.targetModules", "lm_head"),
     ("grpo-eval-steps", make_job(**{**GRPO, "spec.dataset.evalFraction": 0.1, "spec.training.evalSteps": 5}), "spec.training.evalSteps", "grpo"),
     ("grpo-custom-entrypoint", make_job(**{**GRPO, "spec.entrypoint": {"module": "my.train"}}), "spec.entrypoint", "dpo and grpo"),
     ("dpo-reference-unknown", make_job(**{**DPO, "spec.training.dpo": {"reference": "copy"}}), "spec.training.dpo.reference", "precomputed"),

@@ -218,7 +218,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     device_map = (
         {"": local_rank} if config.topology.gpus and config.method.type == "qlora" else None
     )
-    dpo = config.training.objective == "dpo"
+    objective = config.training.objective
     model = load_model(
         str(prepared.model),
         config.model,
@@ -226,17 +226,24 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
         config.training,
         gpus=config.topology.gpus,
         device_map=device_map,
-        wrap_lora=not dpo,  # TRL wraps it, so the reference is the base with the adapter off
+        # TRL wraps it, so the reference is the base with the adapter off
+        wrap_lora=objective == "sft",
     )
     stop = GracefulStop()
     checkpointing = CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit)
     callbacks = [checkpointing, stop, *PauseAtStep.from_env(job)]
     counter: Any
-    if dpo:
+    if objective == "dpo":
         from kubetune_trainer.dpo import dpo_trainer
 
         peft = lora_config(config.method)
         trainer, counter = dpo_trainer(config, model, peft, prepared, tokenizer)
+        model = trainer.model
+    elif objective == "grpo":
+        from kubetune_trainer.grpo import grpo_trainer
+
+        peft = lora_config(config.method)
+        trainer, counter = grpo_trainer(config, model, peft, prepared, tokenizer)
         model = trainer.model
     else:
         counter = PackedCollator(tokenizer.pad_token_id)

@@ -216,6 +216,18 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "method.lora.targetModules",
+        "self.training.objective != 'grpo' || !has(self.method.lora) "
+        "|| !('lm_head' in self.method.lora.targetModules)",
+        "objective grpo cannot adapt lm_head (TRL computes the log-probabilities from its "
+        "weight directly, so an adapter there would never train): remove lm_head",
+        lambda s: (
+            s.training.objective != "grpo"
+            or s.method.lora is None
+            or "lm_head" not in s.method.lora.targetModules
+        ),
+    ),
+    Rule(
         "training.evalSteps",
         "self.training.objective != 'grpo' || !has(self.training.evalSteps)",
         "objective grpo measures no held-out loss while training (the held-out tool-call "
