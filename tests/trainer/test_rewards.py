@@ -194,3 +194,29 @@ def test_grader_names_label_the_metrics() -> None:
         "length-1",
         "length-2",
     ]
+
+
+def test_preview_shows_the_rendered_prompt_and_its_reference(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from kubetune_trainer.preview import preview
+    from tests.support.jobs import config_for
+
+    config = config_for(
+        tiny_model_dir,
+        tmp_path / "ws",
+        **{
+            "spec.dataset.sources": [{"source": str(FIXTURES / "xlam.jsonl"), "format": "xlam"}],
+            "spec.training.objective": "grpo",
+            "spec.training.grpo": {"numGenerations": 2, "maxCompletionLength": 16},
+            "spec.training.maxLength": 512,
+            "spec.rewards": [{"toolCall": {}}],
+        },
+    )
+    console = Console(record=True, width=200)
+    assert preview(config, 1, console) == 1
+    text = console.export_text()
+    assert XLAM["query"] in text and text.count("<|im_start|>assistant") == 1
+    assert '"reference_tool_calls": [{"name": "live_giveaways_by_type"' in text
