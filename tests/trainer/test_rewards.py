@@ -220,3 +220,16 @@ def test_preview_shows_the_rendered_prompt_and_its_reference(
     text = console.export_text()
     assert XLAM["query"] in text and text.count("<|im_start|>assistant") == 1
     assert '"reference_tool_calls": [{"name": "live_giveaways_by_type"' in text
+
+
+def test_a_failed_grader_is_the_jobs_failure_message() -> None:
+    from kubetune_trainer.train import reward_failure
+
+    try:
+        try:
+            grade({"python": {"module": "json", "function": "dumps"}}, ["x"], {})
+        except RewardError as err:
+            raise RuntimeError("the trainer's step failed") from err
+    except RuntimeError as wrapped:
+        assert (reward_failure(wrapped) or "").startswith("rewards python: the grader raised")
+    assert reward_failure(ValueError("something else")) is None

@@ -39,6 +39,7 @@ from kubetune_trainer.log import fail, log
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: retryable under the PyTorchJob's ExitCode policy
 EXIT_VOLUME_FULL = 28  # ENOSPC; 1-127: a retry cannot help, the job fails at once
+EXIT_REWARD = 6  # a grader of spec.rewards failed: the same data fails it again, no retry
 
 
 def configure_tracking(config: TrainerConfig) -> None:
@@ -363,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = run(config)
     except Exception as err:
+        if (reward := reward_failure(err)) is not None:
+            fail(f"train: {reward}")  # the termination message: the FineTuneJob's status
+            return EXIT_REWARD
         if not volume_full(err, Path(config.paths.job)):
             raise
         fail(volume_full_message(config, err))
@@ -371,6 +375,19 @@ def main(argv: list[str] | None = None) -> int:
 
     shutdown()
     return code
+
+
+def reward_failure(err: BaseException) -> str | None:
+    """The message of a failed grader (`rewards.RewardError`, which names it) anywhere in the
+    exception's chain; None for any other error."""
+    from kubetune_trainer.rewards import RewardError
+
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, RewardError):
+            return str(seen)[:1000]
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 FULL_MARKERS = ("No space left on device", "StorageFull", "Disk quota exceeded")
