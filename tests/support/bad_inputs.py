@@ -10,6 +10,14 @@ from tests.support.factories import DELETE, make_job
 
 LONG = "a" * 64
 DPO = {"spec.training.objective": "dpo", "spec.dataset.sources[0].format": "preference"}
+# a valid GRPO job: xlam rows, a tool-call reward, 2 prompts × 4 completions a step
+GRPO = {
+    "spec.training.objective": "grpo",
+    "spec.training.microBatchSize": 8,
+    "spec.training.grpo": {"numGenerations": 4},
+    "spec.dataset.sources[0].format": "xlam",
+    "spec.rewards": [{"toolCall": {}}],
+}
 
 # (id, document, expected path of the first problem, a word the message must contain)
 # fmt: off
@@ -68,12 +76,36 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("pairs-without-dpo", make_job(**{"spec.dataset.sources[0].format": "hh-rlhf"}), "spec.dataset.sources", "objective: dpo"),
     ("dpo-settings-for-sft", make_job(**{"spec.training.dpo": {"beta": 0.2}}), "spec.training.dpo", "objective: dpo"),
     ("dpo-exo-no-smoothing", make_job(**{**DPO, "spec.training.dpo": {"lossType": "exo_pair"}}), "spec.training.dpo.labelSmoothing", "exo_pair"),
-    ("dpo-custom-entrypoint", make_job(**{**DPO, "spec.entrypoint": {"module": "my.train"}}), "spec.entrypoint", "objective dpo"),
+    ("dpo-custom-entrypoint", make_job(**{**DPO, "spec.entrypoint": {"module": "my.train"}}), "spec.entrypoint", "dpo and grpo"),
     ("dpo-loss-unknown", make_job(**{**DPO, "spec.training.dpo": {"lossType": "orpo"}}), "spec.training.dpo.lossType", "sigmoid"),
     ("dpo-beta-zero", make_job(**{**DPO, "spec.training.dpo": {"beta": 0}}), "spec.training.dpo.beta", "greater than 0"),
     ("dpo-smoothing-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.5}}), "spec.training.dpo.labelSmoothing", "below 0.5"),
     ("dpo-smoothing-over-half", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0.6}}), "spec.training.dpo.labelSmoothing", "less than or equal to 0.5"),
     ("dpo-smoothing-whole-zero", make_job(**{**DPO, "spec.training.dpo": {"labelSmoothing": 0, "lossType": "exo_pair"}}), "spec.training.dpo.labelSmoothing", "exo_pair"),
+    ("grpo-without-rewards", make_job(**{**GRPO, "spec.rewards": []}), "spec.rewards", "at least one"),
+    ("grpo-text-data", make_job(**{**GRPO, "spec.dataset.sources[0].format": "text"}), "spec.training.objective", "prompts"),
+    ("grpo-preference-data", make_job(**{**GRPO, "spec.dataset.sources[0].format": "preference"}), "spec.training.objective", "prompts"),
+    ("prompts-without-grpo", make_job(**{"spec.dataset.sources[0].format": "prompts"}), "spec.dataset.sources", "objective: grpo"),
+    ("rewards-without-grpo", make_job(**{"spec.rewards": [{"toolCall": {}}]}), "spec.rewards", "objective: grpo"),
+    ("grpo-settings-for-sft", make_job(**{"spec.training.grpo": {"beta": 0.1}}), "spec.training.grpo", "objective: grpo"),
+    ("grpo-reward-no-grader", make_job(**{**GRPO, "spec.rewards": [{"weight": 2}]}), "spec.rewards", "exactly one grader"),
+    ("grpo-reward-two-graders", make_job(**{**GRPO, "spec.rewards": [{"toolCall": {}, "length": {"targetTokens": 8}}]}), "spec.rewards", "exactly one grader"),
+    ("grpo-reward-names-twice", make_job(**{**GRPO, "spec.rewards": [{"name": "a", "toolCall": {}}, {"name": "a", "length": {"targetTokens": 8}}]}), "spec.rewards", "once"),
+    ("grpo-string-check-both", make_job(**{**GRPO, "spec.rewards": [{"stringCheck": {"expected": "x", "referenceField": "answer"}}]}), "spec.rewards", "exactly one of expected"),
+    ("grpo-string-check-neither", make_job(**{**GRPO, "spec.rewards": [{"stringCheck": {"operation": "contains"}}]}), "spec.rewards", "exactly one of expected"),
+    ("grpo-string-check-operation", make_job(**{**GRPO, "spec.rewards": [{"stringCheck": {"operation": "startswith", "expected": "x"}}]}), "spec.rewards[0].stringCheck.operation", "regex"),
+    ("grpo-json-path", make_job(**{**GRPO, "spec.rewards": [{"stringCheck": {"expected": "x", "jsonPath": "answer"}}]}), "spec.rewards[0].stringCheck.jsonPath", "pattern"),
+    ("grpo-python-module", make_job(**{**GRPO, "spec.rewards": [{"python": {"module": "my-rewards"}}]}), "spec.rewards[0].python.module", "pattern"),
+    ("grpo-reward-name", make_job(**{**GRPO, "spec.rewards": [{"name": "Tool Call", "toolCall": {}}]}), "spec.rewards[0].name", "pattern"),
+    ("grpo-one-generation", make_job(**{**GRPO, "spec.training.grpo": {"numGenerations": 1}}), "spec.training.grpo.numGenerations", "greater than or equal to 2"),
+    ("grpo-batch-not-groups", make_job(**{**GRPO, "spec.training.microBatchSize": 6}), "spec.training.grpo.numGenerations", "multiple of numGenerations"),
+    ("grpo-default-generations-batch", make_job(**{**GRPO, "spec.training.microBatchSize": 4, "spec.training.grpo": {"beta": 0.01}}), "spec.training.grpo.numGenerations", "multiple of numGenerations"),
+    ("grpo-completion-too-long", make_job(**{**GRPO, "spec.training.maxLength": 256}), "spec.training.grpo.maxCompletionLength", "below training.maxLength"),
+    ("grpo-loss-unknown", make_job(**{**GRPO, "spec.training.grpo": {"numGenerations": 4, "lossType": "ppo"}}), "spec.training.grpo.lossType", "dr_grpo"),
+    ("grpo-temperature-zero", make_job(**{**GRPO, "spec.training.grpo": {"numGenerations": 4, "temperature": 0}}), "spec.training.grpo.temperature", "greater than 0"),
+    ("grpo-lora-lm-head", make_job(**{**GRPO, "spec.method.lora": {"targetModules": ["q_proj", "lm_head"]}}), "spec.method.lora.targetModules", "lm_head"),
+    ("grpo-eval-steps", make_job(**{**GRPO, "spec.dataset.evalFraction": 0.1, "spec.training.evalSteps": 5}), "spec.training.evalSteps", "grpo"),
+    ("grpo-custom-entrypoint", make_job(**{**GRPO, "spec.entrypoint": {"module": "my.train"}}), "spec.entrypoint", "dpo and grpo"),
     ("dpo-reference-unknown", make_job(**{**DPO, "spec.training.dpo": {"reference": "copy"}}), "spec.training.dpo.reference", "precomputed"),
     # distributed
     ("nodes-zero", make_job(nodes=0), "spec.distributed.nodes", "greater than or equal to 1"),

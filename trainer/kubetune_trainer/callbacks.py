@@ -136,6 +136,34 @@ def rewards(logs: dict[str, Any], prefix: str = "") -> dict[str, float] | None:
     return found or None
 
 
+# TRL's GRPO metrics → the status's progress.reinforcement (graders: `rewards/<name>/mean|std`)
+REINFORCEMENT = {
+    "reward": "reward",
+    "rewardStd": "reward_std",
+    "kl": "kl",
+    "completionLength": "completions/mean_length",
+    "clippedRatio": "completions/clipped_ratio",
+}
+
+
+def reinforcement(logs: dict[str, Any]) -> dict[str, Any] | None:
+    """The GRPO metrics of a log entry; None for SFT and DPO (no `reward`)."""
+    if logs.get("reward") is None:
+        return None
+    found: dict[str, Any] = {
+        k: round(float(logs[v]), 5) for k, v in REINFORCEMENT.items() if logs.get(v) is not None
+    }
+    graders: dict[str, dict[str, float]] = {}
+    for key, value in logs.items():
+        parts = key.split("/")
+        grader = len(parts) == 3 and parts[0] == "rewards" and parts[2] in ("mean", "std")
+        if grader and value is not None:
+            graders.setdefault(parts[1], {})[parts[2]] = round(float(value), 5)
+    if graders:
+        found["graders"] = graders
+    return found
+
+
 class Progress(TrainerCallback):  # type: ignore[misc]
     """Loss (and DPO rewards), learning rate, real tokens/s, ETA and an MFU estimate, every
     logging step; the latest eval loss and mean token accuracy (`evaluation`), the kept
@@ -219,6 +247,8 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         }
         if preference := rewards(logs):
             progress["rewards"] = preference
+        if grpo := reinforcement(logs):
+            progress["reinforcement"] = grpo
         self.sink.report(progress)
         self.last = progress
         rate = f"{self.rate:,.0f}" if self.rate else "-"
@@ -226,6 +256,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         log(
             f"step {step}/{total} loss {progress['loss']:.4f} "
             + (f"reward accuracy {accuracy:.3f} " if accuracy is not None else "")
+            + (f"reward {grpo['reward']:.3f} " if grpo else "")
             + f"lr {logs.get('learning_rate', 0):.2e} "
             f"tokens/s {rate} eta {eta if eta is not None else '-'}s"
         )

@@ -8,7 +8,7 @@ a `TrainerConfig` into a ConfigMap; the trainer reads it back with `TrainerConfi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, StringConstraints, model_validator
@@ -27,9 +27,12 @@ DatasetFormat = Literal[
     "preference",
     "hh-rlhf",
     "sharegpt-preference",
+    "prompts",
 ]
 PREFERENCE_FORMATS = ("preference", "hh-rlhf", "sharegpt-preference")
-Objective = Literal["sft", "dpo"]
+# What `objective: grpo` can read: prompts, or conversations cut before their last assistant turn
+PROMPT_FORMATS = ("prompts", "messages", "sharegpt", "alpaca", "xlam", "glaive")
+Objective = Literal["sft", "dpo", "grpo"]
 # TRL's DPOConfig.loss_type values (trl/trainer/dpo_config.py), one per job; TRL's `sft` is
 # left out: alone it is plain SFT on the chosen side (objective sft does that)
 DpoLoss = Literal[
@@ -48,6 +51,9 @@ DpoLoss = Literal[
     "discopop",
     "sigmoid_norm",
 ]
+# TRL's GRPOConfig.loss_type values (trl/trainer/grpo_config.py, TRL 1.16); `luspo` is left out
+# (it needs sequence-level importance sampling, which kubetune does not expose)
+GrpoLoss = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "vespo"]
 BuiltinTemplate = Literal[
     "llama-3", "llama-3.1", "chatml", "gemma", "gemma-2", "gemma-3", "qwen", "qwen2.5", "qwen3"
 ]
@@ -147,7 +153,10 @@ class DatasetSource(Model):
     text or conversations, the prompt explicit or the shared start of both; also the
     UltraFeedback-binarized layout), `hh-rlhf` (Anthropic HH `chosen`/`rejected` full texts of
     `Human:`/`Assistant:` turns) or `sharegpt-preference` (LLaMA-Factory: `conversations` plus
-    one `chosen` and one `rejected` turn)."""
+    one `chosen` and one `rejected` turn). Prompts (for `training.objective: grpo`): `prompts`
+    (`prompt` messages up to the generation point, optional `tools`, every other column a
+    reference field for the rewards), or any conversation format, cut before its last assistant
+    turn, which becomes the reference (`reference_tool_calls`, `reference_text`)."""
     fields: dict[str, Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=dict)
     """Column renames from the format's names to this dataset's: `{messages: conversations}`."""
     sampleLimit: int | None = Field(default=None, ge=1)
@@ -256,16 +265,46 @@ class DpoSpec(Model):
     second copy of the model in memory the whole run."""
 
 
+class GrpoSpec(Model):
+    """Group relative policy optimisation settings (TRL's GRPOTrainer, transformers generation).
+
+    Each prompt is completed `numGenerations` times; each completion's reward is the weighted
+    sum of `spec.rewards`, and the policy moves towards the completions that beat their group's
+    mean. The prompts per optimizer step are micro × accumulation × world size ÷ numGenerations:
+    that product must be a multiple of numGenerations."""
+
+    numGenerations: int = Field(default=8, ge=2, le=256)
+    """Completions sampled per prompt (the group the advantages are relative to)."""
+    maxCompletionLength: int = Field(default=256, ge=1, le=131072)
+    """Tokens generated per completion at most; must stay below `training.maxLength`, which
+    bounds prompt + completion (longer prompts are skipped and counted by `prepare`)."""
+    temperature: float = Field(default=1.0, gt=0, le=10)
+    """Sampling temperature: higher explores more."""
+    beta: float = Field(default=0.0, ge=0, le=100)
+    """KL coefficient against the starting model. 0 (TRL's default) loads no reference model;
+    above 0, LoRA/QLoRA use the base with the adapter disabled, full fine-tuning a frozen copy."""
+    lossType: GrpoLoss = "dapo"
+    """The loss as TRL names it: `dapo` (TRL's default: tokens normalised over the accumulated
+    batch), `grpo` (per-sequence normalisation, length-biased), `dr_grpo`, `bnpo`, `cispo`,
+    `sapo`, `vespo`."""
+    scaleRewards: Literal["group", "batch", "none"] = "group"
+    """Divide advantages by the reward standard deviation of the group, of the batch, or not at
+    all (Dr. GRPO)."""
+
+
 class TrainingSpec(Model):
     """Optimisation settings."""
 
     objective: Objective = "sft"
-    """What the model learns from the data: `sft` (the demonstrations' tokens) or `dpo`
+    """What the model learns from the data: `sft` (the demonstrations' tokens), `dpo`
     (preference pairs: to prefer each `chosen` completion over its `rejected` one, relative to
-    the starting model; needs preference-format datasets). The method (full, LoRA, QLoRA) is
-    what is trained, either way."""
+    the starting model; needs preference-format datasets) or `grpo` (reinforcement learning from
+    `spec.rewards` on its own sampled completions; needs a prompts-capable format). The method
+    (full, LoRA, QLoRA) is what is trained, either way."""
     dpo: DpoSpec | None = None
     """DPO settings, for `objective: dpo` (defaults apply when omitted)."""
+    grpo: GrpoSpec | None = None
+    """GRPO settings, for `objective: grpo` (defaults apply when omitted)."""
 
     epochs: float | None = Field(default=None, gt=0, le=1000)
     """Passes over the data. Defaults to 1 when `maxSteps` is unset."""
@@ -292,7 +331,7 @@ class TrainingSpec(Model):
     """Tokens per sequence. Longer samples are truncated and counted in the preparation report."""
     packing: bool = True
     """Pack several samples into each row (no attention or loss across samples). Ignored by
-    `objective: dpo`, which pads each chosen/rejected pair per batch."""
+    `objective: dpo`, which pads each chosen/rejected pair per batch, and `grpo`."""
     gradientCheckpointing: bool = True
     """Recompute activations in the backward pass: less memory, about 30% more compute."""
     optimizer: Optimizer = "adamw_torch"
@@ -408,6 +447,97 @@ class EntrypointSpec(Model):
     """Arguments appended after the module or command."""
 
 
+class ToolCallReward(Model):
+    """The tool-call scorer's verdict on the completion against the row's `reference_tool_calls`.
+
+    With reference calls: 0 when nothing (or nothing readable) is called, else 1/3 for
+    well-formed calls, +1/3 when the tool names match, +1/3 when the arguments match too
+    (parallel calls in any order). Without: 1 for refraining, 0 for calling."""
+
+    syntax: Literal["auto", "hermes", "llama3-json"] = "auto"
+    """How calls are written: `auto` reads it from the chat template (`<tool_call>` blocks, or
+    Llama 3.1's JSON)."""
+
+
+class StringCheckReward(Model):
+    """1 when the completion (or a value inside it) passes the check, else 0."""
+
+    operation: Literal["equals", "contains", "regex"] = "equals"
+    """`equals` (after trimming surrounding whitespace), `contains`, or `regex` (Python `re`
+    search, the expected string being the pattern)."""
+    expected: str | None = Field(default=None, max_length=4096)
+    """The string (or pattern) to check against. Set this or `referenceField`."""
+    referenceField: str | None = Field(default=None, min_length=1, max_length=256)
+    """Take the expected string from this reference field of each row (e.g. `reference_text`,
+    or a `prompts` row's own column)."""
+    jsonPath: str | None = Field(
+        default=None, pattern=r"^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*$"
+    )
+    """Check a value inside the completion read as JSON, e.g. `$.answer` or `$.items[0].id`
+    (a completion that is not JSON, or lacks the path, scores 0)."""
+
+
+class JsonSchemaReward(Model):
+    """1 when the completion parses as JSON and validates against the schema, else 0."""
+
+    jsonSchema: dict[str, Any] = Field(default_factory=dict)
+    """A JSON Schema (draft 2020-12); `{}` accepts any JSON."""
+
+
+class LengthReward(Model):
+    """A penalty for long completions: 0 up to `targetTokens`, falling linearly to −1 at
+    `training.grpo.maxCompletionLength`."""
+
+    targetTokens: int = Field(ge=0, le=131072)
+    """Completion tokens that cost nothing."""
+
+
+class PythonReward(Model):
+    """Your own reward function, importable in the trainer (from the image, or from a folder on
+    the workspace volume put on `PYTHONPATH` through `spec.env`, as for a custom entrypoint).
+
+    It is called as `function(completions=[str], references=[dict], prompts=[str])` and returns
+    one float per completion."""
+
+    module: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=256)
+    """Python module holding the function."""
+    function: str = Field(default="reward", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)
+    """Name of the function in the module."""
+
+
+class RewardSpec(Model):
+    """One reward (a grader): exactly one of `toolCall`, `stringCheck`, `jsonSchema`, `length`,
+    `python`, and its weight."""
+
+    name: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", max_length=63
+    )
+    """Name in the metrics (`rewards/<name>/mean`); defaults to the grader's kind."""
+    weight: float = Field(default=1.0, ge=-100, le=100)
+    """Weight in the sum that is the completion's reward (TRL's `reward_weights`)."""
+    toolCall: ToolCallReward | None = None
+    """Tool calls against the row's reference calls (the evaluation's scorer)."""
+    stringCheck: StringCheckReward | None = None
+    """A string comparison."""
+    jsonSchema: JsonSchemaReward | None = None
+    """The completion is JSON that validates."""
+    length: LengthReward | None = None
+    """A length penalty."""
+    python: PythonReward | None = None
+    """Your own function."""
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in REWARD_KINDS if getattr(self, k) is not None)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+REWARD_KINDS = ("toolCall", "stringCheck", "jsonSchema", "length", "python")
+
+
 class Topology(Model):
     """How many processes the trainer runs as (resolved by the operator or `kubetune run`)."""
 
@@ -475,6 +605,8 @@ class TrainerConfig(Model):
     """Custom training code, if any."""
     s3: S3Connection | None = None
     """The job's S3 connection (sources and outputs without their own)."""
+    rewards: list[RewardSpec] | None = None
+    """The rewards of `objective: grpo`."""
     topology: Topology
     """Process layout."""
     paths: Paths

@@ -18,12 +18,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.config import PREFERENCE_FORMATS, TrainerConfig
+from kubetune_trainer.config import PREFERENCE_FORMATS, GrpoSpec, TrainerConfig
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.jinja_check import template_error
 from kubetune_trainer.data.packing import pack, unpacked
 from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
 from kubetune_trainer.data.preference import convert_pair
+from kubetune_trainer.data.prompts import EncodedPrompt, PromptEncoder, convert_prompt
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
 from kubetune_trainer.data.tokenize import Encoded, Encoder, Refused
 from kubetune_trainer.data.workers import cores, encode_batches
@@ -93,6 +94,9 @@ def fingerprint(
     }
     if config.training.objective != "sft":  # pairs, not packed rows (SFT fingerprints unchanged)
         inputs["objective"] = config.training.objective
+    if config.training.objective == "grpo":  # it decides which prompts are too long
+        grpo = config.training.grpo or GrpoSpec()
+        inputs["maxCompletionLength"] = grpo.maxCompletionLength
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -131,11 +135,11 @@ def convert_source(
     index: int,
     source: Any,
     fetched: Fetched,
-    encoder: Encoder | PairEncoder,
+    encoder: Encoder | PairEncoder | PromptEncoder,
     seed: int,
     progress_file: Path,
     where: str,
-) -> tuple[list[tuple[Any, Encoded | EncodedPair]], dict[str, Any]]:
+) -> tuple[list[tuple[Any, Any]], dict[str, Any]]:
     """One dataset source → its samples (each with its conversation, or its pair) and its
     report entry.
 
@@ -152,13 +156,17 @@ def convert_source(
     records = records.select(rows)
     skipped = Skipped()
     conversations = []
-    to_sample = convert_pair if source.format in PREFERENCE_FORMATS else convert
+    to_sample: Any = convert
+    if isinstance(encoder, PromptEncoder):
+        to_sample = convert_prompt
+    elif source.format in PREFERENCE_FORMATS:
+        to_sample = convert_pair
     for row, record in zip(rows.tolist(), records, strict=True):
         try:
             conversations.append((row, to_sample(record, source.format, source.fields)))
         except FormatError as err:
             skipped.add(row, str(err))
-    samples: list[tuple[Any, Encoded | EncodedPair]] = []
+    samples: list[tuple[Any, Any]] = []
     chunks = [conversations[start : start + BATCH] for start in range(0, len(conversations), BATCH)]
     # one process per core when there is more than a batch (rendering and masking are Python)
     workers = min(cores(), len(chunks))
@@ -195,12 +203,23 @@ def convert_source(
 
 
 def write_split(
-    name: str, part: list[Encoded] | list[EncodedPair], config: TrainerConfig, target: Path
+    name: str,
+    part: list[Encoded] | list[EncodedPair] | list[EncodedPrompt],
+    config: TrainerConfig,
+    target: Path,
 ) -> Any:
     """Pack (or pad) one split, save it under target/name, and return its report entry."""
     import datasets
 
     training = config.training
+    if training.objective == "grpo":  # rendered prompts: TRL's GRPOTrainer generates from them
+        prompts = [asdict(p) for p in part]
+        datasets.Dataset.from_list(prompts).save_to_disk(str(target / name))
+        return {
+            "samples": len(prompts),
+            "rows": len(prompts),
+            "tokens": sum(p["prompt_length"] for p in prompts),
+        }
     if training.objective == "dpo":  # pairs: TRL's collator pads them per batch
         pairs = [asdict(p) for p in part]
         datasets.Dataset.from_list(pairs).save_to_disk(str(target / name))
@@ -244,15 +263,18 @@ def build(
     for tool-call scoring (`write_conversations`)."""
     assert config.dataset is not None
     spec, training = config.dataset, config.training
-    encoder: Encoder | PairEncoder = (
-        PairEncoder(tokenizer, training.maxLength)
-        if training.objective == "dpo"
-        else Encoder(tokenizer, spec.trainOnRoles, training.maxLength)
-    )
+    encoder: Encoder | PairEncoder | PromptEncoder
+    if training.objective == "dpo":
+        encoder = PairEncoder(tokenizer, training.maxLength)
+    elif training.objective == "grpo":
+        grpo = training.grpo or GrpoSpec()
+        encoder = PromptEncoder(tokenizer, training.maxLength, grpo.maxCompletionLength)
+    else:
+        encoder = Encoder(tokenizer, spec.trainOnRoles, training.maxLength)
     progress_file = target.with_name(f"{target.name}.progress")
     started = time.monotonic()
-    samples: list[tuple[Any, Encoded | EncodedPair]] = []
-    held_out: list[tuple[Any, Encoded | EncodedPair]] = []
+    samples: list[tuple[Any, Any]] = []
+    held_out: list[tuple[Any, Any]] = []
     sources_report = []
     for index, (source, data) in enumerate(zip(spec.all_sources, fetched, strict=True)):
         validation = index == len(spec.sources)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune_trainer.config import PREFERENCE_FORMATS, TrainerConfig
+from kubetune_trainer.config import PREFERENCE_FORMATS, GrpoSpec, TrainerConfig
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
 from kubetune_trainer.data.preference import convert_pair
+from kubetune_trainer.data.prompts import EncodedPrompt, PromptEncoder, convert_prompt
 from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
 
 TRAINED = "bold black on green"
@@ -52,6 +53,9 @@ def preview(config: TrainerConfig, samples: int, console: Any, tokenizer: Any = 
     tokenizer = tokenizer or load_tokenizer(fetch_model(config).path, config)
     encoder = Encoder(tokenizer, config.dataset.trainOnRoles, config.training.maxLength)
     pair_encoder = PairEncoder(tokenizer, config.training.maxLength)
+    grpo = config.training.grpo or GrpoSpec()
+    prompt_encoder = PromptEncoder(tokenizer, config.training.maxLength, grpo.maxCompletionLength)
+    prompts = config.training.objective == "grpo"
     shown = 0
     for index, source in enumerate(config.dataset.sources):
         records = load_records(fetch_dataset(config, index), source.split)
@@ -62,13 +66,19 @@ def preview(config: TrainerConfig, samples: int, console: Any, tokenizer: Any = 
             where = f"dataset.sources[{index}] row {row}"
             pairs = source.format in PREFERENCE_FORMATS
             try:
-                to_sample = convert_pair if pairs else convert
+                to_sample = convert_prompt if prompts else convert_pair if pairs else convert
                 conversation = to_sample(records[row], source.format, source.fields)
             except FormatError as err:
                 console.print(f"[yellow]{where}: skipped: {err}[/yellow]", highlight=False)
                 continue
-            (result,) = (pair_encoder if pairs else encoder).encode_batch([conversation])
-            if isinstance(result, EncodedPair):
+            chosen: Any = prompt_encoder if prompts else pair_encoder if pairs else encoder
+            (result,) = chosen.encode_batch([conversation])
+            if isinstance(result, EncodedPrompt):  # GRPO: what is completed, and the reference
+                console.rule(f"{where}: prompt of {result.prompt_length} tokens")
+                console.print(result.prompt, highlight=False, markup=False)
+                console.print(f"reference: {result.reference}", highlight=False, markup=False)
+                shown += 1
+            elif isinstance(result, EncodedPair):
                 for side in ("chosen", "rejected"):
                     ids = getattr(result, f"{side}_ids")
                     both = Encoded(result.prompt_ids + ids, [IGNORE] * len(result.prompt_ids) + ids)

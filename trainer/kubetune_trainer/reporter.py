@@ -31,6 +31,7 @@ PROGRESS_FIELDS = (
     "etaSeconds",
     "percent",
     "rewards",
+    "reinforcement",
     "updatedAt",
 )
 

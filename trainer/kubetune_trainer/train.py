@@ -43,6 +43,7 @@ EXIT_VOLUME_FULL = 28  # ENOSPC; 1-127: a retry cannot help, the job fails at on
 # output.uri refused the upload after boto3's own retries (AccessDenied, NoSuchBucket, …); the
 # outputs stay on the volume. 1-127: not retried, the status names the bucket, key and code
 EXIT_UPLOAD = 6
+EXIT_REWARD = 7  # a grader of spec.rewards failed: the same data fails it again, no retry
 
 
 def configure_tracking(config: TrainerConfig) -> None:
@@ -222,7 +223,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     device_map = (
         {"": local_rank} if config.topology.gpus and config.method.type == "qlora" else None
     )
-    dpo = config.training.objective == "dpo"
+    objective = config.training.objective
     model = load_model(
         str(prepared.model),
         config.model,
@@ -230,17 +231,24 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
         config.training,
         gpus=config.topology.gpus,
         device_map=device_map,
-        wrap_lora=not dpo,  # TRL wraps it, so the reference is the base with the adapter off
+        # TRL wraps it, so the reference is the base with the adapter off
+        wrap_lora=objective == "sft",
     )
     stop = GracefulStop()
     checkpointing = CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit)
     callbacks = [checkpointing, stop, *PauseAtStep.from_env(job)]
     counter: Any
-    if dpo:
+    if objective == "dpo":
         from kubetune_trainer.dpo import dpo_trainer
 
         peft = lora_config(config.method)
         trainer, counter = dpo_trainer(config, model, peft, prepared, tokenizer)
+        model = trainer.model
+    elif objective == "grpo":
+        from kubetune_trainer.grpo import grpo_trainer
+
+        peft = lora_config(config.method)
+        trainer, counter = grpo_trainer(config, model, peft, prepared, tokenizer)
         model = trainer.model
     else:
         counter = PackedCollator(tokenizer.pad_token_id)
@@ -376,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = run(config)
     except Exception as err:
+        if (reward := reward_failure(err)) is not None:
+            fail(f"train: {reward}")  # the termination message: the FineTuneJob's status
+            return EXIT_REWARD
         if not volume_full(err, Path(config.paths.job)):
             raise
         fail(volume_full_message(config, err))
@@ -384,6 +395,19 @@ def main(argv: list[str] | None = None) -> int:
 
     shutdown()
     return code
+
+
+def reward_failure(err: BaseException) -> str | None:
+    """The message of a failed grader (`rewards.RewardError`, which names it) anywhere in the
+    exception's chain; None for any other error."""
+    from kubetune_trainer.rewards import RewardError
+
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, RewardError):
+            return str(seen)[:1000]
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 FULL_MARKERS = ("No space left on device", "StorageFull", "Disk quota exceeded")

@@ -21,6 +21,7 @@ from kubetune_trainer.config import (
     ModelSource,
     OutputSpec,
     PreflightMode,
+    RewardSpec,
     Strategy,
     TrackingSpec,
     TrainingSpec,
@@ -313,6 +314,11 @@ class FineTuneJobSpec(Model):
     """Held-out evaluation: eval loss and token accuracy, and tool-call scoring."""
     entrypoint: EntrypointSpec | None = None
     """Your own training module or command instead of the built-in SFT trainer."""
+    rewards: list[RewardSpec] = Field(default_factory=list, max_length=16)
+    """The rewards `training.objective: grpo` learns from, summed with their weights (at least
+    one for grpo, none otherwise). Each reads the row's reference fields: conversions from
+    conversation formats give `reference_tool_calls` and `reference_text`; a `prompts` row's
+    other columns are its own reference fields."""
     runPolicy: RunPolicySpec = section(RunPolicySpec)
     """Restarts, deadlines, suspension and queueing."""
     image: ImageReference | None = None

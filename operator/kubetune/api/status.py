@@ -43,6 +43,33 @@ class Rewards(Model):
     """Mean chosen − rejected reward (`rewards/margins`)."""
 
 
+class GraderReward(Model):
+    """One grader's reward over the latest logging window."""
+
+    mean: float | None = None
+    """Mean over the completions (`rewards/<name>/mean`)."""
+    std: float | None = None
+    """Standard deviation over the completions (`rewards/<name>/std`)."""
+
+
+class Reinforcement(Model):
+    """Reinforcement-learning metrics (`objective: grpo`), as TRL's GRPOTrainer logs them, over
+    the latest logging window."""
+
+    reward: float | None = None
+    """Mean weighted reward of the sampled completions (`reward`)."""
+    rewardStd: float | None = None
+    """Its standard deviation (`reward_std`)."""
+    kl: float | None = None
+    """Mean KL divergence from the starting model (`kl`; only with `grpo.beta` > 0)."""
+    completionLength: float | None = None
+    """Mean completion length in tokens (`completions/mean_length`)."""
+    clippedRatio: float | None = None
+    """Fraction of completions cut at `maxCompletionLength` (`completions/clipped_ratio`)."""
+    graders: dict[str, GraderReward] = Field(default_factory=dict, max_length=16)
+    """Each reward of `spec.rewards`, by name."""
+
+
 class Progress(Model):
     """Training progress, reported by the trainer's rank 0."""
 
@@ -62,6 +89,8 @@ class Progress(Model):
     """step / totalSteps, as a whole percentage (for the printer column)."""
     rewards: Rewards | None = None
     """DPO rewards (only for `training.objective: dpo`)."""
+    reinforcement: Reinforcement | None = None
+    """GRPO rewards, KL and completion lengths (only for `training.objective: grpo`)."""
     updatedAt: str | None = None
     """When the trainer last reported (RFC 3339)."""
 

@@ -89,6 +89,9 @@ def latest_metrics(status: dict[str, Any]) -> Table:
     if rewards:
         row["reward accuracy"] = rewards.get("accuracy")
         row["reward margin"] = rewards.get("margin")
+    if reinforcement := progress.get("reinforcement") or {}:
+        row["reward"] = reinforcement.get("reward")
+        row["kl"] = reinforcement.get("kl")
     for name in row:
         table.add_column(name, justify="right")
     table.add_row(*(_number(v) for v in row.values()))

@@ -46,6 +46,7 @@ def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
         evaluation=spec.evaluation,
         entrypoint=spec.entrypoint,
         s3=spec.s3,
+        rewards=spec.rewards or None,
         topology=Topology(
             nodes=spec.distributed.nodes,
             procsPerNode=spec.procs_per_node,

@@ -1,0 +1,75 @@
+"""`training.objective: grpo` end to end on the tiny model, as `kubetune run` runs it: two
+nodes (DDP over gloo), LoRA, TRL's GRPOTrainer generating with transformers, the four kinds of
+reward together (the tool-call scorer, a string check, a length penalty and a user's module).
+The per-grader rewards, KL, completion length and clipped ratio reach metrics.jsonl and
+progress.json (the status); the adapter is exported and the held-out tool-call scoring runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kubetune_trainer.metrics_log import read_metrics
+from tests.support.jobs import job_dir, manifest, tiny_job, train
+from tests.support.tool_data import COMPACT_TEMPLATE, write_tool_set
+
+REWARDS = [
+    {"name": "tool-call", "toolCall": {}},
+    {"stringCheck": {"operation": "contains", "expected": "<tool_call>"}, "weight": 0.5},
+    {"length": {"targetTokens": 4}, "weight": 0.2},
+    {"name": "names-tool", "python": {"module": "tests.trainer.reward_module"}},
+]
+GRADERS = {"tool-call", "stringCheck", "length", "names-tool"}
+
+
+def test_grpo_on_two_nodes_logs_rewards_and_exports_the_adapter(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = write_tool_set(tmp_path / "tools.jsonl", 20, seed=4)
+    job = tiny_job(
+        tiny_model_dir,
+        "grpo",
+        **{
+            "spec.dataset.sources": [{"source": str(data), "format": "messages"}],
+            "spec.dataset.chatTemplate": {"jinja": COMPACT_TEMPLATE},
+            "spec.dataset.evalFraction": 0.1,  # 2 held-out conversations, scored after export
+            "spec.distributed": {"nodes": 2},
+            # TRL takes the log-probabilities from lm_head's weight: no adapter there
+            "spec.method": {"type": "lora", "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
+            "spec.training.objective": "grpo",
+            "spec.training.grpo": {"numGenerations": 2, "maxCompletionLength": 8, "beta": 0.04},
+            "spec.training.maxSteps": 2,
+            "spec.training.microBatchSize": 1,  # 2 ranks × 1: one prompt's group a step
+            "spec.training.loggingSteps": 1,
+            "spec.training.saveSteps": 2,
+            "spec.evaluation": {"maxNewTokens": 8, "maxSamples": 2},
+            "spec.rewards": REWARDS,
+        },
+    )
+    result = train(job, tmp_path)
+    assert result.ok, (result.log or Path("/dev/null")).read_text()[-3000:]
+    folder = job_dir(tmp_path, job)
+    log = (folder / "logs" / "node-0.log").read_text()
+    assert "trained as DistributedDataParallel" in log, log[-2000:]
+
+    history = [x for x in read_metrics(folder / "metrics.jsonl") if "reward" in x]
+    assert [x["step"] for x in history] == [1, 2]
+    for line in history:
+        for name in GRADERS:
+            assert f"rewards/{name}/mean" in line and f"rewards/{name}/std" in line, line
+        assert 0 <= line["rewards/tool-call/mean"] <= 1
+        assert -1 <= line["rewards/length/mean"] <= 0
+        assert 1 <= line["completions/mean_length"] <= 8
+        assert 0 <= line["completions/clipped_ratio"] <= 1
+        assert line["kl"] >= 0
+
+    progress = json.loads((folder / "progress.json").read_text())
+    grpo = progress["reinforcement"]
+    assert progress["step"] == 2
+    assert set(grpo["graders"]) == GRADERS
+    assert {"reward", "rewardStd", "kl", "completionLength", "clippedRatio"} <= set(grpo)
+
+    assert set(manifest(tmp_path, job)["outputs"]) == {"adapter"}
+    assert (folder / "output" / "adapter" / "adapter_model.safetensors").exists()
+    scores = progress["evaluation"]["toolCalls"]  # the existing scoring, after the export
+    assert scores["turns"] == 2, scores
