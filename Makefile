@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 # gguf: llama-cpp-python, built from its sdist the first time (~16 min on 2 cores; cached by uv).
-TEST_EXTRAS ?= dev,operator,trainer,gguf
+TEST_EXTRAS ?= dev,operator,trainer,gguf,api
 DEMO_EXTRAS ?= trainer
 
 # Extra pytest arguments for every target.
@@ -34,7 +34,7 @@ prerequisites:
 
 # Lint, types, import contracts and the unit tier: no torch, no cluster (≤ 2 min warm).
 check:
-	@venv=$$(hack/venv.sh dev,operator,report); \
+	@venv=$$(hack/venv.sh dev,operator,report,api); \
 	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint && \
 	PATH="$$venv/bin:$$PATH" pytest -m unit $(PYTEST_ARGS)
 
