@@ -19,7 +19,7 @@ from kubetune.openai_api.views import (
     page,
 )
 
-REQUEST = {
+REQUEST: dict[str, Any] = {
     "model": "tiny-llama",
     "training_file": "file-" + "a" * 24,
     "validation_file": None,
@@ -172,7 +172,7 @@ def test_events_come_from_conditions_progress_and_evaluation_newest_first() -> N
         "train_loss": 1.5,
     }
     assert "Created fine-tuning job" in [e.message for e in events]
-    assert any(e.data and e.data.get("valid_loss") == 1.7 for e in events)  # type: ignore[union-attr]
+    assert any(isinstance(e.data, dict) and e.data.get("valid_loss") == 1.7 for e in events)
     assert len({e.id for e in events}) == len(events)
 
 
