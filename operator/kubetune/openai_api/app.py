@@ -47,8 +47,38 @@ class Caller:
     namespace: str
 
 
+def caller(request: Request) -> Caller:
+    """Who calls (TokenReview) and in which namespace; 401 without a valid token."""
+    cluster: Cluster = request.app.state.cluster
+    settings: Settings = request.app.state.settings
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthenticated(
+            "No Kubernetes token: send `Authorization: Bearer <token>` (the openai "
+            "client's api_key; `kubectl create token <service-account>` makes one)"
+        )
+    who = cluster.authenticate(token.strip())
+    namespace = (
+        request.headers.get("openai-project")
+        or who.service_account_namespace
+        or settings.default_namespace
+    )
+    if not namespace:
+        raise invalid(
+            "No namespace: send the header OpenAI-Project: <namespace> (openai's project=)",
+            param="OpenAI-Project",
+        )
+    return Caller(who, token.strip(), namespace)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
 def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAPI:
     app = FastAPI(title="kubetune: OpenAI fine-tuning API", docs_url=None, redoc_url=None)
+    app.state.cluster = cluster
+    app.state.settings = settings
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, err: ApiError) -> JSONResponse:
@@ -63,29 +93,6 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, err: HTTPException) -> JSONResponse:
         return JSONResponse(ApiError(err.status_code, str(err.detail)).body(), err.status_code)
-
-    def caller(request: Request) -> Caller:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthenticated(
-                "No Kubernetes token: send `Authorization: Bearer <token>` (the openai "
-                "client's api_key; `kubectl create token <service-account>` makes one)"
-            )
-        who = cluster.authenticate(token.strip())
-        namespace = (
-            request.headers.get("openai-project")
-            or who.service_account_namespace
-            or settings.default_namespace
-        )
-        if not namespace:
-            raise invalid(
-                "No namespace: send the header OpenAI-Project: <namespace> (openai's project=)",
-                param="OpenAI-Project",
-            )
-        return Caller(who, token.strip(), namespace)
-
-    CallerDep = Annotated[Caller, Depends(caller)]
 
     def allowed(c: Caller, verb: str) -> UserJobs:
         cluster.authorize(c.who, verb, c.namespace)

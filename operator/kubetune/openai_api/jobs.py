@@ -12,7 +12,7 @@ OpenAI's fields map to the spec as follows (the rest comes from the model's cata
 | `hyperparameters.beta` (dpo) | `training.dpo.beta` |
 | `seed` | `training.seed` |
 | `validation_file` | `dataset.validation` |
-| `integrations[].wandb` | `tracking.wandb` (`project`, `entity`; the entry gives the key's `tracking.wandb.apiKeySecretRef`) |
+| `integrations[].wandb` | `tracking.wandb` (`project`, `entity`; the key: the entry's) |
 
 `"auto"` keeps the entry's value. The request itself (model, files, suffix, metadata, method)
 is kept in the annotation `api.kubetune.io/request`, which the views read back.
