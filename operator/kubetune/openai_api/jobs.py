@@ -1,21 +1,9 @@
 """A `POST /v1/fine_tuning/jobs` request, turned into a FineTuneJob (pure: no I/O, no clock).
 
-OpenAI's fields map to the spec as follows (the rest comes from the model's catalog entry):
-
-| OpenAI | FineTuneJob |
-|---|---|
-| `method.type: supervised` | `training.objective: sft`, dataset format `messages` |
-| `method.type: dpo` | `training.objective: dpo`, dataset format `preference` |
-| `hyperparameters.n_epochs` | `training.epochs` (replaces the entry's `maxSteps`) |
-| `hyperparameters.batch_size` | `training.globalBatchSize` (examples per optimizer step) |
-| `hyperparameters.learning_rate_multiplier` | × the entry's `training.learningRate` |
-| `hyperparameters.beta` (dpo) | `training.dpo.beta` |
-| `seed` | `training.seed` |
-| `validation_file` | `dataset.validation` |
-| `integrations[].wandb` | `tracking.wandb` (`project`, `entity`; the key: the entry's) |
-
-`"auto"` keeps the entry's value. The request itself (model, files, suffix, metadata, method)
-is kept in the annotation `api.kubetune.io/request`, which the views read back.
+OpenAI's fields map to the spec as docs/openai-api.md#jobs tabulates; the rest comes from the
+model's catalog entry. `"auto"` keeps the entry's value. The request itself (model, files,
+suffix, metadata, method) is kept in the annotation `api.kubetune.io/request`, which the views
+read back.
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """FineTuneJobs as OpenAI's objects: the job, its events, its checkpoints, and list pages.
 
-Status (OpenAI's values, from the FineTuneJob's phase and spec):
-
-| FineTuneJob | OpenAI `status` |
-|---|---|
-| annotation `api.kubetune.io/cancelled` | `cancelled` |
-| phase `Succeeded` / `Failed` | `succeeded` / `failed` |
-| `runPolicy.suspend` true, phase `Suspended` | `paused` |
-| `runPolicy.suspend` true, not yet `Suspended` | `pausing` |
-| no status yet (the operator has not seen it) | `validating_files` |
-| `Pending`, or `Suspended` after a resume | `queued` |
-| `Preparing`, `Training` | `running` |
+`status` follows the table in docs/openai-api.md#jobs (`openai_status`).
 """
 
 from __future__ import annotations
