@@ -31,6 +31,7 @@ from kubetune.openai_api.kube import Cluster, Identity, UserJobs
 
 audit = logging.getLogger("kubetune.api.audit")
 MAX_LIMIT = 100
+FORM_OVERHEAD = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,28 @@ def caller(request: Request) -> Caller:
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
+def _too_large(settings: Settings) -> ApiError:
+    return ApiError(
+        413,
+        f"file: larger than this server's limit of {settings.max_file_bytes} bytes",
+        param="file",
+        code="file_too_large",
+    )
+
+
 def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAPI:
     app = FastAPI(title="kubetune: OpenAI fine-tuning API", docs_url=None, redoc_url=None)
     app.state.cluster = cluster
     app.state.settings = settings
+
+    @app.middleware("http")
+    async def refuse_oversized(request: Request, call_next: Any) -> Any:
+        # Before the multipart parser spools the body: a declared size over the limit (plus
+        # room for the form's other parts) is refused unread.
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_file_bytes + FORM_OVERHEAD:
+            return JSONResponse(_too_large(settings).body(), status_code=413)
+        return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, err: ApiError) -> JSONResponse:
@@ -116,20 +135,13 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
     @app.post("/v1/files")
     def upload(
         c: CallerDep,
-        request: Request,
         file: Annotated[UploadFile, File()],
         purpose: Annotated[str, Form()],
     ) -> dict[str, Any]:
         allowed(c, "create")
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > settings.max_file_bytes or (file.size or 0) > settings.max_file_bytes:
-            raise ApiError(
-                413,
-                f"file: larger than this server's limit of {settings.max_file_bytes} bytes",
-                param="file",
-                code="file_too_large",
-            )
-        data = file.file.read()
+        data = file.file.read(settings.max_file_bytes + 1)
+        if len(data) > settings.max_file_bytes:
+            raise _too_large(settings)
         checked = check_file(data, purpose)
         meta = StoredFile(
             id=f"file-{secrets.token_hex(12)}",
