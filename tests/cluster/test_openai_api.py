@@ -159,6 +159,7 @@ def test_the_openai_client_drives_finetunejobs(
     assert "Created fine-tuning job" in messages
     assert any(m.startswith("Suspended") for m in messages), messages
     assert client.fine_tuning.jobs.checkpoints.list(job.id).data == []
+    assert "tiny-llama" in [m.id for m in client.models.list()]
 
     # Refusals: no RBAC rights 403; another namespace's job and file 404; bad or no token 401.
     with pytest.raises(openai.PermissionDeniedError):

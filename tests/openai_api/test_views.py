@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from openai.types import Model
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
@@ -14,6 +15,7 @@ from kubetune.openai_api.views import (
     checkpoints_view,
     events_view,
     job_view,
+    models_view,
     newest_first,
     openai_status,
     page,
@@ -218,3 +220,13 @@ def test_cursor_pages_walk_every_job_once_newest_first() -> None:
         after = chunk["last_id"]
     assert seen == ordered
     assert page([{"id": "a"}], "gone", 3, key=lambda j: j["id"])["data"] == []
+
+
+def test_models_lists_the_catalog_then_fine_tuned_models() -> None:
+    done = api_job(status={"phase": "Succeeded", "completionTime": "2026-12-06T08:10:00Z"})
+    running = api_job(name="ftjob-running", status={"phase": "Training"})
+    models = [Model.model_validate(m) for m in models_view(["tiny-llama"], [done, running])]
+    assert [(m.id, m.owned_by) for m in models] == [
+        ("tiny-llama", "kubetune"),
+        ("ft:tiny-llama:team-a:grass:ftjob-0123456789abcdef", "team-a"),
+    ]

@@ -284,6 +284,12 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
         checkpoints = views.checkpoints_view(_job(c, "get", job_id)[1])
         return views.page(checkpoints, after, max(1, min(limit, MAX_LIMIT)), key=lambda e: e["id"])
 
+    @app.get("/v1/models")
+    def list_models(c: CallerDep) -> dict[str, Any]:
+        user = allowed(c, "list")
+        models = views.models_view(sorted(settings.catalog.models), user.list(c.namespace))
+        return {"object": "list", "data": models}
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -222,3 +222,24 @@ def newest_first(jobs: Sequence[Obj]) -> list[Obj]:
         key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]),
         reverse=True,
     )
+
+
+def models_view(base_models: Sequence[str], jobs: Sequence[Obj]) -> list[Obj]:
+    """`GET /v1/models`: the catalog's base models, then every succeeded job's fine-tuned model
+    (newest first), as OpenAI's `model` objects."""
+    out = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "kubetune"}
+        for name in base_models
+    ]
+    for job in newest_first(jobs):
+        if openai_status(job) == "succeeded":
+            meta = job["metadata"]
+            out.append(
+                {
+                    "id": fine_tuned_model(job, request_of_job(job)),
+                    "object": "model",
+                    "created": unix((job.get("status") or {}).get("completionTime")) or 0,
+                    "owned_by": meta["namespace"],
+                }
+            )
+    return out
