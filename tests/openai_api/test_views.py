@@ -173,7 +173,7 @@ def test_events_come_from_conditions_progress_and_evaluation_newest_first() -> N
         "total_steps": 10,
         "train_loss": 1.5,
     }
-    assert "Created fine-tuning job" in [e.message for e in events]
+    assert [e.message for e in events][-2:] == ["Pending ended", "Created fine-tuning job"]
     assert any(isinstance(e.data, dict) and e.data.get("valid_loss") == 1.7 for e in events)
     assert len({e.id for e in events}) == len(events)
 

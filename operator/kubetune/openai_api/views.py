@@ -135,19 +135,22 @@ def _event(
 
 
 def events_view(job: Obj) -> list[Obj]:
-    """The job's events, newest first (as OpenAI lists them): its creation, every condition
-    that became true (the phases, with the operator's reason), the latest progress as a
-    `metrics` event, and the latest evaluation."""
+    """The job's events, newest first (as OpenAI lists them): its creation, each condition (the
+    phases, with the operator's message; one that is no longer true as `<type> ended`), the
+    latest progress as a `metrics` event, and the latest evaluation."""
     meta, status = job["metadata"], job.get("status") or {}
     name = meta["name"]
     created = unix(meta.get("creationTimestamp"))
     events = [_event(name, created, "Created fine-tuning job")]
     for cond in status.get("conditions") or []:
+        # The operator keeps a condition once it has been true; False means it has ended.
+        at = unix(cond.get("lastTransitionTime"))
         if cond.get("status") != "True":
+            events.append(_event(name, at, f"{cond['type']} ended"))
             continue
         level = "error" if cond["type"] == "Failed" else "info"
         text = f"{cond['type']}: {cond.get('message') or cond.get('reason') or ''}".rstrip(": ")
-        events.append(_event(name, unix(cond.get("lastTransitionTime")), text, level))
+        events.append(_event(name, at, text, level))
     progress = status.get("progress") or {}
     if progress.get("step") is not None:
         data = {
