@@ -163,18 +163,17 @@ def test_events_come_from_conditions_progress_and_evaluation_newest_first() -> N
         }
     )
     events = [FineTuningJobEvent.model_validate(e) for e in events_view(job)]
-    assert [e.message for e in events[:3]] == [
+    assert [e.message for e in events] == [
+        "Step 5: validation loss=1.7",  # as new as the latest report; found after it
         "Step 5/10: training loss=1.5",
         "Training: training",
         "Preparing: tokenizing",
+        "Pending ended",
+        "Created fine-tuning job",
     ]
-    assert events[0].type == "metrics" and events[0].data == {
-        "step": 5,
-        "total_steps": 10,
-        "train_loss": 1.5,
-    }
-    assert [e.message for e in events][-2:] == ["Pending ended", "Created fine-tuning job"]
-    assert any(isinstance(e.data, dict) and e.data.get("valid_loss") == 1.7 for e in events)
+    assert events[1].type == "metrics"
+    assert events[1].data == {"step": 5, "total_steps": 10, "train_loss": 1.5}
+    assert events[0].data == {"step": 5, "valid_loss": 1.7, "valid_mean_token_accuracy": 0.4}
     assert len({e.id for e in events}) == len(events)
 
 

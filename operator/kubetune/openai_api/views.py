@@ -171,7 +171,9 @@ def events_view(job: Obj) -> list[Obj]:
             "valid_mean_token_accuracy": evaluation.get("meanTokenAccuracy"),
         }
         text = f"Step {evaluation['step']}: validation loss={evaluation.get('loss')}"
-        events.append(_event(name, None, text, type="metrics", data=data))
+        # It carries no time of its own: the trainer's latest report, else the job's creation.
+        at = unix(progress.get("updatedAt")) or created
+        events.append(_event(name, at, text, type="metrics", data=data))
     # Stable: newest first, the order of discovery breaking ties.
     ordered = sorted(enumerate(events), key=lambda pair: (-(pair[1]["created_at"]), -pair[0]))
     return [event for _, event in ordered]
