@@ -253,6 +253,7 @@ def test_the_openai_api_component_is_valid_and_least_privilege() -> None:
     assert pod["serviceAccountName"] == "kt-kubetune-api"
     selector = by_kind["Service"]["spec"]["selector"]
     assert selector == by_kind["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert all(o["metadata"]["labels"]["app.kubernetes.io/component"] == "openai-api" for o in objs)
     with pytest.raises(subprocess.CalledProcessError):  # the schema refuses unknown methods
         template(
             "--set",
