@@ -139,6 +139,7 @@ def test_the_openai_client_drives_finetunejobs(
     assert len(first_page.data) == 2 and first_page.has_more
     walked = [j.id for j in client.fine_tuning.jobs.list(limit=2)]  # auto-paging follows `after`
     assert sorted(walked) == sorted([job.id, dpo.id, third.id]) and len(walked) == 3
+    assert [j.id for j in client.fine_tuning.jobs.list(metadata={"team": "a"})] == [job.id]
 
     # Retrieve, pause (the operator suspends it: paused), resume, cancel.
     assert client.fine_tuning.jobs.retrieve(job.id).method.type == "supervised"  # type: ignore[union-attr]
@@ -168,6 +169,16 @@ def test_the_openai_client_drives_finetunejobs(
         nobody.files.create(file=("train.jsonl", data), purpose="fine-tune")
     with pytest.raises(openai.NotFoundError):
         stranger.fine_tuning.jobs.retrieve(job.id)
+    # The namespace is the caller's to choose (OpenAI-Project, the client's project=), and RBAC's
+    # to allow: the trainer has no rights in the stranger's namespace.
+    elsewhere = OpenAI(
+        base_url=server.url,
+        api_key=client.api_key,
+        project=other_namespace.namespace,
+        max_retries=0,
+    )
+    with pytest.raises(openai.PermissionDeniedError):
+        elsewhere.fine_tuning.jobs.list()
     with pytest.raises(openai.NotFoundError):
         stranger.files.retrieve(uploaded.id)
     with pytest.raises(openai.AuthenticationError):

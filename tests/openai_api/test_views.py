@@ -14,7 +14,9 @@ from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 from kubetune.openai_api.views import (
     checkpoints_view,
     events_view,
+    has_metadata,
     job_view,
+    metadata_filter,
     models_view,
     newest_first,
     openai_status,
@@ -229,3 +231,11 @@ def test_models_lists_the_catalog_then_fine_tuned_models() -> None:
         ("tiny-llama", "kubetune"),
         ("ft:tiny-llama:team-a:grass:ftjob-0123456789abcdef", "team-a"),
     ]
+
+
+def test_jobs_filter_by_metadata_as_openai_lists_them() -> None:
+    wanted = metadata_filter([("limit", "2"), ("metadata[team]", "a")])
+    assert wanted == {"team": "a"}
+    assert has_metadata(api_job(), wanted)
+    assert not has_metadata(api_job(), {"team": "b"})
+    assert has_metadata(api_job(), {})

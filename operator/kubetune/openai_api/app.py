@@ -223,9 +223,16 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
         return views.job_view(created)
 
     @app.get("/v1/fine_tuning/jobs")
-    def list_jobs(c: CallerDep, after: str | None = None, limit: int = 20) -> dict[str, Any]:
+    def list_jobs(
+        c: CallerDep, request: Request, after: str | None = None, limit: int = 20
+    ) -> dict[str, Any]:
         user = allowed(c, "list")
-        items = [views.job_view(j) for j in views.newest_first(user.list(c.namespace))]
+        wanted = views.metadata_filter(request.query_params.multi_items())
+        items = [
+            views.job_view(j)
+            for j in views.newest_first(user.list(c.namespace))
+            if views.has_metadata(j, wanted)
+        ]
         return views.page(items, after, max(1, min(limit, MAX_LIMIT)), key=lambda j: j["id"])
 
     def _job(c: Caller, verb: str, job_id: str) -> tuple[UserJobs, dict[str, Any]]:

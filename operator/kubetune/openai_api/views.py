@@ -248,3 +248,17 @@ def models_view(base_models: Sequence[str], jobs: Sequence[Obj]) -> list[Obj]:
                 }
             )
     return out
+
+
+def metadata_filter(query: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """OpenAI's `metadata[key]=value` list filter, from the query string."""
+    return {
+        k[len("metadata[") : -1]: v
+        for k, v in query
+        if k.startswith("metadata[") and k.endswith("]")
+    }
+
+
+def has_metadata(job: Obj, wanted: dict[str, str]) -> bool:
+    metadata = request_of_job(job).get("metadata") or {}
+    return all(metadata.get(k) == v for k, v in wanted.items())
