@@ -231,7 +231,7 @@ def test_the_openai_api_component_is_valid_and_least_privilege() -> None:
     for obj in objs:
         kubernetes_validate.validate(obj, "1.35.0", strict=True)
     by_kind = {o["kind"]: o for o in objs}
-    # It reviews tokens and access, nothing else: jobs are touched with the caller's own token.
+    # It reviews tokens and access and watches jobs; it changes nothing (callers' tokens do).
     assert by_kind["ClusterRole"]["rules"] == [
         {
             "apiGroups": ["authentication.k8s.io"],
@@ -243,6 +243,7 @@ def test_the_openai_api_component_is_valid_and_least_privilege() -> None:
             "resources": ["subjectaccessreviews"],
             "verbs": ["create"],
         },
+        {"apiGroups": ["kubetune.io"], "resources": ["finetunejobs"], "verbs": ["list", "watch"]},
     ]
     assert yaml.safe_load(by_kind["ConfigMap"]["data"]["catalog.yaml"]) == {"models": models}
     pod = by_kind["Deployment"]["spec"]["template"]["spec"]

@@ -90,18 +90,20 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
         made = ops.run("create", f"--as={user}", "-f", "-", stdin=yaml.safe_dump_all(rbac))
         assert "rolebinding.rbac.authorization.k8s.io/job-trainer created" in made, made
 
-        # The OpenAI API reviews tokens and access, and touches jobs only with callers' tokens.
+        # The OpenAI API reviews tokens and access and watches jobs (its cache); every change is
+        # made with the caller's own token.
         api = f"system:serviceaccount:{namespace}:{release}-kubetune-api"
-        for resource in (
-            "tokenreviews.authentication.k8s.io",
-            "subjectaccessreviews.authorization.k8s.io",
-        ):
-            assert ftj_crd.can_i("create", resource, user=api, all_namespaces=True), resource
         for verb, resource in (
-            ("get", "finetunejobs.kubetune.io"),
+            ("create", "tokenreviews.authentication.k8s.io"),
+            ("create", "subjectaccessreviews.authorization.k8s.io"),
             ("list", "finetunejobs.kubetune.io"),
+            ("watch", "finetunejobs.kubetune.io"),
+        ):
+            assert ftj_crd.can_i(verb, resource, user=api, all_namespaces=True), (verb, resource)
+        for verb, resource in (
             ("create", "finetunejobs.kubetune.io"),
             ("patch", "finetunejobs.kubetune.io"),
+            ("delete", "finetunejobs.kubetune.io"),
             ("get", "secrets"),
             ("list", "pods"),
             ("impersonate", "users"),

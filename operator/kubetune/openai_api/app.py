@@ -1,10 +1,12 @@
 """The HTTP routes of `kubetune api` (FastAPI): OpenAI's files and fine-tuning endpoints.
 
-Every request: the bearer token is reviewed (TokenReview, 401 when missing or refused), the
-namespace chosen (the `OpenAI-Project` header, which the `openai` client sends as `project=`;
-else a service account's own namespace; else `--namespace`), and the call authorized with a
-SubjectAccessReview on `finetunejobs` in it (403). Files are authorized as jobs are: upload as
-`create`, read as `get`/`list`, delete as `delete`. Every mutating call writes one audit line.
+Reads (list, retrieve, events, checkpoints, models) are served from the watch cache; writes
+are made with the caller's own token. Every request: the bearer token is reviewed
+(TokenReview; 401 when missing or refused), the namespace chosen (the `OpenAI-Project` header,
+which the `openai` client sends as `project=`; else a service account's own namespace; else
+`--namespace`), and the call authorized with a SubjectAccessReview on `finetunejobs` in it
+(403). Files are authorized as jobs are: upload as `create`, read as `get`/`list`, delete as
+`delete`. Every mutating call writes one audit line.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from kubetune.openai_api import jobs as jobspec
 from kubetune.openai_api import views
+from kubetune.openai_api.cache import JobCache
 from kubetune.openai_api.catalog import Catalog
 from kubetune.openai_api.errors import ApiError, invalid, not_found, unauthenticated
 from kubetune.openai_api.files import FileStore, StoredFile
@@ -85,7 +88,9 @@ def _too_large(settings: Settings) -> ApiError:
     )
 
 
-def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAPI:
+def create_app(cluster: Cluster, store: FileStore, settings: Settings, cache: JobCache) -> FastAPI:
+    """The routes; reads come from `cache` (authorized per caller), writes go out with the
+    caller's own token."""
     app = FastAPI(title="kubetune: OpenAI fine-tuning API", docs_url=None, redoc_url=None)
     app.state.cluster = cluster
     app.state.settings = settings
@@ -219,6 +224,7 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
             source_of=lambda file_id: store.training_source(c.namespace, file_id),
         )
         created = user.create(doc)
+        cache.remember(created)
         log(c, "fine_tuning.jobs.create", created["metadata"]["name"])
         return views.job_view(created)
 
@@ -226,11 +232,11 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
     def list_jobs(
         c: CallerDep, request: Request, after: str | None = None, limit: int = 20
     ) -> dict[str, Any]:
-        user = allowed(c, "list")
+        allowed(c, "list")
         wanted = views.metadata_filter(request.query_params.multi_items())
         items = [
             views.job_view(j)
-            for j in views.newest_first(user.list(c.namespace))
+            for j in views.newest_first(cache.list(c.namespace))
             if views.has_metadata(j, wanted)
         ]
         return views.page(items, after, max(1, min(limit, MAX_LIMIT)), key=lambda j: j["id"])
@@ -238,7 +244,10 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
     def _job(c: Caller, verb: str, job_id: str) -> tuple[UserJobs, dict[str, Any]]:
         jobspec.check_job_id(job_id)
         user = allowed(c, verb)
-        return user, user.get(c.namespace, job_id)
+        job = cache.get(c.namespace, job_id)
+        if job is None:
+            raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
+        return user, job
 
     @app.get("/v1/fine_tuning/jobs/{job_id}")
     def retrieve_job(c: CallerDep, job_id: str) -> dict[str, Any]:
@@ -262,6 +271,7 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
             )
         patch = jobspec.suspend_patch(action != "resume", cancel=action == "cancel")
         patched = user.patch(c.namespace, job_id, patch)
+        cache.remember(patched)
         log(c, f"fine_tuning.jobs.{action}", job_id)
         return views.job_view(patched)
 
@@ -293,8 +303,8 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings) -> FastAP
 
     @app.get("/v1/models")
     def list_models(c: CallerDep) -> dict[str, Any]:
-        user = allowed(c, "list")
-        models = views.models_view(sorted(settings.catalog.models), user.list(c.namespace))
+        allowed(c, "list")
+        models = views.models_view(sorted(settings.catalog.models), cache.list(c.namespace))
         return {"object": "list", "data": models}
 
     @app.get("/healthz", include_in_schema=False)

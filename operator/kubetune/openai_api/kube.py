@@ -1,8 +1,8 @@
 """The API server, as `kubetune api` talks to it (the only module here with a cluster client).
 
 Two identities:
-- the API's own ServiceAccount, for TokenReview and SubjectAccessReview only (it can create
-  those and nothing else, so it cannot touch a job);
+- the API's own ServiceAccount, for TokenReview and SubjectAccessReview, and to list and watch
+  FineTuneJobs for the watch cache (`cache.py`): it can read jobs, never change one;
 - the caller's own bearer token for every FineTuneJob call: the API server applies the caller's
   RBAC and admission to each create, read and patch, so the API can never do more for a user
   than `kubectl` would (docs/openai-api.md: why not impersonation).
@@ -20,7 +20,6 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetune.api.job import GROUP, PLURAL, VERSION
 from kubetune.openai_api.errors import ApiError, forbidden, invalid, not_found, unauthenticated
-from kubetune.openai_api.jobs import MANAGED_LABEL
 
 SA_PREFIX = "system:serviceaccount:"
 
@@ -130,27 +129,6 @@ class UserJobs:
         except ApiException as err:
             raise _translate(err, "fine-tuning job", name) from None
         return created
-
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
-        try:
-            job: dict[str, Any] = self.api.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as err:
-            raise _translate(err, "fine-tuning job", name) from None
-        if MANAGED_LABEL not in (job["metadata"].get("labels") or {}):
-            raise not_found("fine-tuning job", name)  # made with kubectl: not an API job
-        return job
-
-    def list(self, namespace: str) -> list[dict[str, Any]]:
-        try:
-            found = self.api.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, label_selector=f"{MANAGED_LABEL}=true"
-            )
-        except ApiException as err:
-            raise _translate(err, "namespace", namespace) from None
-        items: list[dict[str, Any]] = found["items"]
-        return items
 
     def patch(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         try:

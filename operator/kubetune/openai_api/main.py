@@ -8,6 +8,7 @@ from pathlib import Path
 import uvicorn
 
 from kubetune.openai_api.app import Settings, create_app
+from kubetune.openai_api.cache import JobCache
 from kubetune.openai_api.catalog import Catalog
 from kubetune.openai_api.files import FilesystemStore
 from kubetune.openai_api.kube import Cluster
@@ -28,10 +29,14 @@ def serve(
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     files_dir.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(kubeconfig)
+    cache = JobCache(cluster.own)
+    cache.start()
     app = create_app(
-        Cluster(kubeconfig),
-        FilesystemStore(files_dir, files_claim),
+        cluster,
+        FilesystemStore(files_dir, files_claim),  # an object-storage store plugs in here
         Settings(Catalog.load(catalog), namespace, max_file_bytes),
+        cache,
     )
     uvicorn.run(
         app,
