@@ -234,12 +234,14 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings, cache: Jo
     ) -> dict[str, Any]:
         allowed(c, "list")
         wanted = views.metadata_filter(request.query_params.multi_items())
-        items = [
-            views.job_view(j)
-            for j in views.newest_first(cache.list(c.namespace))
-            if views.has_metadata(j, wanted)
-        ]
-        return views.page(items, after, max(1, min(limit, MAX_LIMIT)), key=lambda j: j["id"])
+        jobs = views.newest_first(cache.list(c.namespace))
+        if wanted:
+            jobs = [j for j in jobs if views.has_metadata(j, wanted)]
+        # Page the stored objects first: only the page's jobs are turned into OpenAI's shape.
+        limit = max(1, min(limit, MAX_LIMIT))
+        result = views.page(jobs, after, limit, key=lambda j: str(j["metadata"]["name"]))
+        result["data"] = [views.job_view(j) for j in result["data"]]
+        return result
 
     def _job(c: Caller, verb: str, job_id: str) -> tuple[UserJobs, dict[str, Any]]:
         jobspec.check_job_id(job_id)
