@@ -20,9 +20,11 @@ COPY hack/build-ca/ /etc/kubetune-build-ca/
 COPY hack/bootstrap-uv.py hack/build-env.sh hack/
 RUN . hack/build-env.sh && python3 hack/bootstrap-uv.py 0.13.9 /usr/local/bin
 COPY pyproject.toml uv.lock ./
-# The trainer's file includes the gguf extra (llama-cpp-python: llama.cpp's quantizer and runtime).
+# The operator image also serves `kubetune api` (the api extra: FastAPI, uvicorn). The trainer's
+# file includes the gguf extra (llama-cpp-python: llama.cpp's quantizer and runtime).
 RUN mkdir /locked \
-    && uv export --frozen --no-emit-project --extra operator -o /locked/operator.txt >/dev/null \
+    && uv export --frozen --no-emit-project --extra operator --extra api \
+         -o /locked/operator.txt >/dev/null \
     && uv export --frozen --no-emit-project --extra trainer --extra gguf \
          -o /locked/trainer.txt >/dev/null
 

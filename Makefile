@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 # gguf: llama-cpp-python, built from its sdist the first time (~16 min on 2 cores; cached by uv).
-TEST_EXTRAS ?= dev,operator,trainer,gguf
+TEST_EXTRAS ?= dev,operator,trainer,gguf,api
 DEMO_EXTRAS ?= trainer
 
 # Python writes bytecode: every test run starts a few hundred Python processes (torchrun's
@@ -41,7 +41,7 @@ prerequisites:
 
 # Lint, types, import contracts and the unit tier: no torch, no cluster (≤ 2 min warm).
 check:
-	@venv=$$(hack/venv.sh dev,operator,report); \
+	@venv=$$(hack/venv.sh dev,operator,report,api); \
 	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint && \
 	PATH="$$venv/bin:$$PATH" pytest -m unit $(PYTEST_ARGS)
 
@@ -80,7 +80,7 @@ screenshot:
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
 bench:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
-	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput operator_burst gpu/run; do \
+	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput operator_burst openai_api_latency gpu/run; do \
 	  "$$venv/bin/python" bench/$$b.py; done
 
 # The install steps that CI proves from an empty cache on every run (hack/cold-check.sh).

@@ -37,6 +37,23 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "healthPort": PORT,
     "podLabels": {"additionalProperties": {"type": "string"}},
     "podAnnotations": {"additionalProperties": {"type": "string"}},
+    "openaiApi.replicaCount": {"minimum": 1},
+    "openaiApi.port": PORT,
+    "openaiApi.defaultNamespace": {"pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"},
+    "openaiApi.maxFileBytes": {"minimum": 1},
+    "openaiApi.models": {
+        "additionalProperties": {
+            "type": "object",
+            "required": ["spec"],
+            "additionalProperties": False,
+            "properties": {
+                "methods": {"type": "array", "items": {"enum": ["supervised", "dpo"]}},
+                "spec": {"type": "object"},
+            },
+        }
+    },
+    "openaiApi.files.claimName": {"pattern": DNS_LABEL},
+    "openaiApi.files.accessMode": {"enum": ["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]},
 }
 TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
 

@@ -214,6 +214,49 @@ def operator(ctx: typer.Context) -> None:
 
 
 @app.command()
+def api(
+    catalog: Annotated[Path, typer.Option(help="The model catalog (YAML; docs/openai-api.md).")],
+    files_dir: Annotated[
+        Path, typer.Option(help="Where uploaded files are kept (the files volume's mount).")
+    ] = Path("/var/lib/kubetune/files"),
+    files_claim: Annotated[
+        str,
+        typer.Option(help="The files volume's claim name, as FineTuneJobs read it (pvc://…)."),
+    ] = "kubetune-files",
+    namespace: Annotated[
+        str | None,
+        typer.Option(help="Namespace for callers that name none and are no service account."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="Kubeconfig (default: in-cluster, then ~/.kube/config).")
+    ] = None,
+    max_file_bytes: Annotated[
+        int, typer.Option(help="Largest upload accepted (larger: 413).")
+    ] = 512 * 1024 * 1024,
+    tls_cert: Annotated[str | None, typer.Option(help="Serve HTTPS with this certificate.")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="The certificate's key.")] = None,
+) -> None:
+    """Serve OpenAI's fine-tuning API over FineTuneJobs; callers authenticate with Kubernetes
+    tokens (docs/openai-api.md). Needs the api extra."""
+    from kubetune.openai_api.main import serve
+
+    serve(
+        host=host,
+        port=port,
+        catalog=catalog,
+        files_dir=files_dir,
+        files_claim=files_claim,
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        max_file_bytes=max_file_bytes,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+
+
+@app.command()
 def crd(
     helm: Annotated[bool, typer.Option("--helm", help="As the chart's template.")] = False,
 ) -> None:

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import kubernetes_validate
+import pytest
 import yaml
 
 from kubetune.api.crd import crd_chart_template
@@ -196,3 +197,68 @@ def test_generated_files_are_current() -> None:
     assert schema == generated("values-schema.py"), "run `make generate`"
     install = (REPO / "manifests/install.yaml").read_text()
     assert install == generated("render-install.py"), "run `make generate`"
+
+
+def openai_api_objects(*args: str) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in template(*args)
+        if o["metadata"]["name"].endswith("-api")
+        or o["metadata"]["name"] in ("kt-kubetune-api-catalog", "kubetune-files")
+    ]
+
+
+def test_the_openai_api_is_off_by_default() -> None:
+    assert openai_api_objects() == []
+
+
+def test_the_openai_api_component_is_valid_and_least_privilege() -> None:
+    catalog = REPO / "examples" / "openai-api" / "catalog.yaml"
+    models = yaml.safe_load(catalog.read_text())["models"]
+    objs = openai_api_objects(
+        "--set", "openaiApi.enabled=true", "--set-json", f"openaiApi.models={json.dumps(models)}"
+    )
+    kinds = sorted(o["kind"] for o in objs)
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "PersistentVolumeClaim",
+        "Service",
+        "ServiceAccount",
+    ]
+    for obj in objs:
+        kubernetes_validate.validate(obj, "1.35.0", strict=True)
+    by_kind = {o["kind"]: o for o in objs}
+    # It reviews tokens and access and watches jobs; it changes nothing (callers' tokens do).
+    assert by_kind["ClusterRole"]["rules"] == [
+        {
+            "apiGroups": ["authentication.k8s.io"],
+            "resources": ["tokenreviews"],
+            "verbs": ["create"],
+        },
+        {
+            "apiGroups": ["authorization.k8s.io"],
+            "resources": ["subjectaccessreviews"],
+            "verbs": ["create"],
+        },
+        {"apiGroups": ["kubetune.io"], "resources": ["finetunejobs"], "verbs": ["list", "watch"]},
+    ]
+    assert yaml.safe_load(by_kind["ConfigMap"]["data"]["catalog.yaml"]) == {"models": models}
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["kubetune", "api"]
+    assert "--files-claim=kubetune-files" in container["args"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["serviceAccountName"] == "kt-kubetune-api"
+    selector = by_kind["Service"]["spec"]["selector"]
+    assert selector == by_kind["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert all(o["metadata"]["labels"]["app.kubernetes.io/component"] == "openai-api" for o in objs)
+    with pytest.raises(subprocess.CalledProcessError):  # the schema refuses unknown methods
+        template(
+            "--set",
+            "openaiApi.enabled=true",
+            "--set-json",
+            'openaiApi.models={"m": {"methods": ["grpo"], "spec": {}}}',
+        )

@@ -1,5 +1,6 @@
 """`helm install` of the chart into the real cluster: CRD established, operator Deployment,
-ServiceAccount and RBAC created, and `kubectl auth can-i` shows least privilege."""
+ServiceAccount and RBAC created, and `kubectl auth can-i` shows least privilege, for the
+operator and for the OpenAI API (enabled here; off by default)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
             "--create-namespace",
             "--take-ownership",
             "--force-conflicts",
+            "--set",
+            "openaiApi.enabled=true",
         ],
         check=True,
         capture_output=True,
@@ -86,6 +89,30 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
             obj["metadata"].pop("ownerReferences", None)
         made = ops.run("create", f"--as={user}", "-f", "-", stdin=yaml.safe_dump_all(rbac))
         assert "rolebinding.rbac.authorization.k8s.io/job-trainer created" in made, made
+
+        # The OpenAI API reviews tokens and access and watches jobs (its cache); every change is
+        # made with the caller's own token.
+        api = f"system:serviceaccount:{namespace}:{release}-kubetune-api"
+        for verb, resource in (
+            ("create", "tokenreviews.authentication.k8s.io"),
+            ("create", "subjectaccessreviews.authorization.k8s.io"),
+            ("list", "finetunejobs.kubetune.io"),
+            ("watch", "finetunejobs.kubetune.io"),
+        ):
+            assert ftj_crd.can_i(verb, resource, user=api, all_namespaces=True), (verb, resource)
+        for verb, resource in (
+            ("create", "finetunejobs.kubetune.io"),
+            ("patch", "finetunejobs.kubetune.io"),
+            ("delete", "finetunejobs.kubetune.io"),
+            ("get", "secrets"),
+            ("list", "pods"),
+            ("impersonate", "users"),
+            ("impersonate", "serviceaccounts"),
+        ):
+            assert not ftj_crd.can_i(verb, resource, user=api, all_namespaces=True), (
+                verb,
+                resource,
+            )
     finally:
         subprocess.run([*base, "uninstall", release], check=True, capture_output=True, text=True)
     # crds.keep: uninstalling kubetune never deletes the users' FineTuneJobs.

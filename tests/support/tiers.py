@@ -32,6 +32,7 @@ FOLDERS = {
     "runtime": "unit",
     "cli": "unit",
     "chart": "unit",
+    "openai_api": "unit",
     "": "unit",  # tests/test_*.py: the repository's own files
     "trainer": "trainer",
     "bench": "bench",

@@ -1,0 +1,106 @@
+"""Helpers for the OpenAI fine-tuning API's tests: the example catalog, records in OpenAI's
+own formats, and `kubetune api` run as a process against a cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubetune.local_run import free_port
+from kubetune.openai_api.catalog import Catalog
+from tests.support.factories import REPO
+from tests.support.kube import eventually
+
+CATALOG_PATH = REPO / "examples" / "openai-api" / "catalog.yaml"
+
+
+def catalog() -> Catalog:
+    return Catalog.load(CATALOG_PATH)
+
+
+def chat_line(question: str = "What colour is grass?", answer: str = "Grass is green.") -> str:
+    """One example in OpenAI's supervised (chat) format."""
+    return json.dumps(
+        {
+            "messages": [
+                {"role": "system", "content": "Answer in one short sentence."},
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
+            ]
+        }
+    )
+
+
+def dpo_line(question: str = "What colour is snow?") -> str:
+    """One example in OpenAI's preference (DPO) format."""
+    return json.dumps(
+        {
+            "input": {"messages": [{"role": "user", "content": question}]},
+            "preferred_output": [{"role": "assistant", "content": "Snow is white."}],
+            "non_preferred_output": [{"role": "assistant", "content": "Snow is green."}],
+        }
+    )
+
+
+def jsonl(*lines: str) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+class ApiServer:
+    """`kubetune api` as its own process, as the chart runs it."""
+
+    def __init__(self, kubeconfig: str, files_dir: Path, log_path: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log_path = log_path
+        self.log = open(log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubetune.cli",
+                "api",
+                "--catalog",
+                str(CATALOG_PATH),
+                "--files-dir",
+                str(files_dir),
+                "--kubeconfig",
+                kubeconfig,
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        eventually(self.healthy, timeout=60, what="kubetune api to answer /healthz")
+
+    def healthy(self) -> bool:
+        assert self.proc.poll() is None, f"kubetune api exited:\n{self.output()}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        prefix = "kubetune.api.audit "
+        return [
+            json.loads(line.split(prefix, 1)[1])
+            for line in self.output().splitlines()
+            if prefix in line
+        ]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
