@@ -2,8 +2,8 @@
 to a GGUF file that llama.cpp loads.
 
 examples/tiny-gguf.yaml, scaled down, runs as `kubetune run` runs it: the trainer builds the
-tiny model with the tokenizer read from llama.cpp's reference vocabulary, trains LoRA steps with
-the llama-3 template, merges, and exports GGUF with llama.cpp's own converter. Then llama.cpp
+tiny model with the tokenizer read from llama.cpp's reference vocabulary, fine-tunes it in full
+for a few steps with the llama-3 template, and exports GGUF with llama.cpp's own converter. Then llama.cpp
 (llama-cpp-python, the same pinned release) loads the file and is the judge: the converter
 recognised the pre-tokenizer as Llama 3's, every `.inp` line llama.cpp ships with the vocabulary
 tokenizes to the `.out` ids that Meta's original tokenizer gives, and a chat prompt rendered by

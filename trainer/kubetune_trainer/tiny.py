@@ -5,6 +5,9 @@ corpus, a model initialised from a config (seeded) and then briefly pretrained o
 corpus as plain text — like a real base model, it knows some words, so LoRA has something to
 adapt — both saved with `save_pretrained` and loaded through the same path-based code as any
 model on a volume. Tests that need an untrained model pass `pretrain_steps=0`.
+
+`model.tokenizer` replaces the trained tokenizer with a released family's (Llama 3's, Qwen 2's:
+kubetune_trainer.vocabularies), which llama.cpp's converter recognises, so the GGUF export works.
 """
 
 from __future__ import annotations
