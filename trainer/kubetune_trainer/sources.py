@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.gguf import GgufError
 from kubetune_trainer.lease import lease
 from kubetune_trainer.log import log
 
@@ -82,7 +83,10 @@ def fetch_model(config: TrainerConfig) -> Fetched:
                 if not target.exists():
                     real = f" with the {source.tokenizer} tokenizer" if source.tokenizer else ""
                     log(f"building builtin://tiny-llama{real}")
-                    build_tiny_llama(target, tokenizer_name=source.tokenizer)
+                    try:
+                        build_tiny_llama(target, tokenizer_name=source.tokenizer)
+                    except GgufError as err:  # no llama.cpp vocabularies: say which and how
+                        raise SourceError(str(err)) from None
         return Fetched(target, f"builtin-{name}")
     if source.fromJob is not None:
         return resolve_from_job(config)
