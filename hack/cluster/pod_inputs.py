@@ -88,6 +88,21 @@ def expand(text: str, env: dict[str, str]) -> str:
     )
 
 
+def image_env() -> dict[str, str]:
+    """What the trainer image's ENV gives that this machine has elsewhere: llama.cpp's
+    converter and reference vocabularies (/opt/llama.cpp in the image, KUBETUNE_LLAMA_CPP),
+    where hack/llama-cpp.sh unpacked them for the installed llama-cpp-python, when it did (the
+    per-pod HOME would hide ~/.cache/kubetune from the trainer's own lookup)."""
+    try:
+        from kubetune_trainer.gguf import GgufError, llama_cpp_dir
+    except ImportError:
+        return {}
+    try:
+        return {"KUBETUNE_LLAMA_CPP": str(llama_cpp_dir())}
+    except GgufError:
+        return {}
+
+
 class PodInputs:
     """Resolves one pod's env and volumes against the API server, into files under `dir`."""
 
@@ -111,6 +126,7 @@ class PodInputs:
             "KUBERNETES_SERVICE_PORT": self.cluster.port,
             "KUBERNETES_SERVICE_PORT_HTTPS": self.cluster.port,
             "TORCH_EXTENSIONS_DIR": torch_extensions(),
+            **image_env(),
         }
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")

@@ -37,6 +37,9 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("model-bad-artifact", make_job(**{"spec.model": {"fromJob": {"name": "a", "artifact": "best"}}}), "spec.model.fromJob.artifact", "latestCheckpoint"),
     ("model-unknown-field", make_job(**{"spec.model.token": "hf_abc"}), "spec.model.token", "unknown field"),
     ("model-attention", make_job(**{"spec.model.attention": "flash3"}), "spec.model.attention", "sdpa"),
+    ("model-tokenizer-unknown", make_job(**{"spec.model.source": "builtin://tiny-llama", "spec.model.tokenizer": "llama-4"}), "spec.model.tokenizer", "llama-bpe"),
+    ("model-tokenizer-not-builtin", make_job(**{"spec.model.tokenizer": "llama-bpe"}), "spec.model.tokenizer", "builtin://tiny-llama"),
+    ("model-tokenizer-from-job", make_job(**{"spec.model": {"fromJob": {"name": "prev"}, "tokenizer": "qwen2"}}), "spec.model.tokenizer", "remove model.tokenizer"),
     # dataset
     ("dataset-missing", make_job(**{"spec.dataset": DELETE}), "spec.dataset", "entrypoint"),
     ("dataset-no-sources", make_job(**{"spec.dataset.sources": []}), "spec.dataset.sources", "at least 1"),
@@ -143,7 +146,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     # output and tracking
     ("output-format", make_job(**{"spec.output.formats": ["onnx"]}), "spec.output.formats[0]", "gguf"),
     ("gguf-without-merged", make_job(**{"spec.output.formats": ["adapter", "gguf"]}), "spec.output.formats", "add merged"),
-    ("gguf-tiny-llama", make_job(**{"spec.model.source": "builtin://tiny-llama", "spec.output.formats": ["merged", "gguf"]}), "spec.output.formats", "llama.cpp"),
+    ("gguf-tiny-llama", make_job(**{"spec.model.source": "builtin://tiny-llama", "spec.output.formats": ["merged", "gguf"]}), "spec.output.formats", "model.tokenizer"),
     ("gguf-section-without-format", make_job(**{"spec.output.gguf": {"quantizations": ["q4_k_m"]}}), "spec.output.gguf", "add gguf"),
     ("gguf-imatrix-quantization", make_job(**{"spec.output.formats": ["merged", "gguf"], "spec.output.gguf": {"quantizations": ["iq2_xxs"]}}), "spec.output.gguf.quantizations[0]", "q4_k_m"),
     ("gguf-no-quantizations", make_job(**{"spec.output.formats": ["merged", "gguf"], "spec.output.gguf": {"quantizations": []}}), "spec.output.gguf.quantizations", "at least 1"),

@@ -96,17 +96,11 @@ def reference_cases(name: str) -> list[tuple[str, list[int]]]:
 
 @cache
 def vocabulary(name: str) -> Any:
-    """The tokenizer of `ggml-vocab-<name>.gguf`, read by transformers (one per session)."""
-    from transformers import PreTrainedTokenizerFast
+    """The tokenizer of `ggml-vocab-<name>.gguf`, read by transformers as the trainer reads it
+    for `model.tokenizer` (one per session)."""
+    from kubetune_trainer.vocabularies import read_vocabulary
 
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(
-        str(llama_cpp_models()), gguf_file=f"ggml-vocab-{name}.gguf"
-    )
-    if name == "llama-bpe":
-        # Llama 3's tokenizer.json sets `ignore_merges`: a word in the vocabulary is one token
-        # even where no merge sequence reaches it (' Việt'); the GGUF file has no such flag
-        tokenizer.backend_tokenizer.model.ignore_merges = True
-    return tokenizer
+    return read_vocabulary(llama_cpp_models(), name)
 
 
 def with_template(name: str, template: str) -> Any:

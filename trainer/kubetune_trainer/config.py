@@ -57,6 +57,10 @@ GrpoLoss = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "vespo"]
 BuiltinTemplate = Literal[
     "llama-3", "llama-3.1", "chatml", "gemma", "gemma-2", "gemma-3", "qwen", "qwen2.5", "qwen3"
 ]
+# Real tokenizers `builtin://tiny-llama` can take: llama.cpp's reference vocabularies (the
+# pinned llama-cpp-python sdist's models/ggml-vocab-<name>.gguf), those that transformers reads
+# back exactly (tests/support/vocabularies.py checks every reference line).
+BuiltinTokenizer = Literal["llama-bpe", "qwen2"]
 Method = Literal["full", "lora", "qlora"]
 Strategy = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3", "deepspeed-zero3-offload"]
 Precision = Literal["bf16", "fp16", "fp32"]
@@ -105,6 +109,12 @@ class ModelSource(Model):
     `builtin://tiny-llama` (a tiny random model built on the spot, for smoke tests), or
     `s3://bucket/prefix` (every object under the prefix, downloaded into the workspace cache,
     verified and cached by ETag; docs/object-storage.md). Set this or `fromJob`."""
+    tokenizer: BuiltinTokenizer | None = None
+    """Only with `builtin://tiny-llama`: a released family's tokenizer instead of the small
+    one trained on the spot, so that GGUF export works (llama.cpp's converter knows it) and
+    llama.cpp tokenizes as training did. `llama-bpe` (Llama 3's, with the `llama-3` chat
+    template) or `qwen2` (Qwen 2's, with `qwen2.5`). The model stays tiny, but its embedding
+    has the whole vocabulary and starts untrained."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) of an `hf://` source; pin a commit to reproduce."""
     fromJob: FromJob | None = None

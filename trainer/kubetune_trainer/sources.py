@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.gguf import GgufError
 from kubetune_trainer.lease import lease
 from kubetune_trainer.log import log
 
@@ -85,13 +86,19 @@ def fetch_model(config: TrainerConfig) -> Fetched:
     if source.source == "builtin://tiny-llama":
         from kubetune_trainer.tiny import VERSION, build_tiny_llama
 
-        target = cache / "models" / f"tiny-llama-v{VERSION}"
+        # one folder per tokenizer; the trained one's keeps its name from before model.tokenizer
+        name = f"tiny-llama-v{VERSION}" + (f"-{source.tokenizer}" if source.tokenizer else "")
+        target = cache / "models" / name
         if not target.exists():
-            with lease(cache / "locks" / f"tiny-llama-v{VERSION}.lock"):
+            with lease(cache / "locks" / f"{name}.lock"):
                 if not target.exists():
-                    log("building builtin://tiny-llama")
-                    build_tiny_llama(target)
-        return Fetched(target, f"builtin-tiny-llama-v{VERSION}")
+                    real = f" with the {source.tokenizer} tokenizer" if source.tokenizer else ""
+                    log(f"building builtin://tiny-llama{real}")
+                    try:
+                        build_tiny_llama(target, tokenizer_name=source.tokenizer)
+                    except GgufError as err:  # no llama.cpp vocabularies: say which and how
+                        raise SourceError(str(err)) from None
+        return Fetched(target, f"builtin-{name}")
     if source.fromJob is not None:
         return resolve_from_job(config)
     if source.source and source.source.startswith("hf://"):

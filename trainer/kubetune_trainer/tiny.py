@@ -5,6 +5,9 @@ corpus, a model initialised from a config (seeded) and then briefly pretrained o
 corpus as plain text — like a real base model, it knows some words, so LoRA has something to
 adapt — both saved with `save_pretrained` and loaded through the same path-based code as any
 model on a volume. Tests that need an untrained model pass `pretrain_steps=0`.
+
+`model.tokenizer` replaces the trained tokenizer with a released family's (Llama 3's, Qwen 2's:
+kubetune_trainer.vocabularies), which llama.cpp's converter recognises, so the GGUF export works.
 """
 
 from __future__ import annotations
@@ -121,13 +124,34 @@ def llama(tokenizer: Any, hidden: int, intermediate: int, seed: int, pretrain_st
     return model
 
 
+def real_tokenizer(name: str) -> Any:
+    """`model.tokenizer`: a released family's tokenizer, from llama.cpp's reference
+    vocabularies (kubetune_trainer.vocabularies)."""
+    from kubetune_trainer.gguf import llama_cpp_dir
+    from kubetune_trainer.vocabularies import family_tokenizer
+
+    models = llama_cpp_dir(f"model.tokenizer is {name}") / "models"
+    return family_tokenizer(models, name)
+
+
 def build_tiny_llama(
-    path: str | os.PathLike[str], seed: int = 0, pretrain_steps: int = 120
+    path: str | os.PathLike[str],
+    seed: int = 0,
+    pretrain_steps: int = 120,
+    tokenizer_name: str | None = None,
 ) -> Path:
-    """Write the tiny model and tokenizer to `path` (atomically) and return it."""
+    """Write the tiny model and tokenizer to `path` (atomically) and return it. With
+    `tokenizer_name` (`model.tokenizer`) the tokenizer is a released family's and the embedding
+    has its whole vocabulary (128k-152k rows, 250 times the trained tokenizer's): pretraining
+    would then take minutes and gigabytes on a CPU, so that model starts from its random
+    weights (`pretrain_steps` counts for the trained tokenizer only)."""
     target = Path(path)
-    tokenizer = train_tokenizer()
-    model = llama(tokenizer, 64, 176, seed, pretrain_steps)
+    if tokenizer_name is None:
+        tokenizer = train_tokenizer()
+        model = llama(tokenizer, 64, 176, seed, pretrain_steps)
+    else:
+        tokenizer = real_tokenizer(tokenizer_name)
+        model = llama(tokenizer, 64, 176, seed, 0)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)

@@ -296,15 +296,26 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "model.tokenizer",
+        "!has(self.model.tokenizer) || "
+        "(has(self.model.source) && self.model.source == 'builtin://tiny-llama')",
+        "only builtin://tiny-llama takes a tokenizer (other models bring their own): remove "
+        "model.tokenizer",
+        lambda s: s.model.tokenizer is None or s.model.source == "builtin://tiny-llama",
+    ),
+    Rule(
         "output.formats",
         "!has(self.output.formats) || !('gguf' in self.output.formats) "
-        "|| !has(self.model.source) || self.model.source != 'builtin://tiny-llama'",
-        "builtin://tiny-llama's tokenizer is trained on the spot, and llama.cpp's converter only "
-        "takes BPE tokenizers it knows: remove gguf from output.formats for this model",
+        "|| !has(self.model.source) || self.model.source != 'builtin://tiny-llama' "
+        "|| has(self.model.tokenizer)",
+        "builtin://tiny-llama's own tokenizer is trained on the spot, and llama.cpp's converter "
+        "only takes BPE tokenizers it knows: set model.tokenizer (llama-bpe or qwen2) or remove "
+        "gguf from output.formats",
         lambda s: (
             s.output.formats is None
             or "gguf" not in s.output.formats
             or s.model.source != "builtin://tiny-llama"
+            or s.model.tokenizer is not None
         ),
     ),
     Rule(
