@@ -1,4 +1,4 @@
-"""Shared bench inputs: a seeded long-tailed chat dataset and the tiny model."""
+"""Shared bench inputs: a seeded long-tailed chat dataset, the tiny model, the local cluster."""
 
 from __future__ import annotations
 
@@ -130,3 +130,20 @@ def tool_records(n: int, rounds: int = 3, seed: int = 0) -> list[dict[str, Any]]
             ]
         records.append({"messages": messages, "tools": [WEATHER_TOOL]})
     return records
+
+
+def local_cluster() -> tuple[str, str]:
+    """The local control plane (hack/local-cluster up: started, or reused when running): its
+    kubeconfig and its kubectl."""
+    out = subprocess.run(
+        [str(Path(__file__).resolve().parents[1] / "hack/local-cluster"), "up"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    env = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in out.splitlines()
+        if line.startswith("export ")
+    )
+    return env["KUBECONFIG"], env["PATH"].split(":")[0] + "/kubectl"

@@ -34,6 +34,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import local_cluster  # noqa: E402
 
 from kubetune.api.crd import crd_yaml  # noqa: E402
 from kubetune.local_run import free_port  # noqa: E402
@@ -42,18 +45,6 @@ from kubetune.openai_api.jobs import build_job, request_of  # noqa: E402
 from tests.support.openai_api import CATALOG_PATH, catalog  # noqa: E402
 
 SAMPLES = 400
-
-
-def cluster() -> tuple[str, str]:
-    out = subprocess.run(
-        [str(ROOT / "hack/local-cluster"), "up"], check=True, capture_output=True, text=True
-    ).stdout
-    env = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in out.splitlines()
-        if line.startswith("export ")
-    )
-    return env["KUBECONFIG"], env["PATH"].split(":")[0] + "/kubectl"
 
 
 def p(values: list[float], q: float) -> float:
@@ -70,7 +61,7 @@ def line(what: str, ms: list[float]) -> str:
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    kubeconfig, kubectl = cluster()
+    kubeconfig, kubectl = local_cluster()
 
     def k(*args: str, stdin: str | None = None) -> str:
         return subprocess.run(

@@ -32,20 +32,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import local_cluster  # noqa: E402
 
 from kubetune.local_run import free_port  # noqa: E402
-
-
-def cluster() -> tuple[str, str]:
-    out = subprocess.run(
-        [str(ROOT / "hack/local-cluster"), "up"], check=True, capture_output=True, text=True
-    ).stdout
-    env = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in out.splitlines()
-        if line.startswith("export ")
-    )
-    return env["KUBECONFIG"], env["PATH"].split(":")[0] + "/kubectl"
 
 
 def job(name: str) -> dict:
@@ -197,7 +188,7 @@ def drop_namespace(core: object, namespace: str) -> None:
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [200, 1000]
-    kubeconfig, kubectl = cluster()
+    kubeconfig, kubectl = local_cluster()
     subprocess.run(
         [
             kubectl,
