@@ -11,7 +11,7 @@ FLAVOR = "kubetune-test-gpu"
 
 
 def flavor() -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": FLAVOR}}
+    return {"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": FLAVOR}, "spec": {}}
 
 
 def cluster_queue(name: str, gpus: int) -> dict[str, Any]:
