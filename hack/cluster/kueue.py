@@ -20,6 +20,9 @@ import yaml
 Obj = dict[str, Any]
 
 NAMESPACE = "kueue-system"
+# Without Kueue's internal cert management its manager reads a metrics certificate from this
+# fixed path (cmd/kueue/main.go) and exits without one, even with metrics off.
+METRICS_CERTS = Path("/etc/kueue/metrics/certs")
 PORT = 9543  # the training-operator holds 9443 on all interfaces
 WEBHOOK_CONFIGS = {
     "MutatingWebhookConfiguration": "kueue-mutating-webhook-configuration",
@@ -117,6 +120,9 @@ def install_and_start(
     apply(crds(manifests, ca))
     pid_file, log_file = state / "kueue.pid", state / "kueue.log"
     if alive(pid_file) is None:
+        METRICS_CERTS.mkdir(parents=True, exist_ok=True)
+        for name in ("tls.crt", "tls.key"):
+            (METRICS_CERTS / name).write_bytes((certs / name).read_bytes())
         config = state / "kueue-config.yaml"
         config.write_text(yaml.safe_dump(configuration(certs)))
         with log_file.open("wb") as out:

@@ -36,8 +36,9 @@ def test_quota_queues_then_admits_and_a_missing_queue_is_named(
     kube.apply(flavor(), cluster_queue(cq, gpus=1), server_side=True)
     kube.apply(local_queue("team", cq))
     try:
-        # The first job holds the only GPU for a few seconds (kwok completes its pod then).
-        kube.apply(queued("team", "first", "8s"))
+        # The first job holds the only GPU for 25 s (then kwok completes its pod): time for the
+        # second to be seen Queued on a busy machine.
+        kube.apply(queued("team", "first", "25s"))
         eventually(lambda: phase_is(kube, "first", "Training"), timeout=60, what="first to train")
         kube.apply(queued("team", "second", "1s"), queued("no-such-queue", "lost", "1s"))
 
