@@ -110,6 +110,7 @@ def install_and_start(
     apply: Callable[[list[Obj]], None],
     wait_for: Callable[..., None],
     alive: Callable[[Path], int | None],
+    established: Callable[[str], None],
 ) -> None:
     """Install Kueue's CRDs and webhooks (server-side apply: idempotent) and start its
     manager, unless one runs; wait until its controllers and webhooks serve."""
@@ -117,7 +118,11 @@ def install_and_start(
     ca = (certs / "ca.crt").read_bytes()
     manifests = binary_dir / "manifests"
     apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
-    apply(crds(manifests, ca))
+    definitions = crds(manifests, ca)
+    apply(definitions)
+    # The manager maps kinds through discovery at start and exits on one not served yet.
+    for crd in definitions:
+        established(f"crd/{crd['metadata']['name']}")
     pid_file, log_file = state / "kueue.pid", state / "kueue.log"
     if alive(pid_file) is None:
         METRICS_CERTS.mkdir(parents=True, exist_ok=True)
@@ -142,9 +147,12 @@ def install_and_start(
     # The webhooks go in once the manager serves them: a configuration that points at a port
     # nobody listens on would refuse every PyTorchJob meanwhile.
     signs = (b'"controller": "pytorchjob"', b"Serving webhook server")
-    wait_for(
-        "Kueue's PyTorchJob controller and webhook server",
-        lambda: all(sign in log_file.read_bytes() for sign in signs),
-        timeout=120,
-    )
+
+    def serving() -> bool:
+        if alive(pid_file) is None:
+            tail = log_file.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"Kueue's manager exited; {log_file} ends with:\n{tail}")
+        return all(sign in log_file.read_bytes() for sign in signs)
+
+    wait_for("Kueue's PyTorchJob controller and webhook server", serving, timeout=120)
     apply(webhook_configurations(manifests, ca))

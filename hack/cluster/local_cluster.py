@@ -326,6 +326,7 @@ def up(with_kueue: bool = False) -> int:
             lambda objects: apply(bins, objects),
             wait_for,
             pid_alive,
+            lambda crd: wait_condition(bins, crd, "Established"),
         )
     elif not pid_alive(KUEUE_PID):
         # Webhooks of a Kueue that no longer runs would refuse every PyTorchJob.
