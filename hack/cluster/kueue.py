@@ -144,15 +144,16 @@ def install_and_start(
                 start_new_session=True,
             )  # outlives this command, like the training-operator
         pid_file.write_text(str(proc.pid))
+
     # The webhooks go in once the manager serves them: a configuration that points at a port
     # nobody listens on would refuse every PyTorchJob meanwhile.
-    signs = (b'"controller": "pytorchjob"', b"Serving webhook server")
-
     def serving() -> bool:
         if alive(pid_file) is None:
             tail = log_file.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"Kueue's manager exited; {log_file} ends with:\n{tail}")
-        return all(sign in log_file.read_bytes() for sign in signs)
+        lines = log_file.read_bytes().splitlines()
+        workers = any(b'"logger":"pytorchjob"' in x and b'"Starting workers"' in x for x in lines)
+        return workers and any(b'"Serving webhook server"' in x for x in lines)
 
     wait_for("Kueue's PyTorchJob controller and webhook server", serving, timeout=120)
     apply(webhook_configurations(manifests, ca))
