@@ -48,7 +48,7 @@ def test_quota_queues_then_admits_and_a_missing_queue_is_named(
         cond = condition_of(kube, "second", "Queued")
         assert cond["reason"] == "Pending", cond
         assert f"ClusterQueue {cq} (LocalQueue team)" in cond["message"]
-        assert "insufficient quota for nvidia.com/gpu" in cond["message"], cond["message"]
+        assert "insufficient unused quota for nvidia.com/gpu" in cond["message"], cond["message"]
         assert waiting["phase"] == "Queued"
         assert kube.get("pytorchjob", "second")["spec"]["runPolicy"]["suspend"] is True
         # kubectl shows it (the Phase printer column).

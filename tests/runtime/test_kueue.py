@@ -16,13 +16,12 @@ from kubetune.runtime.kueue import QueueState, queued
 from tests.support.memory_cluster import World
 
 QUEUED = {"spec.scheduling.queue": "team-q"}
-PENDING_QUOTA = {
+PENDING_QUOTA = {  # as real Kueue v0.17 words it (tests/cluster/test_kueue.py saw it)
     "type": "QuotaReserved",
     "status": "False",
     "reason": "Pending",
-    "message": "couldn't assign flavors to pod set master: insufficient quota for "
-    "nvidia.com/gpu in flavor gpu, previously considered podsets requests (0) + current "
-    "podset request (1) > maximum capacity (0)",
+    "message": "couldn't assign flavors to pod set master: insufficient unused quota for "
+    "nvidia.com/gpu in flavor gpu, 1 more needed",
 }
 
 
@@ -71,7 +70,7 @@ CASES = [
         QueueState(cluster_queue="gpus", workload=workload(PENDING_QUOTA)),
         "Pending",
         "ClusterQueue gpus (LocalQueue team-q): couldn't assign flavors to pod set master: "
-        "insufficient quota for nvidia.com/gpu",
+        "insufficient unused quota for nvidia.com/gpu",
     ),
     Case(
         "quota reserved, not started yet",
@@ -141,7 +140,7 @@ def test_a_job_waiting_for_quota_is_queued_with_kueues_reason() -> None:
     queued_condition = next(c for c in outcome.status["conditions"] if c["type"] == "Queued")
     assert queued_condition["reason"] == "Pending"
     assert "ClusterQueue gpus" in queued_condition["message"]
-    assert "insufficient quota for nvidia.com/gpu" in queued_condition["message"]
+    assert "insufficient unused quota for nvidia.com/gpu" in queued_condition["message"]
     assert world.cluster.writes() == []  # Kueue's suspend is left alone
 
 
