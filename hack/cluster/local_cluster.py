@@ -1,6 +1,7 @@
 """A real local Kubernetes control plane for kubetune's tests, without Docker.
 
     hack/local-cluster up       build what is missing, start (or reuse) the cluster
+    hack/local-cluster up --kueue   the same, plus Kueue (built on first use, ~10 min cold)
     hack/local-cluster status   what runs, and the memory it holds
     hack/local-cluster down     stop every process it started, by PID
     hack/local-cluster config   print kwokctl's configuration for it (builds nothing)
@@ -10,7 +11,9 @@ controller as local processes through `kwokctl --runtime binary` (all bound to 1
 installs the PyTorchJob CRD, starts the Kubeflow training-operator out of cluster and an S3
 server (SeaweedFS, s3_server.py), creates two fake GPU nodes and a pool of hostPath
 PersistentVolumes, and prints exports: the S3 endpoint and credentials file, PATH, and
-`export KUBECONFIG=…` as its last line. See docs/local-cluster.md.
+`export KUBECONFIG=…` as its last line. With `--kueue` it also installs Kueue and starts its
+manager (hack/cluster/kueue.py); without it, a Kueue left by an earlier `up --kueue` keeps
+running. See docs/local-cluster.md.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import kueue
 import s3_server
 import yaml
 from cluster_objects import (
@@ -45,6 +49,7 @@ CLUSTER_DIR = KWOK_WORKDIR / "clusters" / NAME
 KUBECONFIG = CLUSTER_DIR / "kubeconfig.yaml"
 OPERATOR_PID = STATE / "training-operator.pid"
 OPERATOR_LOG = STATE / "training-operator.log"
+KUEUE_PID = STATE / "kueue.pid"
 VOLUMES = STATE / "volumes"
 CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
 
@@ -256,9 +261,18 @@ def start_training_operator(bins: Binaries) -> None:
 # --- commands ------------------------------------------------------------------------------
 
 
-def up() -> int:
+def kueue_dir() -> Path:
+    """Build Kueue's piece if missing (a no-op when cached) and return its folder."""
+    out = subprocess.run(
+        [str(HERE / "build-binaries.sh"), "kueue"], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return Path(out.strip().split("=", 1)[1])
+
+
+def up(with_kueue: bool = False) -> int:
     started = time.monotonic()
     bins = Binaries.build()
+    kueue_bin = kueue_dir() if with_kueue else None
     STATE.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KWOK_WORKDIR": str(KWOK_WORKDIR)}
     config, wanted = (
@@ -310,6 +324,20 @@ def up() -> int:
     recycle_volumes(bins)
     start_training_operator(bins)
     s3_server.start(bins.seaweedfs, STATE, pid_alive, log)
+    if kueue_bin is not None:
+        kueue.install_and_start(
+            kueue_bin,
+            STATE,
+            KUBECONFIG,
+            lambda objects: apply(bins, objects),
+            wait_for,
+            pid_alive,
+            lambda crd: wait_condition(bins, crd, "Established"),
+        )
+    elif not pid_alive(KUEUE_PID):
+        # Webhooks of a Kueue that no longer runs would refuse every PyTorchJob.
+        for kind, name in kueue.WEBHOOK_CONFIGS.items():
+            kubectl(bins, "delete", kind.lower(), name, "--ignore-not-found")
     for i in range(GPU_NODES):
         wait_condition(bins, f"node/kwok-gpu-{i}", "Ready")
     log(f"ready in {time.monotonic() - started:.1f}s")
@@ -328,10 +356,11 @@ def s3_exports() -> None:
 def down(quiet: bool = False) -> int:
     s3_server.stop(STATE, pid_alive)
     shutil.rmtree(s3_server.paths(STATE)["root"], ignore_errors=True)  # its buckets and keys
-    pid = pid_alive(OPERATOR_PID)
-    if pid:
-        os.killpg(pid, signal.SIGTERM)
-        OPERATOR_PID.unlink(missing_ok=True)
+    for pid_file in (OPERATOR_PID, KUEUE_PID):
+        pid = pid_alive(pid_file)
+        if pid:
+            os.killpg(pid, signal.SIGTERM)
+            pid_file.unlink(missing_ok=True)
     kwokctl = None
     for path in (CACHE / "bin").glob("kwok-*/kwokctl"):
         kwokctl = path
@@ -369,6 +398,8 @@ def component_pids() -> dict[str, int]:
         pids["training-operator"] = pid
     if pid := pid_alive(s3_server.paths(STATE)["pid"]):
         pids["s3 (seaweedfs)"] = pid
+    if pid := pid_alive(KUEUE_PID):
+        pids["kueue"] = pid
     return pids
 
 
@@ -409,8 +440,13 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=["up", "down", "status", "config"])
+    parser.add_argument(
+        "--kueue", action="store_true", help="up: also install and start Kueue (see kueue.py)"
+    )
     args = parser.parse_args()
-    return {"up": up, "down": down, "status": status, "config": config}[args.command]()
+    if args.command == "up":
+        return up(with_kueue=args.kueue)
+    return {"down": down, "status": status, "config": config}[args.command]()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from kubetune.api import parse_job
 from kubetune.render import render
 from kubetune.render.pod import CONTAINER, PORT_NAME
@@ -147,25 +149,46 @@ def test_cpu_jobs_use_deepspeed_on_cpu_and_no_gpus() -> None:
     )
 
 
-def test_run_policy_kueue_and_gang_scheduling() -> None:
+def test_run_policy_and_gang_scheduling() -> None:
     job = pytorchjob(
         nodes=2,
         gpus=8,
         **{
             "spec.runPolicy": {
                 "suspend": True,
-                "queueName": "team-q",
                 "backoffLimit": 1,
                 "gangScheduling": {"queue": "gpu"},
                 "ttlSecondsAfterFinished": 60,
             },
         },
     )
-    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-q"
+    assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
     policy = job["spec"]["runPolicy"]
     assert policy["suspend"] is True and policy["backoffLimit"] == 1
     assert policy["schedulingPolicy"] == {"minAvailable": 2, "queue": "gpu"}
     assert policy["ttlSecondsAfterFinished"] == 60
+
+
+@pytest.mark.parametrize(
+    ("scheduling", "labels", "suspended"),
+    [
+        ({}, {}, False),
+        ({"queue": "team-q"}, {"kueue.x-k8s.io/queue-name": "team-q"}, True),
+        (
+            {"queue": "team-q", "priorityClass": "high"},
+            {"kueue.x-k8s.io/queue-name": "team-q", "kueue.x-k8s.io/priority-class": "high"},
+            True,
+        ),
+    ],
+)
+def test_kueue_labels_and_created_suspended(
+    scheduling: dict[str, str], labels: dict[str, str], suspended: bool
+) -> None:
+    """A queued job is created suspended with Kueue's labels: Kueue unsuspends it on admission."""
+    job = pytorchjob(nodes=1, gpus=1, **{"spec.scheduling": scheduling})
+    kueue = {k: v for k, v in job["metadata"]["labels"].items() if k.startswith("kueue.x-k8s.io/")}
+    assert kueue == labels
+    assert job["spec"]["runPolicy"]["suspend"] is suspended
 
 
 def test_from_job_resolves_to_the_previous_stage_output() -> None:

@@ -113,6 +113,21 @@ def operator(ftj_crd: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
+def kueue(cluster: Kube) -> Kube:
+    """Real Kueue on the local control plane (`hack/local-cluster up --kueue`: reuses the
+    running cluster, builds Kueue on first use); only the tests that ask for it pay."""
+    proc = subprocess.run(
+        [str(REPO / "hack" / "local-cluster"), "up", "--kueue"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"hack/local-cluster up --kueue failed:\n{proc.stderr[-4000:]}")
+    return cluster
+
+
+@pytest.fixture(scope="session")
 def process_node(cluster: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessNode]:
     """The node whose pods run for real on this machine (hack/cluster/process_node.py)."""
     node = ProcessNode(cluster, tmp_path_factory.mktemp("process-node"))

@@ -37,6 +37,8 @@ class MemoryCluster:
     calls: list[str] = field(default_factory=list)
     rejects: dict[str, str] = field(default_factory=dict)
     terminating: bool = False
+    kueue: bool = True
+    """Kueue's API is served."""
 
     def create(self, obj: Obj) -> Obj | None:
         key = (obj["kind"], obj["metadata"]["name"])
@@ -67,6 +69,9 @@ class MemoryCluster:
     def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None:
         self.calls.append(f"patch {kind}/{name} {body['spec']}")
 
+    def serves(self, api_version: str) -> bool:
+        return self.kueue or not api_version.startswith("kueue.x-k8s.io/")
+
     def writes(self) -> list[str]:
         return [c for c in self.calls if not c.startswith(("get ", "status "))]
 
@@ -78,6 +83,7 @@ class MemoryWatch:
     pytorchjobs: dict[str, Obj] = field(default_factory=dict)
     pod_list: list[Obj] = field(default_factory=list)
     claim: str | None = "Bound"
+    workloads: dict[str, Obj] = field(default_factory=dict)
 
     def pytorchjob(self, job: str, namespace: str) -> Obj | None:
         return self.pytorchjobs.get(job)
@@ -87,6 +93,9 @@ class MemoryWatch:
 
     def claim_phase(self, claim: str, namespace: str) -> str | None:
         return self.claim
+
+    def workload(self, pytorchjob: str, namespace: str) -> Obj | None:
+        return self.workloads.get(pytorchjob)
 
 
 class World:

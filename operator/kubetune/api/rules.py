@@ -377,6 +377,13 @@ RULES: tuple[Rule, ...] = (
         lambda s: not s.evaluation.baseline or (s.dataset is not None and s.dataset.has_held_out),
     ),
     Rule(
+        "scheduling.priorityClass",
+        "!has(self.scheduling.priorityClass) || has(self.scheduling.queue)",
+        "a Kueue priority needs a queue: set scheduling.queue (a LocalQueue) or drop "
+        "scheduling.priorityClass",
+        lambda s: s.scheduling.priorityClass is None or s.scheduling.queue is not None,
+    ),
+    Rule(
         "training.precision",
         "self.training.precision != 'fp16' || self.distributed.gpusPerNode > 0",
         "fp16 mixed precision needs GPUs; use bf16 or fp32 on CPU",

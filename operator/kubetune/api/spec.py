@@ -251,10 +251,20 @@ class RunPolicySpec(Model):
     """Delete the PyTorchJob (not the FineTuneJob or its outputs) this long after it finished."""
     suspend: bool = False
     """Suspend: pods are deleted, the job resumes from its latest checkpoint when unset."""
-    queueName: Annotated[LabelValue, StringConstraints(min_length=1)] | None = None
-    """Kueue LocalQueue; sets the `kueue.x-k8s.io/queue-name` label (Kueue then manages suspend)."""
     gangScheduling: GangSchedulingSpec | None = None
     """Gang scheduling policy."""
+
+
+class SchedulingSpec(Model):
+    """Queueing under Kueue (docs/kueue.md): quotas, admission order and preemption."""
+
+    queue: Annotated[LabelValue, StringConstraints(min_length=1)] | None = None
+    """Kueue LocalQueue in the job's namespace. The PyTorchJob is created suspended with the
+    label `kueue.x-k8s.io/queue-name`, and Kueue starts it when its ClusterQueue has quota for
+    it (phase `Queued` until then)."""
+    priorityClass: Annotated[LabelValue, StringConstraints(min_length=1)] | None = None
+    """Kueue WorkloadPriorityClass (label `kueue.x-k8s.io/priority-class`): the order of
+    admission, and which running jobs a higher-priority one may preempt. Needs `queue`."""
 
 
 class EnvVarSource(Model):
@@ -320,7 +330,9 @@ class FineTuneJobSpec(Model):
     conversation formats give `reference_tool_calls` and `reference_text`; a `prompts` row's
     other columns are its own reference fields."""
     runPolicy: RunPolicySpec = section(RunPolicySpec)
-    """Restarts, deadlines, suspension and queueing."""
+    """Restarts, deadlines and suspension."""
+    scheduling: SchedulingSpec = section(SchedulingSpec)
+    """Queueing under Kueue: the LocalQueue and the priority."""
     image: ImageReference | None = None
     """Trainer image. Defaults to the operator's configured trainer image."""
     imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"

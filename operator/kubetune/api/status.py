@@ -8,7 +8,7 @@ from pydantic import Field
 
 from kubetune_trainer.schema import Model
 
-Phase = Literal["Pending", "Preparing", "Training", "Succeeded", "Failed", "Suspended"]
+Phase = Literal["Pending", "Queued", "Preparing", "Training", "Succeeded", "Failed", "Suspended"]
 
 
 class Condition(Model):
@@ -295,7 +295,9 @@ class FineTuneJobStatus(Model):
     """Observed state."""
 
     phase: Phase | None = None
-    """Pending → Preparing → Training → Succeeded or Failed; Suspended while suspended."""
+    """Pending → Preparing → Training → Succeeded or Failed; Suspended while suspended; Queued
+    while Kueue holds it (spec.scheduling.queue), its condition naming the ClusterQueue and
+    Kueue's reason."""
     conditions: list[Condition] = Field(default_factory=list)
     """Conditions, Kubernetes conventions."""
     progress: Progress | None = None

@@ -7,6 +7,7 @@ from kubetune.render.metadata import Obj, object_meta
 from kubetune.render.names import pytorchjob_name
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 def render_run_policy(job: FineTuneJob) -> Obj:
@@ -15,7 +16,8 @@ def render_run_policy(job: FineTuneJob) -> Obj:
         # Keep finished pods so their logs can be read; ttlSecondsAfterFinished cleans up.
         "cleanPodPolicy": "None",
         "backoffLimit": policy.backoffLimit,
-        "suspend": policy.suspend,
+        # Queued under Kueue: created suspended; Kueue unsuspends it when it admits it.
+        "suspend": policy.suspend or job.spec.scheduling.queue is not None,
     }
     if policy.activeDeadlineSeconds is not None:
         run["activeDeadlineSeconds"] = policy.activeDeadlineSeconds
@@ -35,8 +37,10 @@ def render_run_policy(job: FineTuneJob) -> Obj:
 def render_pytorchjob(job: FineTuneJob, template: Obj) -> Obj:
     spec = job.spec
     meta = object_meta(job, pytorchjob_name(job.name), "training")
-    if spec.runPolicy.queueName:
-        meta["labels"][KUEUE_QUEUE_LABEL] = spec.runPolicy.queueName
+    if spec.scheduling.queue:
+        meta["labels"][KUEUE_QUEUE_LABEL] = spec.scheduling.queue
+    if spec.scheduling.priorityClass:
+        meta["labels"][KUEUE_PRIORITY_LABEL] = spec.scheduling.priorityClass
 
     def replica(count: int) -> Obj:
         # ExitCode: exit codes 1-127 (a bug, bad data) fail the job at once; 128+ (signals:

@@ -17,7 +17,7 @@ import copy
 import logging
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
 import kopf
@@ -60,6 +60,7 @@ class Indexed:
     pytorchjobs_by_job: Mapping[Key, Collection[Obj]]  # a kopf.Index: key → its objects' values
     pods_by_job: Mapping[Key, Collection[Obj]]
     claim_phases: Mapping[Key, Collection[str | None]]
+    workloads_by_pytorchjob: Mapping[Key, Collection[Obj]] = field(default_factory=dict)
 
     def pytorchjob(self, job: str, namespace: str) -> Obj | None:
         return next(iter(self.pytorchjobs_by_job.get((namespace, job), [])), None)
@@ -69,6 +70,9 @@ class Indexed:
 
     def claim_phase(self, claim: str, namespace: str) -> str | None:
         return next(iter(self.claim_phases.get((namespace, claim), [])), None)
+
+    def workload(self, pytorchjob: str, namespace: str) -> Obj | None:
+        return next(iter(self.workloads_by_pytorchjob.get((namespace, pytorchjob), [])), None)
 
 
 @dataclass
@@ -158,6 +162,32 @@ async def claim_phases(namespace: str | None, name: str, status: kopf.Status, **
     return {(namespace, name): status.get("phase")}
 
 
+def _owning_pytorchjob(body: kopf.Body) -> str | None:
+    """The PyTorchJob that owns a Kueue Workload (Kueue's PyTorchJob integration sets it)."""
+    for ref in body["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "PyTorchJob" and ref.get("apiVersion") == PYTORCHJOB[0]:
+            return str(ref["name"])
+    return None
+
+
+# Kueue's Workloads: served only where Kueue is installed; kopf watches them once its CRD
+# appears (and not at all without it).
+@kopf.index("kueue.x-k8s.io", "v1beta2", "workloads")
+async def workloads_by_pytorchjob(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    """(namespace, PyTorchJob) → its Workload, cut to what runtime/kueue.py reads."""
+    owner = _owning_pytorchjob(body)
+    if owner is None:
+        return None
+    status = body.get("status") or {}
+    return {
+        (namespace, owner): {
+            "metadata": {"name": body["metadata"]["name"]},
+            "spec": {"active": (body.get("spec") or {}).get("active", True)},
+            "status": {"conditions": copy.deepcopy(status.get("conditions") or [])},
+        }
+    }
+
+
 def _reconcile_and_follow(
     call: Call, body: Any, pod: Any = None, pytorchjob: Any = None, warning: Any = None
 ) -> None:
@@ -197,11 +227,15 @@ class Indexes(TypedDict):
     pods_by_job: kopf.Index[Key, Obj]
     claim_phases: kopf.Index[Key, str | None]
     stages_after: kopf.Index[Key, str]
+    workloads_by_pytorchjob: kopf.Index[Key, Obj]
 
 
 def _call(memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes) -> Call:
     watched = Indexed(
-        indexes["pytorchjobs_by_job"], indexes["pods_by_job"], indexes["claim_phases"]
+        indexes["pytorchjobs_by_job"],
+        indexes["pods_by_job"],
+        indexes["claim_phases"],
+        indexes.get("workloads_by_pytorchjob") or {},
     )
     return Call(memo, logger, watched, indexes["stages_after"])
 
@@ -289,3 +323,26 @@ def pytorchjob_warning(
     if pytorchjob is None or JOB_LABEL not in (pytorchjob["metadata"].get("labels") or {}):
         return
     _owner_event(call, pytorchjob, pytorchjob=pytorchjob, warning=body)
+
+
+def _of_pytorchjob(body: kopf.Body, **_: Any) -> bool:
+    return _owning_pytorchjob(body) is not None
+
+
+@kopf.on.event("kueue.x-k8s.io", "v1beta2", "workloads", when=_of_pytorchjob)  # type: ignore[arg-type]
+def workload_event(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **indexes: Unpack[Indexes],
+) -> None:
+    """Kueue queued, admitted or evicted a PyTorchJob's Workload: reconcile the FineTuneJob
+    that owns that PyTorchJob (if one does), so its `Queued` condition follows Kueue's."""
+    name = _owning_pytorchjob(body)
+    namespace = body["metadata"]["namespace"]
+    call = _call(memo, logger, indexes)
+    pytorchjob = call.memo.reconciler.cluster.get(*PYTORCHJOB, name, namespace)
+    if pytorchjob is None or JOB_LABEL not in (pytorchjob["metadata"].get("labels") or {}):
+        return
+    _owner_event(call, pytorchjob)

@@ -35,6 +35,8 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
     ("kubeflow.org/v1", "PyTorchJob"): ("pytorchjobs", True),
+    ("kueue.x-k8s.io/v1beta2", "Workload"): ("workloads", True),
+    ("kueue.x-k8s.io/v1beta2", "LocalQueue"): ("localqueues", True),
     (API_VERSION, KIND): (PLURAL, True),
     ("kopf.dev/v1", "KopfPeering"): ("kopfpeerings", True),
     ("kopf.dev/v1", "ClusterKopfPeering"): ("clusterkopfpeerings", False),
@@ -148,6 +150,16 @@ class Kube:
         except ApiException as err:
             if err.status == 404:
                 return None
+            raise
+
+    def serves(self, api_version: str) -> bool:
+        """Whether the API server serves this group/version (e.g. Kueue's is installed)."""
+        try:
+            self._call("GET", f"/apis/{api_version}")
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
             raise
 
     def patch_status(self, name: str, namespace: str, status: Obj) -> None:

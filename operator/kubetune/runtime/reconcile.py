@@ -6,7 +6,8 @@
     ensure_children     render and create the children once, the PyTorchJob last; a child the
                         API server refuses fails the job with the API server's message
     write_status        compute the status from what was observed; write it only if it changed
-    enforce_run_policy  the PyTorchJob's suspend follows the spec; a failed job is stopped
+    enforce_run_policy  the PyTorchJob's suspend follows the spec; a failed job is stopped;
+                        under Kueue the Workload's `spec.active` is the switch instead
 
 Level-triggered: every event on a FineTuneJob, its PyTorchJob or its pods runs the same
 function, which reads the world and converges. Spec changes after the PyTorchJob exists are
@@ -31,6 +32,8 @@ from kubetune.render.metadata import Obj
 from kubetune.render.names import pytorchjob_name
 from kubetune.render.storage import workspace_claim
 from kubetune.runtime.kube import Rejected
+from kubetune.runtime.kueue import KUEUE_API, LOCAL_QUEUE, WORKLOAD, QueueState, holds
+from kubetune.runtime.kueue import workload_active as _workload_active
 from kubetune.runtime.observe import expected_outputs, pod_state
 from kubetune.runtime.status import (
     TRAINER_OWNED,
@@ -85,6 +88,9 @@ class Watched(Protocol):
 
     def claim_phase(self, claim: str, namespace: str) -> str | None: ...
 
+    def workload(self, pytorchjob: str, namespace: str) -> Obj | None:
+        """Kueue's Workload of that PyTorchJob (cut to what runtime/kueue.py reads)."""
+
 
 class Cluster(Protocol):
     """The API calls a reconcile makes: `runtime.kube.Kube` in the operator, an in-memory
@@ -100,6 +106,9 @@ class Cluster(Protocol):
     def patch_status(self, name: str, namespace: str, status: Obj) -> None: ...
 
     def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None: ...
+
+    def serves(self, api_version: str) -> bool:
+        """Whether the API server serves that group/version (Kueue's, for queued jobs)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,11 @@ class Reconciler:
         children = self.ensure_children(job, upstream, pytorchjob, old, outcome)
         seen = self.observed(job, upstream, children, watched, event_pod, event_warning)
         self.write_status(job, seen, old, outcome)
-        self.enforce_run_policy(job, children.existing, outcome)
+        existing = children.existing
+        workload = None
+        if existing is not None and job.spec.scheduling.queue:
+            workload = watched.workload(existing["metadata"]["name"], job.namespace)
+        self.enforce_run_policy(job, existing, outcome, workload)
         return outcome
 
     # --- the steps ----------------------------------------------------------------------
@@ -206,6 +219,7 @@ class Reconciler:
             claim_phase=None
             if children.just_created
             else watched.claim_phase(claim, job.namespace),
+            queue=self._queue_state(job, children.pytorchjob, watched),
         )
 
     def write_status(self, job: FineTuneJob, seen: Observed, old: Obj, outcome: Outcome) -> None:
@@ -220,14 +234,29 @@ class Reconciler:
             self.cluster.patch_status(job.name, job.namespace, written)
             outcome.status_written = True
 
-    def enforce_run_policy(self, job: FineTuneJob, existing: Obj | None, outcome: Outcome) -> None:
+    def enforce_run_policy(
+        self, job: FineTuneJob, existing: Obj | None, outcome: Outcome, workload: Obj | None = None
+    ) -> None:
         """runPolicy.suspend of the PyTorchJob follows the spec's; a job that failed while its
         PyTorchJob still runs (PrepareFailed) is stopped (suspended), so nothing keeps
-        recreating its pods."""
+        recreating its pods.
+
+        Under Kueue the PyTorchJob's suspend is Kueue's (it would undo ours): the Workload's
+        `spec.active` follows the spec instead, which Kueue honours by evicting and holding the
+        job, and releases when it is set back."""
         if existing is None:
             return
         stop = outcome.phase == "Failed" and finished(outcome.status) and not _ended(existing)
         wanted = job.spec.runPolicy.suspend or stop
+        if job.spec.scheduling.queue:
+            if workload is not None and _workload_active(workload) == wanted:
+                self.cluster.patch(
+                    *WORKLOAD,
+                    workload["metadata"]["name"],
+                    job.namespace,
+                    {"spec": {"active": not wanted}},
+                )
+            return
         current = bool(existing["spec"].get("runPolicy", {}).get("suspend", False))
         if wanted != current:
             self.cluster.patch(
@@ -263,6 +292,24 @@ class Reconciler:
             if is_pytorchjob:
                 return Children(made, just_created=True)
         return Children(None)
+
+    def _queue_state(
+        self, job: FineTuneJob, pytorchjob: Obj | None, watched: Watched
+    ) -> QueueState | None:
+        """Kueue's view of a queued job, read only while Kueue holds its PyTorchJob: whether
+        Kueue is installed, the LocalQueue's ClusterQueue, and the Workload (from the watch)."""
+        queue = job.spec.scheduling.queue
+        if not queue or pytorchjob is None or not holds(pytorchjob):
+            return None
+        if not self.cluster.serves(KUEUE_API):
+            return QueueState(installed=False)
+        local = self.cluster.get(*LOCAL_QUEUE, queue, job.namespace)
+        if local is None:
+            return QueueState(local_queue_found=False)
+        return QueueState(
+            cluster_queue=(local.get("spec") or {}).get("clusterQueue"),
+            workload=watched.workload(pytorchjob["metadata"]["name"], job.namespace),
+        )
 
     def _dependency(self, job: FineTuneJob) -> Upstream:
         """The stage this job waits for; if the stages it waits on lead back to it, the cycle

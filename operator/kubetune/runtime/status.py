@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kubetune.api.job import FineTuneJob, Problem
 from kubetune.render.metadata import Obj
+from kubetune.runtime.kueue import QueueState, queued
 
 TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation", "metrics")
 NETWORK_CONDITION = "NetworkDegraded"
@@ -71,6 +72,8 @@ class Observed:
     claim_phase: str | None = None
     pytorchjob: Obj | None = None
     pods: list[PodState] = field(default_factory=list)
+    queue: QueueState | None = None
+    """Kueue's objects for a job with spec.scheduling.queue (runtime/kueue.py)."""
 
 
 def pytorchjob_condition(pytorchjob: Obj | None, kind: str) -> Obj | None:
@@ -106,6 +109,10 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
         # The training-operator would recreate the pod forever (its ExitCode policy reads only
         # the training container); the operator stops the PyTorchJob instead.
         return "Failed", "PrepareFailed", f"pod {culprit.name}: {culprit.prepare_failure}"
+    queue = job.spec.scheduling.queue
+    held = queue and seen.queue and not job.spec.runPolicy.suspend and queued(queue, pj, seen.queue)
+    if held:
+        return "Queued", *held
     if pytorchjob_condition(pj, "Suspended") or job.spec.runPolicy.suspend:
         return (
             "Suspended",

@@ -1,0 +1,159 @@
+"""Kueue on the local control plane, as a process beside the training-operator (optional:
+`hack/local-cluster up --kueue`).
+
+Installs Kueue's CRDs and webhook configurations from its module (copied next to the binary by
+build-binaries.sh), with the webhooks pointed at the local process (`url:` 127.0.0.1 instead of
+an in-cluster Service, which nothing routes here) and a CA made for them with openssl; starts
+the manager with only the `kubeflow.org/pytorchjob` integration. See docs/local-cluster.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Obj = dict[str, Any]
+
+NAMESPACE = "kueue-system"
+# Without Kueue's internal cert management its manager reads a metrics certificate from this
+# fixed path (cmd/kueue/main.go) and exits without one, even with metrics off.
+METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+PORT = 9543  # the training-operator holds 9443 on all interfaces
+WEBHOOK_CONFIGS = {
+    "MutatingWebhookConfiguration": "kueue-mutating-webhook-configuration",
+    "ValidatingWebhookConfiguration": "kueue-validating-webhook-configuration",
+}
+# Kueue's kustomization (config/components/crd) turns on the conversion webhook for these.
+CONVERTED = ("localqueues", "clusterqueues", "cohorts", "workloads", "multikueueclusters")
+# Only the webhooks of what this manager serves: Kueue's own kinds and PyTorchJobs. The others
+# (pods, Jobs, Deployments…) would fail every such create, as their integrations are off.
+SERVED_PATHS = ("-kueue-x-k8s-io-", "-kubeflow-org-v1-pytorchjob")
+
+
+def certificates(folder: Path) -> Path:
+    """A CA and a serving certificate for 127.0.0.1 (made once, kept with the cluster)."""
+    if (folder / "tls.crt").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=folder, check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
+        "-subj", "/CN=kubetune-local-kueue-ca")  # fmt: skip
+    run("req", *ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "tls.crt", "-days", "3650", "-extfile", "san.cnf")  # fmt: skip
+    return folder
+
+
+def _client_config(path: str, ca: bytes) -> Obj:
+    return {"url": f"https://127.0.0.1:{PORT}{path}", "caBundle": base64.b64encode(ca).decode()}
+
+
+def crds(manifests: Path, ca: bytes) -> list[Obj]:
+    out = []
+    for file in sorted(manifests.glob("kueue.x-k8s.io_*.yaml")):
+        crd = yaml.safe_load(file.read_text())
+        if crd["spec"]["names"]["plural"] in CONVERTED:
+            crd["spec"]["conversion"] = {
+                "strategy": "Webhook",
+                "webhook": {
+                    "clientConfig": _client_config("/convert", ca),
+                    "conversionReviewVersions": ["v1"],
+                },
+            }
+        out.append(crd)
+    return out
+
+
+def webhook_configurations(manifests: Path, ca: bytes) -> list[Obj]:
+    out = []
+    for doc in yaml.safe_load_all((manifests / "manifests.yaml").read_text()):
+        if not doc:
+            continue
+        hooks = []
+        for hook in doc.get("webhooks") or []:
+            path = hook["clientConfig"]["service"]["path"]
+            if any(served in path for served in SERVED_PATHS):
+                hooks.append({**hook, "clientConfig": _client_config(path, ca)})
+        doc["metadata"] = {"name": WEBHOOK_CONFIGS[doc["kind"]]}
+        doc["webhooks"] = hooks
+        out.append(doc)
+    return out
+
+
+def configuration(certs: Path) -> Obj:
+    """The manager's Configuration (config.kueue.x-k8s.io/v1beta2): no leader election, no
+    metrics or probe ports, webhooks on 127.0.0.1 with our certificates."""
+    return {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "kind": "Configuration",
+        "namespace": NAMESPACE,
+        "webhook": {"port": PORT, "host": "127.0.0.1", "certDir": str(certs)},
+        "metrics": {"bindAddress": "0"},
+        "health": {"healthProbeBindAddress": "0"},
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "integrations": {"frameworks": ["kubeflow.org/pytorchjob"]},
+    }
+
+
+def install_and_start(
+    binary_dir: Path,
+    state: Path,
+    kubeconfig: Path,
+    apply: Callable[[list[Obj]], None],
+    wait_for: Callable[..., None],
+    alive: Callable[[Path], int | None],
+    established: Callable[[str], None],
+) -> None:
+    """Install Kueue's CRDs and webhooks (server-side apply: idempotent) and start its
+    manager, unless one runs; wait until its controllers and webhooks serve."""
+    certs = certificates(state / "kueue-certs")
+    ca = (certs / "ca.crt").read_bytes()
+    manifests = binary_dir / "manifests"
+    apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
+    definitions = crds(manifests, ca)
+    apply(definitions)
+    # The manager maps kinds through discovery at start and exits on one not served yet.
+    for crd in definitions:
+        established(f"crd/{crd['metadata']['name']}")
+    pid_file, log_file = state / "kueue.pid", state / "kueue.log"
+    if alive(pid_file) is None:
+        METRICS_CERTS.mkdir(parents=True, exist_ok=True)
+        for name in ("tls.crt", "tls.key"):
+            (METRICS_CERTS / name).write_bytes((certs / name).read_bytes())
+        config = state / "kueue-config.yaml"
+        config.write_text(yaml.safe_dump(configuration(certs)))
+        with log_file.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    str(binary_dir / "kueue"),
+                    f"--config={config}",
+                    f"--kubeconfig={kubeconfig}",
+                    "--feature-gates=VisibilityOnDemand=false",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # outlives this command, like the training-operator
+        pid_file.write_text(str(proc.pid))
+
+    # The webhooks go in once the manager serves them: a configuration that points at a port
+    # nobody listens on would refuse every PyTorchJob meanwhile.
+    def serving() -> bool:
+        if alive(pid_file) is None:
+            tail = log_file.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"Kueue's manager exited; {log_file} ends with:\n{tail}")
+        lines = log_file.read_bytes().splitlines()
+        workers = any(b'"logger":"pytorchjob"' in x and b'"Starting workers"' in x for x in lines)
+        return workers and any(b'"Serving webhook server"' in x for x in lines)
+
+    wait_for("Kueue's PyTorchJob controller and webhook server", serving, timeout=120)
+    apply(webhook_configurations(manifests, ca))
