@@ -25,8 +25,9 @@ from openai import OpenAI
 
 from kubetune.api.job import GROUP, PLURAL
 from tests.support.kube import Kube, eventually
-from tests.support.openai_api import ApiServer, chat_line, dpo_line, jsonl
+from tests.support.openai_api import ApiServer, chat_line, curl_example, dpo_line, jsonl
 from tests.support.operator import Operator, phase_is
+from tests.support.process_node import make_claim
 
 MAX_FILE_BYTES = 4096
 
@@ -200,3 +201,125 @@ def test_the_openai_client_drives_finetunejobs(
     client.files.delete(uploaded.id)
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(uploaded.id)
+
+
+# OpenAI's own `curl` examples, copied from the API reference's machine-readable source: the
+# `x-oaiMeta.examples.request.curl` of each operation in openai/openai-openapi's openapi.yaml
+# (commit f85dbe223d40e1a31cba812ab2d755c7e98a92a3), shown at
+# https://platform.openai.com/docs/api-reference/files and .../fine-tuning. Two edits, both
+# needed for a shell to run them at all: the upload example lacks the `\` after its `file=`
+# line (added), and the list example's URL, with its `&`, is quoted.
+UPLOAD = """curl https://api.openai.com/v1/files \\
+  -H "Authorization: Bearer $OPENAI_API_KEY" \\
+  -F purpose="fine-tune" \\
+  -F file="@mydata.jsonl" \\
+  -F expires_after[anchor]="created_at" \\
+  -F expires_after[seconds]=2592000"""
+LIST_FILES = """curl https://api.openai.com/v1/files \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+RETRIEVE_FILE = """curl https://api.openai.com/v1/files/file-abc123 \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+FILE_CONTENT = """curl https://api.openai.com/v1/files/file-abc123/content \\
+  -H "Authorization: Bearer $OPENAI_API_KEY" > file.jsonl"""
+DELETE_FILE = """curl https://api.openai.com/v1/files/file-abc123 \\
+  -X DELETE \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+CREATE_JOB = """curl https://api.openai.com/v1/fine_tuning/jobs \\
+  -H "Content-Type: application/json" \\
+  -H "Authorization: Bearer $OPENAI_API_KEY" \\
+  -d '{
+    "training_file": "file-BK7bzQj3FfZFXr7DbL6xJwfo",
+    "model": "gpt-4o-mini"
+  }'"""
+LIST_JOBS = """curl "https://api.openai.com/v1/fine_tuning/jobs?limit=2&metadata[key]=value" \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+RETRIEVE_JOB = """curl https://api.openai.com/v1/fine_tuning/jobs/ft-AF1WoRqd3aJAHsqc9NY7iL8F \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+CANCEL_JOB = """curl -X POST https://api.openai.com/v1/fine_tuning/jobs/ftjob-abc123/cancel \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+CHECKPOINTS = """curl https://api.openai.com/v1/fine_tuning/jobs/ftjob-abc123/checkpoints \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+EVENTS = """curl https://api.openai.com/v1/fine_tuning/jobs/ftjob-abc123/events \\
+  -H "Authorization: Bearer $OPENAI_API_KEY\""""
+ERROR_KEYS = {"message", "type", "code", "param"}
+
+
+def test_a_job_runs_to_succeeded_and_openais_curl_examples_drive_the_api(
+    operator: Operator, kube: Kube, server: ApiServer, tmp_path: Path
+) -> None:
+    """The whole flow through the real operator and training-operator (kwok plays the pods):
+    a job created with the `openai` client is polled with its own `retrieve` until it has
+    succeeded, then its events, checkpoints and fine-tuned model are read. Around it, a second
+    client: OpenAI's `curl` examples (see UPLOAD above for where they come from), run as written
+    apart from the URL, the token and the example ids, with the real `curl` binary."""
+    token = grant(kube, "trainer", ["get", "list", "create", "patch", "delete"])
+    client = OpenAI(base_url=server.url, api_key=token, max_retries=0)
+    make_claim(kube, "kubetune-files")  # the files volume the jobs' pods mount, as the chart has
+
+    def curl(example: str, **ids: str) -> tuple[int, Any]:
+        code, out = curl_example(example, server.url, token, tmp_path, **ids)
+        return code, json.loads(out) if out else None
+
+    # Upload, with `-F file=@mydata.jsonl` (the extra expires_after fields are ignored).
+    data = jsonl(chat_line(), chat_line("What is 2 plus 6?", "2 plus 6 is 8."))
+    (tmp_path / "mydata.jsonl").write_bytes(data)
+    code, uploaded = curl(UPLOAD)
+    assert code == 200, uploaded
+    assert (uploaded["object"], uploaded["bytes"], uploaded["filename"]) == (
+        "file", len(data), "mydata.jsonl"
+    )  # fmt: skip
+    file_id = uploaded["id"]
+
+    # The job the client drives to the end, tagged so that the list example finds it.
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama", training_file=file_id, metadata={"key": "value"}
+    )
+
+    # Create as written: OpenAI's model is not in this cluster's catalog (400, OpenAI's error).
+    code, refused = curl(CREATE_JOB)
+    assert code in (400, 404) and set(refused["error"]) == ERROR_KEYS, refused
+    code, other = curl(
+        CREATE_JOB, **{"file-BK7bzQj3FfZFXr7DbL6xJwfo": file_id, "gpt-4o-mini": "tiny-llama"}
+    )
+    assert code == 200 and other["object"] == "fine_tuning.job", other
+    code, cancelled = curl(CANCEL_JOB, **{"ftjob-abc123": other["id"]})
+    assert code == 200 and cancelled["status"] == "cancelled", cancelled
+    code, listed = curl(LIST_JOBS)
+    assert code == 200 and listed["object"] == "list", listed
+    assert [j["id"] for j in listed["data"]] == [job.id] and listed["has_more"] is False
+    code, retrieved = curl(RETRIEVE_JOB, **{"ft-AF1WoRqd3aJAHsqc9NY7iL8F": other["id"]})
+    assert code == 200 and retrieved["status"] == "cancelled", retrieved
+    code, events = curl(EVENTS, **{"ftjob-abc123": other["id"]})
+    assert code == 200 and events["object"] == "list", events
+    assert {e["object"] for e in events["data"]} == {"fine_tuning.job.event"}
+    code, checkpoints = curl(CHECKPOINTS, **{"ftjob-abc123": other["id"]})
+    assert code == 200 and (checkpoints["object"], checkpoints["data"]) == ("list", []), checkpoints
+    code, files = curl(LIST_FILES)
+    assert code == 200 and file_id in [f["id"] for f in files["data"]], files
+    code, one = curl(RETRIEVE_FILE, **{"file-abc123": file_id})
+    assert code == 200 and one["purpose"] == "fine-tune", one
+    code, _ = curl(FILE_CONTENT, **{"file-abc123": file_id})
+    assert code == 200 and (tmp_path / "file.jsonl").read_bytes() == data
+    code, missing = curl(RETRIEVE_JOB)  # an id that is not there: 404 in OpenAI's shape
+    assert code == 404 and set(missing["error"]) == ERROR_KEYS, missing
+
+    # The client polls its job until the operator reports it Succeeded.
+    done = eventually(
+        lambda: (lambda j: j if j.status in ("succeeded", "failed", "cancelled") else None)(
+            client.fine_tuning.jobs.retrieve(job.id)
+        ),
+        timeout=120,
+        what="the API-created job to finish",
+    )
+    assert done.status == "succeeded", (done, kube.get("finetunejob", job.id).get("status"))
+    assert done.finished_at is not None and done.finished_at >= done.created_at
+    assert done.fine_tuned_model and done.error is None
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id)]
+    assert any(m.startswith("Succeeded") for m in messages), messages
+    assert "Created fine-tuning job" in messages
+    # kwok's pods run no trainer, so no checkpoint is kept: the page is empty, in its shape.
+    assert client.fine_tuning.jobs.checkpoints.list(job.id).data == []
+    assert done.fine_tuned_model in [m.id for m in client.models.list()]
+
+    code, deleted = curl(DELETE_FILE, **{"file-abc123": file_id})
+    assert code == 200 and deleted == {"id": file_id, "object": "file", "deleted": True}

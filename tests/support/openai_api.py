@@ -17,6 +17,13 @@ from tests.support.factories import REPO
 from tests.support.kube import eventually
 
 CATALOG_PATH = REPO / "examples" / "openai-api" / "catalog.yaml"
+OPENAI_URL = "https://api.openai.com/v1"
+# curl's own configuration (read from $CURL_HOME/.curlrc), so that an example runs as written:
+# quiet, `[` `]` in URLs taken literally (OpenAI writes `metadata[key]=value`), and the HTTP
+# status written last to stderr, out of the way of the body (which an example may redirect).
+CURLRC = (
+    'silent\nshow-error\ngloboff\nnoproxy = "*"\nwrite-out = "%{stderr}\\nHTTP %{http_code}\\n"\n'
+)
 
 
 def catalog() -> Catalog:
@@ -49,6 +56,28 @@ def dpo_line(question: str = "What colour is snow?") -> str:
 
 def jsonl(*lines: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
+
+
+def curl_example(example: str, url: str, token: str, cwd: Path, **ids: str) -> tuple[int, str]:
+    """One of OpenAI's `curl` examples, run by bash with the real `curl` in `cwd`: its
+    `https://api.openai.com/v1` replaced by `url`, `$OPENAI_API_KEY` set to `token`, and the
+    example's placeholder ids replaced as `ids` maps them. The HTTP status and stdout."""
+    for placeholder, real in ids.items():
+        example = example.replace(placeholder, real)
+    (cwd / ".curlrc").write_text(CURLRC)
+    done = subprocess.run(
+        ["bash", "-c", example.replace(OPENAI_URL, url)],
+        cwd=cwd,
+        env={**os.environ, "OPENAI_API_KEY": token, "CURL_HOME": str(cwd)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    assert done.returncode == 0 and last.startswith("HTTP "), (
+        f"curl failed ({done.returncode}):\n{example}\n{done.stderr}"
+    )
+    return int(last.removeprefix("HTTP ")), done.stdout
 
 
 class ApiServer:
