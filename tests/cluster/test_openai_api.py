@@ -275,9 +275,14 @@ def test_a_job_runs_to_succeeded_and_openais_curl_examples_drive_the_api(
         model="tiny-llama", training_file=file_id, metadata={"key": "value"}
     )
 
-    # Create as written: OpenAI's model is not in this cluster's catalog (400, OpenAI's error).
+    # Create as written: OpenAI's file id is not here (404), nor, given ours, its model (400
+    # naming the catalog's models); both in OpenAI's error shape.
     code, refused = curl(CREATE_JOB)
-    assert code in (400, 404) and set(refused["error"]) == ERROR_KEYS, refused
+    assert code == 404 and set(refused["error"]) == ERROR_KEYS, refused
+    assert refused["error"]["param"] == "training_file"
+    code, refused = curl(CREATE_JOB, **{"file-BK7bzQj3FfZFXr7DbL6xJwfo": file_id})
+    assert code == 400 and refused["error"]["param"] == "model", refused
+    assert "tiny-llama" in refused["error"]["message"]
     code, other = curl(
         CREATE_JOB, **{"file-BK7bzQj3FfZFXr7DbL6xJwfo": file_id, "gpt-4o-mini": "tiny-llama"}
     )
