@@ -1,5 +1,6 @@
 """Every seed example, fitted to the kwok GPU nodes, runs to Succeeded through the operator
-(chained stages wait for the stage before them)."""
+(chained stages wait for the stage before them). A seed that names a Kueue queue (seed 5) is
+admitted by real Kueue, from a LocalQueue of that name whose ClusterQueue covers what it asks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.support.factories import EXAMPLES, claims_read, example_docs
 from tests.support.kube import Kube, eventually
+from tests.support.kueue import cluster_queue, flavor, local_queue
 from tests.support.operator import COMPLETE_DELAY, phase_is
 from tests.support.process_node import make_claim
 
@@ -43,11 +45,27 @@ def advertise_rdma(kube: Kube) -> None:
             )  # fmt: skip
 
 
+def open_queues(request: pytest.FixtureRequest, kube: Kube, docs: list[dict[str, Any]]) -> None:
+    """The LocalQueues the seeds name, on a ClusterQueue with room for two whole kwok nodes."""
+    queues = {q for d in docs if (q := d["spec"].get("scheduling", {}).get("queue"))}
+    if not queues:
+        return
+    request.getfixturevalue("kueue")  # real Kueue, started once for the session
+    name = f"kubetune-{kube.namespace}"
+    room = {"cpu": 16, "memory": "64Gi", RDMA_RESOURCE[0]: 16}
+    kube.apply(flavor(), cluster_queue(name, gpus=16, **room), server_side=True)
+    request.addfinalizer(lambda: kube.run("delete", "clusterqueue", name, namespaced=False))
+    kube.apply(*(local_queue(q, name) for q in queues))
+
+
 @pytest.mark.usefixtures("operator")
 @pytest.mark.parametrize("example", SEEDS, ids=[p.stem for p in SEEDS])
-def test_seed_examples_run_on_the_fake_gpu_nodes(kube: Kube, example: Any) -> None:
+def test_seed_examples_run_on_the_fake_gpu_nodes(
+    request: pytest.FixtureRequest, kube: Kube, example: Any
+) -> None:
     advertise_rdma(kube)
     docs = [fit_to_fake_nodes(d) for d in example_docs(example)]
+    open_queues(request, kube, docs)
     for claim in claims_read(docs):
         make_claim(kube, claim, size="10Gi")
     kube.apply(*docs)  # chained stages wait for the stage before them

@@ -74,6 +74,9 @@ def scale_down(doc: dict[str, Any], chain: Chain) -> dict[str, Any]:
         spec["output"].pop("gguf", None)
     spec.pop("resources", None)
     spec.pop("image", None)  # the process node's image is this checkout's environment
+    # The example's Kueue queue is the user's cluster's; tests/cluster/test_operator_seeds.py
+    # runs seed 5 through real Kueue on the fake GPU nodes.
+    spec.pop("scheduling", None)
     if "existingClaim" not in spec.get("storage", {}):
         spec["storage"] = {"size": "1Gi"}
     if wandb := spec.get("tracking", {}).get("wandb"):

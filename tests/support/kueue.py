@@ -14,9 +14,11 @@ def flavor() -> dict[str, Any]:
     return {"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": FLAVOR}, "spec": {}}
 
 
-def cluster_queue(name: str, gpus: int) -> dict[str, Any]:
-    """A ClusterQueue for every namespace with `gpus` nvidia.com/gpu of nominal quota (the
-    tiny jobs request nothing else)."""
+def cluster_queue(name: str, gpus: int, **others: int | str) -> dict[str, Any]:
+    """A ClusterQueue for every namespace with `gpus` nvidia.com/gpu of nominal quota, and the
+    quota of each resource in `others` (`**{"cpu": 16}`): Kueue admits a workload only when the
+    queue covers every resource its pods request (the tiny jobs request GPUs only)."""
+    quotas = {"nvidia.com/gpu": gpus, **others}
     return {
         "apiVersion": API,
         "kind": "ClusterQueue",
@@ -25,11 +27,13 @@ def cluster_queue(name: str, gpus: int) -> dict[str, Any]:
             "namespaceSelector": {},
             "resourceGroups": [
                 {
-                    "coveredResources": ["nvidia.com/gpu"],
+                    "coveredResources": list(quotas),
                     "flavors": [
                         {
                             "name": FLAVOR,
-                            "resources": [{"name": "nvidia.com/gpu", "nominalQuota": gpus}],
+                            "resources": [
+                                {"name": r, "nominalQuota": q} for r, q in quotas.items()
+                            ],
                         }
                     ],
                 }
