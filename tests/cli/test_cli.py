@@ -86,7 +86,6 @@ def test_render_json_is_a_list() -> None:
     kinds = [o["kind"] for o in json.loads(result.stdout)["items"]]
     assert kinds == [
         "PersistentVolumeClaim",
-        "ConfigMap",
         "ServiceAccount",
         "Role",
         "RoleBinding",

@@ -21,7 +21,6 @@ from tests.support.factories import make_job
 NS = "team-a"
 CHILDREN = [
     "PersistentVolumeClaim/job-workspace",
-    "ConfigMap/job-trainer-config",
     "ServiceAccount/job-trainer",
     "Role/job-trainer",
     "RoleBinding/job-trainer",
@@ -165,7 +164,9 @@ class World:
         return self
 
     def rejecting(
-        self, kind: str, message: str = "ConfigMap job is invalid: data: Too long"
+        self,
+        kind: str,
+        message: str = "ServiceAccount job-trainer is invalid: metadata.name: Invalid value",
     ) -> World:
         self.cluster.rejects[kind] = message
         return self

@@ -108,17 +108,29 @@ def _reconcile(
     metrics.record_phase(body["metadata"]["uid"], outcome.phase)
     if outcome.created:
         call.logger.info(f"created {', '.join(outcome.created)}")
-    if outcome.phase != outcome.previous_phase:
-        level = "Warning" if outcome.phase == "Failed" else "Normal"
-        metrics.api_writes.labels(verb="event").inc()
-        kopf.event(
-            body,
-            type=level,
-            reason=outcome.phase or "Unknown",
-            message=f"phase {outcome.previous_phase or 'none'} → {outcome.phase}",
-        )
-        return str(outcome.phase)
-    return None
+    if outcome.phase == outcome.previous_phase:
+        return None
+    if posted := phase_event(outcome.previous_phase, outcome.phase):
+        metrics.api_writes.labels(verb="create", kind="Event").inc()
+        kopf.event(body, type=posted.type, reason=posted.reason, message=posted.message)
+    return str(outcome.phase)
+
+
+@dataclass(frozen=True)
+class PhaseEvent:
+    type: str
+    reason: str
+    message: str
+
+
+def phase_event(previous: str | None, phase: str | None) -> PhaseEvent | None:
+    """The Event a phase change posts: one for each change, except a job's first phase unless
+    it is Failed — the status just written says all that "none → Pending" would, and for a
+    burst of new jobs that Event was one write in eight."""
+    if phase == previous or (previous is None and phase != "Failed"):
+        return None
+    level = "Warning" if phase == "Failed" else "Normal"
+    return PhaseEvent(level, phase or "Unknown", f"phase {previous or 'none'} → {phase}")
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

@@ -114,8 +114,8 @@ class Kube:
 
     def create(self, obj: Obj) -> Obj | None:
         """Create the object; None when one of that name already exists."""
-        metrics.api_writes.labels(verb="create").inc()
         meta = obj["metadata"]
+        metrics.api_writes.labels(verb="create", kind=obj["kind"]).inc()
         try:
             return self._call(
                 "POST", path(obj["apiVersion"], obj["kind"], meta.get("namespace")), obj
@@ -131,8 +131,8 @@ class Kube:
 
     def apply(self, obj: Obj) -> Obj:
         """Server-side apply: creates or converges the object, never duplicates it."""
-        metrics.api_writes.labels(verb="apply").inc()
         meta = obj["metadata"]
+        metrics.api_writes.labels(verb="apply", kind=obj["kind"]).inc()
         url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
         return self._call(
             "PATCH",
@@ -151,11 +151,11 @@ class Kube:
             raise
 
     def patch_status(self, name: str, namespace: str, status: Obj) -> None:
-        metrics.api_writes.labels(verb="patch_status").inc()
+        metrics.api_writes.labels(verb="patch_status", kind=KIND).inc()
         url = path(API_VERSION, KIND, namespace, name) + "/status"
         self._call("PATCH", url, {"status": status}, "application/merge-patch+json")
 
     def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None:
-        metrics.api_writes.labels(verb="patch").inc()
+        metrics.api_writes.labels(verb="patch", kind=kind).inc()
         url = path(api_version, kind, namespace, name)
         self._call("PATCH", url, body, "application/merge-patch+json")
