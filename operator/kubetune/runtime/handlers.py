@@ -218,8 +218,15 @@ def _call(memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes) -> Call:
     return Call(memo, logger, watched, indexes["stages_after"])
 
 
+def _unsettled(event: kopf.RawEvent, **_: Any) -> bool:
+    """kopf's `when` filter runs in its event loop, before a handler thread is taken: an event
+    that needs nothing is dropped at once, its body with it, instead of waiting (with the
+    body) for one of the handler threads among a burst of new jobs."""
+    return event["type"] == "DELETED" or not settled(event)
+
+
 # kopf's handler protocol types only its standard keywords, not the indexes it passes by name.
-@kopf.on.event(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_unsettled)  # type: ignore[arg-type]
 def finetunejob_event(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -229,8 +236,6 @@ def finetunejob_event(
 ) -> None:
     if event["type"] == "DELETED":
         metrics.record_phase(body["metadata"]["uid"], None)
-        return
-    if settled(event):
         return
     call = _call(memo, logger, indexes)
     _reconcile_and_follow(call, body)
@@ -247,7 +252,16 @@ def _owner_event(
         _reconcile_and_follow(call, owner, pod, pytorchjob, warning)
 
 
-@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
+def _pytorchjob_news(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> bool:
+    """A PyTorchJob without conditions was just created (by this operator, whose reconcile read
+    it then): nothing to do, and dropped in kopf's event loop (see `_unsettled`). The
+    training-operator's first status update brings it back."""
+    return event["type"] == "DELETED" or bool((body.get("status") or {}).get("conditions"))
+
+
+@kopf.on.event(  # type: ignore[arg-type]
+    "kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT}, when=_pytorchjob_news
+)
 def pytorchjob_event(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -258,10 +272,8 @@ def pytorchjob_event(
     call = _call(memo, logger, indexes)
     if event["type"] == "DELETED":
         _owner_event(call, body)
-    elif (body.get("status") or {}).get("conditions"):
+    else:
         _owner_event(call, body, pytorchjob=body)
-    # else: just created (by this operator, whose reconcile read it then); the
-    # training-operator's first status update brings it back.
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
