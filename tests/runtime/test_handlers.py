@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from kubetune.runtime.handlers import Indexed, pods_by_job, pytorchjobs_by_job, 
 from kubetune.runtime.observe import pod_state
 from kubetune.runtime.reconcile import SPEC_HASH, spec_hash
 from kubetune.runtime.status import Observed, compute_status
+from kubetune.runtime.views import PodView, PyTorchJobView
 from tests.support.factories import make_job
 
 NOW = "2026-11-22T00:00:00Z"
@@ -68,21 +70,25 @@ def test_the_index_copy_of_a_pytorchjob_gives_the_same_status_as_the_whole_objec
         ],
         "replicaStatuses": {"Master": {"active": 1}},
     }
-    key, slim = index_value(
+    key, view = index_value(
         pytorchjobs_by_job,
         namespace="team-a",
-        name=pytorchjob["metadata"]["name"],
         labels=pytorchjob["metadata"]["labels"],
         body=copy.deepcopy(pytorchjob),
     )
     assert key == ("team-a", job.name)
-    assert len(str(slim)) < len(str(pytorchjob)) / 5  # what memory holds per job
-    indexed = Indexed(pytorchjobs_by_job={key: [slim]}, pods_by_job={}, claim_phases={})
-    assert indexed.pytorchjob(job.name, "team-a") == slim
+    assert isinstance(view, PyTorchJobView)
+    # What memory holds per job: a few hundred bytes, not the body's tens of KiB.
+    assert deep_size(view) < deep_size(pytorchjob) / 20, (deep_size(view), deep_size(pytorchjob))
+    indexed = Indexed(pytorchjobs_by_job={key: [view]}, pods_by_job={}, claim_phases={})
+    slim = indexed.pytorchjob(job.name, "team-a")
+    assert slim is not None
     assert indexed.pytorchjob("other", "team-a") is None
     whole, cut = (compute_status(job, Observed(pytorchjob=p), {}, NOW) for p in (pytorchjob, slim))
     assert whole == cut
     assert cut["phase"] == "Training"
+    assert slim["metadata"]["annotations"][SPEC_HASH] == spec_hash(job)
+    assert slim["spec"]["runPolicy"]["suspend"] == pytorchjob["spec"]["runPolicy"].get("suspend")
 
 
 def test_the_index_copy_of_a_pod_keeps_what_pod_state_reads() -> None:
@@ -105,9 +111,27 @@ def test_the_index_copy_of_a_pod_keeps_what_pod_state_reads() -> None:
         status=pod["status"],
     )
     assert key == ("team-a", "job")
-    assert pod_state(slim) == pod_state(pod)
-    assert pod_state(slim).prepare_failure == "init container prepare exited with code 2: no data"
+    assert slim == PodView("u1", pod_state(pod))
+    assert slim.state.prepare_failure == "init container prepare exited with code 2: no data"
     pod["status"]["phase"] = "Failed"  # the copy does not follow later changes of the body
-    assert slim["status"]["phase"] == "Running"
+    assert slim.state.phase == "Running"
     indexed = Indexed(pytorchjobs_by_job={}, pods_by_job={key: [slim]}, claim_phases={})
     assert indexed.pods("job", "team-a") == [slim]
+
+
+def deep_size(obj: Any) -> int:
+    """Bytes of an object and everything it holds (each object counted once)."""
+    seen: set[int] = set()
+
+    def size(o: Any) -> int:
+        if id(o) in seen:
+            return 0
+        seen.add(id(o))
+        inner: Any = ()
+        if isinstance(o, dict):
+            inner = [*o.keys(), *o.values()]
+        elif isinstance(o, list | tuple | set):
+            inner = o
+        return sys.getsizeof(o) + sum(size(i) for i in inner)
+
+    return size(obj)

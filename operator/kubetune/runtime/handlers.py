@@ -13,7 +13,6 @@ references.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Collection, Mapping
@@ -27,8 +26,9 @@ from kubetune.render import RenderSettings
 from kubetune.render.metadata import JOB_LABEL, Obj
 from kubetune.runtime import metrics
 from kubetune.runtime.kube import Kube, NamespaceTerminating
-from kubetune.runtime.reconcile import CREATE_FAILURES, PYTORCHJOB, SPEC_HASH, Reconciler
+from kubetune.runtime.reconcile import CREATE_FAILURES, PYTORCHJOB, Reconciler
 from kubetune.runtime.status import NETWORK_CONDITION, network_degraded
+from kubetune.runtime.views import PodView, PyTorchJobView
 
 
 @kopf.on.startup()
@@ -57,14 +57,15 @@ Key = tuple[str | None, str]  # (namespace, name)
 class Indexed:
     """The reconciler's view of the children, from the indexes below (see reconcile.Watched)."""
 
-    pytorchjobs_by_job: Mapping[Key, Collection[Obj]]  # a kopf.Index: key → its objects' values
-    pods_by_job: Mapping[Key, Collection[Obj]]
+    pytorchjobs_by_job: Mapping[Key, Collection[PyTorchJobView]]  # a kopf.Index: key → values
+    pods_by_job: Mapping[Key, Collection[PodView]]
     claim_phases: Mapping[Key, Collection[str | None]]
 
     def pytorchjob(self, job: str, namespace: str) -> Obj | None:
-        return next(iter(self.pytorchjobs_by_job.get((namespace, job), [])), None)
+        view = next(iter(self.pytorchjobs_by_job.get((namespace, job), [])), None)
+        return view.as_obj() if view is not None else None
 
-    def pods(self, job: str, namespace: str) -> list[Obj]:
+    def pods(self, job: str, namespace: str) -> list[PodView]:
         return list(self.pods_by_job.get((namespace, job), []))
 
     def claim_phase(self, claim: str, namespace: str) -> str | None:
@@ -142,26 +143,19 @@ async def stages_after(namespace: str | None, name: str, spec: kopf.Spec, **_: A
 
 @kopf.index("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
 async def pytorchjobs_by_job(
-    namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> Any:
-    """(namespace, job) → its PyTorchJob, cut to what the reconciler reads."""
-    annotations = body["metadata"].get("annotations") or {}
-    return {
-        (namespace, labels[JOB_LABEL]): {
-            "metadata": {"name": name, "annotations": {SPEC_HASH: annotations.get(SPEC_HASH)}},
-            "spec": {"runPolicy": {"suspend": body["spec"].get("runPolicy", {}).get("suspend")}},
-            "status": {"conditions": copy.deepcopy(body.get("status", {}).get("conditions", []))},
-        }
-    }
+    """(namespace, job) → its PyTorchJob, cut to what the reconciler reads (views.py)."""
+    return {(namespace, labels[JOB_LABEL]): PyTorchJobView.of(body)}
 
 
 @kopf.index("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
 async def pods_by_job(
     namespace: str | None, name: str, uid: str, labels: kopf.Labels, status: kopf.Status, **_: Any
 ) -> Any:
-    """(namespace, job) → its pods: name, uid and status (what the phase rules read)."""
-    pod = {"metadata": {"name": name, "uid": uid}, "status": copy.deepcopy(dict(status))}
-    return {(namespace, labels[JOB_LABEL]): pod}
+    """(namespace, job) → its pods: uid and what the phase rules read (views.py)."""
+    pod = {"metadata": {"name": name, "uid": uid}, "status": status}
+    return {(namespace, labels[JOB_LABEL]): PodView.of(pod)}
 
 
 @kopf.index("", "v1", "persistentvolumeclaims")
@@ -205,8 +199,8 @@ class Indexes(TypedDict):
     """The indexes below, as kopf passes them to every handler: by name, among its other
     keyword arguments (which the handlers do not read)."""
 
-    pytorchjobs_by_job: kopf.Index[Key, Obj]
-    pods_by_job: kopf.Index[Key, Obj]
+    pytorchjobs_by_job: kopf.Index[Key, PyTorchJobView]
+    pods_by_job: kopf.Index[Key, PodView]
     claim_phases: kopf.Index[Key, str | None]
     stages_after: kopf.Index[Key, str]
 

@@ -31,7 +31,7 @@ from kubetune.render.metadata import Obj
 from kubetune.render.names import pytorchjob_name
 from kubetune.render.storage import workspace_claim
 from kubetune.runtime.kube import Rejected
-from kubetune.runtime.observe import expected_outputs, pod_state
+from kubetune.runtime.observe import expected_outputs
 from kubetune.runtime.status import (
     TRAINER_OWNED,
     Observed,
@@ -41,8 +41,9 @@ from kubetune.runtime.status import (
     finished,
     pytorchjob_condition,
 )
+from kubetune.runtime.views import SPEC_HASH, PodView
 
-SPEC_HASH = "kubetune.io/spec-hash"
+__all__ = ["SPEC_HASH", "Reconciler", "Watched"]
 PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
 # The training-operator's Warning events when the API server refuses what it creates for a
 # PyTorchJob (pkg/controller.v1/control/{pod,service}_control.go).
@@ -81,7 +82,7 @@ class Watched(Protocol):
 
     def pytorchjob(self, job: str, namespace: str) -> Obj | None: ...
 
-    def pods(self, job: str, namespace: str) -> list[Obj]: ...
+    def pods(self, job: str, namespace: str) -> list[PodView]: ...
 
     def claim_phase(self, claim: str, namespace: str) -> str | None: ...
 
@@ -191,10 +192,11 @@ class Reconciler:
         claim (from the watches)."""
         existing = children.existing
         pods = watched.pods(job.name, job.namespace) if existing is not None else []
-        if event_pod is not None and pod_state(event_pod).prepare_failure:
-            uids = {p["metadata"].get("uid") for p in pods}
-            if event_pod["metadata"].get("uid") not in uids:
-                pods = [*pods, event_pod]
+        known = {p.uid for p in pods}
+        if event_pod is not None and event_pod["metadata"].get("uid") not in known:
+            seen_pod = PodView.of(event_pod)
+            if seen_pod.state.prepare_failure:
+                pods = [*pods, seen_pod]
         claim = workspace_claim(job)
         return Observed(
             refused_change=self._refused(job, existing) if existing is not None else None,
@@ -202,7 +204,7 @@ class Reconciler:
             cycle=upstream.cycle,
             refusal=children.refusal or _pods_refused(existing, event_warning),
             pytorchjob=children.pytorchjob,
-            pods=[pod_state(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])],
+            pods=sorted((p.state for p in pods), key=lambda state: state.name),
             claim_phase=None
             if children.just_created
             else watched.claim_phase(claim, job.namespace),
