@@ -8,12 +8,19 @@ import copy
 import sys
 from typing import Any
 
+import kopf
 import pytest
 
 from kubetune.api import parse_job
 from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import JOB_LABEL
-from kubetune.runtime.handlers import Indexed, pods_by_job, pytorchjobs_by_job, settled
+from kubetune.runtime.handlers import (
+    Indexed,
+    _pytorchjob_news,
+    pods_by_job,
+    pytorchjobs_by_job,
+    settled,
+)
 from kubetune.runtime.observe import pod_state
 from kubetune.runtime.reconcile import SPEC_HASH, spec_hash
 from kubetune.runtime.status import Observed, compute_status
@@ -135,3 +142,32 @@ def deep_size(obj: Any) -> int:
         return sys.getsizeof(o) + sum(size(i) for i in inner)
 
     return size(obj)
+
+
+def test_a_pytorchjob_event_the_last_reconcile_already_read_is_dropped() -> None:
+    job = parse_job(make_job(**{"spec.runPolicy.suspend": True}))
+    pytorchjob = next(o for o in render(job, RenderSettings()) if o["kind"] == "PyTorchJob")
+    pytorchjob["metadata"]["annotations"] = {SPEC_HASH: spec_hash(job)}
+    memo = kopf.Memo(reconciled_with={})
+
+    def news(*conditions: tuple[str, str]) -> bool:
+        body = copy.deepcopy(pytorchjob)
+        body["status"] = {
+            "conditions": [{"type": t, "status": "True", "message": m} for t, m in conditions]
+        }
+        return bool(_pytorchjob_news(event={"type": "MODIFIED"}, body=body, memo=memo))
+
+    assert not news()  # just created, no conditions
+    assert news(("Created", "created"))  # never reconciled by this operator: read it
+    # The reconcile that created it read it without conditions (handlers._reconcile records it).
+    memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
+    assert not news(("Created", "created"))  # the training-operator's Created: nothing to read
+    assert news(("Created", "created"), ("Suspended", "suspended"))
+    assert _pytorchjob_news(event={"type": "DELETED"}, body=pytorchjob, memo=memo)
+    done = PyTorchJobView.of({**pytorchjob, "status": {"conditions": [SUCCEEDED]}})
+    memo.reconciled_with[("team-a", job.name)] = done.digest()
+    assert not news(("Succeeded", "done"), ("Created", "created"))
+    assert news(("Succeeded", "done at last"))  # a different message is a different status
+
+
+SUCCEEDED = {"type": "Succeeded", "status": "True", "message": "done"}

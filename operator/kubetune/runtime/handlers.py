@@ -48,6 +48,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # its slot after 1 s instead of kopf's 5 s.
     settings.queueing.idle_timeout = 1.0
     memo.reconciler = Reconciler(Kube.connect(), RenderSettings(trainer_image=memo.trainer_image))
+    # (namespace, job) → the digest of the PyTorchJob its last reconcile read (views.py): a
+    # PyTorchJob event with the same digest cannot change the job, and is dropped before its
+    # FineTuneJob is read (a GET) and reconciled. A few hundred bytes a job, until it goes.
+    memo.reconciled_with = {}
 
 
 Key = tuple[str | None, str]  # (namespace, name)
@@ -105,6 +109,9 @@ def _reconcile(
         raise
     finally:
         metrics.reconcile_seconds.observe(time.monotonic() - started)
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if outcome.pytorchjob is not None:
+        call.memo.reconciled_with[key] = PyTorchJobView.of(outcome.pytorchjob).digest()
     metrics.children_created.inc(len(outcome.created))
     metrics.record_phase(body["metadata"]["uid"], outcome.phase)
     if outcome.created:
@@ -230,6 +237,7 @@ def finetunejob_event(
 ) -> None:
     if event["type"] == "DELETED":
         metrics.record_phase(body["metadata"]["uid"], None)
+        memo.reconciled_with.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
         return
     call = _call(memo, logger, indexes)
     _reconcile_and_follow(call, body)
@@ -246,11 +254,18 @@ def _owner_event(
         _reconcile_and_follow(call, owner, pod, pytorchjob, warning)
 
 
-def _pytorchjob_news(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> bool:
-    """A PyTorchJob without conditions was just created (by this operator, whose reconcile read
-    it then): nothing to do, and dropped in kopf's event loop (see `_unsettled`). The
-    training-operator's first status update brings it back."""
-    return event["type"] == "DELETED" or bool((body.get("status") or {}).get("conditions"))
+def _pytorchjob_news(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    """Whether a PyTorchJob event can change its FineTuneJob; if not, it is dropped in kopf's
+    event loop (see `_unsettled`). Not: one without conditions, just created by this operator
+    (whose reconcile read it then; the training-operator's first status update brings it
+    back), and one whose digest (what the reconcile reads of it: views.py) is the one the
+    job's last reconcile read — the training-operator's Created condition, say."""
+    if event["type"] == "DELETED":
+        return True
+    if not (body.get("status") or {}).get("conditions"):
+        return False
+    key = (body["metadata"].get("namespace"), body["metadata"]["labels"][JOB_LABEL])
+    return bool(memo.reconciled_with.get(key) != PyTorchJobView.of(body).digest())
 
 
 @kopf.on.event(  # type: ignore[arg-type]

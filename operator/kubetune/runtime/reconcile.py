@@ -69,6 +69,8 @@ class Outcome:
     created: list[str] = field(default_factory=list)
     status: Obj = field(default_factory=dict)
     status_written: bool = False
+    pytorchjob: Obj | None = None
+    """The PyTorchJob this reconcile's decisions read (None: there was none)."""
 
     @property
     def phase(self) -> str | None:
@@ -146,6 +148,7 @@ class Reconciler:
             return outcome
         upstream, pytorchjob = self.observe(job, old, watched, event_pytorchjob)
         children = self.ensure_children(job, upstream, pytorchjob, old, outcome)
+        outcome.pytorchjob = children.pytorchjob
         seen = self.observed(job, upstream, children, watched, event_pod, event_warning)
         self.write_status(job, seen, old, outcome)
         self.enforce_run_policy(job, children.existing, outcome)

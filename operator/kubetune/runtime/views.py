@@ -18,6 +18,10 @@ from kubetune.runtime.observe import pod_state
 from kubetune.runtime.status import PodState
 
 SPEC_HASH = "kubetune.io/spec-hash"
+ENDINGS = ("Succeeded", "Failed")
+READ_CONDITIONS = (*ENDINGS, "Suspended", "Running")
+"""The PyTorchJob conditions status.py reads (`pytorchjob_condition`); the training-operator's
+others (Created, Restarting) change nothing of a FineTuneJob."""
 
 
 def _word(text: object) -> str:
@@ -52,6 +56,17 @@ class PyTorchJobView(NamedTuple):
                 for c in conditions
             ),
         )
+
+    def digest(self) -> tuple[object, ...]:
+        """Everything of it that the reconcile's decisions read: the spec hash, suspend, and
+        the conditions that are True among those the status rules name (with the message of
+        an ending). Two PyTorchJobs with the same digest give the same reconcile."""
+        read = {
+            (c.type, c.message if c.type in ENDINGS else "")
+            for c in self.conditions
+            if c.status == "True" and c.type in READ_CONDITIONS
+        }
+        return (self.spec_hash, bool(self.suspend), frozenset(read))
 
     def as_obj(self) -> Obj:
         """The body shape the reconcile reads (a fresh dict: callers may keep it)."""
