@@ -92,6 +92,11 @@ def reconciles(metrics_port: int) -> float:
     return sum(metric(metrics_port, "kubetune_reconcile_seconds_count").values())
 
 
+def jobs_seen(metrics_port: int) -> float:
+    """FineTuneJobs reconciled at least once (its count of jobs by phase)."""
+    return sum(metric(metrics_port, "kubetune_finetunejobs").values())
+
+
 def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
@@ -132,9 +137,7 @@ def direct(n: int, kube: Any, namespace: str) -> float:
     return n / (time.monotonic() - start)
 
 
-def burst(
-    n: int, metrics_port: int, api: object, custom: object, namespace: str
-) -> dict[str, Any]:
+def burst(n: int, metrics_port: int, api: object, custom: object, namespace: str) -> dict[str, Any]:
     from kubernetes import watch
 
     seen: dict[str, float] = {}
@@ -287,7 +290,7 @@ def restart(kubeconfig: str, log: Path, n: int) -> dict[str, float]:
     is idle), and the writes it made meanwhile."""
     operator = Operator(kubeconfig, log)
     try:
-        while reconciles(operator.metrics_port) < n:
+        while jobs_seen(operator.metrics_port) < n:
             if operator.proc.poll() is not None:
                 raise SystemExit(f"the operator exited: see {log}")
             time.sleep(0.1)
