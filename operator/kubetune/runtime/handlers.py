@@ -39,7 +39,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING  # our own Events carry the transitions
-    settings.execution.max_workers = memo.get("workers", 16)
+    workers = memo.get("workers", 16)
+    settings.execution.max_workers = workers
     # No limit on the objects in flight per watch (kopf's default). A limit (64 was tried, for
     # a lower RSS after a 1,000-job burst: 209 → 115 MiB) deadlocks at start-up with more
     # objects of an indexed kind than the limit: every worker waits for all indexes to be
@@ -47,7 +48,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # found it: a restarted operator with 200 jobs never reconciled one). An idle worker frees
     # its slot after 1 s instead of kopf's 5 s.
     settings.queueing.idle_timeout = 1.0
-    memo.reconciler = Reconciler(Kube.connect(), RenderSettings(trainer_image=memo.trainer_image))
+    memo.reconciler = Reconciler(
+        Kube.connect(connections=workers), RenderSettings(trainer_image=memo.trainer_image)
+    )
     # (namespace, job) → the digest of the PyTorchJob its last reconcile read (views.py): a
     # PyTorchJob event with the same digest cannot change the job, and is dropped before its
     # FineTuneJob is read (a GET) and reconciled. A few hundred bytes a job, until it goes.

@@ -83,9 +83,14 @@ class Kube:
     api: client.ApiClient
 
     @classmethod
-    def connect(cls) -> Kube:
+    def connect(cls, connections: int = 16) -> Kube:
+        """`connections`: kept open to the API server, one per handler thread. The client's
+        default (5 per CPU: 10 on two cores) is below the operator's 16 threads, and a thread
+        beyond it opens a new TLS connection for every request, then drops it."""
         load_config()
-        return cls(client.ApiClient())
+        configuration = client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = connections
+        return cls(client.ApiClient(configuration))
 
     def _call(
         self,
