@@ -31,6 +31,18 @@ NOW = "2026-11-22T00:00:00Z"
 TRAINING = {"phase": "Training", "observedGeneration": 3}
 BELOW = {"verdict": "belowFabric", "message": "NCCL is on TCP sockets"}
 DEGRADED = {"type": "NetworkDegraded", "status": "True"}
+SUCCEEDED_JOB = {
+    "phase": "Succeeded",
+    "conditions": [{"type": "Succeeded", "status": "True", "reason": "TrainingSucceeded"}],
+}
+REFUSED_JOB = {
+    "phase": "Failed",
+    "conditions": [{"type": "Failed", "status": "True", "reason": "ChildRejected"}],
+}
+INVALID_JOB = {
+    "phase": "Failed",
+    "conditions": [{"type": "Failed", "status": "True", "reason": "InvalidSpec"}],
+}
 
 
 def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +62,11 @@ def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str
         # new, or listed when the operator starts: always reconciled
         (event("ADDED", 1, {}), False),
         (event(None, 3, {"phase": "Training", "observedGeneration": 3}), False),
+        # ... except a finished job: its status is final, whatever its children did meanwhile
+        (event(None, 3, {**SUCCEEDED_JOB, "observedGeneration": 3}), True),
+        (event(None, 4, {**SUCCEEDED_JOB, "observedGeneration": 3}), False),  # edited since
+        (event(None, 3, {**REFUSED_JOB, "observedGeneration": 3}), True),
+        (event(None, 3, {**INVALID_JOB, "observedGeneration": 3}), False),  # decided again
         # the trainer's preflight found the fabric degraded: the condition must show it
         (event("MODIFIED", 3, {**TRAINING, "network": BELOW}), False),
         (event("MODIFIED", 3, {**TRAINING, "network": BELOW, "conditions": [DEGRADED]}), True),
@@ -159,6 +176,9 @@ def test_a_pytorchjob_event_the_last_reconcile_already_read_is_dropped() -> None
 
     assert not news()  # just created, no conditions
     assert news(("Created", "created"))  # never reconciled by this operator: read it
+    listed = {**pytorchjob, "status": {"conditions": [SUCCEEDED]}}
+    # listed when the operator starts, before its job was reconciled: the job's listing will be
+    assert not _pytorchjob_news(event={"type": None}, body=listed, memo=memo)
     # The reconcile that created it read it without conditions (handlers._reconcile records it).
     memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
     assert not news(("Created", "created"))  # the training-operator's Created: nothing to read
@@ -168,6 +188,9 @@ def test_a_pytorchjob_event_the_last_reconcile_already_read_is_dropped() -> None
     memo.reconciled_with[("team-a", job.name)] = done.digest()
     assert not news(("Succeeded", "done"), ("Created", "created"))
     assert news(("Succeeded", "done at last"))  # a different message is a different status
+    # relisted after a broken watch: it changed meanwhile (the job read it Suspended)
+    memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
+    assert _pytorchjob_news(event={"type": None}, body=listed, memo=memo)
 
 
 SUCCEEDED = {"type": "Succeeded", "status": "True", "message": "done"}

@@ -27,7 +27,7 @@ from kubetune.render.metadata import JOB_LABEL, Obj
 from kubetune.runtime import metrics
 from kubetune.runtime.kube import Kube, NamespaceTerminating
 from kubetune.runtime.reconcile import CREATE_FAILURES, PYTORCHJOB, Reconciler
-from kubetune.runtime.status import NETWORK_CONDITION, network_degraded
+from kubetune.runtime.status import NETWORK_CONDITION, finished, network_degraded
 from kubetune.runtime.views import PodView, PyTorchJobView
 
 
@@ -191,18 +191,25 @@ def _reconcile_and_follow(
 def settled(event: kopf.RawEvent) -> bool:
     """A change of status or metadata only (our own status write, the trainer's progress):
     the spec was already reconciled, and the children's events cover the rest. Not settled: a
-    preflight finding (`status.network`) that the NetworkDegraded condition does not show yet."""
+    preflight finding (`status.network`) that the NetworkDegraded condition does not show yet.
+
+    When the operator starts (a listing, type None), only a finished job is settled: its status
+    is final, whatever its children did meanwhile, so a restart over thousands of finished
+    jobs reconciles none of them; any other job is reconciled, with every child in the indexes
+    (kopf fills them before any handler runs)."""
     body = event["object"]
     generation = body["metadata"].get("generation")
     status = body.get("status") or {}
     conditions = status.get("conditions") or []
     shown = any(c["type"] == NETWORK_CONDITION and c["status"] == "True" for c in conditions)
-    return (
-        event["type"] == "MODIFIED"
-        and bool(status.get("phase"))
+    unchanged = (
+        bool(status.get("phase"))
         and status.get("observedGeneration") == generation
         and network_degraded(status.get("network")) == shown
     )
+    if event["type"] is None:
+        return unchanged and finished(status)
+    return event["type"] == "MODIFIED" and unchanged
 
 
 class Indexes(TypedDict):
@@ -222,11 +229,16 @@ def _call(memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes) -> Call:
     return Call(memo, logger, watched, indexes["stages_after"])
 
 
-def _unsettled(event: kopf.RawEvent, **_: Any) -> bool:
+def _unsettled(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> bool:
     """kopf's `when` filter runs in its event loop, before a handler thread is taken: an event
     that needs nothing is dropped at once, its body with it, instead of waiting (with the
-    body) for one of the handler threads among a burst of new jobs."""
-    return event["type"] == "DELETED" or not settled(event)
+    body) for one of the handler threads among a burst of new jobs. A settled job seen at a
+    listing still counts in the jobs-by-phase metric."""
+    if event["type"] == "DELETED" or not settled(event):
+        return True
+    if event["type"] is None:
+        metrics.record_phase(body["metadata"]["uid"], (body.get("status") or {}).get("phase"))
+    return False
 
 
 # kopf's handler protocol types only its standard keywords, not the indexes it passes by name.
@@ -268,7 +280,13 @@ def _pytorchjob_news(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_
     if not (body.get("status") or {}).get("conditions"):
         return False
     key = (body["metadata"].get("namespace"), body["metadata"]["labels"][JOB_LABEL])
-    return bool(memo.reconciled_with.get(key) != PyTorchJobView.of(body).digest())
+    read = memo.reconciled_with.get(key)
+    if read is None and event["type"] is None:
+        # Listed when the operator starts: its job's own listing reconciles it (or the job is
+        # finished, and nothing of a child changes it). A relisting after a broken watch
+        # finds the job's digest, and a PyTorchJob that changed meanwhile differs from it.
+        return False
+    return bool(read != PyTorchJobView.of(body).digest())
 
 
 @kopf.on.event(  # type: ignore[arg-type]
