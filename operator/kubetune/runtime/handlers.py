@@ -38,6 +38,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30
+    # The listing at start-up in pages of 500 (kopf's default: one response with everything),
+    # so a restart over thousands of jobs never holds every PyTorchJob body at once.
+    settings.watching.chunk_size = 500
     settings.posting.level = logging.WARNING  # our own Events carry the transitions
     workers = memo.get("workers", 16)
     settings.execution.max_workers = workers
