@@ -252,7 +252,7 @@ class Operator:
     def __init__(self, kubeconfig: str, log: Path, traced: Path | None = None) -> None:
         self.metrics_port = free_port()
         self.traced = traced
-        prefix = ["-c", TRACED, "12", str(traced)] if traced else ["-m", "kubetune.runtime"]
+        prefix = ["-c", TRACED, "3", str(traced)] if traced else ["-m", "kubetune.runtime"]
         args = ["--standalone", "--metrics-port", str(self.metrics_port), "--health-port", "0"]
         self.proc = subprocess.Popen(
             [sys.executable, *prefix, *args],
