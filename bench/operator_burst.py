@@ -285,6 +285,27 @@ class Operator:
         self.proc.wait(timeout=60)
 
 
+def settle(custom: Any, namespace: str, n: int, timeout: float = 180) -> float:
+    """Wait until the training-operator has caught up with the burst (every PyTorchJob shows
+    its Suspended condition), so that the restart meets settled jobs; returns the wait."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        items = custom.list_namespaced_custom_object(
+            "kubeflow.org", "v1", namespace, "pytorchjobs"
+        )["items"]
+        suspended = sum(
+            any(
+                c.get("type") == "Suspended" and c.get("status") == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+            for p in items
+        )
+        if suspended >= n:
+            break
+        time.sleep(2)
+    return time.monotonic() - started
+
+
 def restart(kubeconfig: str, log: Path, n: int) -> dict[str, float]:
     """Start an operator over n settled jobs: seconds until it has reconciled every job (and
     is idle), and the writes it made meanwhile."""
@@ -388,6 +409,12 @@ def main() -> None:
     finally:
         operator.stop()
     if again and namespace:
+        waited = settle(custom, namespace, sizes[-1])
+        print(
+            f"settled: the training-operator marked every PyTorchJob Suspended {waited:.1f} s "
+            "after the burst's operator stopped",
+            flush=True,
+        )
         r = restart(kubeconfig, log, sizes[-1])
         print(
             f"restart over {r['jobs']} settled jobs: every job reconciled {r['ready']:.1f} s "
