@@ -86,6 +86,7 @@ def test_render_json_is_a_list() -> None:
     kinds = [o["kind"] for o in json.loads(result.stdout)["items"]]
     assert kinds == [
         "PersistentVolumeClaim",
+        "ConfigMap",
         "ServiceAccount",
         "Role",
         "RoleBinding",

@@ -22,6 +22,7 @@ from tests.support.operator import COMPLETE_DELAY, Operator, tiny
 
 CHILD_KINDS = (
     "persistentvolumeclaims",
+    "configmaps",
     "serviceaccounts",
     "roles",
     "rolebindings",

@@ -1,5 +1,5 @@
 """The operator against a real API server, the real training-operator and kwok GPU nodes:
-FineTuneJob → PVC, RBAC, PyTorchJob → pods → status, and back."""
+FineTuneJob → PVC, ConfigMap, RBAC, PyTorchJob → pods → status, and back."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from kubetune.render.pod import CONFIG_ANNOTATION
 from tests.support.kube import Kube, condition, eventually
 from tests.support.operator import (
     COMPLETE_DELAY,
@@ -41,9 +40,7 @@ def test_job_runs_to_success_with_status(kube: Kube) -> None:
     assert kube.get("pvc", "tiny-ok-workspace")["status"]["phase"] == "Bound"
     pytorchjob = kube.get("pytorchjob", "tiny-ok")
     assert pytorchjob["metadata"]["ownerReferences"][0]["kind"] == "FineTuneJob"
-    # The trainer read its config from the pod template's annotation (a downward API file).
-    template = pytorchjob["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
-    assert "jobName: tiny-ok" in template["metadata"]["annotations"][CONFIG_ANNOTATION]
+    assert kube.get("configmap", "tiny-ok-trainer-config")["data"]["trainer.yaml"]
     events = kube.get("events", selector=None)
     reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == "tiny-ok"}
     assert "Succeeded" in reasons
@@ -99,7 +96,7 @@ def test_suspend_and_resume(kube: Kube) -> None:
 def test_spec_change_after_start_is_refused_not_applied(kube: Kube) -> None:
     kube.apply(tiny("tiny-edit", **{"spec.podMetadata": {"annotations": {COMPLETE_DELAY: "10m"}}}))
     eventually(lambda: phase_is(kube, "tiny-edit", "Training"), timeout=120, what="training")
-    before = kube.get("pytorchjob", "tiny-edit")["spec"]
+    before = kube.get("configmap", "tiny-edit-trainer-config")["data"]
     kube.run(
         "patch",
         "finetunejob",
@@ -114,7 +111,7 @@ def test_spec_change_after_start_is_refused_not_applied(kube: Kube) -> None:
         what="the refusal",
     )
     assert "only spec.runPolicy.suspend can change" in refused["message"]
-    assert kube.get("pytorchjob", "tiny-edit")["spec"] == before
+    assert kube.get("configmap", "tiny-edit-trainer-config")["data"] == before
 
 
 @pytest.mark.usefixtures("operator")
@@ -151,7 +148,7 @@ def test_deletion_collects_children_and_keeps_kept_storage(kube: Kube) -> None:
     kube.run("delete", "finetunejob", "tiny-gone", "tiny-kept")
     for kind, name in (
         ("pytorchjob", "tiny-gone"),
-        ("serviceaccount", "tiny-gone-trainer"),
+        ("configmap", "tiny-gone-trainer-config"),
         ("pvc", "tiny-gone-workspace"),
         ("pytorchjob", "tiny-kept"),
     ):
@@ -189,7 +186,7 @@ def test_restarted_operator_creates_exactly_one_pytorchjob(
         tiny("tiny-restart", **{"spec.podMetadata": {"annotations": {COMPLETE_DELAY: "5s"}}})
     )
     eventually(
-        lambda: kube.exists("serviceaccount", "tiny-restart-trainer"),
+        lambda: kube.exists("configmap", "tiny-restart-trainer-config"),
         timeout=60,
         what="creation to begin",
     )

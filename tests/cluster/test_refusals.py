@@ -67,7 +67,7 @@ class Deny:
         kube.apply(policy, binding)
         probe = {
             "apiVersion": "v1",
-            "kind": "ServiceAccount" if resource == "serviceaccounts" else "Pod",
+            "kind": "ConfigMap" if resource == "configmaps" else "Pod",
             "metadata": {"name": "probe", "labels": {JOB_LABEL: job}},
         }
         if resource == "pods":
@@ -115,15 +115,15 @@ def create_failures(kube: Kube, pytorchjob: str) -> int:
 
 @pytest.mark.usefixtures("operator")
 def test_a_refused_child_fails_the_job_with_the_api_servers_message(kube: Kube, deny: Any) -> None:
-    policy = deny("serviceaccounts", "refused-child")
+    policy = deny("configmaps", "refused-child")
     kube.apply(tiny("refused-child"))
     failed = failed_condition(kube, "refused-child")
     assert failed["reason"] == "ChildRejected"
-    assert "ServiceAccount/refused-child-trainer" in failed["message"]
+    assert "ConfigMap/refused-child-trainer-config" in failed["message"]
     assert policy.message in failed["message"]
     # One reconcile creates the children in order, the PyTorchJob last, and only then writes the
     # status: the Failed status seen above was written after the creation stopped at the
-    # refused ServiceAccount. A failed job is finished, so no later reconcile creates anything.
+    # refused ConfigMap. A failed job is finished, so no later reconcile creates anything.
     assert not kube.exists("pytorchjob", "refused-child")
 
 

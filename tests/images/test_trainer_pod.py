@@ -1,7 +1,7 @@
 """The trainer image run as the rendered pod runs it: `kubetune render examples/tiny.yaml`
-gives the trainer.yaml (the pod template's annotation) and the Master's two containers (prepare, then torchrun);
+gives the ConfigMap's trainer.yaml and the Master's two containers (prepare, then torchrun);
 each runs in the image as uid 1000, with the workspace bind-mounted at the claim's mount path,
-the trainer config where its downward API volume is mounted, the container's env, and the PET_*
+the trainer config where the ConfigMap is mounted, the container's env, and the PET_*
 variables the training-operator sets for a single-node Master. The adapter and the run
 manifest must land on the volume."""
 
@@ -72,10 +72,7 @@ def test_tiny_trains_in_the_trainer_container(trainer_image: str, tmp_path: Path
     shutil.copy(TINY.parent / "data" / "tiny-chat.jsonl", workspace / "data")
     config = tmp_path / "trainer-config"
     config.mkdir()
-    trainer_yaml = objects["PyTorchJob"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"][
-        "metadata"
-    ]["annotations"]["kubetune.io/trainer-config"]
-    (config / "trainer.yaml").write_text(trainer_yaml)
+    (config / "trainer.yaml").write_text(objects["ConfigMap"]["data"]["trainer.yaml"])
     for path in (workspace, workspace / "data", *workspace.glob("data/*")):
         os.chmod(path, 0o777 if path.is_dir() else 0o666)
     volumes = {"workspace": workspace, "trainer-config": config}
@@ -109,7 +106,7 @@ def test_tiny_trains_in_the_trainer_container(trainer_image: str, tmp_path: Path
     manifests = list(workspace.glob("jobs/tiny/output/**/manifest.json"))
     assert len(manifests) == 1, sorted(str(p) for p in workspace.rglob("*"))[:50]
     manifest = json.loads(manifests[0].read_text())
-    steps = trainer_yaml.split("maxSteps: ")[1].split()[0]
+    steps = objects["ConfigMap"]["data"]["trainer.yaml"].split("maxSteps: ")[1].split()[0]
     assert manifest["job"] == "tiny" and manifest["metrics"]["globalStep"] == int(steps), manifest
     adapter = manifest["outputs"]["adapter"]
     assert adapter.startswith("/workspace/"), adapter

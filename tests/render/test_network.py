@@ -14,7 +14,7 @@ import pytest
 from kubetune.api import parse_job
 from kubetune.render import render, to_yaml
 from kubetune.render.fabric import FABRIC_ENV
-from kubetune.render.pod import CONFIG_ANNOTATION, CONTAINER
+from kubetune.render.pod import CONTAINER
 from tests.support.factories import make_job
 from tests.support.golden import GOLDEN, assert_golden, by_kind
 
@@ -102,9 +102,7 @@ def network_view(template: dict[str, Any]) -> dict[str, Any]:
     context, resources and NCCL/libfabric environment (in rendered order)."""
     spec = template["spec"]
     pod = {k: spec[k] for k in ("hostNetwork", "dnsPolicy") if k in spec}
-    annotations = dict(template["metadata"].get("annotations") or {})
-    annotations.pop(CONFIG_ANNOTATION)  # the trainer config: the same in every case
-    if annotations:
+    if annotations := template["metadata"].get("annotations"):
         pod["annotations"] = annotations
     view: dict[str, Any] = {"pod": pod}
     for name, container in containers(template).items():
@@ -133,7 +131,7 @@ def test_nothing_opted_in_keeps_the_restricted_security_context() -> None:
     template = master(**MULTI_GPU)
     spec = template["spec"]
     assert "hostNetwork" not in spec and "dnsPolicy" not in spec
-    assert set(template["metadata"]["annotations"]) == {CONFIG_ANNOTATION}
+    assert "annotations" not in template["metadata"]
     for container in containers(template).values():
         assert container["securityContext"] == RESTRICTED
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kubetune.api import parse_job
 from kubetune.render import render
-from kubetune.render.pod import CONFIG_ANNOTATION, CONTAINER, PORT_NAME
+from kubetune.render.pod import CONTAINER, PORT_NAME
 from tests.support.factories import make_job
 from tests.support.golden import by_kind
 
@@ -23,14 +23,6 @@ def pytorchjob(**kw: Any) -> dict[str, Any]:
 def pod_spec(job: dict[str, Any], replica: str = "Master") -> dict[str, Any]:
     spec: dict[str, Any] = job["spec"]["pytorchReplicaSpecs"][replica]["template"]["spec"]
     return spec
-
-
-def trainer_yaml(objs: list[dict[str, Any]]) -> str:
-    """The trainer config on the PyTorchJob's pod template (every replica has the same)."""
-    (job,) = by_kind(objs, "PyTorchJob")
-    replicas = job["spec"]["pytorchReplicaSpecs"].values()
-    (config,) = {r["template"]["metadata"]["annotations"][CONFIG_ANNOTATION] for r in replicas}
-    return str(config)
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +80,7 @@ def test_custom_entrypoint_runs_through_the_path_resolver() -> None:
         "--config",
         "/etc/kubetune/trainer.yaml",
     ]
-    config = trainer_yaml(objs)
+    config = by_kind(objs, "ConfigMap")[0]["data"]["trainer.yaml"]
     assert "module: team.train" in config
 
 
@@ -132,7 +124,7 @@ def test_secrets_travel_only_as_references() -> None:
     env = env_of(pod_spec(by_kind(objs, "PyTorchJob")[0])["containers"][0])
     assert env["HF_TOKEN"] == {"secretKeyRef": {"name": "hf", "key": "token"}}
     assert env["WANDB_API_KEY"] == {"secretKeyRef": {"name": "wb", "key": "k"}}
-    config = trainer_yaml(objs)
+    config = by_kind(objs, "ConfigMap")[0]["data"]["trainer.yaml"]
     assert "HF_TOKEN" not in config and "WANDB_API_KEY" not in config
 
 
@@ -180,7 +172,7 @@ def test_from_job_resolves_to_the_previous_stage_output() -> None:
     objs = objects(
         **{"spec.model": {"fromJob": {"name": "stage1", "artifact": "latestCheckpoint"}}}
     )
-    config = trainer_yaml(objs)
+    config = by_kind(objs, "ConfigMap")[0]["data"]["trainer.yaml"]
     assert "model: /workspace/jobs/stage1/checkpoints" in config
 
 

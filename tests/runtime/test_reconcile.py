@@ -48,8 +48,8 @@ CASES = [
     ),
     Case(
         "a child exists (interrupted create): converged, the rest created",
-        lambda: World().with_child("ServiceAccount", "job-trainer"),
-        [*created(*CHILDREN[:2]), "apply ServiceAccount/job-trainer", *created(*CHILDREN[2:])],
+        lambda: World().with_child("ConfigMap", "job-trainer-config"),
+        [*created(*CHILDREN[:2]), "apply ConfigMap/job-trainer-config", *created(*CHILDREN[2:])],
         "Pending",
     ),
     Case(
@@ -115,7 +115,7 @@ CASES = [
     ),
     Case(
         "a child the API server finds invalid: the job fails, nothing after it created",
-        lambda: World().rejecting("ServiceAccount"),
+        lambda: World().rejecting("ConfigMap"),
         created(*CHILDREN[:2]),
         "Failed",
         "ChildRejected",
@@ -143,7 +143,7 @@ CASES = [
     ),
     Case(
         "a job that failed on a refused child is not tried again",
-        lambda: World().seen_before("Failed", "ChildRejected").rejecting("ServiceAccount"),
+        lambda: World().seen_before("Failed", "ChildRejected").rejecting("ConfigMap"),
         [],
         "Failed",
         "ChildRejected",

@@ -22,6 +22,7 @@ from tests.support.factories import make_job
 NS = "team-a"
 CHILDREN = [
     "PersistentVolumeClaim/job-workspace",
+    "ConfigMap/job-trainer-config",
     "ServiceAccount/job-trainer",
     "Role/job-trainer",
     "RoleBinding/job-trainer",
@@ -165,9 +166,7 @@ class World:
         return self
 
     def rejecting(
-        self,
-        kind: str,
-        message: str = "ServiceAccount job-trainer is invalid: metadata.name: Invalid value",
+        self, kind: str, message: str = "ConfigMap job is invalid: data: Too long"
     ) -> World:
         self.cluster.rejects[kind] = message
         return self

@@ -154,9 +154,7 @@ class PodMetadata(Model):
     most 63 characters, as Kubernetes requires of labels."""
     annotations: dict[str, AnnotationValue] = Field(default_factory=dict, max_length=64)
     """Annotations added to every training pod: keys are qualified names; at most 64 of them and
-    3,500 characters a value. With the trainer config the operator adds beside them
-    (`kubetune.io/trainer-config`, a few KiB) they must fit Kubernetes' 256 KiB for all of a
-    pod's annotations."""
+    3,500 characters a value, which keeps them within Kubernetes' 256 KiB for all annotations."""
 
 
 class SecondaryNetwork(Model):

@@ -10,8 +10,9 @@ from pathlib import PurePosixPath
 
 from kubetune.api.job import FineTuneJob
 from kubetune.render.layout import Layout
-from kubetune.render.metadata import Obj
-from kubetune.render.pod import render_pod_template
+from kubetune.render.metadata import Obj, object_meta
+from kubetune.render.names import config_map_name
+from kubetune.render.pod import CONFIG_FILE, render_pod_template
 from kubetune.render.pytorchjob import render_pytorchjob
 from kubetune.render.rbac import render_rbac
 from kubetune.render.settings import RenderSettings
@@ -30,11 +31,18 @@ def render(job: FineTuneJob, settings: RenderSettings | None = None) -> list[Obj
     """Every object the FineTuneJob needs, in apply order."""
     settings = settings or RenderSettings()
     layout = cluster_layout(job, settings)
-    config = trainer_config(job, layout).dump()
+    config = trainer_config(job, layout)
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(job, config_map_name(job.name), "config"),
+        "data": {CONFIG_FILE: config.dump()},
+    }
     pvc = render_workspace_pvc(job, settings)
-    template = render_pod_template(job, layout, settings, claims_read(job, layout), config)
+    template = render_pod_template(job, layout, settings, claims_read(job, layout))
     return [
         *([pvc] if pvc else []),
+        config_map,
         *render_rbac(job),
         render_pytorchjob(job, template),
     ]

@@ -31,5 +31,9 @@ def workspace_claim_name(job: str) -> str:
     return child_name(job, "workspace")
 
 
+def config_map_name(job: str) -> str:
+    return child_name(job, "trainer-config")
+
+
 def service_account_name(job: str) -> str:
     return child_name(job, "trainer")

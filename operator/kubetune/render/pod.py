@@ -15,7 +15,7 @@ from kubetune.api.rules import MULTUS_ANNOTATION
 from kubetune.render.fabric import nccl_env
 from kubetune.render.layout import Layout
 from kubetune.render.metadata import Obj, labels
-from kubetune.render.names import service_account_name
+from kubetune.render.names import config_map_name, service_account_name
 from kubetune.render.settings import RenderSettings
 from kubetune.render.storage import workspace_claim
 
@@ -23,10 +23,6 @@ CONTAINER = "pytorch"  # the training-operator requires this name
 PORT_NAME = "pytorchjob-port"
 PORT = 23456
 CONFIG_FILE = "trainer.yaml"
-CONFIG_ANNOTATION = "kubetune.io/trainer-config"
-"""The trainer config (YAML) rides on the pod template as this annotation and reaches the
-containers as a downward API file, `<config mount>/trainer.yaml`: one object fewer to create
-per job than a ConfigMap, and the config can never drift from the PyTorchJob that runs it."""
 UID = 1000
 
 
@@ -106,17 +102,7 @@ def volumes_and_mounts(
 ) -> tuple[list[Obj], list[Obj]]:
     volumes: list[Obj] = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": workspace_claim(job)}},
-        {
-            "name": "trainer-config",
-            "downwardAPI": {
-                "items": [
-                    {
-                        "path": CONFIG_FILE,
-                        "fieldRef": {"fieldPath": f"metadata.annotations['{CONFIG_ANNOTATION}']"},
-                    }
-                ]
-            },
-        },
+        {"name": "trainer-config", "configMap": {"name": config_map_name(job.name)}},
         {
             "name": "dshm",
             "emptyDir": {"medium": "Memory", "sizeLimit": str(job.spec.resources.sharedMemory)},
@@ -141,10 +127,9 @@ def render_pod_template(
     layout: Layout,
     settings: RenderSettings,
     claims: dict[str, PurePosixPath],
-    config: str,
 ) -> Obj:
     """The pod template of every replica; `claims`: the other claims to mount read-only
-    (trainer_config.claims_read); `config`: the trainer config, as YAML."""
+    (trainer_config.claims_read)."""
     spec = job.spec
     env = render_env(job, layout, settings)
     volumes, mounts = volumes_and_mounts(job, layout, settings, claims)
@@ -212,7 +197,8 @@ def render_pod_template(
     if spec.network.secondaryNetworks:
         selections = [n.selection() for n in spec.network.secondaryNetworks]
         annotations[MULTUS_ANNOTATION] = json.dumps(selections, separators=(",", ":"))
-    meta["annotations"] = {**annotations, CONFIG_ANNOTATION: config}
+    if annotations:
+        meta["annotations"] = annotations
     return {"metadata": meta, "spec": pod}
 
 
