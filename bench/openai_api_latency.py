@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import ssl
 import statistics
@@ -39,10 +38,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import local_cluster  # noqa: E402
 
 from kubetune.api.crd import crd_yaml  # noqa: E402
-from kubetune.local_run import free_port  # noqa: E402
 from kubetune.openai_api.files import StoredFile  # noqa: E402
 from kubetune.openai_api.jobs import build_job, request_of  # noqa: E402
-from tests.support.openai_api import CATALOG_PATH, catalog  # noqa: E402
+from tests.support.openai_api import ApiServer, catalog  # noqa: E402
 
 SAMPLES = 400
 
@@ -113,85 +111,54 @@ def main() -> None:
         )
     print(f"{count} FineTuneJobs created in {time.monotonic() - started:.1f} s")
 
-    port = free_port()
-    files = tempfile.mkdtemp()
-    with open(Path(files) / "api.log", "wb") as log:
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubetune.cli",
-                "api",
-                "--catalog",
-                str(CATALOG_PATH),
-                "--files-dir",
-                files,
-                "--kubeconfig",
-                kubeconfig,
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)  # polling a port that is not open yet
-            conn = http.client.HTTPConnection("127.0.0.1", port)
-            headers = {"Authorization": f"Bearer {token}"}
+    files = Path(tempfile.mkdtemp())
+    api = ApiServer(kubeconfig, files, files / "api.log")  # waits for /healthz
+    port = api.port
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        headers = {"Authorization": f"Bearer {token}"}
 
-            def timed(path: str) -> tuple[float, dict]:
-                t = time.perf_counter()
-                conn.request("GET", path, headers=headers)
-                response = conn.getresponse()
-                body = json.loads(response.read())
-                assert response.status == 200, body
-                return (time.perf_counter() - t) * 1000, body
+        def timed(path: str) -> tuple[float, dict]:
+            t = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            assert response.status == 200, body
+            return (time.perf_counter() - t) * 1000, body
 
-            first = timed("/v1/fine_tuning/jobs?limit=100")[1]
-            assert len(first["data"]) == 100 and first["has_more"], "the cache is not full"
-            rng = random.Random(1)
-            for _ in range(20):  # warm-up
-                timed(f"/v1/fine_tuning/jobs/{rng.choice(names)}")
-            retrieve = [
-                timed(f"/v1/fine_tuning/jobs/{rng.choice(names)}")[0] for _ in range(SAMPLES)
-            ]
-            pages = []
-            for _ in range(SAMPLES):
-                after = urllib.parse.quote(rng.choice(names))
-                pages.append(timed(f"/v1/fine_tuning/jobs?limit=20&after={after}")[0])
+        first = timed("/v1/fine_tuning/jobs?limit=100")[1]
+        assert len(first["data"]) == 100 and first["has_more"], "the cache is not full"
+        rng = random.Random(1)
+        for _ in range(20):  # warm-up
+            timed(f"/v1/fine_tuning/jobs/{rng.choice(names)}")
+        retrieve = [timed(f"/v1/fine_tuning/jobs/{rng.choice(names)}")[0] for _ in range(SAMPLES)]
+        pages = []
+        for _ in range(SAMPLES):
+            after = urllib.parse.quote(rng.choice(names))
+            pages.append(timed(f"/v1/fine_tuning/jobs?limit=20&after={after}")[0])
 
-            # Baseline: the API server's own GET of one FineTuneJob, same token, kept alive.
-            server = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]
-            url = urllib.parse.urlparse(server["server"])
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE  # a local test cluster's self-signed certificate
-            direct = http.client.HTTPSConnection(url.hostname, url.port, context=context)
-            base = []
-            for _ in range(SAMPLES):
-                name = rng.choice(names)
-                t = time.perf_counter()
-                direct.request(
-                    "GET",
-                    f"/apis/kubetune.io/v1alpha1/namespaces/{ns}/finetunejobs/{name}",
-                    headers=headers,
-                )
-                response = direct.getresponse()
-                response.read()
-                assert response.status == 200
-                base.append((time.perf_counter() - t) * 1000)
-        finally:
-            api.terminate()
-            api.wait(timeout=30)
+        # Baseline: the API server's own GET of one FineTuneJob, same token, kept alive.
+        server = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]
+        url = urllib.parse.urlparse(server["server"])
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # a local test cluster's self-signed certificate
+        direct = http.client.HTTPSConnection(url.hostname, url.port, context=context)
+        base = []
+        for _ in range(SAMPLES):
+            name = rng.choice(names)
+            t = time.perf_counter()
+            direct.request(
+                "GET",
+                f"/apis/kubetune.io/v1alpha1/namespaces/{ns}/finetunejobs/{name}",
+                headers=headers,
+            )
+            response = direct.getresponse()
+            response.read()
+            assert response.status == 200
+            base.append((time.perf_counter() - t) * 1000)
+    finally:
+        api.stop()
     print(line("baseline: API server GET of one FineTuneJob", base))
     print(line("kubetune api: retrieve a job", retrieve))
     print(line("kubetune api: list page of 20 (random cursor)", pages))
