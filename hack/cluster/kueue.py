@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pids
 import yaml
 
 Obj = dict[str, Any]
 
 NAMESPACE = "kueue-system"
+COMMAND = "kueue"  # its binary's name, in its command line
 # Without Kueue's internal cert management its manager reads a metrics certificate from this
 # fixed path (cmd/kueue/main.go) and exits without one, even with metrics off.
 METRICS_CERTS = Path("/etc/kueue/metrics/certs")
@@ -109,7 +111,6 @@ def install_and_start(
     kubeconfig: Path,
     apply: Callable[[list[Obj]], None],
     wait_for: Callable[..., None],
-    alive: Callable[[Path], int | None],
     established: Callable[[str], None],
 ) -> None:
     """Install Kueue's CRDs and webhooks (server-side apply: idempotent) and start its
@@ -124,7 +125,7 @@ def install_and_start(
     for crd in definitions:
         established(f"crd/{crd['metadata']['name']}")
     pid_file, log_file = state / "kueue.pid", state / "kueue.log"
-    if alive(pid_file) is None:
+    if pids.alive(pid_file, COMMAND) is None:
         METRICS_CERTS.mkdir(parents=True, exist_ok=True)
         for name in ("tls.crt", "tls.key"):
             (METRICS_CERTS / name).write_bytes((certs / name).read_bytes())
@@ -143,12 +144,12 @@ def install_and_start(
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # outlives this command, like the training-operator
-        pid_file.write_text(str(proc.pid))
+        pids.record(pid_file, proc.pid)
 
     # The webhooks go in once the manager serves them: a configuration that points at a port
     # nobody listens on would refuse every PyTorchJob meanwhile.
     def serving() -> bool:
-        if alive(pid_file) is None:
+        if pids.alive(pid_file, COMMAND) is None:
             tail = log_file.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"Kueue's manager exited; {log_file} ends with:\n{tail}")
         lines = log_file.read_bytes().splitlines()

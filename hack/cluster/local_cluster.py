@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import kueue
+import pids
 import s3_server
 import yaml
 from cluster_objects import (
@@ -50,6 +51,7 @@ KUBECONFIG = CLUSTER_DIR / "kubeconfig.yaml"
 OPERATOR_PID = STATE / "training-operator.pid"
 OPERATOR_LOG = STATE / "training-operator.log"
 KUEUE_PID = STATE / "kueue.pid"
+TRAINING_OPERATOR = "training-operator"  # its binary's name, in its command line
 VOLUMES = STATE / "volumes"
 CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
 
@@ -182,17 +184,6 @@ def pytorchjob_crd() -> Path:
 # --- training-operator -----------------------------------------------------------------------
 
 
-def pid_alive(pid_file: Path) -> int | None:
-    """The PID in the file if that process runs (an exited one that nobody reaped, a zombie
-    where PID 1 does not reap, counts as gone)."""
-    try:
-        pid = int(pid_file.read_text())
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-        return None
-    return None if stat.rsplit(")", 1)[1].split()[0] == "Z" else pid
-
-
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
@@ -200,11 +191,11 @@ def stopped_components() -> list[str]:
     """Components kwokctl started that no longer run. Nothing restarts them here (no kubelet);
     kube-controller-manager and kube-scheduler exit by design when they lose their leader
     lease, e.g. while the API server is down."""
-    return [c for c in COMPONENTS if not pid_alive(CLUSTER_DIR / "pids" / f"{c}.pid")]
+    return [c for c in COMPONENTS if not pids.alive(CLUSTER_DIR / "pids" / f"{c}.pid", c)]
 
 
 def start_training_operator(bins: Binaries) -> None:
-    if pid_alive(OPERATOR_PID):
+    if pids.alive(OPERATOR_PID, TRAINING_OPERATOR):
         return
     apply(
         bins,
@@ -233,7 +224,7 @@ def start_training_operator(bins: Binaries) -> None:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # outlives this command, like kwokctl's
-    OPERATOR_PID.write_text(str(proc.pid))
+    pids.record(OPERATOR_PID, proc.pid)
 
     # Since v1.8 its controllers wait for webhook serving certificates: it generates them into
     # the Secret, and controller-runtime reads them from CERT_DIR.
@@ -323,7 +314,7 @@ def up(with_kueue: bool = False) -> int:
     apply(bins, [gpu_node(i) for i in range(GPU_NODES)] + storage_objects(VOLUMES))
     recycle_volumes(bins)
     start_training_operator(bins)
-    s3_server.start(bins.seaweedfs, STATE, pid_alive, log)
+    s3_server.start(bins.seaweedfs, STATE, log)
     if kueue_bin is not None:
         kueue.install_and_start(
             kueue_bin,
@@ -331,10 +322,9 @@ def up(with_kueue: bool = False) -> int:
             KUBECONFIG,
             lambda objects: apply(bins, objects),
             wait_for,
-            pid_alive,
             lambda crd: wait_condition(bins, crd, "Established"),
         )
-    elif not pid_alive(KUEUE_PID):
+    elif not pids.alive(KUEUE_PID, kueue.COMMAND):
         # Webhooks of a Kueue that no longer runs would refuse every PyTorchJob.
         for kind, name in kueue.WEBHOOK_CONFIGS.items():
             kubectl(bins, "delete", kind.lower(), name, "--ignore-not-found")
@@ -354,10 +344,10 @@ def s3_exports() -> None:
 
 
 def down(quiet: bool = False) -> int:
-    s3_server.stop(STATE, pid_alive)
+    s3_server.stop(STATE)
     shutil.rmtree(s3_server.paths(STATE)["root"], ignore_errors=True)  # its buckets and keys
-    for pid_file in (OPERATOR_PID, KUEUE_PID):
-        pid = pid_alive(pid_file)
+    for pid_file, command in ((OPERATOR_PID, TRAINING_OPERATOR), (KUEUE_PID, kueue.COMMAND)):
+        pid = pids.alive(pid_file, command)
         if pid:
             os.killpg(pid, signal.SIGTERM)
             pid_file.unlink(missing_ok=True)
@@ -389,18 +379,18 @@ def down(quiet: bool = False) -> int:
 
 
 def component_pids() -> dict[str, int]:
-    pids: dict[str, int] = {}
+    found: dict[str, int] = {}
     for pid_file in sorted((CLUSTER_DIR / "pids").glob("*.pid")):
-        pid = pid_alive(pid_file)
+        pid = pids.alive(pid_file, pid_file.stem)
         if pid:
-            pids[pid_file.stem] = pid
-    if pid := pid_alive(OPERATOR_PID):
-        pids["training-operator"] = pid
-    if pid := pid_alive(s3_server.paths(STATE)["pid"]):
-        pids["s3 (seaweedfs)"] = pid
-    if pid := pid_alive(KUEUE_PID):
-        pids["kueue"] = pid
-    return pids
+            found[pid_file.stem] = pid
+    if pid := pids.alive(OPERATOR_PID, TRAINING_OPERATOR):
+        found["training-operator"] = pid
+    if pid := pids.alive(s3_server.paths(STATE)["pid"], s3_server.COMMAND):
+        found["s3 (seaweedfs)"] = pid
+    if pid := pids.alive(KUEUE_PID, kueue.COMMAND):
+        found["kueue"] = pid
+    return found
 
 
 def rss_mib(pid: int) -> float:
@@ -411,12 +401,12 @@ def rss_mib(pid: int) -> float:
 
 
 def status() -> int:
-    pids = component_pids()
-    if not pids:
+    running = component_pids()
+    if not running:
         print(f"cluster {NAME!r}: not running")
         return 1
     total = 0.0
-    for name, pid in pids.items():
+    for name, pid in running.items():
         mib = rss_mib(pid)
         total += mib
         print(f"{name:26s} pid {pid:>7d}  {mib:8.1f} MiB")

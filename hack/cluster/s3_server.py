@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pids
+
 S3_PORT = 18333
 PORTS = {"master": 19333, "volume": 18080, "filer": 18888}
 ENDPOINT = f"http://127.0.0.1:{S3_PORT}"
@@ -68,14 +70,12 @@ def s3_config(keys: dict[str, dict[str, str]]) -> dict[str, object]:
     }
 
 
-def start(
-    weed_dir: Path,
-    state: Path,
-    pid_alive: Callable[[Path], int | None],
-    log: Callable[[str], None],
-) -> None:
+COMMAND = "weed"
+
+
+def start(weed_dir: Path, state: Path, log: Callable[[str], None]) -> None:
     p = paths(state)
-    if pid_alive(p["pid"]):
+    if pids.alive(p["pid"], COMMAND):
         return
     p["data"].mkdir(parents=True, exist_ok=True)
     p["config"].write_text(json.dumps(s3_config(credentials(state)), indent=2))
@@ -108,7 +108,7 @@ def start(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # outlives this command, like the training-operator
-    p["pid"].write_text(str(proc.pid))
+    pids.record(p["pid"], proc.pid)
     wait_ready(state, proc)
 
 
@@ -147,14 +147,14 @@ def wait_ready(state: Path, proc: subprocess.Popen[bytes], timeout: float = 120)
     raise RuntimeError(f"the S3 server did not become ready in {timeout:.0f}s: {last}")
 
 
-def stop(state: Path, pid_alive: Callable[[Path], int | None]) -> None:
+def stop(state: Path) -> None:
     p = paths(state)
-    pid = pid_alive(p["pid"])
+    pid = pids.alive(p["pid"], COMMAND)
     if pid:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while pid_alive(p["pid"]) and time.monotonic() < deadline:
+        while pids.alive(p["pid"], COMMAND) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if pid_alive(p["pid"]):
+        if pids.alive(p["pid"], COMMAND):
             os.killpg(pid, signal.SIGKILL)
     p["pid"].unlink(missing_ok=True)

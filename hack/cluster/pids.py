@@ -1,0 +1,44 @@
+"""PID files that survive their process safely: each records the PID and the process' start
+time (field 22 of /proc/<pid>/stat), so a PID the kernel has since given to another process
+(after a reboot, or a long run of tests) never passes for the one that wrote the file — and is
+never signalled by `down`. A file with a bare PID (kwokctl's own, or one of ours from before
+start times were recorded) names its process only if that PID runs `command`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return stat.rsplit(")", 1)[1].split()  # fields from the 3rd (state) on
+
+
+def record(pid_file: Path, pid: int) -> None:
+    fields = _stat(pid)
+    started = fields[19] if fields else ""  # field 22, starttime
+    pid_file.write_text(f"{pid} {started}".strip())
+
+
+def alive(pid_file: Path, command: str) -> int | None:
+    """The PID in the file if that very process runs (an exited one that nobody reaped, a
+    zombie where PID 1 does not reap, counts as gone; so does a reused PID). `command`: what
+    the process' command line holds (its binary's name), for a file without a start time."""
+    try:
+        pid_text, _, started = pid_file.read_text().strip().partition(" ")
+        pid = int(pid_text)
+    except (FileNotFoundError, ValueError):
+        return None
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
+        return None
+    if started:
+        return pid if fields[19] == started else None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return pid if command.encode() in cmdline else None
