@@ -45,7 +45,15 @@ def test_quota_queues_then_admits_and_a_missing_queue_is_named(
         waiting = eventually(
             lambda: phase_is(kube, "second", "Queued"), timeout=30, what="second to be Queued"
         )
-        cond = condition_of(kube, "second", "Queued")
+        # Queued at once (the PyTorchJob is created suspended); Kueue's own reason follows
+        # once it has created the Workload and tried it against the quota.
+        cond = eventually(
+            lambda: (lambda c: c if "quota" in c["message"] else None)(
+                condition_of(kube, "second", "Queued")
+            ),
+            timeout=30,
+            what="Kueue's reason on second",
+        )
         assert cond["reason"] == "Pending", cond
         assert f"ClusterQueue {cq} (LocalQueue team)" in cond["message"]
         assert "insufficient unused quota for nvidia.com/gpu" in cond["message"], cond["message"]
@@ -56,8 +64,14 @@ def test_quota_queues_then_admits_and_a_missing_queue_is_named(
         assert row[1] == "Queued", row
 
         eventually(lambda: phase_is(kube, "lost", "Queued"), timeout=30, what="lost to be Queued")
-        lost = condition_of(kube, "lost", "Queued")
-        assert lost["reason"] == "LocalQueueNotFound"
+        lost = eventually(
+            lambda: (lambda c: c if c["reason"] != "WaitingForWorkload" else None)(
+                condition_of(kube, "lost", "Queued")
+            ),
+            timeout=30,
+            what="the missing LocalQueue named on lost",
+        )
+        assert lost["reason"] == "LocalQueueNotFound", lost
         assert "LocalQueue no-such-queue does not exist" in lost["message"]
 
         # Quota frees when the first succeeds; Kueue admits the second and unsuspends it.

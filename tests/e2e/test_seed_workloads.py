@@ -280,15 +280,19 @@ def check_seed4(chain: Chain, docs: list[dict[str, Any]], results: dict[str, Any
 def check_seed5(chain: Chain, docs: list[dict[str, Any]], results: dict[str, Any]) -> None:
     (name,) = (d["metadata"]["name"] for d in docs)
     status = results[name]
+    context = f"status {json.dumps(status, indent=1)}\n{chain.debug()}"
     pods = chain.kube.get("pods", selector=f"kubetune.io/job={name}")
-    assert len(pods) == 2 and all(p["status"]["phase"] == "Succeeded" for p in pods)
+    phases = [(p["metadata"]["name"], p["status"]["phase"]) for p in pods]
+    assert len(pods) == 2 and all(phase == "Succeeded" for _, phase in phases), phases
     assert manifest(chain, status)["method"] == "qlora"
     claim = status["outputs"]["claimName"]
     assert chain.exists(
         claim, status["outputs"]["adapter"].removeprefix(WORKSPACE) + "/adapter_model.safetensors"
-    )
-    assert chain.exists(claim, f"jobs/{name}/wandb")  # the offline W&B run, on the volume
+    ), context
+    # the offline W&B run, on the volume
+    assert chain.exists(claim, f"jobs/{name}/wandb"), context
     # the preflight measured the two pods' gloo group; CPU has no fabric to judge it by
+    assert "network" in status, context
     network = status["network"]
     assert network["busBandwidthGBps"] > 0 and network["nodes"] == 2, network
     assert network["fabric"] == "infiniband" and network["verdict"] == "unchecked", network

@@ -249,6 +249,17 @@ def test_the_status_is_written_only_when_it_changed() -> None:
     assert not again.status_written and world.cluster.calls == []
 
 
+def test_a_failed_job_is_stopped_before_its_status_says_failed() -> None:
+    """Whoever reads `Failed` (kubectl wait, a CI pipeline) finds the PyTorchJob already
+    suspended: the run policy is enforced before the status is written."""
+    world = World().seen_before().with_pytorchjob().with_failed_prepare()
+    world.reconcile()
+    assert world.cluster.calls == [
+        "patch PyTorchJob/job {'runPolicy': {'suspend': True}}",
+        "status job",
+    ]
+
+
 def test_the_whole_table_runs_in_milliseconds() -> None:
     """Reconcile is pure apart from its writes: the whole table, every case reconciled to the
     phase it expects, takes well under a second (no I/O, no waits hide in it)."""

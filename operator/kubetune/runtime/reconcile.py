@@ -5,9 +5,11 @@
                         (watch first, API if it may lag)
     ensure_children     render and create the children once, the PyTorchJob last; a child the
                         API server refuses fails the job with the API server's message
-    write_status        compute the status from what was observed; write it only if it changed
+    decide_status       the status, from what was observed
     enforce_run_policy  the PyTorchJob's suspend follows the spec; a failed job is stopped;
                         under Kueue the Workload's `spec.active` is the switch instead
+    write_status        write the status only if it changed; after the run policy, so a job
+                        that reads Failed has already been stopped
 
 Level-triggered: every event on a FineTuneJob, its PyTorchJob or its pods runs the same
 function, which reads the world and converges. Spec changes after the PyTorchJob exists are
@@ -139,7 +141,8 @@ class Reconciler:
         event_pytorchjob: Obj | None = None,
         event_warning: Obj | None = None,
     ) -> Outcome:
-        """observe → ensure children → write status → enforce the run policy.
+        """observe → ensure children → compute the status → enforce the run policy → write
+        the status.
 
         `event_pod` / `event_pytorchjob`: the child whose event triggered this, as the event
         saw it. A failed pod the training-operator deletes right away still counts as evidence
@@ -150,17 +153,19 @@ class Reconciler:
         try:
             job = parse_job(body)
         except InvalidJob as invalid:
-            self.write_status(_unparsed(body), Observed(problems=invalid.problems), old, outcome)
+            self.decide_status(_unparsed(body), Observed(problems=invalid.problems), old, outcome)
+            self.write_status(_unparsed(body), old, outcome)
             return outcome
         upstream, pytorchjob = self.observe(job, old, watched, event_pytorchjob)
         children = self.ensure_children(job, upstream, pytorchjob, old, outcome)
         seen = self.observed(job, upstream, children, watched, event_pod, event_warning)
-        self.write_status(job, seen, old, outcome)
+        self.decide_status(job, seen, old, outcome)
         existing = children.existing
         workload = None
         if existing is not None and job.spec.scheduling.queue:
             workload = watched.workload(existing["metadata"]["name"], job.namespace)
         self.enforce_run_policy(job, existing, outcome, workload)
+        self.write_status(job, old, outcome)
         return outcome
 
     # --- the steps ----------------------------------------------------------------------
@@ -222,12 +227,16 @@ class Reconciler:
             queue=self._queue_state(job, children.pytorchjob, watched),
         )
 
-    def write_status(self, job: FineTuneJob, seen: Observed, old: Obj, outcome: Outcome) -> None:
-        """Compute the status; write it only when it changed, never the trainer's fields."""
+    def decide_status(self, job: FineTuneJob, seen: Observed, old: Obj, outcome: Outcome) -> None:
+        """The status from what was observed, into `outcome.status`."""
         new = compute_status(job, seen, old, now())
         if new["phase"] == "Succeeded" and job.spec is not None:
             new["outputs"] = expected_outputs(job, self.settings)
         outcome.status = new
+
+    def write_status(self, job: FineTuneJob, old: Obj, outcome: Outcome) -> None:
+        """Write the computed status only when it changed, never the trainer's fields."""
+        new = outcome.status
         if changed(old, new):
             # Progress and checkpoints are the trainer's: never send them back (stale).
             written = {k: v for k, v in new.items() if k not in TRAINER_OWNED}
