@@ -1,6 +1,6 @@
 """Faults in a running training, through the whole chain on the process node: the training
-container SIGKILLed (not SIGTERMed) mid-run, and the workspace volume full while a checkpoint is
-saved. Nothing completed is lost in either.
+container SIGKILLed (not SIGTERMed) mid-run, the workspace volume full while a checkpoint is
+saved, and a preemption by real Kueue. Nothing completed is lost in any.
 
 Real kube-apiserver, training-operator, operator and torchrun; the pods run as processes on
 this machine (the process node), so the kill and the full volume are real.
@@ -24,6 +24,7 @@ from kubetune_trainer.callbacks import PauseAtStep
 from kubetune_trainer.checkpoints import MARKER, checkpoints, latest_complete, step_of
 from tests.support.chain import TINY_DATA, Chain, tiny_on_two_nodes, wait_for
 from tests.support.kube import Kube, eventually
+from tests.support.kueue import cluster_queue, flavor, local_queue, priority_class
 from tests.support.tiers import unavailable
 
 SAVE_STEPS = 20
@@ -125,6 +126,9 @@ def test_a_sigkilled_training_container_resumes_from_its_last_complete_checkpoin
     assert done["checkpoints"]["latestStep"] == MAX_STEPS
     manifest = json.loads(chain.read(claim, f"{job_dir}/output/manifest.json") or "{}")
     assert manifest["metrics"]["globalStep"] == MAX_STEPS
+    # the status and the manifest say what the kill cost: the steps measured above
+    assert (done["progress"]["resumes"], done["progress"]["stepsRedone"]) == (1, lost), done
+    assert [r["stepsRedone"] for r in manifest["resumes"]] == [lost]
     print(
         f"\nfault: training container SIGKILLed at step ≥{reached}; the training-operator "
         f"recreated the pod; resumed from checkpoint-{resumed_step} ({lost} steps lost, "
@@ -225,4 +229,87 @@ def test_a_full_volume_fails_the_job_clearly_and_keeps_the_last_checkpoint(
     print(
         f"\nfault: volume full ({filled / 2**20:.0f} MiB filler) mid-run; the job "
         f"failed naming it; {last.name} kept and loadable"
+    )
+
+
+def test_a_job_preempted_by_kueue_checkpoints_waits_and_resumes(
+    kueue: Kube, local_chain: Chain
+) -> None:
+    """Real Kueue (v0.17, LowerPriority preemption) evicts a low-priority job mid-training for a
+    high-priority one: the trainer saves on SIGTERM, the job shows `Queued` (evicted), resumes
+    once the other is done, and ends at its full step count, with at most `saveSteps` redone
+    and the eviction counted on its status.
+
+    The quota is one CPU, not GPUs: the process node's pods really train (on the CPU), and
+    Kueue's preemption is the same whatever resource the ClusterQueue counts."""
+    chain = local_chain
+    kube = chain.kube
+    cq = f"preempt-{kube.namespace}"
+    kube.apply(
+        flavor(),
+        cluster_queue(cq, gpus=0, preempt=True, cpu=1),
+        priority_class("kubetune-test-low", 10),
+        priority_class("kubetune-test-high", 1000),
+        server_side=True,
+    )
+    kube.apply(local_queue("team", cq))
+    claim = chain.claim("preempt-workspace")
+    chain.put(claim, "data/tiny-chat.jsonl", TINY_DATA.read_bytes())
+
+    def queued(name: str, priority: str, doc: dict[str, Any]) -> dict[str, Any]:
+        doc["metadata"]["name"] = name
+        doc["spec"]["scheduling"] = {"queue": "team", "priorityClass": priority}
+        doc["spec"]["resources"] = {"cpu": 1}
+        doc["spec"]["terminationGracePeriodSeconds"] = 60
+        return doc
+
+    try:
+        kube.apply(queued("low", "kubetune-test-low", paused_tiny(chain, claim, "low")))
+        held = chain_path(chain, claim, f"jobs/low/paused-at-step-{PAUSE_AT}")
+        eventually(
+            lambda: held.exists() or phase(chain, "low", "x"),
+            timeout=600,
+            what=f"the low-priority run held at step {PAUSE_AT}",
+        )
+        high = tiny_on_two_nodes(chain, claim)
+        high["spec"]["distributed"]["nodes"] = 1
+        high["spec"]["training"].update({"maxSteps": 4, "saveSteps": 4})
+        kube.apply(queued("high", "kubetune-test-high", high))
+        arrived = time.monotonic()
+        # Kueue evicts the low job: its PyTorchJob is suspended, its pod deleted (SIGTERM).
+        evicted = eventually(
+            lambda: (lambda s: s if s.get("phase") == "Queued" else None)(
+                kube.get("finetunejob", "low").get("status") or {}
+            ),
+            timeout=60,
+            what="Kueue to evict the low-priority job",
+        )
+        reason = next(c for c in evicted["conditions"] if c["type"] == "Queued")["reason"]
+        assert reason == "EvictedPreempted", evicted["conditions"]
+        held.unlink()  # the held step ends; the SIGTERM it got makes it save and stop
+        done_high = wait_for(lambda: phase(chain, "high", "Succeeded"), timeout=600, what="high")
+        preempted_for = time.monotonic() - arrived
+        done = wait_for(lambda: phase(chain, "low", "Succeeded"), timeout=600, what="low")
+    finally:
+        kube.run("delete", "ftj", "--all", "--wait=false")
+        kube.run("delete", "clusterqueue", cq, "--wait=false", namespaced=False)
+
+    manifest = json.loads(chain.read(claim, "jobs/low/output/manifest.json") or "{}")
+    assert manifest["metrics"]["globalStep"] == MAX_STEPS
+    (resume,) = manifest["resumes"]
+    # at most saveSteps could be lost; the save on SIGTERM (a checkpoint past the held step,
+    # not a saveSteps multiple) loses none
+    assert resume["reachedStep"] > PAUSE_AT and resume["fromStep"] % SAVE_STEPS != 0, resume
+    assert resume["stepsRedone"] == 0, resume
+    assert done["progress"]["resumes"] == 1, done["progress"]
+    assert done["progress"]["stepsRedone"] == resume["stepsRedone"]
+    assert done["scheduling"]["evictions"] == 1, done["scheduling"]
+    assert done["scheduling"]["lastEvictionReason"] == "Preempted"
+    assert done["scheduling"]["clusterQueue"] == cq
+    assert done_high["completionTime"] <= done["completionTime"]
+    print(
+        f"\nfault: preempted by Kueue at step ≥{PAUSE_AT} for a higher priority; saved on "
+        f"SIGTERM at step {resume['reachedStep']}, resumed from step {resume['fromStep']} "
+        f"({resume['stepsRedone']} steps redone, saveSteps {SAVE_STEPS}); the high-priority "
+        f"job succeeded {preempted_for:.0f} s after it was applied"
     )

@@ -192,3 +192,30 @@ def test_an_admitted_job_runs_as_any_other() -> None:
     assert outcome.phase == "Training"
     assert world.cluster.writes() == []
     assert "get LocalQueue/team-q" not in world.cluster.calls  # read only while held
+
+
+def test_evictions_are_counted_and_kept_once_the_job_runs_again() -> None:
+    """status.scheduling: Kueue's own count (the Workload's schedulingStats) while it holds the
+    job; the same after it is admitted again and the Workload is no longer read."""
+    world = queued_world()
+    evicted = workload(
+        {"type": "Evicted", "status": "True", "reason": "Preempted", "message": "m"},
+        PENDING_QUOTA,
+    )
+    evicted["status"]["schedulingStats"] = {
+        "evictions": [
+            {"reason": "Preempted", "underlyingCause": "InClusterQueue", "count": 2},
+            {"reason": "InactiveWorkload", "underlyingCause": "", "count": 1},
+        ]
+    }
+    world.watch.workloads["job"] = evicted
+    held_status = world.reconcile().status
+    assert held_status["scheduling"] == {
+        "clusterQueue": "gpus",
+        "evictions": 3,
+        "lastEvictionReason": "Preempted",
+    }
+    spec = dict(QUEUED)
+    running = World().with_spec(**spec).seen_before().with_pytorchjob(spec=spec, suspended=False)
+    running.job["status"] = held_status
+    assert running.reconcile().status["scheduling"] == held_status["scheduling"]

@@ -14,16 +14,21 @@ def flavor() -> dict[str, Any]:
     return {"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": FLAVOR}, "spec": {}}
 
 
-def cluster_queue(name: str, gpus: int, **others: int | str) -> dict[str, Any]:
+def cluster_queue(
+    name: str, gpus: int, preempt: bool = False, **others: int | str
+) -> dict[str, Any]:
     """A ClusterQueue for every namespace with `gpus` nvidia.com/gpu of nominal quota, and the
     quota of each resource in `others` (`**{"cpu": 16}`): Kueue admits a workload only when the
-    queue covers every resource its pods request (the tiny jobs request GPUs only)."""
+    queue covers every resource its pods request (the tiny jobs request GPUs only). `preempt`:
+    a workload of a higher priority evicts lower ones in the same queue."""
     quotas = {"nvidia.com/gpu": gpus, **others}
+    preemption = {"preemption": {"withinClusterQueue": "LowerPriority"}} if preempt else {}
     return {
         "apiVersion": API,
         "kind": "ClusterQueue",
         "metadata": {"name": name},
         "spec": {
+            **preemption,
             "namespaceSelector": {},
             "resourceGroups": [
                 {
@@ -39,6 +44,17 @@ def cluster_queue(name: str, gpus: int, **others: int | str) -> dict[str, Any]:
                 }
             ],
         },
+    }
+
+
+def priority_class(name: str, value: int) -> dict[str, Any]:
+    """A WorkloadPriorityClass (what `spec.scheduling.priorityClass` names)."""
+    return {
+        "apiVersion": API,
+        "kind": "WorkloadPriorityClass",
+        "metadata": {"name": name},
+        "value": value,
+        "description": f"kubetune tests: {name}",
     }
 
 

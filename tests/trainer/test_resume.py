@@ -62,12 +62,17 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     assert "paused at step" not in log  # the hook holds a run once
     manifest = json.loads((node.dir / "output" / "manifest.json").read_text())
     assert manifest["metrics"]["globalStep"] == 60
+    # what the kill cost: the steps past the checkpoint it resumed from, done again
+    (resume,) = manifest["resumes"]
+    assert (resume["fromStep"], resume["reachedStep"], resume["stepsRedone"]) == (40, 50, 10)
+    assert "resuming from step 40 after reaching step 50: 10 steps redone" in log
     # the history: each logging step once (the steps 41-50 logged again after the resume
     # replace the killed run's), and the status' copy, seeded from the file at the resume,
     # counts all
     logged = [1, *range(10, 61, 10)]
     assert [x["step"] for x in read_metrics(node.dir / "metrics.jsonl") if "loss" in x] == logged
     progress = json.loads((node.dir / "progress.json").read_text())
+    assert (progress["resumes"], progress["stepsRedone"]) == (1, 10)
     assert progress["metrics"]["logged"] == len(logged)
     assert progress["metrics"]["points"][-1]["step"] == 60
     kept = checkpoints(root)

@@ -24,6 +24,8 @@ from kubetune_trainer.checkpoints import (
     kept_with_metrics,
     latest_complete,
     mark_complete,
+    record_reached,
+    resume_summary,
 )
 from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
@@ -84,6 +86,18 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
             control.should_save = True
             control.should_training_stop = True
             self.stopped = True
+
+
+class StepReached(TrainerCallback):  # type: ignore[misc]
+    """Rank 0 records every step it reaches (checkpoints.record_reached): what a restart
+    measures its redone steps against. Listed before PauseAtStep, so a held step counts."""
+
+    def __init__(self, job: Path) -> None:
+        self.job = job
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if state.is_world_process_zero:
+            record_reached(self.job, state.global_step)
 
 
 class PauseAtStep(TrainerCallback):  # type: ignore[misc]
@@ -192,6 +206,8 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         self.last: dict[str, Any] | None = None
         self.evaluation: dict[str, Any] = {}
         self.kept: list[dict[str, Any]] = []
+        # {resumes, stepsRedone}: recorded by rank 0 before training (checkpoints.record_resume)
+        self.resumed = resume_summary(checkpoint_root.parent)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         """Start the clock and the count here: what was collated before (DPO's pass computing
@@ -278,7 +294,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         self.sink.report(final, force=True)
 
     def extra(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {**self.resumed}
         if self.evaluation:
             out["evaluation"] = self.evaluation
         if self.kept:

@@ -82,3 +82,58 @@ def kept_with_metrics(root: Path) -> list[dict[str, object]]:
                     metrics[name] = round(float(entry[source]), 5)
         kept.append({"step": step, "path": str(folder), "metrics": metrics})
     return kept
+
+
+# --- what a restart costs -----------------------------------------------------------------
+# Rank 0 records the furthest step it reached in `<job>/step-reached` at every step (a SIGKILL
+# loses none of it); a run that resumes compares it with the checkpoint it resumes from and
+# appends the difference to `<job>/resumes.json`: the steps a restart (an eviction, a kill, a
+# suspend) made the job do again.
+REACHED = "step-reached"
+RESUMES = "resumes.json"
+
+
+def record_reached(job: Path, step: int) -> None:
+    tmp = job / f"{REACHED}.tmp-{os.getpid()}"
+    tmp.write_text(str(step))
+    os.replace(tmp, job / REACHED)
+
+
+def resumes(job: Path) -> list[dict[str, object]]:
+    """Every resume of this job so far, oldest first."""
+    try:
+        found = json.loads((job / RESUMES).read_text())
+    except (OSError, ValueError):
+        return []
+    return list(found) if isinstance(found, list) else []
+
+
+def record_resume(job: Path, checkpoint: Path | None) -> dict[str, object] | None:
+    """Append this resume (from `checkpoint`, or from the start when none was complete yet,
+    after reaching the recorded step) to resumes.json and return it; None for a first start."""
+    if checkpoint is None and not (job / REACHED).exists():
+        return None
+    start = (step_of(checkpoint) or 0) if checkpoint is not None else 0
+    try:
+        reached = int((job / REACHED).read_text())
+    except (OSError, ValueError):
+        reached = start
+    entry: dict[str, object] = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "fromStep": start,
+        "reachedStep": reached,
+        "stepsRedone": max(0, reached - start),
+    }
+    tmp = job / f"{RESUMES}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps([*resumes(job), entry], indent=1))
+    os.replace(tmp, job / RESUMES)
+    return entry
+
+
+def resume_summary(job: Path) -> dict[str, int]:
+    """{resumes, stepsRedone} over every resume so far, empty when there was none."""
+    found = resumes(job)
+    if not found:
+        return {}
+    redone = sum(int(str(e.get("stepsRedone", 0))) for e in found)
+    return {"resumes": len(found), "stepsRedone": redone}

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from kubetune_trainer import __version__
+from kubetune_trainer.checkpoints import resumes
 from kubetune_trainer.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer.distributed import barrier
 from kubetune_trainer.log import fail, log
@@ -131,6 +132,8 @@ def write_manifest(
             "globalStep": getattr(result, "global_step", None),
             "trainingLoss": getattr(result, "training_loss", None),
         },
+        # every restart (eviction, kill, suspend) and the steps it redid
+        "resumes": resumes(Path(config.paths.job)),
         "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     gguf = paths.get("gguf") or {}

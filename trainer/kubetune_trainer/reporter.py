@@ -32,6 +32,8 @@ PROGRESS_FIELDS = (
     "percent",
     "rewards",
     "reinforcement",
+    "resumes",
+    "stepsRedone",
     "updatedAt",
 )
 

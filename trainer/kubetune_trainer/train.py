@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_trainer import versions
-from kubetune_trainer.checkpoints import latest_complete, remove_incomplete
+from kubetune_trainer.checkpoints import latest_complete, record_resume, remove_incomplete
 from kubetune_trainer.config import TrainerConfig, gguf_files
 from kubetune_trainer.log import fail, log
 
@@ -189,11 +189,19 @@ def load_prepared(config: TrainerConfig) -> Prepared:
 
 
 def checkpoint_to_resume(config: TrainerConfig) -> Path | None:
-    """The latest complete checkpoint, after removing any a crash left half-written."""
-    root = Path(config.paths.job) / "checkpoints"
+    """The latest complete checkpoint, after removing any a crash left half-written; rank 0
+    records the resume and the steps it redoes (checkpoints.record_resume)."""
+    job = Path(config.paths.job)
+    root = job / "checkpoints"
     for stale in remove_incomplete(root):
         log(f"removed incomplete checkpoint {stale.name} (a crash while saving)")
-    return latest_complete(root)
+    resume = latest_complete(root)
+    if int(os.environ.get("RANK", "0")) == 0 and (entry := record_resume(job, resume)):
+        log(
+            f"resuming from step {entry['fromStep']} after reaching step {entry['reachedStep']}: "
+            f"{entry['stepsRedone']} steps redone"
+        )
+    return resume
 
 
 def progress_sinks(config: TrainerConfig) -> Any:
@@ -210,7 +218,13 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     the Trainer initialises the process group (gloo on CPU, NCCL on GPUs)."""
     from transformers import Trainer
 
-    from kubetune_trainer.callbacks import CompleteCheckpoints, GracefulStop, PauseAtStep, Progress
+    from kubetune_trainer.callbacks import (
+        CompleteCheckpoints,
+        GracefulStop,
+        PauseAtStep,
+        Progress,
+        StepReached,
+    )
     from kubetune_trainer.data.collate import PackedCollator
     from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
     from kubetune_trainer.metrics_log import MetricsLog
@@ -236,7 +250,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     )
     stop = GracefulStop()
     checkpointing = CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit)
-    callbacks = [checkpointing, stop, *PauseAtStep.from_env(job)]
+    callbacks = [checkpointing, stop, StepReached(job), *PauseAtStep.from_env(job)]
     counter: Any
     if objective == "dpo":
         from kubetune_trainer.dpo import dpo_trainer

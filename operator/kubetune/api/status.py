@@ -91,6 +91,14 @@ class Progress(Model):
     """DPO rewards (only for `training.objective: dpo`)."""
     reinforcement: Reinforcement | None = None
     """GRPO rewards, KL and completion lengths (only for `training.objective: grpo`)."""
+    resumes: int | None = None
+    """Times training resumed from a checkpoint after a stop (a Kueue eviction, a killed or
+    recreated pod, a suspend); unset before the first."""
+    stepsRedone: int | None = None
+    """Optimizer steps done again over all resumes: the furthest step reached before each stop
+    minus the checkpoint it resumed from (at most `saveSteps` per resume; none after a
+    graceful stop, which saves first). Each resume is in `<job>/resumes.json` and the run
+    manifest's `resumes`."""
     updatedAt: str | None = None
     """When the trainer last reported (RFC 3339)."""
 
@@ -291,6 +299,20 @@ class MetricsHistory(Model):
     """The full history (`metrics.jsonl`, one line per logging step) on the workspace volume."""
 
 
+class Scheduling(Model):
+    """Kueue's handling of a job with `spec.scheduling.queue`."""
+
+    clusterQueue: str | None = None
+    """The ClusterQueue its LocalQueue points at."""
+    evictions: int | None = None
+    """Times Kueue evicted it (preempted by a higher priority, reclaimed quota, deactivated):
+    its Workload's `status.schedulingStats.evictions`, summed. Each eviction stops the pods
+    (the trainer saves on SIGTERM); the job resumes from its latest complete checkpoint when
+    admitted again (the steps redone are `progress.stepsRedone`)."""
+    lastEvictionReason: str | None = None
+    """Kueue's reason for the latest eviction (`Preempted`, `InactiveWorkload`, ...)."""
+
+
 class FineTuneJobStatus(Model):
     """Observed state."""
 
@@ -313,6 +335,8 @@ class FineTuneJobStatus(Model):
     metrics: MetricsHistory | None = None
     """Loss, learning rate, throughput and evaluation by step, downsampled (reported by the
     trainer)."""
+    scheduling: Scheduling | None = None
+    """Kueue's queue and evictions (only with `spec.scheduling.queue`)."""
     pytorchJobName: str | None = None
     """Name of the PyTorchJob that runs the training."""
     effectiveBatchSize: int | None = None

@@ -183,7 +183,10 @@ async def workloads_by_pytorchjob(namespace: str | None, body: kopf.Body, **_: A
         (namespace, owner): {
             "metadata": {"name": body["metadata"]["name"]},
             "spec": {"active": (body.get("spec") or {}).get("active", True)},
-            "status": {"conditions": copy.deepcopy(status.get("conditions") or [])},
+            "status": {
+                "conditions": copy.deepcopy(status.get("conditions") or []),
+                "schedulingStats": copy.deepcopy(status.get("schedulingStats") or {}),
+            },
         }
     }
 

@@ -95,6 +95,26 @@ def queued(queue: str, pytorchjob: Obj | None, state: QueueState) -> tuple[str, 
     return ("Pending", f"{where}: waiting for Kueue to consider the Workload {name_of(wl)}")
 
 
+def scheduling(state: QueueState | None, old: Obj | None) -> Obj | None:
+    """`status.scheduling`: the ClusterQueue, and how often Kueue evicted the job (the
+    Workload's `status.schedulingStats.evictions`, summed over reasons) with the latest
+    eviction's reason. Read while Kueue holds the job; kept from `old` while it runs."""
+    if state is None or state.workload is None:
+        return old or None
+    wl = state.workload
+    stats = ((wl.get("status") or {}).get("schedulingStats") or {}).get("evictions") or []
+    count = sum(int(e.get("count", 0)) for e in stats)
+    out = dict(old or {})
+    if state.cluster_queue:
+        out["clusterQueue"] = state.cluster_queue
+    if count:
+        out["evictions"] = max(count, int(out.get("evictions", 0)))
+    evicted = condition(wl, "Evicted")
+    if evicted and evicted.get("status") == "True" and evicted.get("reason"):
+        out["lastEvictionReason"] = evicted["reason"]
+    return out or None
+
+
 def name_of(obj: Obj) -> str:
     return str(obj.get("metadata", {}).get("name", ""))
 

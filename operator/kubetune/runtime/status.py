@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from kubetune.api.job import FineTuneJob, Problem
 from kubetune.render.metadata import Obj
-from kubetune.runtime.kueue import QueueState, queued
+from kubetune.runtime.kueue import QueueState, queued, scheduling
 
 TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation", "metrics")
 NETWORK_CONDITION = "NetworkDegraded"
@@ -248,6 +248,8 @@ def compute_status(job: FineTuneJob, seen: Observed, old: Obj | None, now: str) 
         status["completionTime"] = old.get("completionTime") or now
     if "outputs" in old:
         status["outputs"] = old["outputs"]
+    if kueue := scheduling(seen.queue, old.get("scheduling")):
+        status["scheduling"] = kueue
     return status
 
 
