@@ -5,23 +5,44 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 from typing import Any
 
+import kopf
 import pytest
 
 from kubetune.api import parse_job
 from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import JOB_LABEL
-from kubetune.runtime.handlers import Indexed, pods_by_job, pytorchjobs_by_job, settled
+from kubetune.runtime.handlers import (
+    Indexed,
+    _pytorchjob_news,
+    pods_by_job,
+    pytorchjobs_by_job,
+    settled,
+)
 from kubetune.runtime.observe import pod_state
 from kubetune.runtime.reconcile import SPEC_HASH, spec_hash
 from kubetune.runtime.status import Observed, compute_status
+from kubetune.runtime.views import PodView, PyTorchJobView
 from tests.support.factories import make_job
 
 NOW = "2026-11-22T00:00:00Z"
 TRAINING = {"phase": "Training", "observedGeneration": 3}
 BELOW = {"verdict": "belowFabric", "message": "NCCL is on TCP sockets"}
 DEGRADED = {"type": "NetworkDegraded", "status": "True"}
+SUCCEEDED_JOB = {
+    "phase": "Succeeded",
+    "conditions": [{"type": "Succeeded", "status": "True", "reason": "TrainingSucceeded"}],
+}
+REFUSED_JOB = {
+    "phase": "Failed",
+    "conditions": [{"type": "Failed", "status": "True", "reason": "ChildRejected"}],
+}
+INVALID_JOB = {
+    "phase": "Failed",
+    "conditions": [{"type": "Failed", "status": "True", "reason": "InvalidSpec"}],
+}
 
 
 def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +62,11 @@ def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str
         # new, or listed when the operator starts: always reconciled
         (event("ADDED", 1, {}), False),
         (event(None, 3, {"phase": "Training", "observedGeneration": 3}), False),
+        # ... except a finished job: its status is final, whatever its children did meanwhile
+        (event(None, 3, {**SUCCEEDED_JOB, "observedGeneration": 3}), True),
+        (event(None, 4, {**SUCCEEDED_JOB, "observedGeneration": 3}), False),  # edited since
+        (event(None, 3, {**REFUSED_JOB, "observedGeneration": 3}), True),
+        (event(None, 3, {**INVALID_JOB, "observedGeneration": 3}), False),  # decided again
         # the trainer's preflight found the fabric degraded: the condition must show it
         (event("MODIFIED", 3, {**TRAINING, "network": BELOW}), False),
         (event("MODIFIED", 3, {**TRAINING, "network": BELOW, "conditions": [DEGRADED]}), True),
@@ -68,21 +94,25 @@ def test_the_index_copy_of_a_pytorchjob_gives_the_same_status_as_the_whole_objec
         ],
         "replicaStatuses": {"Master": {"active": 1}},
     }
-    key, slim = index_value(
+    key, view = index_value(
         pytorchjobs_by_job,
         namespace="team-a",
-        name=pytorchjob["metadata"]["name"],
         labels=pytorchjob["metadata"]["labels"],
         body=copy.deepcopy(pytorchjob),
     )
     assert key == ("team-a", job.name)
-    assert len(str(slim)) < len(str(pytorchjob)) / 5  # what memory holds per job
-    indexed = Indexed(pytorchjobs_by_job={key: [slim]}, pods_by_job={}, claim_phases={})
-    assert indexed.pytorchjob(job.name, "team-a") == slim
+    assert isinstance(view, PyTorchJobView)
+    # What memory holds per job: a few hundred bytes, not the body's tens of KiB.
+    assert deep_size(view) < deep_size(pytorchjob) / 20, (deep_size(view), deep_size(pytorchjob))
+    indexed = Indexed(pytorchjobs_by_job={key: [view]}, pods_by_job={}, claim_phases={})
+    slim = indexed.pytorchjob(job.name, "team-a")
+    assert slim is not None
     assert indexed.pytorchjob("other", "team-a") is None
     whole, cut = (compute_status(job, Observed(pytorchjob=p), {}, NOW) for p in (pytorchjob, slim))
     assert whole == cut
     assert cut["phase"] == "Training"
+    assert slim["metadata"]["annotations"][SPEC_HASH] == spec_hash(job)
+    assert slim["spec"]["runPolicy"]["suspend"] == pytorchjob["spec"]["runPolicy"].get("suspend")
 
 
 def test_the_index_copy_of_a_pod_keeps_what_pod_state_reads() -> None:
@@ -105,9 +135,62 @@ def test_the_index_copy_of_a_pod_keeps_what_pod_state_reads() -> None:
         status=pod["status"],
     )
     assert key == ("team-a", "job")
-    assert pod_state(slim) == pod_state(pod)
-    assert pod_state(slim).prepare_failure == "init container prepare exited with code 2: no data"
+    assert slim == PodView("u1", pod_state(pod))
+    assert slim.state.prepare_failure == "init container prepare exited with code 2: no data"
     pod["status"]["phase"] = "Failed"  # the copy does not follow later changes of the body
-    assert slim["status"]["phase"] == "Running"
+    assert slim.state.phase == "Running"
     indexed = Indexed(pytorchjobs_by_job={}, pods_by_job={key: [slim]}, claim_phases={})
     assert indexed.pods("job", "team-a") == [slim]
+
+
+def deep_size(obj: Any) -> int:
+    """Bytes of an object and everything it holds (each object counted once)."""
+    seen: set[int] = set()
+
+    def size(o: Any) -> int:
+        if id(o) in seen:
+            return 0
+        seen.add(id(o))
+        inner: Any = ()
+        if isinstance(o, dict):
+            inner = [*o.keys(), *o.values()]
+        elif isinstance(o, list | tuple | set):
+            inner = o
+        return sys.getsizeof(o) + sum(size(i) for i in inner)
+
+    return size(obj)
+
+
+def test_a_pytorchjob_event_the_last_reconcile_already_read_is_dropped() -> None:
+    job = parse_job(make_job(**{"spec.runPolicy.suspend": True}))
+    pytorchjob = next(o for o in render(job, RenderSettings()) if o["kind"] == "PyTorchJob")
+    pytorchjob["metadata"]["annotations"] = {SPEC_HASH: spec_hash(job)}
+    memo = kopf.Memo(reconciled_with={})
+
+    def news(*conditions: tuple[str, str]) -> bool:
+        body = copy.deepcopy(pytorchjob)
+        body["status"] = {
+            "conditions": [{"type": t, "status": "True", "message": m} for t, m in conditions]
+        }
+        return bool(_pytorchjob_news(event={"type": "MODIFIED"}, body=body, memo=memo))
+
+    assert not news()  # just created, no conditions
+    assert news(("Created", "created"))  # never reconciled by this operator: read it
+    listed = {**pytorchjob, "status": {"conditions": [SUCCEEDED]}}
+    # listed when the operator starts, before its job was reconciled: the job's listing will be
+    assert not _pytorchjob_news(event={"type": None}, body=listed, memo=memo)
+    # The reconcile that created it read it without conditions (handlers._reconcile records it).
+    memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
+    assert not news(("Created", "created"))  # the training-operator's Created: nothing to read
+    assert news(("Created", "created"), ("Suspended", "suspended"))
+    assert _pytorchjob_news(event={"type": "DELETED"}, body=pytorchjob, memo=memo)
+    done = PyTorchJobView.of({**pytorchjob, "status": {"conditions": [SUCCEEDED]}})
+    memo.reconciled_with[("team-a", job.name)] = done.digest()
+    assert not news(("Succeeded", "done"), ("Created", "created"))
+    assert news(("Succeeded", "done at last"))  # a different message is a different status
+    # relisted after a broken watch: it changed meanwhile (the job read it Suspended)
+    memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
+    assert _pytorchjob_news(event={"type": None}, body=listed, memo=memo)
+
+
+SUCCEEDED = {"type": "Succeeded", "status": "True", "message": "done"}

@@ -16,6 +16,7 @@ from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import Obj
 from kubetune.runtime.kube import NamespaceTerminating, Rejected
 from kubetune.runtime.reconcile import SPEC_HASH, Outcome, Reconciler, spec_hash
+from kubetune.runtime.views import PodView
 from tests.support.factories import make_job
 
 NS = "team-a"
@@ -88,8 +89,8 @@ class MemoryWatch:
     def pytorchjob(self, job: str, namespace: str) -> Obj | None:
         return self.pytorchjobs.get(job)
 
-    def pods(self, job: str, namespace: str) -> list[Obj]:
-        return self.pod_list
+    def pods(self, job: str, namespace: str) -> list[PodView]:
+        return [PodView.of(p) for p in self.pod_list]
 
     def claim_phase(self, claim: str, namespace: str) -> str | None:
         return self.claim

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -21,6 +22,7 @@ class Operator:
     def __init__(self, kubeconfig: str, log_path: str, args: list[str] | None = None) -> None:
         """`args` replace `--standalone` (e.g. peering flags for a replica)."""
         self.health = free_port()
+        self.metrics_port = free_port()
         self.log_path = log_path
         env = {**os.environ, "KUBECONFIG": kubeconfig}
         self.log = open(log_path, "wb")  # noqa: SIM115
@@ -31,7 +33,7 @@ class Operator:
                 "kubetune.runtime",
                 *(["--standalone"] if args is None else args),
                 "--metrics-port",
-                "0",
+                str(self.metrics_port),
                 "--health-port",
                 str(self.health),
             ],
@@ -52,6 +54,14 @@ class Operator:
                 return bool(r.status == 200)
         except OSError:
             return False
+
+    def metric(self, name: str) -> float:
+        """A Prometheus metric of the operator, summed over its labels (0 before its first)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
+        return sum(float(v) for v in found)
 
     def stop(self, kill: bool = False) -> None:
         (self.proc.kill if kill else self.proc.terminate)()

@@ -633,7 +633,11 @@ class TrainerConfig(Model):
         return effective_accumulation(self.training, self.topology.world_size)
 
     def dump(self) -> str:
-        return yaml.safe_dump(self.to_wire(), sort_keys=True)
+        # LibYAML's emitter when PyYAML has it (its wheels do): the same text, and the operator
+        # renders a config for every new job, where the pure-Python emitter took 12 of the 17 ms
+        # of a reconcile.
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        return yaml.dump(self.to_wire(), Dumper=dumper, sort_keys=True)
 
     @classmethod
     def load(cls, path: str | Path) -> TrainerConfig:

@@ -27,8 +27,9 @@ from kubetune.render import RenderSettings
 from kubetune.render.metadata import JOB_LABEL, Obj
 from kubetune.runtime import metrics
 from kubetune.runtime.kube import Kube, NamespaceTerminating
-from kubetune.runtime.reconcile import CREATE_FAILURES, PYTORCHJOB, SPEC_HASH, Reconciler
-from kubetune.runtime.status import NETWORK_CONDITION, network_degraded
+from kubetune.runtime.reconcile import CREATE_FAILURES, PYTORCHJOB, Reconciler
+from kubetune.runtime.status import NETWORK_CONDITION, finished, network_degraded
+from kubetune.runtime.views import PodView, PyTorchJobView
 
 
 @kopf.on.startup()
@@ -38,8 +39,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30
+    # The listing at start-up in pages of 500 (kopf's default: one response with everything),
+    # so a restart over thousands of jobs never holds every PyTorchJob body at once.
+    settings.watching.chunk_size = 500
     settings.posting.level = logging.WARNING  # our own Events carry the transitions
-    settings.execution.max_workers = memo.get("workers", 16)
+    workers = memo.get("workers", 16)
+    settings.execution.max_workers = workers
     # No limit on the objects in flight per watch (kopf's default). A limit (64 was tried, for
     # a lower RSS after a 1,000-job burst: 209 → 115 MiB) deadlocks at start-up with more
     # objects of an indexed kind than the limit: every worker waits for all indexes to be
@@ -47,7 +52,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # found it: a restarted operator with 200 jobs never reconciled one). An idle worker frees
     # its slot after 1 s instead of kopf's 5 s.
     settings.queueing.idle_timeout = 1.0
-    memo.reconciler = Reconciler(Kube.connect(), RenderSettings(trainer_image=memo.trainer_image))
+    memo.reconciler = Reconciler(
+        Kube.connect(connections=workers), RenderSettings(trainer_image=memo.trainer_image)
+    )
+    # (namespace, job) → the digest of the PyTorchJob its last reconcile read (views.py): a
+    # PyTorchJob event with the same digest cannot change the job, and is dropped before its
+    # FineTuneJob is read (a GET) and reconciled. A few hundred bytes a job, until it goes.
+    memo.reconciled_with = {}
 
 
 Key = tuple[str | None, str]  # (namespace, name)
@@ -57,15 +68,16 @@ Key = tuple[str | None, str]  # (namespace, name)
 class Indexed:
     """The reconciler's view of the children, from the indexes below (see reconcile.Watched)."""
 
-    pytorchjobs_by_job: Mapping[Key, Collection[Obj]]  # a kopf.Index: key → its objects' values
-    pods_by_job: Mapping[Key, Collection[Obj]]
+    pytorchjobs_by_job: Mapping[Key, Collection[PyTorchJobView]]  # a kopf.Index: key → values
+    pods_by_job: Mapping[Key, Collection[PodView]]
     claim_phases: Mapping[Key, Collection[str | None]]
     workloads_by_pytorchjob: Mapping[Key, Collection[Obj]] = field(default_factory=dict)
 
     def pytorchjob(self, job: str, namespace: str) -> Obj | None:
-        return next(iter(self.pytorchjobs_by_job.get((namespace, job), [])), None)
+        view = next(iter(self.pytorchjobs_by_job.get((namespace, job), [])), None)
+        return view.as_obj() if view is not None else None
 
-    def pods(self, job: str, namespace: str) -> list[Obj]:
+    def pods(self, job: str, namespace: str) -> list[PodView]:
         return list(self.pods_by_job.get((namespace, job), []))
 
     def claim_phase(self, claim: str, namespace: str) -> str | None:
@@ -108,21 +120,36 @@ def _reconcile(
         raise
     finally:
         metrics.reconcile_seconds.observe(time.monotonic() - started)
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if outcome.pytorchjob is not None:
+        call.memo.reconciled_with[key] = PyTorchJobView.of(outcome.pytorchjob).digest()
     metrics.children_created.inc(len(outcome.created))
     metrics.record_phase(body["metadata"]["uid"], outcome.phase)
     if outcome.created:
         call.logger.info(f"created {', '.join(outcome.created)}")
-    if outcome.phase != outcome.previous_phase:
-        level = "Warning" if outcome.phase == "Failed" else "Normal"
-        metrics.api_writes.labels(verb="event").inc()
-        kopf.event(
-            body,
-            type=level,
-            reason=outcome.phase or "Unknown",
-            message=f"phase {outcome.previous_phase or 'none'} → {outcome.phase}",
-        )
-        return str(outcome.phase)
-    return None
+    if outcome.phase == outcome.previous_phase:
+        return None
+    if posted := phase_event(outcome.previous_phase, outcome.phase):
+        metrics.api_writes.labels(verb="create", kind="Event").inc()
+        kopf.event(body, type=posted.type, reason=posted.reason, message=posted.message)
+    return str(outcome.phase)
+
+
+@dataclass(frozen=True)
+class PhaseEvent:
+    type: str
+    reason: str
+    message: str
+
+
+def phase_event(previous: str | None, phase: str | None) -> PhaseEvent | None:
+    """The Event a phase change posts: one for each change, except a job's first phase unless
+    it is Failed — the status just written says all that "none → Pending" would, and for a
+    burst of new jobs that Event was one write in eight."""
+    if phase == previous or (previous is None and phase != "Failed"):
+        return None
+    level = "Warning" if phase == "Failed" else "Normal"
+    return PhaseEvent(level, phase or "Unknown", f"phase {previous or 'none'} → {phase}")
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -134,26 +161,19 @@ async def stages_after(namespace: str | None, name: str, spec: kopf.Spec, **_: A
 
 @kopf.index("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
 async def pytorchjobs_by_job(
-    namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> Any:
-    """(namespace, job) → its PyTorchJob, cut to what the reconciler reads."""
-    annotations = body["metadata"].get("annotations") or {}
-    return {
-        (namespace, labels[JOB_LABEL]): {
-            "metadata": {"name": name, "annotations": {SPEC_HASH: annotations.get(SPEC_HASH)}},
-            "spec": {"runPolicy": {"suspend": body["spec"].get("runPolicy", {}).get("suspend")}},
-            "status": {"conditions": copy.deepcopy(body.get("status", {}).get("conditions", []))},
-        }
-    }
+    """(namespace, job) → its PyTorchJob, cut to what the reconciler reads (views.py)."""
+    return {(namespace, labels[JOB_LABEL]): PyTorchJobView.of(body)}
 
 
 @kopf.index("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
 async def pods_by_job(
     namespace: str | None, name: str, uid: str, labels: kopf.Labels, status: kopf.Status, **_: Any
 ) -> Any:
-    """(namespace, job) → its pods: name, uid and status (what the phase rules read)."""
-    pod = {"metadata": {"name": name, "uid": uid}, "status": copy.deepcopy(dict(status))}
-    return {(namespace, labels[JOB_LABEL]): pod}
+    """(namespace, job) → its pods: uid and what the phase rules read (views.py)."""
+    pod = {"metadata": {"name": name, "uid": uid}, "status": status}
+    return {(namespace, labels[JOB_LABEL]): PodView.of(pod)}
 
 
 @kopf.index("", "v1", "persistentvolumeclaims")
@@ -208,26 +228,33 @@ def _reconcile_and_follow(
 def settled(event: kopf.RawEvent) -> bool:
     """A change of status or metadata only (our own status write, the trainer's progress):
     the spec was already reconciled, and the children's events cover the rest. Not settled: a
-    preflight finding (`status.network`) that the NetworkDegraded condition does not show yet."""
+    preflight finding (`status.network`) that the NetworkDegraded condition does not show yet.
+
+    When the operator starts (a listing, type None), only a finished job is settled: its status
+    is final, whatever its children did meanwhile, so a restart over thousands of finished
+    jobs reconciles none of them; any other job is reconciled, with every child in the indexes
+    (kopf fills them before any handler runs)."""
     body = event["object"]
     generation = body["metadata"].get("generation")
     status = body.get("status") or {}
     conditions = status.get("conditions") or []
     shown = any(c["type"] == NETWORK_CONDITION and c["status"] == "True" for c in conditions)
-    return (
-        event["type"] == "MODIFIED"
-        and bool(status.get("phase"))
+    unchanged = (
+        bool(status.get("phase"))
         and status.get("observedGeneration") == generation
         and network_degraded(status.get("network")) == shown
     )
+    if event["type"] is None:
+        return unchanged and finished(status)
+    return event["type"] == "MODIFIED" and unchanged
 
 
 class Indexes(TypedDict):
     """The indexes below, as kopf passes them to every handler: by name, among its other
     keyword arguments (which the handlers do not read)."""
 
-    pytorchjobs_by_job: kopf.Index[Key, Obj]
-    pods_by_job: kopf.Index[Key, Obj]
+    pytorchjobs_by_job: kopf.Index[Key, PyTorchJobView]
+    pods_by_job: kopf.Index[Key, PodView]
     claim_phases: kopf.Index[Key, str | None]
     stages_after: kopf.Index[Key, str]
     workloads_by_pytorchjob: kopf.Index[Key, Obj]
@@ -243,8 +270,20 @@ def _call(memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes) -> Call:
     return Call(memo, logger, watched, indexes["stages_after"])
 
 
+def _unsettled(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> bool:
+    """kopf's `when` filter runs in its event loop, before a handler thread is taken: an event
+    that needs nothing is dropped at once, its body with it, instead of waiting (with the
+    body) for one of the handler threads among a burst of new jobs. A settled job seen at a
+    listing still counts in the jobs-by-phase metric."""
+    if event["type"] == "DELETED" or not settled(event):
+        return True
+    if event["type"] is None:
+        metrics.record_phase(body["metadata"]["uid"], (body.get("status") or {}).get("phase"))
+    return False
+
+
 # kopf's handler protocol types only its standard keywords, not the indexes it passes by name.
-@kopf.on.event(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_unsettled)  # type: ignore[arg-type]
 def finetunejob_event(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -254,8 +293,7 @@ def finetunejob_event(
 ) -> None:
     if event["type"] == "DELETED":
         metrics.record_phase(body["metadata"]["uid"], None)
-        return
-    if settled(event):
+        memo.reconciled_with.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
         return
     call = _call(memo, logger, indexes)
     _reconcile_and_follow(call, body)
@@ -272,7 +310,29 @@ def _owner_event(
         _reconcile_and_follow(call, owner, pod, pytorchjob, warning)
 
 
-@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
+def _pytorchjob_news(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    """Whether a PyTorchJob event can change its FineTuneJob; if not, it is dropped in kopf's
+    event loop (see `_unsettled`). Not: one without conditions, just created by this operator
+    (whose reconcile read it then; the training-operator's first status update brings it
+    back), and one whose digest (what the reconcile reads of it: views.py) is the one the
+    job's last reconcile read — the training-operator's Created condition, say."""
+    if event["type"] == "DELETED":
+        return True
+    if not (body.get("status") or {}).get("conditions"):
+        return False
+    key = (body["metadata"].get("namespace"), body["metadata"]["labels"][JOB_LABEL])
+    read = memo.reconciled_with.get(key)
+    if read is None and event["type"] is None:
+        # Listed when the operator starts: its job's own listing reconciles it (or the job is
+        # finished, and nothing of a child changes it). A relisting after a broken watch
+        # finds the job's digest, and a PyTorchJob that changed meanwhile differs from it.
+        return False
+    return bool(read != PyTorchJobView.of(body).digest())
+
+
+@kopf.on.event(  # type: ignore[arg-type]
+    "kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT}, when=_pytorchjob_news
+)
 def pytorchjob_event(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -283,10 +343,8 @@ def pytorchjob_event(
     call = _call(memo, logger, indexes)
     if event["type"] == "DELETED":
         _owner_event(call, body)
-    elif (body.get("status") or {}).get("conditions"):
+    else:
         _owner_event(call, body, pytorchjob=body)
-    # else: just created (by this operator, whose reconcile read it then); the
-    # training-operator's first status update brings it back.
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})  # type: ignore[arg-type]

@@ -12,7 +12,9 @@ reconcile_seconds = Histogram(
 )
 reconcile_errors = Counter("kubetune_reconcile_errors_total", "Reconciles that raised")
 children_created = Counter("kubetune_children_created_total", "Objects created for FineTuneJobs")
-api_writes = Counter("kubetune_api_writes_total", "Writes to the API server", ["verb"])
+api_writes = Counter(
+    "kubetune_api_writes_total", "Writes to the API server, by verb and kind", ["verb", "kind"]
+)
 
 _phase_of: dict[str, str] = {}
 

@@ -36,7 +36,7 @@ from kubetune.render.storage import workspace_claim
 from kubetune.runtime.kube import Rejected
 from kubetune.runtime.kueue import KUEUE_API, LOCAL_QUEUE, WORKLOAD, QueueState, holds
 from kubetune.runtime.kueue import workload_active as _workload_active
-from kubetune.runtime.observe import expected_outputs, pod_state
+from kubetune.runtime.observe import expected_outputs
 from kubetune.runtime.status import (
     TRAINER_OWNED,
     Observed,
@@ -46,8 +46,9 @@ from kubetune.runtime.status import (
     finished,
     pytorchjob_condition,
 )
+from kubetune.runtime.views import SPEC_HASH, PodView
 
-SPEC_HASH = "kubetune.io/spec-hash"
+__all__ = ["SPEC_HASH", "Reconciler", "Watched"]
 PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
 # The training-operator's Warning events when the API server refuses what it creates for a
 # PyTorchJob (pkg/controller.v1/control/{pod,service}_control.go).
@@ -73,6 +74,8 @@ class Outcome:
     created: list[str] = field(default_factory=list)
     status: Obj = field(default_factory=dict)
     status_written: bool = False
+    pytorchjob: Obj | None = None
+    """The PyTorchJob this reconcile's decisions read (None: there was none)."""
 
     @property
     def phase(self) -> str | None:
@@ -86,7 +89,7 @@ class Watched(Protocol):
 
     def pytorchjob(self, job: str, namespace: str) -> Obj | None: ...
 
-    def pods(self, job: str, namespace: str) -> list[Obj]: ...
+    def pods(self, job: str, namespace: str) -> list[PodView]: ...
 
     def claim_phase(self, claim: str, namespace: str) -> str | None: ...
 
@@ -158,6 +161,7 @@ class Reconciler:
             return outcome
         upstream, pytorchjob = self.observe(job, old, watched, event_pytorchjob)
         children = self.ensure_children(job, upstream, pytorchjob, old, outcome)
+        outcome.pytorchjob = children.pytorchjob
         seen = self.observed(job, upstream, children, watched, event_pod, event_warning)
         self.decide_status(job, seen, old, outcome)
         existing = children.existing
@@ -209,10 +213,11 @@ class Reconciler:
         claim (from the watches)."""
         existing = children.existing
         pods = watched.pods(job.name, job.namespace) if existing is not None else []
-        if event_pod is not None and pod_state(event_pod).prepare_failure:
-            uids = {p["metadata"].get("uid") for p in pods}
-            if event_pod["metadata"].get("uid") not in uids:
-                pods = [*pods, event_pod]
+        known = {p.uid for p in pods}
+        if event_pod is not None and event_pod["metadata"].get("uid") not in known:
+            seen_pod = PodView.of(event_pod)
+            if seen_pod.state.prepare_failure:
+                pods = [*pods, seen_pod]
         claim = workspace_claim(job)
         return Observed(
             refused_change=self._refused(job, existing) if existing is not None else None,
@@ -220,7 +225,7 @@ class Reconciler:
             cycle=upstream.cycle,
             refusal=children.refusal or _pods_refused(existing, event_warning),
             pytorchjob=children.pytorchjob,
-            pods=[pod_state(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])],
+            pods=sorted((p.state for p in pods), key=lambda state: state.name),
             claim_phase=None
             if children.just_created
             else watched.claim_phase(claim, job.namespace),
