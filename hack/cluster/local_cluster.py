@@ -3,6 +3,7 @@
     hack/local-cluster up       build what is missing, start (or reuse) the cluster
     hack/local-cluster up --kueue   the same, plus Kueue (built on first use, ~10 min cold)
     hack/local-cluster status   what runs, and the memory it holds
+    hack/local-cluster recycle  empty the Released volumes and make them Available again
     hack/local-cluster down     stop every process it started, by PID
     hack/local-cluster config   print kwokctl's configuration for it (builds nothing)
 
@@ -429,13 +430,16 @@ def main() -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status", "config"])
+    parser.add_argument("command", choices=["up", "down", "status", "config", "recycle"])
     parser.add_argument(
         "--kueue", action="store_true", help="up: also install and start Kueue (see kueue.py)"
     )
     args = parser.parse_args()
     if args.command == "up":
         return up(with_kueue=args.kueue)
+    if args.command == "recycle":  # the test session runs it now and then (cluster_fixtures)
+        recycle_volumes(Binaries.build(paths_only=True))
+        return 0
     return {"down": down, "status": status, "config": config}[args.command]()
 
 

@@ -236,8 +236,8 @@ def test_operator_recovers_from_a_30s_api_server_outage(
         restarts: list[str] = []
 
         def supervise() -> None:
-            """A kubelet's job: a leader may exit only once the API server is back (its lease
-            renewal fails then), so every poll restarts any that exited."""
+            """A kubelet's job: a leader exits when it cannot renew its lease, during the
+            outage or just after it, so every poll restarts any that exited."""
             for leader in leaders:
                 if not leader.alive():
                     restarts.append(f"{leader.name} at +{time.monotonic() - back:.0f} s")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,10 +42,31 @@ def cluster_exports() -> dict[str, str]:
     )
 
 
+RECYCLE_EVERY_S = 15
+
+
 @pytest.fixture(scope="session")
-def cluster(cluster_exports: dict[str, str]) -> Kube:
+def cluster(cluster_exports: dict[str, str]) -> Iterator[Kube]:
+    """The control plane, with its volume pool recycled every RECYCLE_EVERY_S seconds while the
+    session runs: nothing provisions volumes here, so each test's claims would otherwise keep
+    theirs Released once its namespace is gone, and a long session ran the pool dry (jobs of
+    a late test waited forever on `ClaimPending`)."""
     clients = cluster_exports["PATH"].split(":")[0]
-    return Kube(kubeconfig=cluster_exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
+    stop = threading.Event()
+
+    def recycle() -> None:
+        while not stop.wait(RECYCLE_EVERY_S):
+            subprocess.run(
+                [sys.executable, str(REPO / "hack" / "cluster" / "local_cluster.py"), "recycle"],
+                capture_output=True,
+                timeout=120,
+            )
+
+    recycler = threading.Thread(target=recycle, name="volume-recycler", daemon=True)
+    recycler.start()
+    yield Kube(kubeconfig=cluster_exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl")
+    stop.set()
+    recycler.join(timeout=130)
 
 
 @pytest.fixture(scope="session")
