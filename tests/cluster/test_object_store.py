@@ -7,6 +7,7 @@ errors that name the bucket, key and code and never a key, and uploads with the 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,17 @@ def located(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch):  # type: ignore
     return make
 
 
+def progress_lines(out: str, verb: str) -> list[tuple[int, int, int]]:
+    """(percent, done, total) of each progress line the transfer logged."""
+    found = re.findall(rf": {verb} (\d+)% \((\d+) of (\d+) bytes, [\d.]+ MiB/s\)", out)
+    return [(int(p), int(d), int(t)) for p, d, t in found]
+
+
 def test_a_prefix_downloads_once_and_only_what_changed_again(
     local_s3: LocalS3,
     located,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
 ) -> None:
     bucket = local_s3.bucket()
     src = tmp_path / "src"
@@ -62,6 +70,11 @@ def test_a_prefix_downloads_once_and_only_what_changed_again(
     where = located(f"s3://{bucket}/models/tiny")
     path, revision = download(where, cache)
     assert (path / "model.safetensors").read_bytes() == big
+    # progress in the log, by quarters, ending at every byte of the three objects
+    size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    lines = progress_lines(capsys.readouterr().out, "downloaded")
+    assert lines and lines[-1] == (100, size, size), lines
+    assert [p for p, _, _ in lines] == sorted(p for p, _, _ in lines), lines
     assert (path / "sub" / "tokenizer.json").read_text() == "{}"
     assert not list(path.rglob("*.kubetune-part-*"))
     first = {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()}
@@ -135,7 +148,8 @@ def test_errors_name_bucket_key_and_code_never_a_key(
 def test_upload_writes_every_file_and_the_manifest_last(
     local_s3: LocalS3,
     located,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
 ) -> None:
     bucket = local_s3.bucket()
     out = tmp_path / "output"
@@ -147,6 +161,11 @@ def test_upload_writes_every_file_and_the_manifest_last(
     s3.put_object(Bucket=bucket, Key="runs/t/manifest.json", Body=b'{"job": "old"}')
     keys = upload(out, located(f"s3://{bucket}/runs/t", field="output.uri"))
     assert keys[-1] == "runs/t/manifest.json"
+    # progress in the log, by quarters, up to every byte but the manifest's (uploaded last)
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"]
+    size = sum(p.stat().st_size for p in files)
+    lines = progress_lines(capsys.readouterr().out, "uploaded")
+    assert len(lines) >= 2 and lines[-1] == (100, size, size), lines
     listing = local_s3.listing(bucket, "runs/t/")
     assert set(listing) == {
         "runs/t/adapter/adapter_model.safetensors",

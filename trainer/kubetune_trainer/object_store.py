@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +155,44 @@ def _md5_ok(path: Path, etag: str) -> bool:
     return digest.hexdigest() == etag
 
 
+PROGRESS_EVERY_S = 10.0
+
+
+class TransferProgress:
+    """A transfer's progress in the log: at every quarter of its bytes and at least every
+    PROGRESS_EVERY_S seconds, how much of the total is done and at what rate. s3transfer
+    reports the bytes from its worker threads (negative ones when a retry rewinds)."""
+
+    def __init__(self, verb: str, total: int, uri: str) -> None:
+        self.verb, self.total, self.uri = verb, max(total, 1), uri
+        self.done = 0
+        self.started = self.logged_at = time.monotonic()
+        self.next_quarter = 25
+        self.lock = threading.Lock()
+
+    def subscriber(self) -> Any:
+        """What s3transfer calls with the bytes of every chunk (boto3's own adapter)."""
+        from boto3.s3.transfer import ProgressCallbackInvoker
+
+        return ProgressCallbackInvoker(self.add)
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            percent = 100 * self.done // self.total
+            now = time.monotonic()
+            if percent < self.next_quarter and now - self.logged_at < PROGRESS_EVERY_S:
+                return
+            while self.next_quarter <= percent:
+                self.next_quarter += 25
+            self.logged_at = now
+            rate = self.done / max(now - self.started, 1e-9) / 2**20
+            log(
+                f"{self.uri}: {self.verb} {percent}% ({self.done} of {self.total} bytes, "
+                f"{rate:.1f} MiB/s)"
+            )
+
+
 def _transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
@@ -213,11 +253,15 @@ def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, 
     log(f"{where.uri}: downloading {len(todo)} of {len(listed)} objects ({total} bytes)")
     bucket = S3Location.parse(where.uri).bucket
     part = f".kubetune-part-{holder_id()}"
+    progress = TransferProgress("downloaded", total, where.uri)
+    subscribers = [progress.subscriber()]
     with create_transfer_manager(s3, _transfer_config()) as manager:
         futures = []
         for obj, _, target in todo:
             target.parent.mkdir(parents=True, exist_ok=True)
-            futures.append(manager.download(bucket, obj.key, str(target) + part))
+            futures.append(
+                manager.download(bucket, obj.key, str(target) + part, subscribers=subscribers)
+            )
         errors = []
         for (obj, _, _), future in zip(todo, futures, strict=True):
             try:
@@ -275,12 +319,14 @@ def upload(folder: Path, where: Located) -> list[str]:
     total = sum(p.stat().st_size for p in files)
     log(f"uploading {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
     keys = []
+    progress = TransferProgress("uploaded", total, f"s3://{loc.bucket}/{prefix}")
+    subscribers = [progress.subscriber()]
     with create_transfer_manager(s3, _transfer_config()) as manager:
         futures = []
         for path in files:
             key = prefix + path.relative_to(folder).as_posix()
             keys.append(key)
-            futures.append(manager.upload(str(path), loc.bucket, key))
+            futures.append(manager.upload(str(path), loc.bucket, key, subscribers=subscribers))
         for key, future in zip(keys, futures, strict=True):
             try:
                 future.result()
