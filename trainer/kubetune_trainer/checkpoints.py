@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 MARKER = "kubetune-complete.json"
 _STEP = re.compile(r"^checkpoint-(\d+)$")
@@ -93,13 +94,18 @@ REACHED = "step-reached"
 RESUMES = "resumes.json"
 
 
+def _replace(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a reader (or a kill) never sees half of it."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def record_reached(job: Path, step: int) -> None:
-    tmp = job / f"{REACHED}.tmp-{os.getpid()}"
-    tmp.write_text(str(step))
-    os.replace(tmp, job / REACHED)
+    _replace(job / REACHED, str(step))
 
 
-def resumes(job: Path) -> list[dict[str, object]]:
+def resumes(job: Path) -> list[dict[str, Any]]:
     """Every resume of this job so far, oldest first."""
     try:
         found = json.loads((job / RESUMES).read_text())
@@ -108,7 +114,7 @@ def resumes(job: Path) -> list[dict[str, object]]:
     return list(found) if isinstance(found, list) else []
 
 
-def record_resume(job: Path, checkpoint: Path | None) -> dict[str, object] | None:
+def record_resume(job: Path, checkpoint: Path | None) -> dict[str, Any] | None:
     """Append this resume (from `checkpoint`, or from the start when none was complete yet,
     after reaching the recorded step) to resumes.json and return it; None for a first start."""
     if checkpoint is None and not (job / REACHED).exists():
@@ -118,15 +124,13 @@ def record_resume(job: Path, checkpoint: Path | None) -> dict[str, object] | Non
         reached = int((job / REACHED).read_text())
     except (OSError, ValueError):
         reached = start
-    entry: dict[str, object] = {
+    entry: dict[str, Any] = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "fromStep": start,
         "reachedStep": reached,
         "stepsRedone": max(0, reached - start),
     }
-    tmp = job / f"{RESUMES}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps([*resumes(job), entry], indent=1))
-    os.replace(tmp, job / RESUMES)
+    _replace(job / RESUMES, json.dumps([*resumes(job), entry], indent=1))
     return entry
 
 
@@ -135,5 +139,5 @@ def resume_summary(job: Path) -> dict[str, int]:
     found = resumes(job)
     if not found:
         return {}
-    redone = sum(int(str(e.get("stepsRedone", 0))) for e in found)
+    redone = sum(int(e.get("stepsRedone", 0)) for e in found)
     return {"resumes": len(found), "stepsRedone": redone}
