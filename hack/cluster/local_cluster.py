@@ -20,7 +20,6 @@ running. See docs/local-cluster.md.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 import kueue
 import pids
 import s3_server
+import training_operator
 import yaml
 from cluster_objects import (
     GPU_NODES,
@@ -49,12 +49,9 @@ STATE = CACHE / "cluster" / NAME
 KWOK_WORKDIR = STATE / "kwok"
 CLUSTER_DIR = KWOK_WORKDIR / "clusters" / NAME
 KUBECONFIG = CLUSTER_DIR / "kubeconfig.yaml"
-OPERATOR_PID = STATE / "training-operator.pid"
-OPERATOR_LOG = STATE / "training-operator.log"
+OPERATOR_PID = training_operator.paths(STATE)["pid"]
 KUEUE_PID = STATE / "kueue.pid"
-TRAINING_OPERATOR = "training-operator"  # its binary's name, in its command line
 VOLUMES = STATE / "volumes"
-CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
 
 
 def log(msg: str) -> None:
@@ -182,7 +179,7 @@ def pytorchjob_crd() -> Path:
     return third_party / version / "kubeflow.org_pytorchjobs.yaml"
 
 
-# --- training-operator -----------------------------------------------------------------------
+# --- the control plane's own processes --------------------------------------------------
 
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -193,61 +190,6 @@ def stopped_components() -> list[str]:
     kube-controller-manager and kube-scheduler exit by design when they lose their leader
     lease, e.g. while the API server is down."""
     return [c for c in COMPONENTS if not pids.alive(CLUSTER_DIR / "pids" / f"{c}.pid", c)]
-
-
-def start_training_operator(bins: Binaries) -> None:
-    if pids.alive(OPERATOR_PID, TRAINING_OPERATOR):
-        return
-    apply(
-        bins,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}},
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "Opaque",
-                "metadata": {"name": "training-operator-webhook-cert", "namespace": "kubeflow"},
-            },
-        ],
-    )
-    cmd = [
-        str(bins.training_operator / "training-operator.v1"),
-        f"--kubeconfig={KUBECONFIG}",
-        "--enable-scheme=pytorchjob",
-        "--metrics-bind-address=0",
-        "--health-probe-bind-address=0",
-    ]
-    with OPERATOR_LOG.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # outlives this command, like kwokctl's
-    pids.record(OPERATOR_PID, proc.pid)
-
-    # Since v1.8 its controllers wait for webhook serving certificates: it generates them into
-    # the Secret, and controller-runtime reads them from CERT_DIR.
-    def certs_copied() -> bool:
-        raw = kubectl(
-            bins, "get", "secret", "-n", "kubeflow", "training-operator-webhook-cert", "-o", "json"
-        )
-        data = json.loads(raw).get("data") or {}
-        if not data.get("tls.crt"):
-            return False
-        CERT_DIR.mkdir(parents=True, exist_ok=True)
-        for key in ("tls.crt", "tls.key"):
-            (CERT_DIR / key).write_bytes(base64.b64decode(data[key]))
-        return True
-
-    wait_for("the training-operator's webhook certificate", certs_copied, timeout=60)
-    ready = b'Starting workers\t{"controller": "pytorchjob-controller"'
-    wait_for(
-        "the training-operator's PyTorchJob controller",
-        lambda: ready in OPERATOR_LOG.read_bytes(),
-        timeout=90,
-    )
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -314,7 +256,14 @@ def up(with_kueue: bool = False) -> int:
     wait_condition(bins, "crd/pytorchjobs.kubeflow.org", "Established")
     apply(bins, [gpu_node(i) for i in range(GPU_NODES)] + storage_objects(VOLUMES))
     recycle_volumes(bins)
-    start_training_operator(bins)
+    training_operator.start(
+        bins.training_operator,
+        STATE,
+        KUBECONFIG,
+        lambda objects: apply(bins, objects),
+        lambda *args: kubectl(bins, *args),
+        wait_for,
+    )
     s3_server.start(bins.seaweedfs, STATE, log)
     if kueue_bin is not None:
         kueue.install_and_start(
@@ -347,7 +296,10 @@ def s3_exports() -> None:
 def down(quiet: bool = False) -> int:
     s3_server.stop(STATE)
     shutil.rmtree(s3_server.paths(STATE)["root"], ignore_errors=True)  # its buckets and keys
-    for pid_file, command in ((OPERATOR_PID, TRAINING_OPERATOR), (KUEUE_PID, kueue.COMMAND)):
+    for pid_file, command in (
+        (OPERATOR_PID, training_operator.COMMAND),
+        (KUEUE_PID, kueue.COMMAND),
+    ):
         pid = pids.alive(pid_file, command)
         if pid:
             os.killpg(pid, signal.SIGTERM)
@@ -385,7 +337,7 @@ def component_pids() -> dict[str, int]:
         pid = pids.alive(pid_file, pid_file.stem)
         if pid:
             found[pid_file.stem] = pid
-    if pid := pids.alive(OPERATOR_PID, TRAINING_OPERATOR):
+    if pid := pids.alive(OPERATOR_PID, training_operator.COMMAND):
         found["training-operator"] = pid
     if pid := pids.alive(s3_server.paths(STATE)["pid"], s3_server.COMMAND):
         found["s3 (seaweedfs)"] = pid
