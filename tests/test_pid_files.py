@@ -45,8 +45,9 @@ def test_a_bare_pid_names_its_process_only_if_it_runs_the_command(tmp_path: Path
     """kwokctl's files hold a bare PID, and so do ours from before start times were recorded
     (a cache from an older checkout): trusted only when the PID runs the expected binary."""
     pid_file = tmp_path / "kueue.pid"
-    pid_file.write_text(str(os.getpid()))  # this pytest: not Kueue
+    pid_file.write_text(str(os.getpid()))  # this test's Python: not Kueue
+    python = Path(sys.executable).name
     assert pids.alive(pid_file, "kueue") is None
-    assert pids.alive(pid_file, "pytest") == os.getpid()
+    assert pids.alive(pid_file, python) == os.getpid()
     pid_file.write_text("not a pid")
-    assert pids.alive(pid_file, "pytest") is None
+    assert pids.alive(pid_file, python) is None

@@ -131,20 +131,13 @@ def install_and_start(
             (METRICS_CERTS / name).write_bytes((certs / name).read_bytes())
         config = state / "kueue-config.yaml"
         config.write_text(yaml.safe_dump(configuration(certs)))
-        with log_file.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    str(binary_dir / "kueue"),
-                    f"--config={config}",
-                    f"--kubeconfig={kubeconfig}",
-                    "--feature-gates=VisibilityOnDemand=false",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # outlives this command, like the training-operator
-        pids.record(pid_file, proc.pid)
+        cmd = [
+            str(binary_dir / "kueue"),
+            f"--config={config}",
+            f"--kubeconfig={kubeconfig}",
+            "--feature-gates=VisibilityOnDemand=false",
+        ]
+        pids.start_detached(cmd, log_file, pid_file)
 
     # The webhooks go in once the manager serves them: a configuration that points at a port
     # nobody listens on would refuse every PyTorchJob meanwhile.

@@ -100,15 +100,7 @@ def start(weed_dir: Path, state: Path, log: Callable[[str], None]) -> None:
         "-s3.port.lance=0",
     ]
     log(f"starting the S3 server (SeaweedFS) on {ENDPOINT}")
-    with p["log"].open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # outlives this command, like the training-operator
-    pids.record(p["pid"], proc.pid)
+    proc = pids.start_detached(cmd, p["log"], p["pid"])
     wait_ready(state, proc)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,15 +50,7 @@ def start(
         "--metrics-bind-address=0",
         "--health-probe-bind-address=0",
     ]
-    with p["log"].open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # outlives this command, like kwokctl's
-    pids.record(p["pid"], proc.pid)
+    pids.start_detached(cmd, p["log"], p["pid"])
 
     # Since v1.8 its controllers wait for webhook serving certificates: it generates them into
     # the Secret, and controller-runtime reads them from CERT_DIR.
