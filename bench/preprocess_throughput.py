@@ -31,7 +31,7 @@ from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.packing import pack
 from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.data.tokenize import Encoded, Encoder
-from kubetune_trainer.data.workers import cores, encode_batches
+from kubetune_trainer.data.workers import BATCH, cores, encode_batches, split
 from tests.support.vocabularies import llama_cpp_unpacked, with_template
 
 TEMPLATES = {"llama-bpe": "llama-3", "qwen2": "qwen2.5"}
@@ -40,7 +40,6 @@ KINDS = {
     "multi-turn": lambda n: multi_turn_records(n // 4, seed=2),
     "tools": lambda n: tool_records(n // 2, seed=3),
 }
-BATCH = 512  # prepare's
 
 
 def kubetune(
@@ -50,9 +49,12 @@ def kubetune(
     and the tokens it made."""
     started = time.perf_counter()
     encoder = Encoder(tokenizer, ["assistant"], 1 << 20)
-    batches = (conversations[i : i + BATCH] for i in range(0, len(conversations), BATCH))
+    batches = split(conversations, workers)  # as prepare splits them
     samples = [
-        s for batch in encode_batches(encoder, batches, workers) for s in batch if s is not None
+        s
+        for batch in encode_batches(encoder, batches, min(workers, len(batches)))
+        for s in batch
+        if s is not None
     ]
     assert all(isinstance(s, Encoded) for s in samples)
     pack([s for s in samples if isinstance(s, Encoded)], 4096)

@@ -18,7 +18,7 @@ from kubetune_trainer.data.shapes import ShapeSpans
 from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.data.tokenize import Encoder, Refused, TemplateError
 from kubetune_trainer.data.turns import trained_spans
-from kubetune_trainer.data.workers import encode_batches
+from kubetune_trainer.data.workers import encode_batches, split
 from tests.support.conversations import CONVERSATIONS
 from tests.support.vocabularies import llama_cpp_models, with_template
 
@@ -146,3 +146,23 @@ def test_worker_processes_give_one_process_results_and_statistics() -> None:
     assert two == one
     assert spread.stats == alone.stats
     assert alone.stats.samples > 0 and any(isinstance(r, Refused) for r in one)
+
+
+@pytest.mark.parametrize(
+    ("count", "workers", "sizes"),
+    [
+        (0, 2, []),
+        (40, 2, [40]),  # too few to be worth a second process
+        (300, 2, [150, 150]),  # under one batch: still every core
+        (1100, 2, [275] * 4),  # three batches' worth: four, even
+        (2000, 2, [500] * 4),
+        (600, 16, [67] * 8 + [64]),  # more cores than batches of at least 64
+    ],
+)
+def test_prepare_splits_work_so_every_worker_gets_some(
+    count: int, workers: int, sizes: list[int]
+) -> None:
+    batches = split(list(range(count)), workers)
+    assert [len(b) for b in batches] == sizes
+    assert [i for b in batches for i in b] == list(range(count))
+    assert all(len(b) <= 512 for b in batches)

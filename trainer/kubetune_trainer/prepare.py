@@ -27,7 +27,7 @@ from kubetune_trainer.data.preference import convert_pair
 from kubetune_trainer.data.prompts import EncodedPrompt, PromptEncoder, convert_prompt
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
 from kubetune_trainer.data.tokenize import Encoded, Encoder, Refused
-from kubetune_trainer.data.workers import cores, encode_batches
+from kubetune_trainer.data.workers import cores, encode_batches, split
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
@@ -35,7 +35,6 @@ from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fet
 DATA_VERSION = "4"  # bump when preprocessing changes what it writes (4: tool-call names trained)
 COMPLETE = "COMPLETE"
 EVAL_CONVERSATIONS = "eval_conversations.jsonl"
-BATCH = 512
 FIRST_REASONS = 3
 
 
@@ -167,20 +166,20 @@ def convert_source(
         except FormatError as err:
             skipped.add(row, str(err))
     samples: list[tuple[Any, Any]] = []
-    chunks = [conversations[start : start + BATCH] for start in range(0, len(conversations), BATCH)]
-    # one process per core when there is more than a batch (rendering and masking are Python)
+    # one process per core (rendering and masking are Python), each given a batch at a time
+    chunks = split(conversations, cores())
     workers = min(cores(), len(chunks))
     encoded_chunks = encode_batches(encoder, ([c for _, c in chunk] for chunk in chunks), workers)
-    for start, chunk, encoded in zip(
-        range(0, len(conversations), BATCH), chunks, encoded_chunks, strict=True
-    ):
+    done = 0
+    for chunk, encoded in zip(chunks, encoded_chunks, strict=True):
+        done += len(chunk)
         for (i, conversation), result in zip(chunk, encoded, strict=True):
             if isinstance(result, Refused):
                 skipped.add(i, result.reason)
             elif result is not None:
                 samples.append((conversation, result))
         progress_file.write_text(
-            json.dumps({"source": index, "done": start + BATCH, "total": len(conversations)})
+            json.dumps({"source": index, "done": done, "total": len(conversations)})
         )
     where = f"{where} ({source.source})"
     if skipped.count == len(records) and records:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kubetune_trainer.data.tokenize import Stats
 
@@ -26,6 +26,8 @@ class BatchEncoder(Protocol):
 
 
 _encoder: BatchEncoder | None = None  # the forked workers' encoder
+BATCH = 512  # the most conversations in one batch
+T = TypeVar("T")
 
 
 def cores() -> int:
@@ -51,6 +53,19 @@ def _cgroup_cpu_limit() -> float | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def split(items: list[T], workers: int, most: int = BATCH, least: int = 64) -> list[list[T]]:
+    """`items` in order, in batches of at most `most`, as many as a multiple of `workers` and
+    of even sizes, so every worker gets work: a dataset of 300 on 2 cores is 2 batches of 150,
+    not one of 300 on one core and an idle one. Batches keep at least `least` items where there
+    are that many (a worker process is not worth starting for a handful)."""
+    if not items:
+        return []
+    count = math.ceil(math.ceil(len(items) / most) / workers) * workers
+    count = max(1, min(count, len(items) // least))
+    size = math.ceil(len(items) / count)
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def add_stats(total: Stats, part: Stats) -> None:
