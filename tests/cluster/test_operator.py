@@ -25,11 +25,17 @@ from tests.support.operator import (
 @pytest.mark.usefixtures("operator")
 def test_job_runs_to_success_with_status(kube: Kube) -> None:
     kube.apply(tiny("tiny-ok"))
-    done = eventually(
-        lambda: phase_is(kube, "tiny-ok", "Succeeded"),
-        timeout=120,
-        what="the FineTuneJob to succeed",
-    )
+    # The summary conditions are there from the operator's first status on (kubectl wait errors
+    # on an object with no conditions at all); then kubectl itself waits for Succeeded, as a
+    # user or a pipeline would.
+    first = eventually(lambda: status(kube, "tiny-ok").get("conditions"), what="a first status")
+    assert {c["type"] for c in first} >= {"Succeeded", "Failed", "Suspended", "Ready"}
+    kube.run("wait", "--for=condition=Succeeded", "finetunejob/tiny-ok", "--timeout=100s")
+    done = status(kube, "tiny-ok")
+    assert done["phase"] == "Succeeded"
+    summary = {c["type"]: (c["status"], c["reason"]) for c in done["conditions"]}
+    assert summary["Ready"] == ("False", "TrainingSucceeded")
+    assert summary["Failed"] == summary["Suspended"] == ("False", "TrainingSucceeded")
     assert done["pytorchJobName"] == "tiny-ok"
     assert done["startTime"] <= done["completionTime"]
     assert done["outputs"]["adapter"] == "/workspace/jobs/tiny-ok/output/adapter"
@@ -59,9 +65,10 @@ def test_failing_pod_names_the_pod_and_exit_code(kube: Kube) -> None:
             },
         )
     )
-    failed = eventually(
-        lambda: phase_is(kube, "tiny-crash", "Failed"), timeout=120, what="the FineTuneJob to fail"
-    )
+    eventually(lambda: status(kube, "tiny-crash").get("conditions"), what="a first status")
+    kube.run("wait", "--for=condition=Failed", "finetunejob/tiny-crash", "--timeout=100s")
+    failed = status(kube, "tiny-crash")
+    assert next(c for c in failed["conditions"] if c["type"] == "Succeeded")["status"] == "False"
     cond = next(c for c in failed["conditions"] if c["type"] == "Failed")
     assert cond["reason"] == "TrainingFailed"
     assert "pod tiny-crash-master-0" in cond["message"] and "exited with code 3" in cond["message"]
@@ -79,9 +86,13 @@ def test_suspend_and_resume(kube: Kube) -> None:
             },
         )
     )
-    eventually(lambda: phase_is(kube, "tiny-pause", "Training"), timeout=120, what="training")
+    eventually(lambda: status(kube, "tiny-pause").get("conditions"), what="a first status")
+    kube.run("wait", "--for=condition=Ready", "finetunejob/tiny-pause", "--timeout=100s")
+    assert status(kube, "tiny-pause")["phase"] == "Training"
     set_suspend(kube, "tiny-pause", True)
-    eventually(lambda: phase_is(kube, "tiny-pause", "Suspended"), timeout=90, what="suspension")
+    kube.run("wait", "--for=condition=Suspended", "finetunejob/tiny-pause", "--timeout=90s")
+    suspended = {c["type"]: c for c in status(kube, "tiny-pause")["conditions"]}
+    assert suspended["Ready"]["status"] == "False" and suspended["Ready"]["reason"] == "Suspended"
     assert kube.get("pytorchjob", "tiny-pause")["spec"]["runPolicy"]["suspend"] is True
     eventually(
         lambda: not kube.get("pods", selector="kubetune.io/job=tiny-pause"),

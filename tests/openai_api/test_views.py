@@ -11,6 +11,7 @@ from openai.types import Model
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
+from kubetune.api import parse_job
 from kubetune.openai_api.views import (
     checkpoints_view,
     events_view,
@@ -22,6 +23,8 @@ from kubetune.openai_api.views import (
     openai_status,
     page,
 )
+from kubetune.runtime.status import Observed, PodState, compute_status
+from tests.support.factories import make_job
 
 REQUEST: dict[str, Any] = {
     "model": "tiny-llama",
@@ -154,6 +157,12 @@ def test_events_come_from_conditions_progress_and_evaluation_newest_first() -> N
                 condition("Pending", "2026-12-06T08:00:10Z") | {"status": "False"},
                 condition("Preparing", "2026-12-06T08:00:20Z", "Preparing", "tokenizing"),
                 condition("Training", "2026-12-06T08:00:30Z", "Training", "training"),
+                # the summary conditions: there from the start, only their True is news, and
+                # Ready's True is Training's
+                condition("Ready", "2026-12-06T08:00:30Z", "Training", "training"),
+                condition("Succeeded", "2026-12-06T08:00:10Z") | {"status": "Unknown"},
+                condition("Failed", "2026-12-06T08:00:10Z") | {"status": "False"},
+                condition("Suspended", "2026-12-06T08:00:10Z") | {"status": "False"},
             ],
             "progress": {
                 "step": 5,
@@ -239,3 +248,26 @@ def test_jobs_filter_by_metadata_as_openai_lists_them() -> None:
     assert has_metadata(api_job(), wanted)
     assert not has_metadata(api_job(), {"team": "b"})
     assert has_metadata(api_job(), {})
+
+
+def test_a_summary_condition_that_held_and_ended_is_an_event() -> None:
+    """The operator's own conditions for a job suspended (08:01) and resumed (08:02): the
+    resume is `Suspended ended`; the summary conditions that never moved are no events."""
+    spec = parse_job(make_job())
+    running = Observed(
+        pytorchjob={"metadata": {"name": "j"}, "status": {"conditions": []}},
+        pods=[PodState("p", phase="Running")],
+    )
+    paused = Observed(
+        pytorchjob={
+            "metadata": {"name": "j"},
+            "status": {"conditions": [{"type": "Suspended", "status": "True"}]},
+        }
+    )
+    status = compute_status(spec, running, None, "2026-12-06T08:00:00Z")
+    status = compute_status(spec, paused, status, "2026-12-06T08:01:00Z")
+    status = compute_status(spec, running, status, "2026-12-06T08:02:00Z")
+    messages = [e["message"] for e in events_view(api_job(status=status))]
+    assert "Suspended ended" in messages and "Training: training" in messages
+    assert not {"Failed ended", "Ready ended", "Succeeded ended"} & set(messages)
+    assert not any(m.startswith(("Ready", "Succeeded", "Failed")) for m in messages), messages

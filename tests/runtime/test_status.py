@@ -138,10 +138,23 @@ CASES: list[tuple[str, Observed, str, str, str]] = [
 def test_phase_reason_and_message(seen: Observed, phase: str, reason: str, message: str) -> None:
     status = compute_status(JOB, seen, None, NOW)
     assert status["phase"] == phase
-    (current,) = [c for c in status["conditions"] if c["status"] == "True"]
-    assert (current["type"], current["reason"]) == (phase, reason)
+    by_type = {c["type"]: c for c in status["conditions"]}
+    current = by_type[phase]
+    assert (current["status"], current["reason"]) == ("True", reason)
     assert message in current["message"]
     assert current["observedGeneration"] == 3 and status["observedGeneration"] == 3
+    # the summary conditions, there from the first status on, with the phase's reason
+    summary = {t: by_type[t]["status"] for t in ("Succeeded", "Failed", "Suspended", "Ready")}
+    assert summary == {
+        "Succeeded": {"Succeeded": "True", "Failed": "False"}.get(phase, "Unknown"),
+        "Failed": "True" if phase == "Failed" else "False",
+        "Suspended": "True" if phase == "Suspended" else "False",
+        "Ready": "True" if phase == "Training" else "False",
+    }
+    assert all(by_type[t]["reason"] == reason for t in summary)
+    phases = {"Pending", "Queued", "Preparing", "Training", "Succeeded", "Failed", "Suspended"}
+    trues = {c["type"] for c in status["conditions"] if c["status"] == "True"}
+    assert trues & phases == {phase}  # one phase at a time
 
 
 def test_unchanged_world_writes_nothing() -> None:
@@ -227,3 +240,35 @@ def test_refused_change_is_a_condition_of_its_own() -> None:
     refused = next(c for c in status["conditions"] if c["type"] == "SpecChangeRefused")
     assert refused["status"] == "True" and refused["reason"] == "TrainingStarted"
     assert status["phase"] == "Training"
+
+
+def test_summary_conditions_follow_a_job_from_pending_to_success() -> None:
+    """Ready, Succeeded, Failed and Suspended through a whole run: what `kubectl wait
+    --for=condition=...` reads. Each `lastTransitionTime` moves only when its status flips."""
+    times = iter(f"2026-11-22T10:0{i}:00Z" for i in range(10))
+    running = Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")])
+    steps = [
+        (Observed(), "Creating"),
+        (Observed(pytorchjob=RUNNING, claim_phase="Pending"), "ClaimPending"),
+        (running, "Training"),
+        (Observed(pytorchjob=pytorchjob(("Suspended", ""))), "Suspended"),
+        (running, "Training"),
+        (Observed(pytorchjob=pytorchjob(("Succeeded", "ok"))), "TrainingSucceeded"),
+    ]
+    status: dict[str, Any] | None = None
+    seen: list[dict[str, tuple[str, str]]] = []
+    for observed, reason in steps:
+        status = compute_status(JOB, observed, status, next(times))
+        by_type = {c["type"]: c for c in status["conditions"]}
+        assert by_type[status["phase"]]["reason"] == reason
+        seen.append({t: (c["status"], c["lastTransitionTime"]) for t, c in by_type.items()})
+    ready = [s["Ready"][0] for s in seen]
+    assert ready == ["False", "False", "True", "False", "True", "False"]
+    assert [s["Succeeded"][0] for s in seen] == ["Unknown"] * 5 + ["True"]
+    assert [s["Suspended"][0] for s in seen] == ["False"] * 3 + ["True"] + ["False"] * 2
+    assert {s["Failed"] for s in seen} == {("False", seen[0]["Failed"][1])}  # never flipped
+    assert seen[1]["Ready"][1] == seen[0]["Ready"][1]  # False → False keeps its time
+    assert seen[5]["Succeeded"][1] != seen[4]["Succeeded"][1]
+    assert status is not None and status["phase"] == "Succeeded"
+    assert {c["reason"] for c in status["conditions"]} >= {"TrainingSucceeded", "Training"}
+    assert all(c["reason"] for c in status["conditions"])  # metav1.Condition: never empty

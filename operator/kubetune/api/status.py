@@ -15,7 +15,9 @@ class Condition(Model):
     """A Kubernetes-style condition."""
 
     type: str
-    """Condition type, e.g. `Ready`, `Training`, `Succeeded`, `Failed`, `Suspended`."""
+    """`Succeeded`, `Failed`, `Suspended` or `Ready` (always there: Unknown or False with
+    the phase's reason until they hold), a phase the job has been in (`Pending`, `Queued`,
+    `Preparing`, `Training`: True while current), `SpecChangeRefused` or `NetworkDegraded`."""
     status: Literal["True", "False", "Unknown"]
     """Whether the condition holds."""
     reason: str = Field(default="", pattern=r"^([A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?)?$")
@@ -321,7 +323,8 @@ class FineTuneJobStatus(Model):
     while Kueue holds it (spec.scheduling.queue), its condition naming the ClusterQueue and
     Kueue's reason."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Conditions, Kubernetes conventions."""
+    """Conditions, Kubernetes conventions: `kubectl wait --for=condition=Succeeded` waits for
+    the job to finish well, `--for=condition=Failed` for it to fail."""
     progress: Progress | None = None
     """Training progress."""
     checkpoints: Checkpoints | None = None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from kubetune.api.conditions import READY, SUCCEEDED, SUMMARY
 from kubetune.openai_api.jobs import CANCELLED_ANNOTATION, REQUEST_ANNOTATION
 
 Obj = dict[str, Any]
@@ -142,11 +143,20 @@ def events_view(job: Obj) -> list[Obj]:
     name = meta["name"]
     created = unix(meta.get("creationTimestamp"))
     events = [_event(name, created, "Created fine-tuning job")]
-    for cond in status.get("conditions") or []:
-        # The operator keeps a condition once it has been true; False means it has ended.
+    conditions = status.get("conditions") or []
+    # The summary conditions are all set by the first status: one whose status moved since
+    # then has been true (Ready is Training's twin, Succeeded's False is Failed's True).
+    first = min(
+        (c.get("lastTransitionTime") or "" for c in conditions if c["type"] in SUMMARY), default=""
+    )
+    for cond in conditions:
         at = unix(cond.get("lastTransitionTime"))
+        if cond["type"] == READY or (cond["type"] == SUCCEEDED and cond.get("status") != "True"):
+            continue
         if cond.get("status") != "True":
-            events.append(_event(name, at, f"{cond['type']} ended"))
+            # a phase's condition is kept once it has been true: False means it has ended
+            if cond["type"] not in SUMMARY or (cond.get("lastTransitionTime") or "") > first:
+                events.append(_event(name, at, f"{cond['type']} ended"))
             continue
         level = "error" if cond["type"] == "Failed" else "info"
         text = f"{cond['type']}: {cond.get('message') or cond.get('reason') or ''}".rstrip(": ")

@@ -11,13 +11,27 @@ untouched, and a report below the declared fabric becomes the NetworkDegraded co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
+from kubetune.api.conditions import (
+    FAILED,
+    NETWORK_DEGRADED,
+    READY,
+    SPEC_CHANGE_REFUSED,
+    SUCCEEDED,
+    SUMMARY,
+    SUSPENDED,
+    Reason,
+)
 from kubetune.api.job import FineTuneJob, Problem
+from kubetune.api.status import Phase
 from kubetune.render.metadata import Obj
+from kubetune.runtime.conditions import Status, find_condition, set_condition
 from kubetune.runtime.kueue import QueueState, queued, scheduling
 
 TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation", "metrics")
-NETWORK_CONDITION = "NetworkDegraded"
+PHASES = get_args(Phase)
+NETWORK_CONDITION = NETWORK_DEGRADED  # TODO(merge): importers use NETWORK_DEGRADED
 
 
 @dataclass(frozen=True)
@@ -86,21 +100,21 @@ def pytorchjob_condition(pytorchjob: Obj | None, kind: str) -> Obj | None:
 def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
     """(phase, reason, message) — the first matching rule wins."""
     if seen.problems:
-        return "Failed", "InvalidSpec", "; ".join(str(p) for p in seen.problems)
+        return "Failed", Reason.INVALID_SPEC, "; ".join(str(p) for p in seen.problems)
     if seen.cycle:
-        return "Failed", "DependencyCycle", seen.cycle
+        return "Failed", Reason.DEPENDENCY_CYCLE, seen.cycle
     if seen.waiting_for:
-        return "Pending", "WaitingForJob", seen.waiting_for
+        return "Pending", Reason.WAITING_FOR_JOB, seen.waiting_for
     pj = seen.pytorchjob
     refused = seen.refusal
     if pj is None and refused is None:
-        return "Pending", "Creating", "creating the PyTorchJob"
+        return "Pending", Reason.CREATING, "creating the PyTorchJob"
     if done := pytorchjob_condition(pj, "Succeeded"):
-        return "Succeeded", "TrainingSucceeded", done.get("message", "training finished")
+        return "Succeeded", Reason.TRAINING_SUCCEEDED, done.get("message", "training finished")
     if failed := pytorchjob_condition(pj, "Failed"):
         culprit = next((p for p in seen.pods if p.failure), None)
         detail = f"pod {culprit.name}: {culprit.failure}" if culprit else failed.get("message", "")
-        return "Failed", "TrainingFailed", detail
+        return "Failed", Reason.TRAINING_FAILED, detail
     if refused is not None:
         # Final: nothing is retried (the PyTorchJob, if any, is stopped). Otherwise the wait
         # is named until a later try succeeds.
@@ -108,7 +122,7 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
     if culprit := next((p for p in seen.pods if p.prepare_failure), None):
         # The training-operator would recreate the pod forever (its ExitCode policy reads only
         # the training container); the operator stops the PyTorchJob instead.
-        return "Failed", "PrepareFailed", f"pod {culprit.name}: {culprit.prepare_failure}"
+        return "Failed", Reason.PREPARE_FAILED, f"pod {culprit.name}: {culprit.prepare_failure}"
     queue = job.spec.scheduling.queue
     held = queue and seen.queue and not job.spec.runPolicy.suspend and queued(queue, pj, seen.queue)
     if held:
@@ -116,14 +130,15 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
     if pytorchjob_condition(pj, "Suspended") or job.spec.runPolicy.suspend:
         return (
             "Suspended",
-            "Suspended",
+            Reason.SUSPENDED,
             "suspended: pods are stopped, training resumes from the latest checkpoint",
         )
     if seen.claim_phase == "Pending":
-        return "Pending", "ClaimPending", "the workspace PersistentVolumeClaim is not bound yet"
+        unbound = "the workspace PersistentVolumeClaim is not bound yet"
+        return "Pending", Reason.CLAIM_PENDING, unbound
     stuck = next((p for p in seen.pods if p.unschedulable), None)
     if stuck:
-        return "Pending", "Unschedulable", f"pod {stuck.name}: {stuck.unschedulable}"
+        return "Pending", Reason.UNSCHEDULABLE, f"pod {stuck.name}: {stuck.unschedulable}"
     waiting = next((p for p in seen.pods if p.waiting_reason), None)
     if waiting and waiting.waiting_reason in (
         "ImagePullBackOff",
@@ -133,12 +148,12 @@ def _phase_and_reason(job: FineTuneJob, seen: Observed) -> tuple[str, str, str]:
     ):
         return "Pending", waiting.waiting_reason, f"pod {waiting.name}: {waiting.waiting_reason}"
     if any(p.preparing for p in seen.pods):
-        return "Preparing", "Preparing", "fetching the model and preparing the dataset"
+        return "Preparing", Reason.PREPARING, "fetching the model and preparing the dataset"
     if (seen.pods and all(p.phase == "Running" for p in seen.pods)) or pytorchjob_condition(
         pj, "Running"
     ):
-        return "Training", "Training", "training"
-    return "Pending", "Starting", "waiting for the training pods to start"
+        return "Training", Reason.TRAINING, "training"
+    return "Pending", Reason.STARTING, "waiting for the training pods to start"
 
 
 def _conditions(
@@ -151,43 +166,36 @@ def _conditions(
     refused: str | None,
     network: Obj | None = None,
 ) -> list[Obj]:
-    """One condition per phase type (named as the phase); the current one True, earlier ones
-    False. Beside them: SpecChangeRefused, and NetworkDegraded from the trainer's preflight
-    (`status.network.verdict` belowFabric).
+    """The summary conditions (`api/conditions.py`): Succeeded, Failed, Suspended and Ready,
+    with the phase's reason and message when not True. One condition per other phase the job
+    has been in, the current one True, earlier ones False with their last reason. Beside them:
+    SpecChangeRefused, and NetworkDegraded from the trainer's preflight
+    (`status.network.verdict` belowFabric). Sorted by type."""
+    out = [dict(c) for c in old]
 
-    lastTransitionTime changes only when a condition's status flips."""
-    by_type = {c["type"]: dict(c) for c in old}
-    current = phase
-    wanted = {t: ("True" if t == current else "False") for t in by_type} | {current: "True"}
+    def put(kind: str, state: Status, why: str, text: str) -> None:
+        nonlocal out
+        out = set_condition(out, kind, state, why, text, now, generation)
+
+    for cond in old:  # earlier phases, with their own last reason
+        if cond["type"] in PHASES and cond["type"] not in SUMMARY and cond["type"] != phase:
+            put(cond["type"], "False", cond.get("reason") or cond["type"], cond.get("message", ""))
+    if phase not in SUMMARY:
+        put(phase, "True", reason, message)
+    done: Status = "True" if phase == "Succeeded" else "False" if phase == "Failed" else "Unknown"
+    put(SUCCEEDED, done, reason, message)
+    put(FAILED, "True" if phase == "Failed" else "False", reason, message)
+    put(SUSPENDED, "True" if phase == "Suspended" else "False", reason, message)
+    put(READY, "True" if phase == "Training" else "False", reason, message)
     if refused:
-        wanted["SpecChangeRefused"] = "True"
-    elif "SpecChangeRefused" in by_type:
-        wanted["SpecChangeRefused"] = "False"
+        put(SPEC_CHANGE_REFUSED, "True", Reason.TRAINING_STARTED, refused)
+    elif previous := find_condition(old, SPEC_CHANGE_REFUSED):
+        put(SPEC_CHANGE_REFUSED, "False", previous["reason"], previous.get("message", ""))
     degraded = network_degraded(network)
-    if degraded or NETWORK_CONDITION in by_type:
-        wanted[NETWORK_CONDITION] = "True" if degraded else "False"
-    out = []
-    for kind, status in sorted(wanted.items()):
-        prev = by_type.get(kind, {})
-        cond = {
-            "type": kind,
-            "status": status,
-            "lastTransitionTime": prev.get("lastTransitionTime", now)
-            if prev.get("status") == status
-            else now,
-            "observedGeneration": generation,
-        }
-        if kind == current:
-            cond.update(reason=reason, message=message)
-        elif kind == "SpecChangeRefused" and refused:
-            cond.update(reason="TrainingStarted", message=refused)
-        elif kind == NETWORK_CONDITION and network is not None:
-            found = "BelowFabric" if degraded else "FabricOK"
-            cond.update(reason=found, message=network.get("message") or "")
-        else:
-            cond.update(reason=prev.get("reason", ""), message=prev.get("message", ""))
-        out.append(cond)
-    return out
+    if network is not None and (degraded or find_condition(old, NETWORK_DEGRADED)):
+        found = Reason.BELOW_FABRIC if degraded else Reason.FABRIC_OK
+        put(NETWORK_DEGRADED, "True" if degraded else "False", found, network.get("message") or "")
+    return sorted(out, key=lambda c: c["type"])
 
 
 def network_degraded(network: Obj | None) -> bool:
@@ -197,7 +205,7 @@ def network_degraded(network: Obj | None) -> bool:
 
 # Failures decided from the specs alone: each reconcile decides them again, so fixing the spec
 # (or the other stage in a cycle) lets the job run.
-RECONSIDERED = ("InvalidSpec", "DependencyCycle")
+RECONSIDERED = (Reason.INVALID_SPEC, Reason.DEPENDENCY_CYCLE)
 
 
 def finished(old: Obj | None) -> bool:
@@ -208,7 +216,7 @@ def finished(old: Obj | None) -> bool:
     if phase == "Succeeded":
         return True
     conditions: list[Obj] = (old or {}).get("conditions") or []
-    failed: Obj = next((c for c in conditions if c["type"] == "Failed"), {})
+    failed: Obj = find_condition(conditions, FAILED) or {}
     return phase == "Failed" and failed.get("reason") not in (None, "", *RECONSIDERED)
 
 
