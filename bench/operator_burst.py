@@ -22,19 +22,19 @@ lower bound for the p99 that no operator can beat here.
 
 --tracemalloc runs the operator under Python's tracemalloc (a slower operator: its rate is not
 comparable) and prints where the bytes still held after each burst were allocated.
+
+The operator's process and what it reports (metrics, CPU, memory): bench/operator_process.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,8 +44,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import local_cluster  # noqa: E402
-
-from kubetune.local_run import free_port  # noqa: E402
+from operator_process import (  # noqa: E402
+    Operator,
+    cpu_seconds,
+    difference,
+    jobs_seen,
+    reconciles,
+    status_mib,
+    writes,
+)
 
 
 def job(name: str) -> dict:
@@ -60,49 +67,6 @@ def job(name: str) -> dict:
             "runPolicy": {"suspend": True},
         },
     }
-
-
-def metric(metrics_port: int, name: str) -> dict[str, float]:
-    """A Prometheus metric of the operator, each label set → its value."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
-    found = re.findall(rf"^{name}(?:\{{([^}}]*)\}})? ([0-9.e+]+)$", text, re.M)
-    return {labels: float(value) for labels, value in found}
-
-
-def writes(metrics_port: int) -> dict[str, float]:
-    """API writes so far by `verb kind` (create PyTorchJob, patch_status FineTuneJob, …)."""
-    by: dict[str, float] = {}
-    for labels, value in metric(metrics_port, "kubetune_api_writes_total").items():
-        tags = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        key = f"{tags.get('verb')} {tags.get('kind')}"
-        by[key] = by.get(key, 0) + value
-    return by
-
-
-def reconciles(metrics_port: int) -> float:
-    return sum(metric(metrics_port, "kubetune_reconcile_seconds_count").values())
-
-
-def jobs_seen(metrics_port: int) -> float:
-    """FineTuneJobs reconciled at least once (its count of jobs by phase)."""
-    return sum(metric(metrics_port, "kubetune_finetunejobs").values())
-
-
-def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_mib(pid: int, field: str = "VmRSS") -> float:
-    """A memory figure of /proc/PID/status in MiB: VmRSS now, VmHWM the peak."""
-    line = next(
-        row for row in Path(f"/proc/{pid}/status").read_text().splitlines() if row.startswith(field)
-    )
-    return int(line.split()[1]) / 1024
 
 
 def direct(n: int, kube: Any, namespace: str) -> float:
@@ -207,75 +171,6 @@ def drop_namespace(core: object, namespace: str) -> None:
         time.sleep(1)
 
 
-TRACED = """
-import signal, sys, tracemalloc
-tracemalloc.start(int(sys.argv.pop(1)))
-
-def dump(signum, frame):
-    import gc
-    gc.collect()
-    snapshot = tracemalloc.take_snapshot().filter_traces(
-        [tracemalloc.Filter(False, tracemalloc.__file__)]
-    )
-    with open(OUT, "w") as out:
-        current, peak = tracemalloc.get_traced_memory()
-        print(f"traced now {current / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB", file=out)
-        for group in ("filename", "traceback"):
-            print(f"--- top by {group}", file=out)
-            for stat in snapshot.statistics(group)[:25]:
-                lines = stat.traceback.format(limit=-6) if group == "traceback" else [
-                    str(stat.traceback)
-                ]
-                print(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} blocks", file=out)
-                for line in lines:
-                    print("    " + line.strip(), file=out)
-
-OUT = sys.argv.pop(1)
-signal.signal(signal.SIGUSR1, dump)
-from kubetune.runtime.main import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-class Operator:
-    """The operator as its own process, standalone, with its metrics on a free port."""
-
-    def __init__(self, kubeconfig: str, log: Path, traced: Path | None = None) -> None:
-        self.metrics_port = free_port()
-        self.traced = traced
-        prefix = ["-c", TRACED, "3", str(traced)] if traced else ["-m", "kubetune.runtime"]
-        args = ["--standalone", "--metrics-port", str(self.metrics_port), "--health-port", "0"]
-        self.proc = subprocess.Popen(
-            [sys.executable, *prefix, *args],
-            env={**os.environ, "KUBECONFIG": kubeconfig},
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        self.started = time.monotonic()
-        while True:  # its metrics answer once it runs
-            try:
-                metric(self.metrics_port, "kubetune_reconcile_errors_total")
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"the operator exited: see {log}") from None
-                time.sleep(0.1)
-
-    def memory_report(self) -> str:
-        """tracemalloc's view (--tracemalloc): where the bytes still held were allocated."""
-        assert self.traced is not None
-        self.traced.unlink(missing_ok=True)
-        self.proc.send_signal(signal.SIGUSR1)
-        while not self.traced.exists() or "--- top by traceback" not in self.traced.read_text():
-            time.sleep(0.5)
-        time.sleep(2)  # the rest of the report
-        return self.traced.read_text()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-
-
 def settle(custom: Any, namespace: str, n: int, timeout: float = 180) -> float:
     """Wait until the training-operator has caught up with the burst (every PyTorchJob shows
     its Suspended condition), so that the restart meets settled jobs; returns the wait."""
@@ -327,10 +222,23 @@ def restart(kubeconfig: str, log: Path, n: int) -> dict[str, float]:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    traced = "--tracemalloc" in args
-    again = "--no-restart" not in args
-    sizes = [int(a) for a in args if not a.startswith("--")] or [200, 1000]
+    parser = argparse.ArgumentParser(
+        description="A burst of FineTuneJobs against the local control plane with the operator "
+        "running (docs/benchmarks.md)."
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="run the operator under tracemalloc (slower) and print where its bytes are held",
+    )
+    parser.add_argument(
+        "--no-restart", action="store_true", help="skip the restart over the last burst's jobs"
+    )
+    parser.add_argument(
+        "sizes", nargs="*", type=int, default=[200, 1000], help="jobs per burst (200 1000)"
+    )
+    options = parser.parse_args()
+    traced, again, sizes = options.tracemalloc, not options.no_restart, options.sizes
     kubeconfig, kubectl = local_cluster()
     subprocess.run(
         [

@@ -14,17 +14,12 @@ import pytest
 from kubetune.api import parse_job
 from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import JOB_LABEL
-from kubetune.runtime.handlers import (
-    Indexed,
-    _pytorchjob_news,
-    pods_by_job,
-    pytorchjobs_by_job,
-    settled,
-)
+from kubetune.runtime.children import spec_hash
+from kubetune.runtime.event_filters import pytorchjob_news, settled
+from kubetune.runtime.indexes import Indexed, pods_by_job, pytorchjobs_by_job
 from kubetune.runtime.observe import pod_state
-from kubetune.runtime.reconcile import SPEC_HASH, spec_hash
 from kubetune.runtime.status import Observed, compute_status
-from kubetune.runtime.views import PodView, PyTorchJobView
+from kubetune.runtime.views import SPEC_HASH, PodView, PyTorchJobView
 from tests.support.factories import make_job
 
 NOW = "2026-11-22T00:00:00Z"
@@ -172,25 +167,25 @@ def test_a_pytorchjob_event_the_last_reconcile_already_read_is_dropped() -> None
         body["status"] = {
             "conditions": [{"type": t, "status": "True", "message": m} for t, m in conditions]
         }
-        return bool(_pytorchjob_news(event={"type": "MODIFIED"}, body=body, memo=memo))
+        return bool(pytorchjob_news(event={"type": "MODIFIED"}, body=body, memo=memo))
 
     assert not news()  # just created, no conditions
     assert news(("Created", "created"))  # never reconciled by this operator: read it
     listed = {**pytorchjob, "status": {"conditions": [SUCCEEDED]}}
     # listed when the operator starts, before its job was reconciled: the job's listing will be
-    assert not _pytorchjob_news(event={"type": None}, body=listed, memo=memo)
+    assert not pytorchjob_news(event={"type": None}, body=listed, memo=memo)
     # The reconcile that created it read it without conditions (handlers._reconcile records it).
     memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
     assert not news(("Created", "created"))  # the training-operator's Created: nothing to read
     assert news(("Created", "created"), ("Suspended", "suspended"))
-    assert _pytorchjob_news(event={"type": "DELETED"}, body=pytorchjob, memo=memo)
+    assert pytorchjob_news(event={"type": "DELETED"}, body=pytorchjob, memo=memo)
     done = PyTorchJobView.of({**pytorchjob, "status": {"conditions": [SUCCEEDED]}})
     memo.reconciled_with[("team-a", job.name)] = done.digest()
     assert not news(("Succeeded", "done"), ("Created", "created"))
     assert news(("Succeeded", "done at last"))  # a different message is a different status
     # relisted after a broken watch: it changed meanwhile (the job read it Suspended)
     memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
-    assert _pytorchjob_news(event={"type": None}, body=listed, memo=memo)
+    assert pytorchjob_news(event={"type": None}, body=listed, memo=memo)
 
 
 SUCCEEDED = {"type": "Succeeded", "status": "True", "message": "done"}

@@ -3,7 +3,8 @@ real change, an Event per phase change after the first, nothing when the operato
 
 The reconciler runs against the in-memory cluster (tests/support/memory_cluster.py, a mock so
 the whole life runs in milliseconds); which events reach it at all (`settled`) and which phase
-changes post an Event (`phase_event`) are the handlers' own functions. bench/operator_burst.py
+changes post an Event (`phase_event`) are the operator's own functions (runtime/event_filters.py,
+runtime/handlers.py). bench/operator_burst.py
 counts the same writes against a real API server.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubetune.runtime.handlers import phase_event, settled
+from kubetune.runtime.event_filters import settled
+from kubetune.runtime.handlers import phase_event
 from kubetune.runtime.reconcile import Outcome
 from tests.support.memory_cluster import CHILDREN, World
 

@@ -14,9 +14,10 @@ from typing import Any
 from kubetune.api import parse_job
 from kubetune.render import RenderSettings, render
 from kubetune.render.metadata import Obj
+from kubetune.runtime.children import spec_hash
 from kubetune.runtime.kube import NamespaceTerminating, Rejected
-from kubetune.runtime.reconcile import SPEC_HASH, Outcome, Reconciler, spec_hash
-from kubetune.runtime.views import PodView
+from kubetune.runtime.reconcile import Outcome, Reconciler
+from kubetune.runtime.views import SPEC_HASH, PodView
 from tests.support.factories import make_job
 
 NS = "team-a"

@@ -28,3 +28,11 @@ class Rule:
     @property
     def path(self) -> str:
         return f"spec.{self.field}"
+
+
+WORLD_SIZE_CEL = (
+    "self.distributed.nodes * (self.distributed.gpusPerNode > 0 ? self.distributed.gpusPerNode"
+    " : (has(self.distributed.processesPerNode) ? self.distributed.processesPerNode : 1))"
+)
+"""CEL of the spec's world size (nodes × processes per node), the twin of
+`FineTuneJobSpec.world_size`; a term of the rules on batch sizes."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import PurePosixPath
 
+from kubetune.api.cluster_rules import MULTUS_ANNOTATION
 from kubetune.api.job import FineTuneJob
-from kubetune.api.rules import MULTUS_ANNOTATION
 from kubetune.render.fabric import nccl_env
 from kubetune.render.layout import Layout
 from kubetune.render.metadata import Obj, labels

@@ -3,8 +3,8 @@ of its spec, reconciles the FineTuneJob (level-triggered); when a job's phase ch
 stages that start from it are reconciled too.
 
 What the reconciles read — PyTorchJobs, pods, claims, which stages follow which job — comes
-from kopf indexes fed by the operator's own watches, kept small (only the fields the status
-function reads), instead of a GET and a LIST per reconcile.
+from kopf indexes (indexes.py) fed by the operator's own watches; events that need no reconcile
+are dropped by kopf `when` filters (event_filters.py) before a handler runs.
 
 Only event handlers and indexes are used, so kopf writes no annotations or finalizers of its
 own and keeps no per-object tasks: children go by garbage collection through their owner
@@ -13,23 +13,28 @@ references.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypedDict, Unpack
+from dataclasses import dataclass
+from typing import Any, Unpack
 
 import kopf
 
 from kubetune.api.job import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from kubetune.render import RenderSettings
-from kubetune.render.metadata import JOB_LABEL, Obj
+from kubetune.render.metadata import JOB_LABEL
 from kubetune.runtime import metrics
+from kubetune.runtime.children import PYTORCHJOB
+from kubetune.runtime.event_filters import (
+    create_failure,
+    of_pytorchjob,
+    pytorchjob_news,
+    unsettled,
+)
+from kubetune.runtime.indexes import Indexed, Indexes, Key, owning_pytorchjob
 from kubetune.runtime.kube import Kube, NamespaceTerminating
-from kubetune.runtime.reconcile import CREATE_FAILURES, PYTORCHJOB, Reconciler
-from kubetune.runtime.status import NETWORK_CONDITION, finished, network_degraded
-from kubetune.runtime.views import PodView, PyTorchJobView
+from kubetune.runtime.reconcile import Reconciler
+from kubetune.runtime.views import PyTorchJobView
 
 
 @kopf.on.startup()
@@ -59,32 +64,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # PyTorchJob event with the same digest cannot change the job, and is dropped before its
     # FineTuneJob is read (a GET) and reconciled. A few hundred bytes a job, until it goes.
     memo.reconciled_with = {}
-
-
-Key = tuple[str | None, str]  # (namespace, name)
-
-
-@dataclass
-class Indexed:
-    """The reconciler's view of the children, from the indexes below (see reconcile.Watched)."""
-
-    pytorchjobs_by_job: Mapping[Key, Collection[PyTorchJobView]]  # a kopf.Index: key → values
-    pods_by_job: Mapping[Key, Collection[PodView]]
-    claim_phases: Mapping[Key, Collection[str | None]]
-    workloads_by_pytorchjob: Mapping[Key, Collection[Obj]] = field(default_factory=dict)
-
-    def pytorchjob(self, job: str, namespace: str) -> Obj | None:
-        view = next(iter(self.pytorchjobs_by_job.get((namespace, job), [])), None)
-        return view.as_obj() if view is not None else None
-
-    def pods(self, job: str, namespace: str) -> list[PodView]:
-        return list(self.pods_by_job.get((namespace, job), []))
-
-    def claim_phase(self, claim: str, namespace: str) -> str | None:
-        return next(iter(self.claim_phases.get((namespace, claim), [])), None)
-
-    def workload(self, pytorchjob: str, namespace: str) -> Obj | None:
-        return next(iter(self.workloads_by_pytorchjob.get((namespace, pytorchjob), [])), None)
 
 
 @dataclass
@@ -152,65 +131,6 @@ def phase_event(previous: str | None, phase: str | None) -> PhaseEvent | None:
     return PhaseEvent(level, phase or "Unknown", f"phase {previous or 'none'} → {phase}")
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-async def stages_after(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
-    """(namespace, job) → the FineTuneJobs whose model comes from that job."""
-    source = (spec.get("model") or {}).get("fromJob") or {}
-    return {(namespace, source["name"]): name} if source.get("name") else None
-
-
-@kopf.index("kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT})
-async def pytorchjobs_by_job(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> Any:
-    """(namespace, job) → its PyTorchJob, cut to what the reconciler reads (views.py)."""
-    return {(namespace, labels[JOB_LABEL]): PyTorchJobView.of(body)}
-
-
-@kopf.index("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT})
-async def pods_by_job(
-    namespace: str | None, name: str, uid: str, labels: kopf.Labels, status: kopf.Status, **_: Any
-) -> Any:
-    """(namespace, job) → its pods: uid and what the phase rules read (views.py)."""
-    pod = {"metadata": {"name": name, "uid": uid}, "status": status}
-    return {(namespace, labels[JOB_LABEL]): PodView.of(pod)}
-
-
-@kopf.index("", "v1", "persistentvolumeclaims")
-async def claim_phases(namespace: str | None, name: str, status: kopf.Status, **_: Any) -> Any:
-    """(namespace, claim) → its phase (Pending until bound)."""
-    return {(namespace, name): status.get("phase")}
-
-
-def _owning_pytorchjob(body: kopf.Body) -> str | None:
-    """The PyTorchJob that owns a Kueue Workload (Kueue's PyTorchJob integration sets it)."""
-    for ref in body["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "PyTorchJob" and ref.get("apiVersion") == PYTORCHJOB[0]:
-            return str(ref["name"])
-    return None
-
-
-# Kueue's Workloads: served only where Kueue is installed; kopf watches them once its CRD
-# appears (and not at all without it).
-@kopf.index("kueue.x-k8s.io", "v1beta2", "workloads")
-async def workloads_by_pytorchjob(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-    """(namespace, PyTorchJob) → its Workload, cut to what runtime/kueue.py reads."""
-    owner = _owning_pytorchjob(body)
-    if owner is None:
-        return None
-    status = body.get("status") or {}
-    return {
-        (namespace, owner): {
-            "metadata": {"name": body["metadata"]["name"]},
-            "spec": {"active": (body.get("spec") or {}).get("active", True)},
-            "status": {
-                "conditions": copy.deepcopy(status.get("conditions") or []),
-                "schedulingStats": copy.deepcopy(status.get("schedulingStats") or {}),
-            },
-        }
-    }
-
-
 def _reconcile_and_follow(
     call: Call, body: Any, pod: Any = None, pytorchjob: Any = None, warning: Any = None
 ) -> None:
@@ -225,41 +145,6 @@ def _reconcile_and_follow(
             _reconcile(call, after)
 
 
-def settled(event: kopf.RawEvent) -> bool:
-    """A change of status or metadata only (our own status write, the trainer's progress):
-    the spec was already reconciled, and the children's events cover the rest. Not settled: a
-    preflight finding (`status.network`) that the NetworkDegraded condition does not show yet.
-
-    When the operator starts (a listing, type None), only a finished job is settled: its status
-    is final, whatever its children did meanwhile, so a restart over thousands of finished
-    jobs reconciles none of them; any other job is reconciled, with every child in the indexes
-    (kopf fills them before any handler runs)."""
-    body = event["object"]
-    generation = body["metadata"].get("generation")
-    status = body.get("status") or {}
-    conditions = status.get("conditions") or []
-    shown = any(c["type"] == NETWORK_CONDITION and c["status"] == "True" for c in conditions)
-    unchanged = (
-        bool(status.get("phase"))
-        and status.get("observedGeneration") == generation
-        and network_degraded(status.get("network")) == shown
-    )
-    if event["type"] is None:
-        return unchanged and finished(status)
-    return event["type"] == "MODIFIED" and unchanged
-
-
-class Indexes(TypedDict):
-    """The indexes below, as kopf passes them to every handler: by name, among its other
-    keyword arguments (which the handlers do not read)."""
-
-    pytorchjobs_by_job: kopf.Index[Key, PyTorchJobView]
-    pods_by_job: kopf.Index[Key, PodView]
-    claim_phases: kopf.Index[Key, str | None]
-    stages_after: kopf.Index[Key, str]
-    workloads_by_pytorchjob: kopf.Index[Key, Obj]
-
-
 def _call(memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes) -> Call:
     watched = Indexed(
         indexes["pytorchjobs_by_job"],
@@ -270,20 +155,8 @@ def _call(memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes) -> Call:
     return Call(memo, logger, watched, indexes["stages_after"])
 
 
-def _unsettled(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> bool:
-    """kopf's `when` filter runs in its event loop, before a handler thread is taken: an event
-    that needs nothing is dropped at once, its body with it, instead of waiting (with the
-    body) for one of the handler threads among a burst of new jobs. A settled job seen at a
-    listing still counts in the jobs-by-phase metric."""
-    if event["type"] == "DELETED" or not settled(event):
-        return True
-    if event["type"] is None:
-        metrics.record_phase(body["metadata"]["uid"], (body.get("status") or {}).get("phase"))
-    return False
-
-
 # kopf's handler protocol types only its standard keywords, not the indexes it passes by name.
-@kopf.on.event(GROUP, VERSION, PLURAL, when=_unsettled)  # type: ignore[arg-type]
+@kopf.on.event(GROUP, VERSION, PLURAL, when=unsettled)  # type: ignore[arg-type]
 def finetunejob_event(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -310,28 +183,8 @@ def _owner_event(
         _reconcile_and_follow(call, owner, pod, pytorchjob, warning)
 
 
-def _pytorchjob_news(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
-    """Whether a PyTorchJob event can change its FineTuneJob; if not, it is dropped in kopf's
-    event loop (see `_unsettled`). Not: one without conditions, just created by this operator
-    (whose reconcile read it then; the training-operator's first status update brings it
-    back), and one whose digest (what the reconcile reads of it: views.py) is the one the
-    job's last reconcile read — the training-operator's Created condition, say."""
-    if event["type"] == "DELETED":
-        return True
-    if not (body.get("status") or {}).get("conditions"):
-        return False
-    key = (body["metadata"].get("namespace"), body["metadata"]["labels"][JOB_LABEL])
-    read = memo.reconciled_with.get(key)
-    if read is None and event["type"] is None:
-        # Listed when the operator starts: its job's own listing reconciles it (or the job is
-        # finished, and nothing of a child changes it). A relisting after a broken watch
-        # finds the job's digest, and a PyTorchJob that changed meanwhile differs from it.
-        return False
-    return bool(read != PyTorchJobView.of(body).digest())
-
-
 @kopf.on.event(  # type: ignore[arg-type]
-    "kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT}, when=_pytorchjob_news
+    "kubeflow.org", "v1", "pytorchjobs", labels={JOB_LABEL: kopf.PRESENT}, when=pytorchjob_news
 )
 def pytorchjob_event(
     event: kopf.RawEvent,
@@ -358,12 +211,7 @@ def pod_event(
     _owner_event(call, body, pod=body)
 
 
-def _create_failure(body: kopf.Body, **_: Any) -> bool:
-    involved = body.get("involvedObject") or {}
-    return involved.get("kind") == "PyTorchJob" and body.get("reason") in CREATE_FAILURES
-
-
-@kopf.on.event("", "v1", "events", when=_create_failure)  # type: ignore[arg-type]
+@kopf.on.event("", "v1", "events", when=create_failure)  # type: ignore[arg-type]
 def pytorchjob_warning(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -386,11 +234,7 @@ def pytorchjob_warning(
     _owner_event(call, pytorchjob, pytorchjob=pytorchjob, warning=body)
 
 
-def _of_pytorchjob(body: kopf.Body, **_: Any) -> bool:
-    return _owning_pytorchjob(body) is not None
-
-
-@kopf.on.event("kueue.x-k8s.io", "v1beta2", "workloads", when=_of_pytorchjob)  # type: ignore[arg-type]
+@kopf.on.event("kueue.x-k8s.io", "v1beta2", "workloads", when=of_pytorchjob)  # type: ignore[arg-type]
 def workload_event(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -400,7 +244,7 @@ def workload_event(
 ) -> None:
     """Kueue queued, admitted or evicted a PyTorchJob's Workload: reconcile the FineTuneJob
     that owns that PyTorchJob (if one does), so its `Queued` condition follows Kueue's."""
-    name = _owning_pytorchjob(body)
+    name = owning_pytorchjob(body)
     namespace = body["metadata"]["namespace"]
     call = _call(memo, logger, indexes)
     pytorchjob = call.memo.reconciler.cluster.get(*PYTORCHJOB, name, namespace)

@@ -10,7 +10,7 @@ import sys
 import kopf
 
 from kubetune.render import RenderSettings
-from kubetune.runtime import handlers, metrics  # noqa: F401  (registers the handlers)
+from kubetune.runtime import handlers, indexes, metrics  # noqa: F401  (registers them with kopf)
 from kubetune.runtime.kube import Kube
 
 

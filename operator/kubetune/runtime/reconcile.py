@@ -17,49 +17,42 @@ refused with a condition (the applied spec is hashed onto the PyTorchJob), excep
 `runPolicy.suspend`, which suspends and resumes it. Pods or Services the training-operator
 cannot create (its FailedCreatePod / FailedCreateService events, passed in as `event_warning`)
 fail the job the same way when retrying cannot help. The cluster is reached only through the
-`Cluster` protocol and the watches only through `Watched`, so tests run it in memory.
+`Cluster` protocol and the watches only through `Watched` (interfaces.py), so tests run it in
+memory. The children (creating them, refused changes and refusals) are in children.py, the
+stage a job starts from in upstream.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from kubetune.api.job import API_VERSION, KIND, FineTuneJob, InvalidJob, parse_job
-from kubetune.render import RenderSettings, render
+from kubetune.api.job import FineTuneJob, InvalidJob, ObjectMeta, parse_job
+from kubetune.render import RenderSettings
 from kubetune.render.metadata import Obj
 from kubetune.render.names import pytorchjob_name
 from kubetune.render.storage import workspace_claim
-from kubetune.runtime.kube import Rejected
+from kubetune.runtime.children import (
+    PYTORCHJOB,
+    Children,
+    create_children,
+    pods_refused,
+    refused_change,
+)
+from kubetune.runtime.interfaces import Cluster, Watched
 from kubetune.runtime.kueue import KUEUE_API, LOCAL_QUEUE, WORKLOAD, QueueState, holds
 from kubetune.runtime.kueue import workload_active as _workload_active
 from kubetune.runtime.observe import expected_outputs
 from kubetune.runtime.status import (
     TRAINER_OWNED,
     Observed,
-    Refusal,
     changed,
     compute_status,
     finished,
     pytorchjob_condition,
 )
-from kubetune.runtime.views import SPEC_HASH, PodView
-
-__all__ = ["SPEC_HASH", "Reconciler", "Watched"]
-PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
-# The training-operator's Warning events when the API server refuses what it creates for a
-# PyTorchJob (pkg/controller.v1/control/{pod,service}_control.go).
-CREATE_FAILURES = ("FailedCreatePod", "FailedCreateService")
-
-
-def spec_hash(job: FineTuneJob) -> str:
-    """Everything that shapes the training; suspend is a run-time switch, not part of it."""
-    spec = job.spec.model_dump(mode="json")
-    spec["runPolicy"].pop("suspend", None)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+from kubetune.runtime.upstream import Upstream, upstream_of
+from kubetune.runtime.views import PodView
 
 
 def now() -> str:
@@ -80,55 +73,6 @@ class Outcome:
     @property
     def phase(self) -> str | None:
         return self.status.get("phase")
-
-
-class Watched(Protocol):
-    """What the operator's own watches hold (kopf indexes, `handlers.Indexed`): read from
-    memory instead of asking the API server on every reconcile. None: the watch has nothing
-    (yet); then the API is asked where it matters."""
-
-    def pytorchjob(self, job: str, namespace: str) -> Obj | None: ...
-
-    def pods(self, job: str, namespace: str) -> list[PodView]: ...
-
-    def claim_phase(self, claim: str, namespace: str) -> str | None: ...
-
-    def workload(self, pytorchjob: str, namespace: str) -> Obj | None:
-        """Kueue's Workload of that PyTorchJob (cut to what runtime/kueue.py reads)."""
-
-
-class Cluster(Protocol):
-    """The API calls a reconcile makes: `runtime.kube.Kube` in the operator, an in-memory
-    cluster in tests/runtime/test_reconcile.py."""
-
-    def create(self, obj: Obj) -> Obj | None:
-        """None when an object of that name already exists."""
-
-    def apply(self, obj: Obj) -> Obj: ...
-
-    def get(self, api_version: str, kind: str, name: str, namespace: str) -> Obj | None: ...
-
-    def patch_status(self, name: str, namespace: str, status: Obj) -> None: ...
-
-    def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None: ...
-
-    def serves(self, api_version: str) -> bool:
-        """Whether the API server serves that group/version (Kueue's, for queued jobs)."""
-
-
-@dataclass(frozen=True)
-class Children:
-    """The PyTorchJob after `ensure_children`, and whether this reconcile created it."""
-
-    pytorchjob: Obj | None
-    just_created: bool = False
-    refusal: Refusal | None = None
-
-    @property
-    def existing(self) -> Obj | None:
-        """The PyTorchJob as it ran before this reconcile (a just-created one has no pods yet,
-        no bound claim and nothing to refuse or suspend)."""
-        return None if self.just_created else self.pytorchjob
 
 
 @dataclass
@@ -180,7 +124,7 @@ class Reconciler:
         """The stage this job still waits for, and its PyTorchJob: from the triggering event or
         the watch; from the API when the job was seen before (the watch may lag behind our own
         create, and creating again must not be tried on a guess)."""
-        waiting_for = self._dependency(job)
+        waiting_for = upstream_of(self.cluster, job)
         pytorchjob = event_pytorchjob or watched.pytorchjob(job.name, job.namespace)
         if pytorchjob is None and old.get("phase"):
             pytorchjob = self.cluster.get(*PYTORCHJOB, pytorchjob_name(job.name), job.namespace)
@@ -198,7 +142,7 @@ class Reconciler:
         exists, never again for a finished job."""
         if upstream.blocked or pytorchjob is not None or finished(old):
             return Children(pytorchjob)
-        return self._create(job, outcome)
+        return create_children(self.cluster, self.settings, job, outcome.created)
 
     def observed(
         self,
@@ -220,10 +164,10 @@ class Reconciler:
                 pods = [*pods, seen_pod]
         claim = workspace_claim(job)
         return Observed(
-            refused_change=self._refused(job, existing) if existing is not None else None,
+            refused_change=refused_change(job, existing) if existing is not None else None,
             waiting_for=upstream.waiting_for,
             cycle=upstream.cycle,
-            refusal=children.refusal or _pods_refused(existing, event_warning),
+            refusal=children.refusal or pods_refused(existing, event_warning),
             pytorchjob=children.pytorchjob,
             pods=sorted((p.state for p in pods), key=lambda state: state.name),
             claim_phase=None
@@ -282,31 +226,6 @@ class Reconciler:
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _create(self, job: FineTuneJob, outcome: Outcome) -> Children:
-        """Create the children in order, the PyTorchJob last.
-
-        A child that already exists means an earlier create was interrupted (the operator
-        stopped) or the watch lags: if the PyTorchJob exists, nothing more is touched (a spec
-        change is then refused, never half-applied); otherwise the child is converged."""
-        for obj in render(job, self.settings):
-            is_pytorchjob = obj["kind"] == "PyTorchJob"
-            if is_pytorchjob:
-                obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)
-            try:
-                made = self.cluster.create(obj)
-            except Rejected as refused:
-                message = f"the API server refused {refused.child}: {refused.message}"
-                return Children(None, refusal=Refusal("ChildRejected", message))
-            if made is None:
-                existing = self.cluster.get(*PYTORCHJOB, pytorchjob_name(job.name), job.namespace)
-                if existing is not None:
-                    return Children(existing)
-                made = self.cluster.apply(obj)
-            outcome.created.append(f"{obj['kind']}/{obj['metadata']['name']}")
-            if is_pytorchjob:
-                return Children(made, just_created=True)
-        return Children(None)
-
     def _queue_state(
         self, job: FineTuneJob, pytorchjob: Obj | None, watched: Watched
     ) -> QueueState | None:
@@ -325,87 +244,6 @@ class Reconciler:
             workload=watched.workload(pytorchjob["metadata"]["name"], job.namespace),
         )
 
-    def _dependency(self, job: FineTuneJob) -> Upstream:
-        """The stage this job waits for; if the stages it waits on lead back to it, the cycle
-        (`kubetune validate` refuses cycles among the files it is given; across separately
-        applied jobs only the cluster shows them)."""
-        ref = job.spec.model.fromJob
-        if ref is None:
-            return Upstream()
-        other = self.cluster.get(API_VERSION, KIND, ref.name, job.namespace)
-        phase = ((other or {}).get("status") or {}).get("phase")
-        if phase == "Succeeded":
-            return Upstream()
-        chain = [job.name, ref.name]
-        behind = other
-        while len(chain) <= MAX_CHAIN:
-            if chain[-1] in chain[:-1]:
-                stages = " → ".join(chain[chain.index(chain[-1]) :])
-                return Upstream(
-                    cycle=f"spec.model.fromJob: the stages start from each other in a circle "
-                    f"({stages}), so none of them can start; point one of them at a model "
-                    f"instead of a job"
-                )
-            if behind is None:
-                break
-            following = ((behind.get("spec") or {}).get("model") or {}).get("fromJob") or {}
-            behind_phase = (behind.get("status") or {}).get("phase")
-            if not following.get("name") or behind_phase == "Succeeded":
-                break
-            chain.append(following["name"])
-            behind = self.cluster.get(API_VERSION, KIND, following["name"], job.namespace)
-        state = "does not exist" if other is None else f"is {phase or 'Pending'}"
-        return Upstream(
-            waiting_for=f"starts from FineTuneJob {ref.name}, which {state}; "
-            "waiting for it to succeed"
-        )
-
-    def _refused(self, job: FineTuneJob, pytorchjob: Obj) -> str | None:
-        applied = (pytorchjob["metadata"].get("annotations") or {}).get(SPEC_HASH)
-        if applied is None or applied == spec_hash(job):
-            return None
-        return (
-            "the spec changed after training started; only spec.runPolicy.suspend can change "
-            "now. The running training keeps its original spec: delete and recreate the "
-            "FineTuneJob to train with the new one"
-        )
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """Where the stage this job starts from stands: still to succeed, or in a cycle."""
-
-    waiting_for: str | None = None
-    cycle: str | None = None
-
-    @property
-    def blocked(self) -> bool:
-        return self.waiting_for is not None or self.cycle is not None
-
-
-MAX_CHAIN = 32
-"""How far up a chain of stages the cycle check reads."""
-
-
-def _pods_refused(pytorchjob: Obj | None, warning: Obj | None) -> Refusal | None:
-    """The training-operator's FailedCreate* event, if it is about this very PyTorchJob (not an
-    earlier one of the same name)."""
-    if pytorchjob is None or warning is None or warning.get("reason") not in CREATE_FAILURES:
-        return None
-    if "already exists" in str(warning.get("message")):
-        return (
-            None  # the training-operator's cache lags (after an API server outage): not a refusal
-        )
-    involved = warning.get("involvedObject") or {}
-    uid = pytorchjob["metadata"].get("uid")
-    if uid is not None and involved.get("uid") not in (None, uid):
-        return None
-    what = "pod" if warning["reason"] == "FailedCreatePod" else "Service"
-    message = str(warning.get("message") or "").removeprefix("Error creating: ")
-    return Refusal(
-        "PodsRejected", f"the training-operator could not create a training {what}: {message}"
-    )
-
 
 def _ended(pytorchjob: Obj) -> bool:
     return any(pytorchjob_condition(pytorchjob, c) for c in ("Succeeded", "Failed"))
@@ -413,7 +251,5 @@ def _ended(pytorchjob: Obj) -> bool:
 
 def _unparsed(body: Obj) -> FineTuneJob:
     """A job whose spec did not parse: its metadata alone, enough to write the status."""
-    from kubetune.api.job import ObjectMeta
-
     meta = ObjectMeta.model_validate(body["metadata"])
     return FineTuneJob.model_construct(metadata=meta, spec=None)  # type: ignore[arg-type,call-arg]
