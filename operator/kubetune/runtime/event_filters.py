@@ -7,11 +7,12 @@ from typing import Any
 
 import kopf
 
+from kubetune.api.conditions import NETWORK_DEGRADED
 from kubetune.render.metadata import JOB_LABEL
 from kubetune.runtime import metrics
 from kubetune.runtime.children import CREATE_FAILURES
 from kubetune.runtime.indexes import owning_pytorchjob
-from kubetune.runtime.status import NETWORK_CONDITION, finished, network_degraded
+from kubetune.runtime.status import finished, network_degraded
 from kubetune.runtime.views import PyTorchJobView
 
 
@@ -28,7 +29,7 @@ def settled(event: kopf.RawEvent) -> bool:
     generation = body["metadata"].get("generation")
     status = body.get("status") or {}
     conditions = status.get("conditions") or []
-    shown = any(c["type"] == NETWORK_CONDITION and c["status"] == "True" for c in conditions)
+    shown = any(c["type"] == NETWORK_DEGRADED and c["status"] == "True" for c in conditions)
     unchanged = (
         bool(status.get("phase"))
         and status.get("observedGeneration") == generation

@@ -31,7 +31,6 @@ from kubetune.runtime.kueue import QueueState, queued, scheduling
 
 TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation", "metrics")
 PHASES = get_args(Phase)
-NETWORK_CONDITION = NETWORK_DEGRADED  # TODO(merge): importers use NETWORK_DEGRADED
 
 
 @dataclass(frozen=True)
