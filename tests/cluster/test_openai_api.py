@@ -326,6 +326,16 @@ def test_a_job_runs_to_succeeded_and_openais_curl_examples_drive_the_api(
     # kwok's pods run no trainer, so no checkpoint is kept: the page is empty, in its shape.
     assert client.fine_tuning.jobs.checkpoints.list(job.id).data == []
     assert done.fine_tuned_model in [m.id for m in client.models.list()]
+    # Its results file, with OpenAI's columns (kwok's pods log no metrics: the header alone).
+    (results_id,) = done.result_files
+    results = client.files.retrieve(results_id)
+    assert (results.purpose, results.filename) == ("fine-tune-results", "step_metrics.csv")
+    header = b"step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"
+    assert client.files.content(results_id).read() == header
+    assert [f.id for f in client.files.list(purpose="fine-tune-results")] == [results_id]
+    with pytest.raises(openai.BadRequestError) as derived:
+        client.files.delete(results_id)
+    assert derived.value.code == "results_file"
 
     code, deleted = curl(DELETE_FILE, **{"file-abc123": file_id})
     assert code == 200 and deleted == {"id": file_id, "object": "file", "deleted": True}

@@ -13,7 +13,8 @@ import json
 import time
 from typing import Any
 
-from tests.support.chain import TINY_DATA, TINY_STEPS, Chain, tiny_on_two_nodes, wait_for
+from tests.support.chain import TINY, TINY_DATA, TINY_STEPS, Chain, tiny_on_two_nodes, wait_for
+from tests.support.factories import example_docs
 from tests.support.kube import KubectlError, eventually
 
 
@@ -57,6 +58,11 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     assert final.get("tokensPerSecond", 0) > 0, final
     assert final["step"] == TINY_STEPS and final["percent"] == 100
     assert final["loss"] < midway[0]["loss"], "the loss did not fall"
+    # The real tokens of every step on both ranks (each packs microBatchSize rows of at most
+    # maxLength tokens), kept on the volume for a resumed run to go on from.
+    training = example_docs(TINY)[0]["spec"]["training"]
+    capacity = TINY_STEPS * 2 * training["microBatchSize"] * training["maxLength"]
+    assert 0.8 * capacity <= final["tokensTrained"] <= capacity, (final, capacity)
 
     # The network preflight ran across the two pods (gloo) before the first step, and its
     # bandwidth reached the status; on CPU there is no fabric to judge, so no condition.
@@ -95,6 +101,7 @@ def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
     manifest = json.loads(chain.read(claim, manifest_path) or "{}")
     assert manifest["job"] == "tiny" and manifest["metrics"]["globalStep"] == TINY_STEPS, manifest
     assert status["checkpoints"]["latestStep"] == TINY_STEPS
+    assert chain.read(claim, "jobs/tiny/tokens-trained") == str(final["tokensTrained"])
     assert {c["type"] for c in status["conditions"]} >= {"Succeeded"}
 
 

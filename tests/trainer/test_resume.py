@@ -46,6 +46,7 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     node.wait_for("paused at step 50")
     node.kill_all()  # no chance to clean up
     node.wait()
+    killed_tokens = int((node.dir / "tokens-trained").read_text())  # 50 steps' worth
     root = node.dir / "checkpoints"
     resumable = latest_complete(root)
     assert resumable is not None and step_of(resumable) == 40
@@ -73,6 +74,14 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     assert [x["step"] for x in read_metrics(node.dir / "metrics.jsonl") if "loss" in x] == logged
     progress = json.loads((node.dir / "progress.json").read_text())
     assert (progress["resumes"], progress["stepsRedone"]) == (1, 10)
+    # tokens trained go on from the killed run's: its 50 steps, then steps 41-60 (packed rows:
+    # about as many tokens a step)
+    trained = progress["tokensTrained"]
+    assert trained == int((node.dir / "tokens-trained").read_text())
+    assert 0.6 < (trained - killed_tokens) / (killed_tokens * 20 / 50) < 1.4, (
+        trained,
+        killed_tokens,
+    )
     assert progress["metrics"]["logged"] == len(logged)
     assert progress["metrics"]["points"][-1]["step"] == 60
     kept = checkpoints(root)

@@ -25,7 +25,9 @@ from kubetune_trainer.checkpoints import (
     latest_complete,
     mark_complete,
     record_reached,
+    record_tokens,
     resume_summary,
+    tokens_trained,
 )
 from kubetune_trainer.distributed import all_reduce, barrier
 from kubetune_trainer.log import log
@@ -208,6 +210,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         self.kept: list[dict[str, Any]] = []
         # {resumes, stepsRedone}: recorded by rank 0 before training (checkpoints.record_resume)
         self.resumed = resume_summary(checkpoint_root.parent)
+        self.trained = tokens_trained(checkpoint_root.parent)  # what earlier runs processed
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         """Start the clock and the count here: what was collated before (DPO's pass computing
@@ -230,6 +233,12 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             total = all_reduce(self.tokens, dist.ReduceOp.SUM)
             self.rate = total / max(now - self.last_time, 1e-9)
             self.tokens, self.last_time = 0.0, now
+            self.count_trained(state, total)
+
+    def count_trained(self, state: Any, total: float) -> None:
+        self.trained += int(total)
+        if state.is_world_process_zero:
+            record_tokens(self.checkpoint_root.parent, self.trained)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
@@ -255,6 +264,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             "loss": round(float(logs["loss"]), 5),
             "learningRate": logs.get("learning_rate"),
             "tokensPerSecond": round(self.rate, 1) if self.rate else None,
+            "tokensTrained": self.trained,
             "etaSeconds": eta,
             "mfu": self.mfu(),
             "latestCheckpoint": str(latest) if latest else None,
@@ -278,7 +288,10 @@ class Progress(TrainerCallback):  # type: ignore[misc]
         )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        """The last report is never rate-limited away: status ends at the final step."""
+        """The last report is never rate-limited away: status ends at the final step, with the
+        tokens of the steps after the last logging step counted (a collective: every rank)."""
+        self.count_trained(state, all_reduce(self.tokens, dist.ReduceOp.SUM))
+        self.tokens = 0.0
         if not state.is_world_process_zero or self.last is None:
             return
         step, total = state.global_step, state.max_steps
@@ -287,6 +300,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]
             **self.last,
             "step": step,
             "etaSeconds": 0,
+            "tokensTrained": self.trained,
             "percent": int(100 * step / total) if total else None,
             "latestCheckpoint": str(latest) if latest else self.last.get("latestCheckpoint"),
             **self.extra(),

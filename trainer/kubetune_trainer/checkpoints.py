@@ -105,6 +105,24 @@ def record_reached(job: Path, step: int) -> None:
     _replace(job / REACHED, str(step))
 
 
+# Rank 0 keeps the real tokens the job's training steps processed, all ranks and every run
+# together (steps a restart redid count again: they were processed again), in
+# `<job>/tokens-trained`: a resumed run goes on from it. `status.progress.tokensTrained`, and the
+# OpenAI API's `trained_tokens`.
+TOKENS = "tokens-trained"
+
+
+def tokens_trained(job: Path) -> int:
+    try:
+        return int((job / TOKENS).read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def record_tokens(job: Path, total: int) -> None:
+    _replace(job / TOKENS, str(total))
+
+
 def resumes(job: Path) -> list[dict[str, Any]]:
     """Every resume of this job so far, oldest first."""
     try:

@@ -28,6 +28,7 @@ PROGRESS_FIELDS = (
     "epoch",
     "loss",
     "tokensPerSecond",
+    "tokensTrained",
     "etaSeconds",
     "percent",
     "rewards",

@@ -85,6 +85,9 @@ class Progress(Model):
     """Latest training loss."""
     tokensPerSecond: float | None = None
     """Real (non-padding) tokens per second, all processes together."""
+    tokensTrained: int | None = Field(default=None, ge=0)
+    """Real (non-padding) tokens the training steps processed, all processes and every run
+    together: a step a restart redid counts again. The OpenAI API's `trained_tokens`."""
     etaSeconds: int | None = None
     """Estimated seconds to the end of training."""
     percent: int | None = Field(default=None, ge=0, le=100)

@@ -24,11 +24,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from kubetune.openai_api import jobs as jobspec
-from kubetune.openai_api import views
+from kubetune.openai_api import results, views
 from kubetune.openai_api.cache import JobCache
 from kubetune.openai_api.catalog import Catalog
 from kubetune.openai_api.errors import ApiError, invalid, not_found, unauthenticated
-from kubetune.openai_api.files import FileStore, StoredFile
+from kubetune.openai_api.files import FILE_ID, FileStore, StoredFile
 from kubetune.openai_api.jsonl import check_file
 from kubetune.openai_api.kube import Cluster, Identity, UserJobs
 
@@ -135,6 +135,13 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings, cache: Jo
             raise not_found("file", file_id, param=param)
         return found
 
+    def result_job(c: Caller, file_id: str) -> dict[str, Any] | None:
+        """The succeeded job whose results file this is, if any (from the watch cache)."""
+        if not FILE_ID.match(file_id):
+            return None
+        jobs = cache.list(c.namespace)
+        return next((j for j in jobs if results.result_file_id(j) == file_id), None)
+
     # Files
 
     @app.post("/v1/files")
@@ -170,26 +177,36 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings, cache: Jo
         purpose: str | None = None,
     ) -> dict[str, Any]:
         allowed(c, "list")
-        files = sorted(
-            store.list(c.namespace), key=lambda f: (f.created_at, f.id), reverse=order != "asc"
-        )
+        kept = store.list(c.namespace) + views.result_files(cache.list(c.namespace))
+        files = sorted(kept, key=lambda f: (f.created_at, f.id), reverse=order != "asc")
         items = [f.openai() for f in files if purpose in (None, f.purpose)]
         return views.page(items, after, max(1, min(limit, 10000)), key=lambda f: f["id"])
 
     @app.get("/v1/files/{file_id}")
     def get_file(c: CallerDep, file_id: str) -> dict[str, Any]:
         allowed(c, "get")
+        if (job := result_job(c, file_id)) and (done := views.result_files([job])):
+            return done[0].openai()
         return stored(c, file_id).openai()
 
     @app.get("/v1/files/{file_id}/content")
     def file_content(c: CallerDep, file_id: str) -> Response:
         allowed(c, "get")
+        if (job := result_job(c, file_id)) and views.result_files([job]):
+            return Response(results.result_csv(job), media_type="text/csv")
         stored(c, file_id)
         return Response(store.content(c.namespace, file_id), media_type="application/jsonl")
 
     @app.delete("/v1/files/{file_id}")
     def delete_file(c: CallerDep, file_id: str) -> dict[str, Any]:
         allowed(c, "delete")
+        if job := result_job(c, file_id):
+            raise invalid(
+                f"{file_id} is the results file of fine-tuning job {job['metadata']['name']}:"
+                " it goes when the job is deleted",
+                param="file_id",
+                code="results_file",
+            )
         stored(c, file_id)
         store.delete(c.namespace, file_id)
         log(c, "files.delete", file_id)

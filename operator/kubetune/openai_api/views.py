@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from kubetune.api.conditions import READY, SUCCEEDED, SUMMARY
+from kubetune.openai_api.files import StoredFile
 from kubetune.openai_api.jobs import CANCELLED_ANNOTATION, REQUEST_ANNOTATION
+from kubetune.openai_api.results import result_file, result_file_id
 
 Obj = dict[str, Any]
 
@@ -113,8 +115,8 @@ def job_view(job: Obj) -> Obj:
             {"type": "wandb", "wandb": i.get("wandb")} for i in request.get("integrations") or []
         ]
         or None,
-        "result_files": [],
-        "trained_tokens": None,
+        "result_files": [result_file_id(job)] if state == "succeeded" else [],
+        "trained_tokens": progress.get("tokensTrained") if state == "succeeded" else None,
         "estimated_finish": estimated,
     }
 
@@ -272,3 +274,12 @@ def metadata_filter(query: Sequence[tuple[str, str]]) -> dict[str, str]:
 def has_metadata(job: Obj, wanted: dict[str, str]) -> bool:
     metadata = request_of_job(job).get("metadata") or {}
     return all(metadata.get(k) == v for k, v in wanted.items())
+
+
+def result_files(jobs: Sequence[Obj]) -> list[StoredFile]:
+    """The results file of every succeeded job (`results.py`)."""
+    return [
+        result_file(job, unix((job.get("status") or {}).get("completionTime")) or 0)
+        for job in jobs
+        if openai_status(job) == "succeeded"
+    ]
