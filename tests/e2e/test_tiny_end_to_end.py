@@ -13,7 +13,17 @@ import json
 import time
 from typing import Any
 
-from tests.support.chain import TINY, TINY_DATA, TINY_STEPS, Chain, tiny_on_two_nodes, wait_for
+import pytest
+
+from tests.support.chain import (
+    KIND_UP_TIMEOUT_S,
+    TINY,
+    TINY_DATA,
+    TINY_STEPS,
+    Chain,
+    tiny_on_two_nodes,
+    wait_for,
+)
 from tests.support.factories import example_docs
 from tests.support.kube import KubectlError, eventually
 
@@ -135,3 +145,30 @@ def test_a_failing_prepare_fails_the_job_and_stops_its_pods(chain: Chain) -> Non
     assert not chain.kube.get("pods", selector="kubetune.io/job=no-data")
     assert chain.kube.get("finetunejob", "no-data")["status"]["phase"] == "Failed"
     assert chain.kube.exists("pvc", claim)
+
+
+@pytest.mark.kind
+@pytest.mark.timeout(KIND_UP_TIMEOUT_S + 300)
+def test_a_queue_without_kueue_is_named_at_once_in_kind(kind_chain: Chain) -> None:
+    """kind runs no Kueue: a job that names a LocalQueue is held with its PyTorchJob suspended
+    and says why (KueueNotInstalled, the queue named) as soon as the operator sees it, on the
+    phase and on the summary conditions; no pod starts."""
+    doc = kind_chain.fit(example_docs(TINY)[0])
+    doc["metadata"]["name"] = "queued"
+    doc["spec"]["scheduling"] = {"queue": "team-queue"}
+    kind_chain.kube.apply(doc)
+
+    def held() -> dict[str, Any] | None:
+        status = kind_chain.kube.get("finetunejob", "queued").get("status") or {}
+        return status if status.get("phase") == "Queued" else None
+
+    status = eventually(held, timeout=60, what="the job held for a missing Kueue")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    queued = conditions["Queued"]
+    assert queued["reason"] == "KueueNotInstalled", queued
+    assert "LocalQueue team-queue" in queued["message"] and "not installed" in queued["message"]
+    assert conditions["Ready"]["status"] == "False"
+    assert conditions["Ready"]["reason"] == "KueueNotInstalled"
+    assert conditions["Succeeded"]["status"] == "Unknown"
+    assert kind_chain.kube.get("pytorchjob", "queued")["spec"]["runPolicy"]["suspend"] is True
+    assert kind_chain.kube.get("pods", selector="kubetune.io/job=queued") == []
