@@ -8,9 +8,24 @@ from kubetune.api.rule import WORLD_SIZE_CEL, Rule
 from kubetune_trainer.config import PREFERENCE_FORMATS, PROMPT_FORMATS, REWARD_KINDS, GrpoSpec
 
 _PAIRS = "['" + "', '".join(PREFERENCE_FORMATS) + "']"
-_PROMPTS = "['" + "', '".join(PROMPT_FORMATS) + "']"
 _GRPO_DEFAULTS = GrpoSpec()
 _ONE_KIND = " + ".join(f"(has(r.{k}) ? 1 : 0)" for k in REWARD_KINDS) + " == 1"
+
+
+def _formats_of(objective: str, formats: tuple[str, ...], message: str) -> Rule:
+    """`objective` trains only on dataset sources of these formats."""
+    listed = "['" + "', '".join(formats) + "']"
+    return Rule(
+        "training.objective",
+        f"self.training.objective != '{objective}' || (has(self.dataset) "
+        f"&& self.dataset.sources.all(s, s.format in {listed}))",
+        message,
+        lambda s: (
+            s.training.objective != objective
+            or (s.dataset is not None and all(src.format in formats for src in s.dataset.sources))
+        ),
+    )
+
 
 OBJECTIVE_RULES: tuple[Rule, ...] = (
     Rule(
@@ -37,19 +52,11 @@ OBJECTIVE_RULES: tuple[Rule, ...] = (
             or not (s.dataset.chatTemplate.builtin and s.dataset.chatTemplate.jinja)
         ),
     ),
-    Rule(
-        "training.objective",
-        "self.training.objective != 'dpo' || (has(self.dataset) "
-        f"&& self.dataset.sources.all(s, s.format in {_PAIRS}))",
+    _formats_of(
+        "dpo",
+        PREFERENCE_FORMATS,
         "objective dpo trains on preference pairs: give every dataset source the format "
         + ", ".join(PREFERENCE_FORMATS),
-        lambda s: (
-            s.training.objective != "dpo"
-            or (
-                s.dataset is not None
-                and all(src.format in PREFERENCE_FORMATS for src in s.dataset.sources)
-            )
-        ),
     ),
     Rule(
         "dataset.sources",
@@ -87,20 +94,12 @@ OBJECTIVE_RULES: tuple[Rule, ...] = (
         "(robust DPO divides by 1 − 2 × labelSmoothing)",
         lambda s: s.training.dpo is None or s.training.dpo.labelSmoothing < 0.5,
     ),
-    Rule(
-        "training.objective",
-        "self.training.objective != 'grpo' || (has(self.dataset) "
-        f"&& self.dataset.sources.all(s, s.format in {_PROMPTS}))",
+    _formats_of(
+        "grpo",
+        PROMPT_FORMATS,
         "objective grpo generates from prompts: give every dataset source the format "
         + ", ".join(PROMPT_FORMATS)
         + " (conversations are cut before their last assistant turn)",
-        lambda s: (
-            s.training.objective != "grpo"
-            or (
-                s.dataset is not None
-                and all(src.format in PROMPT_FORMATS for src in s.dataset.sources)
-            )
-        ),
     ),
     Rule(
         "dataset.sources",
