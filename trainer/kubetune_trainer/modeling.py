@@ -81,12 +81,14 @@ def generic_cpu_4bit_path(model: Any) -> None:
     divisible by block_n", or a failed reshape of the scales); other layers take
     bitsandbytes' generic path instead. Real models' layers all qualify; small test models'
     often do not."""
-    from bitsandbytes.nn import Linear4bit
+    from bitsandbytes.nn.modules import Linear4bit, Params4bit
 
     for module in model.modules():
         if not isinstance(module, Linear4bit):
             continue
-        block = getattr(module.weight.quant_state, "blocksize", 64)
+        weight = module.weight
+        state = weight.quant_state if isinstance(weight, Params4bit) else None
+        block = getattr(state, "blocksize", 64)
         if module.out_features % 32 or module.in_features % block:
             module.support_avx512bf16_for_cpu = False
 

@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from kubetune_trainer.config import PREFERENCE_FORMATS, GrpoSpec, TrainerConfig
 from kubetune_trainer.data.formats import FormatError, convert
@@ -201,6 +201,12 @@ def convert_source(
     return samples, report
 
 
+def _all_encoded(
+    part: list[Encoded] | list[EncodedPair] | list[EncodedPrompt],
+) -> TypeGuard[list[Encoded]]:
+    return all(isinstance(p, Encoded) for p in part)
+
+
 def write_split(
     name: str,
     part: list[Encoded] | list[EncodedPair] | list[EncodedPrompt],
@@ -230,6 +236,8 @@ def write_split(
                 for p in pairs
             ),
         }
+    if not _all_encoded(part):
+        raise TypeError(f"{name}: objective {training.objective} expects tokenized conversations")
     rows = pack(part, training.maxLength) if training.packing else unpacked(part)
     real = sum(len(r["input_ids"]) for r in rows)
     datasets.Dataset.from_list(rows).save_to_disk(str(target / name))

@@ -75,7 +75,7 @@ def records_of(turns: list[Turn], syntax: Syntax, model: str) -> list[dict[str, 
 def load_trained(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> Any:
     """What the export wrote: the full model, or the base with the adapter (peft), on this
     rank's device, in the training precision (quantized again for QLoRA)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     from kubetune_trainer.modeling import DTYPES, quantization_config
 
@@ -86,7 +86,10 @@ def load_trained(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> 
         "device_map": {"": device},
     }
     if config.method.type == "full":
-        return AutoModelForCausalLM.from_pretrained(str(out / "merged"), **kwargs).eval()
+        merged: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+            str(out / "merged"), **kwargs
+        )
+        return merged.eval()
     from peft import PeftModel
 
     base = AutoModelForCausalLM.from_pretrained(
@@ -96,16 +99,17 @@ def load_trained(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> 
 
 
 def load_base(config: TrainerConfig, prepared: dict[str, Any]) -> Any:
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     from kubetune_trainer.modeling import DTYPES
 
-    return AutoModelForCausalLM.from_pretrained(
+    base: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
         prepared["model"],
         dtype=DTYPES[config.training.precision],
         trust_remote_code=config.model.trustRemoteCode,
         device_map={"": _device(config)},
-    ).eval()
+    )
+    return base.eval()
 
 
 def _device(config: TrainerConfig) -> Any:
