@@ -24,7 +24,8 @@ import torch
 from trl.trainer.dpo_config import DPOConfig
 from trl.trainer.dpo_trainer import DataCollatorForPreference, DPOTrainer
 
-from kubetune_trainer.config import DpoSpec, TrainerConfig
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.training_spec import DpoSpec
 
 
 class PretokenizedDPOTrainer(DPOTrainer):

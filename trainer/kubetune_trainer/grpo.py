@@ -20,9 +20,10 @@ from transformers import PreTrainedTokenizerBase
 from trl.trainer.grpo_config import GRPOConfig
 from trl.trainer.grpo_trainer import GRPOTrainer, RewardFunc
 
-from kubetune_trainer.config import GrpoSpec, TrainerConfig
+from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.evaluation.tool_calls import syntax_of
 from kubetune_trainer.rewards import graders
+from kubetune_trainer.training_spec import GrpoSpec
 
 
 class PromptGRPOTrainer(GRPOTrainer):

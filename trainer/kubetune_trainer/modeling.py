@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from kubetune_trainer.config import LoraSpec, MethodSpec, ModelSource, Precision, TrainingSpec
+from kubetune_trainer.inputs_spec import ModelSource
+from kubetune_trainer.training_spec import LoraSpec, MethodSpec, Precision, TrainingSpec
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
