@@ -223,7 +223,7 @@ def test_preview_shows_the_rendered_prompt_and_its_reference(
 
 
 def test_a_failed_grader_is_the_jobs_failure_message() -> None:
-    from kubetune_trainer.train import reward_failure
+    from kubetune_trainer.failures import reward_failure
 
     try:
         try:

@@ -25,6 +25,7 @@ from trl.trainer.dpo_config import DPOConfig
 from trl.trainer.dpo_trainer import DataCollatorForPreference, DPOTrainer
 
 from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.training_args import training_arguments
 from kubetune_trainer.training_spec import DpoSpec
 
 
@@ -70,8 +71,6 @@ def dpo_trainer(
     config: TrainerConfig, model: Any, peft_config: Any, prepared: Any, tokenizer: Any
 ) -> tuple[Any, CountingPreferenceCollator]:
     """TRL's DPOTrainer for the job, and the collator that counts its tokens."""
-    from kubetune_trainer.train import training_arguments
-
     spec = config.training.dpo or DpoSpec()
     args = training_arguments(
         config,

@@ -23,6 +23,7 @@ from trl.trainer.grpo_trainer import GRPOTrainer, RewardFunc
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.evaluation.tool_calls import syntax_of
 from kubetune_trainer.rewards import graders
+from kubetune_trainer.training_args import training_arguments
 from kubetune_trainer.training_spec import GrpoSpec
 
 
@@ -73,8 +74,6 @@ def grpo_trainer(
 ) -> tuple[Any, PromptGRPOTrainer]:
     """TRL's GRPOTrainer for the job (also its own token counter). No evaluation while
     training: the held-out split is scored for tool calls after the export."""
-    from kubetune_trainer.train import training_arguments
-
     spec = config.training.grpo or GrpoSpec()
     args = training_arguments(config, model, False, kind=GRPOConfig, **grpo_arguments(spec, config))
     if tokenizer.pad_token is None:
