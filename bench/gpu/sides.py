@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workload import (
     Preset,
@@ -16,6 +16,9 @@ from workload import (
     release_memory,
     synchronize,
 )
+
+if TYPE_CHECKING:
+    import datasets
 
 
 class CountingCollator:
@@ -34,7 +37,7 @@ def clock(counter: CountingCollator, warmup: int, steps: int) -> Any:
     collates one batch ahead, at both ends alike, so the count matches the steps timed."""
     from transformers import TrainerCallback
 
-    class Clock(TrainerCallback):  # type: ignore[misc]
+    class Clock(TrainerCallback):
         seconds = tokens = 0.0
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
@@ -130,7 +133,8 @@ def trl_trainer(run: Run, preset: Preset, model: Path, job: Path, samples: list[
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-    from trl import SFTConfig, SFTTrainer
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
 
     dtype = torch.bfloat16 if preset.precision == "bf16" else torch.float32
     quant = BitsAndBytesConfig(
@@ -177,7 +181,8 @@ def trl_trainer(run: Run, preset: Preset, model: Path, job: Path, samples: list[
         processing_class=AutoTokenizer.from_pretrained(model),
         peft_config=None if run.method == "full" else lora,
     )
-    return trainer, list(trainer.train_dataset)
+    rows: datasets.Dataset = trainer.train_dataset  # TRL's tokenized copy
+    return trainer, list(rows)
 
 
 def measure(
