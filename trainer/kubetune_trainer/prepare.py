@@ -31,6 +31,7 @@ from kubetune_trainer.data.workers import cores, encode_batches, split
 from kubetune_trainer.inputs_spec import PREFERENCE_FORMATS
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
+from kubetune_trainer.prepared import PreparedManifest
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
 from kubetune_trainer.training_spec import GrpoSpec
 
@@ -317,12 +318,12 @@ def build(
     return report
 
 
-def prepare(config: TrainerConfig) -> dict[str, Any]:
+def prepare(config: TrainerConfig) -> PreparedManifest:
     """Run the whole preparation; returns what the training step reads (also saved)."""
     job = Path(config.paths.job)
     job.mkdir(parents=True, exist_ok=True)
     model = fetch_model(config)
-    result: dict[str, Any] = {"model": str(model.path), "modelRevision": model.revision}
+    result: PreparedManifest = {"model": str(model.path), "modelRevision": model.revision}
     if config.dataset is not None:
         tokenizer = load_tokenizer(model.path, config)
         if tokenizer.chat_template is None and any(

@@ -5,9 +5,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from kubetune_trainer.config import TrainerConfig
+
+
+class PreparedManifest(TypedDict):
+    """prepared.json: what `prepare` made, read by training, the export, the tool-call scoring
+    and custom entrypoints."""
+
+    model: str
+    """Local folder of the base model."""
+    modelRevision: str | None
+    """The hub revision it was fetched at (None for local models)."""
+    chatTemplateSha256: NotRequired[str]
+    """The chat template's digest, when the tokenizer has one."""
+    fingerprint: NotRequired[str]
+    """The prepared dataset's cache key (with a dataset)."""
+    dataset: NotRequired[str]
+    """Folder of the prepared dataset (with a dataset)."""
+    report: NotRequired[dict[str, Any]]
+    """The preparation report (report.json: sources, skipped records, splits)."""
 
 
 class NotPrepared(Exception):
@@ -18,7 +36,7 @@ class NotPrepared(Exception):
 class Prepared:
     """What `prepare` left in the job folder: the model to start from and the packed data."""
 
-    manifest: dict[str, Any]
+    manifest: PreparedManifest
     model: Path
     train: Any
     evaluation: Any | None
@@ -34,7 +52,7 @@ def load_prepared(config: TrainerConfig) -> Prepared:
         )
     if config.dataset is None:
         raise NotPrepared("no dataset: the built-in trainer needs dataset.sources")
-    manifest = json.loads(prepared_file.read_text())
+    manifest: PreparedManifest = json.loads(prepared_file.read_text())
     data = Path(manifest["dataset"])
     evaluation = datasets.load_from_disk(str(data / "eval")) if (data / "eval").exists() else None
     return Prepared(
