@@ -102,7 +102,7 @@ def prepared_rows(config: Any, samples: list[Any], job: Path) -> list[dict[str, 
     """The run's packed training split in `prepare`'s own layout (`prepared.json` beside it)."""
     import datasets
 
-    from kubetune_trainer.prepare import write_split
+    from kubetune_trainer.data.splits import write_split
 
     data = job / "dataset"
     kept = [s for s in samples if len(s.input_ids) <= config.training.maxLength]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.data.splits import EVAL_CONVERSATIONS
 from kubetune_trainer.evaluation.generation import (
     Turn,
     carries_tools,
@@ -29,7 +30,6 @@ from kubetune_trainer.evaluation.generation import (
 )
 from kubetune_trainer.evaluation.tool_calls import Syntax, parse, score_turn, summarise, syntax_of
 from kubetune_trainer.log import log
-from kubetune_trainer.prepare import EVAL_CONVERSATIONS
 from kubetune_trainer.prepared import PreparedManifest
 
 SAMPLES = "tool_calls.jsonl"
