@@ -41,9 +41,11 @@ prerequisites:
 	@hack/cluster/build-binaries.sh --check-prerequisites
 	@command -v c++ >/dev/null || { echo "make test needs a C++ compiler to build llama.cpp (GGUF tests): apt-get install g++" >&2; exit 1; }
 
-# Lint, types, import contracts and the unit tier: no torch, no cluster (≤ 2 min warm).
+# Lint, types, import contracts and the unit tier: no cluster (≤ 2 min warm). The trainer extra
+# is installed for mypy, which checks the trainer against torch's, transformers', TRL's and
+# PEFT's own types; the unit tier imports none of them.
 check:
-	@venv=$$(hack/venv.sh dev,operator,report,api); \
+	@venv=$$(hack/venv.sh dev,operator,report,api,trainer); \
 	PATH="$$venv/bin:$$PATH" $(MAKE) --no-print-directory lint && \
 	PATH="$$venv/bin:$$PATH" pytest -m unit $(PYTEST_ARGS)
 

@@ -11,7 +11,8 @@ import datasets
 import torch
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import DPOConfig, DPOTrainer
+from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.dpo_trainer import DPOTrainer
 
 from kubetune_trainer.data.templates import builtin_template
 
@@ -49,7 +50,7 @@ def main(model_path: str, data_path: str, max_length: int, out_dir: str) -> None
         processing_class=tokenizer,
         peft_config=lora,
     )
-    rows = trainer.train_dataset
+    rows: datasets.Dataset = trainer.train_dataset  # TRL's tokenized copy
     real = sum(
         min(len(p) + len(c), max_length) + min(len(p) + len(r), max_length)
         for p, c, r in zip(

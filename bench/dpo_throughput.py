@@ -30,7 +30,7 @@ def preference_records(n: int, seed: int) -> list[dict[str, object]]:
     """Long-tailed chats as pairs: the record's answer is chosen, another record's rejected."""
     chats = chat_records(n, seed=seed, cap_words=200)
     rng = random.Random(seed)
-    out = []
+    out: list[dict[str, object]] = []
     for chat in chats:
         prompt, answer = chat["messages"]
         other = rng.choice(chats)["messages"][1]

@@ -28,6 +28,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -118,7 +119,7 @@ def main() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port)
         headers = {"Authorization": f"Bearer {token}"}
 
-        def timed(path: str) -> tuple[float, dict]:
+        def timed(path: str) -> tuple[float, dict[str, Any]]:
             t = time.perf_counter()
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()

@@ -11,7 +11,8 @@ import datasets
 import torch
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-from trl import SFTConfig, SFTTrainer
+from trl.trainer.sft_config import SFTConfig
+from trl.trainer.sft_trainer import SFTTrainer
 
 
 def main(model_path: str, data_path: str, max_length: int, out_dir: str, packing: bool) -> None:
@@ -54,7 +55,8 @@ def main(model_path: str, data_path: str, max_length: int, out_dir: str, packing
         processing_class=tokenizer,
         peft_config=lora,
     )
-    real = sum(len(ids) for ids in trainer.train_dataset["input_ids"])  # rows as stored: no padding
+    rows: datasets.Dataset = trainer.train_dataset  # TRL's tokenized copy
+    real = sum(len(ids) for ids in rows["input_ids"])  # rows as stored: no padding
     metrics = trainer.train().metrics
     print(
         json.dumps(

@@ -9,7 +9,7 @@ token for full fine-tuning, 4N for LoRA/QLoRA, N the base model's parameters; at
 in their own column), peak GPU memory, and the ratio to TRL's faster run (packed or padded)
 of the same method and length. The weights are random (throughput does not depend on them)
 and the data is token ids with chat-like long-tailed lengths (no tokenizer or download). Our side is
-kubetune's own path: the prepared-dataset format written by `prepare.write_split` (best-fit
+kubetune's own path: the prepared-dataset format written by `data.splits.write_split` (best-fit
 packing), `train.build_trainer` (model loading, LoRA/QLoRA, the collator, the callbacks) and the
 Trainer it returns. Before training, every attention implementation is checked to keep packed
 samples apart on this device: a packed row's logits must equal each sample's logits alone.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workload import (
     Preset,
@@ -16,6 +16,9 @@ from workload import (
     release_memory,
     synchronize,
 )
+
+if TYPE_CHECKING:
+    import datasets
 
 
 class CountingCollator:
@@ -34,7 +37,7 @@ def clock(counter: CountingCollator, warmup: int, steps: int) -> Any:
     collates one batch ahead, at both ends alike, so the count matches the steps timed."""
     from transformers import TrainerCallback
 
-    class Clock(TrainerCallback):  # type: ignore[misc]
+    class Clock(TrainerCallback):
         seconds = tokens = 0.0
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
@@ -99,7 +102,7 @@ def prepared_rows(config: Any, samples: list[Any], job: Path) -> list[dict[str, 
     """The run's packed training split in `prepare`'s own layout (`prepared.json` beside it)."""
     import datasets
 
-    from kubetune_trainer.prepare import write_split
+    from kubetune_trainer.data.splits import write_split
 
     data = job / "dataset"
     kept = [s for s in samples if len(s.input_ids) <= config.training.maxLength]
@@ -110,8 +113,9 @@ def prepared_rows(config: Any, samples: list[Any], job: Path) -> list[dict[str, 
 
 
 def kubetune_trainer(run: Run, preset: Preset, model: Path, job: Path, samples: list[Any]) -> Any:
+    from kubetune_trainer.prepared import load_prepared
     from kubetune_trainer.progress import FileSink
-    from kubetune_trainer.train import build_trainer, load_prepared
+    from kubetune_trainer.train import build_trainer
 
     config = trainer_config(run, preset, model, job)
     rows = prepared_rows(config, samples, job)
@@ -129,7 +133,8 @@ def trl_trainer(run: Run, preset: Preset, model: Path, job: Path, samples: list[
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-    from trl import SFTConfig, SFTTrainer
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
 
     dtype = torch.bfloat16 if preset.precision == "bf16" else torch.float32
     quant = BitsAndBytesConfig(
@@ -176,7 +181,8 @@ def trl_trainer(run: Run, preset: Preset, model: Path, job: Path, samples: list[
         processing_class=AutoTokenizer.from_pretrained(model),
         peft_config=None if run.method == "full" else lora,
     )
-    return trainer, list(trainer.train_dataset)
+    rows: datasets.Dataset = trainer.train_dataset  # TRL's tokenized copy
+    return trainer, list(rows)
 
 
 def measure(

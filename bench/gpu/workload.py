@@ -185,7 +185,8 @@ def parameter_count(arch: dict[str, Any]) -> int:
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(LlamaConfig(**arch))
-    return sum(p.numel() for p in model.parameters())
+    total: int = sum(p.numel() for p in model.parameters())
+    return total
 
 
 def attention_flops_per_token(arch: dict[str, Any], lengths: list[int]) -> float:
@@ -193,7 +194,9 @@ def attention_flops_per_token(arch: dict[str, Any], lengths: list[int]) -> float
     the token's own sample so far, forward and backward (×3), 12 · layers · hidden · the mean
     context (position + 1). Packing keeps samples apart, so a row's length does not enter."""
     mean_context = sum(n * (n + 1) / 2 for n in lengths) / sum(lengths)
-    return 12.0 * arch["num_hidden_layers"] * arch["hidden_size"] * mean_context
+    layers: int = arch["num_hidden_layers"]
+    hidden: int = arch["hidden_size"]
+    return 12.0 * layers * hidden * mean_context
 
 
 def keeps_samples_apart(arch: dict[str, Any], precision: str) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def eventually(
 ) -> T:
     """Poll `check` until it returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     while time.monotonic() < deadline:
         last = check()
         if last:

@@ -109,8 +109,8 @@ def test_a_failed_evaluation_is_reported_and_keeps_the_outputs(
 ) -> None:
     from kubetune.render.layout import Layout
     from kubetune.render.trainer_config import trainer_config
+    from kubetune_trainer.data.splits import EVAL_CONVERSATIONS
     from kubetune_trainer.evaluation.after_export import evaluate_tool_calls
-    from kubetune_trainer.prepare import EVAL_CONVERSATIONS
     from tests.support.factories import REPO
 
     (tmp_path / "held-out").mkdir()

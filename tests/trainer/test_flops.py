@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_trainer.config import MethodSpec, ModelSource, TrainingSpec
+from kubetune_trainer.inputs_spec import ModelSource
+from kubetune_trainer.training_spec import MethodSpec, TrainingSpec
 
 
 def load(path: Path, method: dict[str, object]) -> object:
@@ -27,7 +28,7 @@ def load(path: Path, method: dict[str, object]) -> object:
 def test_qlora_counts_the_same_parameters_as_lora(tiny_model_dir: Path, storage: str) -> None:
     from transformers import AutoModelForCausalLM
 
-    from kubetune_trainer.train import flops_per_token
+    from kubetune_trainer.modeling import flops_per_token
 
     base = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())
     full = load(tiny_model_dir, {"type": "full"})

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from kubetune_trainer.config import RewardSpec
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.prompts import PromptEncoder, convert_prompt
 from kubetune_trainer.data.tokenize import Encoder, Refused
+from kubetune_trainer.reward_spec import RewardSpec
 from kubetune_trainer.rewards import RewardError, graders
 from tests.support.tool_data import COMPACT_TEMPLATE
 
@@ -223,7 +223,7 @@ def test_preview_shows_the_rendered_prompt_and_its_reference(
 
 
 def test_a_failed_grader_is_the_jobs_failure_message() -> None:
-    from kubetune_trainer.train import reward_failure
+    from kubetune_trainer.failures import reward_failure
 
     try:
         try:

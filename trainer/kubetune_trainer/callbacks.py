@@ -45,7 +45,7 @@ PEAK_TFLOPS = {
 }
 
 
-class CompleteCheckpoints(TrainerCallback):  # type: ignore[misc]
+class CompleteCheckpoints(TrainerCallback):
     """Mark a checkpoint complete once every rank has saved it, then rotate.
 
     The Trainer's own rotation is off (save_total_limit=None): it could delete the last
@@ -67,7 +67,7 @@ class CompleteCheckpoints(TrainerCallback):  # type: ignore[misc]
         barrier()
 
 
-class GracefulStop(TrainerCallback):  # type: ignore[misc]
+class GracefulStop(TrainerCallback):
     """On SIGTERM (pod deletion, preemption): finish the step, save, stop.
 
     Ranks agree through a MAX over the flag each step, so a signal that reached only some
@@ -90,7 +90,7 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]
             self.stopped = True
 
 
-class StepReached(TrainerCallback):  # type: ignore[misc]
+class StepReached(TrainerCallback):
     """Rank 0 records every step it reaches (checkpoints.record_reached): what a restart
     measures its redone steps against. Listed before PauseAtStep, so a held step counts."""
 
@@ -102,7 +102,7 @@ class StepReached(TrainerCallback):  # type: ignore[misc]
             record_reached(self.job, state.global_step)
 
 
-class PauseAtStep(TrainerCallback):  # type: ignore[misc]
+class PauseAtStep(TrainerCallback):
     """A hook for fault tests (FAULT_TEST_PAUSE_AT_STEP=N in the job's spec.env): at step N rank 0
     writes `<job>/paused-at-step-N` and holds the run while that file exists, so a test kills
     the container or fills the volume at a known point instead of racing a running training.
@@ -180,7 +180,7 @@ def reinforcement(logs: dict[str, Any]) -> dict[str, Any] | None:
     return found
 
 
-class Progress(TrainerCallback):  # type: ignore[misc]
+class Progress(TrainerCallback):
     """Loss (and DPO rewards), learning rate, real tokens/s, ETA and an MFU estimate, every
     logging step; the latest eval loss and mean token accuracy (`evaluation`), the kept
     checkpoints with their metrics (`checkpointsKept`) and the downsampled metric history

@@ -26,12 +26,13 @@ from pathlib import Path
 
 from kubetune_trainer.checkpoints import latest_complete
 from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.prepared import PreparedManifest
 from kubetune_trainer.strategy import deepspeed_config
 
 
 def environment(config: TrainerConfig, config_path: str) -> dict[str, str]:
     job = Path(config.paths.job)
-    prepared = json.loads((job / "prepared.json").read_text())
+    prepared: PreparedManifest = json.loads((job / "prepared.json").read_text())
     checkpoints = job / "checkpoints"
     env = {
         "KUBETUNE_CONFIG": config_path,

@@ -21,13 +21,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from trl import DPOConfig, DPOTrainer
-from trl.trainer.dpo_trainer import DataCollatorForPreference
+from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.dpo_trainer import DataCollatorForPreference, DPOTrainer
 
-from kubetune_trainer.config import DpoSpec, TrainerConfig
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.training_args import training_arguments
+from kubetune_trainer.training_spec import DpoSpec
 
 
-class PretokenizedDPOTrainer(DPOTrainer):  # type: ignore[misc]
+class PretokenizedDPOTrainer(DPOTrainer):
     """DPOTrainer on data `prepare` already templated and tokenized (`prompt_ids`,
     `chosen_ids`, `rejected_ids`): TRL's own preprocessing would re-render it from text."""
 
@@ -37,7 +39,7 @@ class PretokenizedDPOTrainer(DPOTrainer):  # type: ignore[misc]
         return super()._prepare_dataset(dataset, processing_class, args, name)
 
 
-class CountingPreferenceCollator(DataCollatorForPreference):  # type: ignore[misc]
+class CountingPreferenceCollator(DataCollatorForPreference):
     """TRL's preference collator, counting the real (non-padding) tokens of each batch for the
     tokens/s figure (both sides of every pair: the prompt is run twice)."""
 
@@ -69,8 +71,6 @@ def dpo_trainer(
     config: TrainerConfig, model: Any, peft_config: Any, prepared: Any, tokenizer: Any
 ) -> tuple[Any, CountingPreferenceCollator]:
     """TRL's DPOTrainer for the job, and the collator that counts its tokens."""
-    from kubetune_trainer.train import training_arguments
-
     spec = config.training.dpo or DpoSpec()
     args = training_arguments(
         config,

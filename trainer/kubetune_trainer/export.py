@@ -28,11 +28,12 @@ from kubetune_trainer.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer.distributed import barrier
 from kubetune_trainer.log import fail, log
 from kubetune_trainer.modeling import DTYPES
+from kubetune_trainer.prepared import PreparedManifest
 
 EXIT_GGUF = 5  # 1-127: the PyTorchJob does not retry (the same model fails the same way)
 
 
-def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result: Any) -> int:
+def export(trainer: Any, config: TrainerConfig, prepared: PreparedManifest, result: Any) -> int:
     """Every rank calls this; rank 0 writes. Returns the exit code (0, or EXIT_GGUF)."""
     out = Path(config.paths.output)
     formats = output_formats(config)
@@ -70,7 +71,7 @@ def export(trainer: Any, config: TrainerConfig, prepared: dict[str, Any], result
     return code
 
 
-def merge(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> str:
+def merge(config: TrainerConfig, prepared: PreparedManifest, out: Path) -> str:
     """Base (unquantized, in the training precision) + adapter → one standalone model."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -110,7 +111,7 @@ def keep_sentencepiece(base: Path, model: Path, tokenizer: Any) -> None:
 
 
 def write_manifest(
-    config: TrainerConfig, prepared: dict[str, Any], result: Any, paths: dict[str, Any], out: Path
+    config: TrainerConfig, prepared: PreparedManifest, result: Any, paths: dict[str, Any], out: Path
 ) -> None:
     metrics = dict(getattr(result, "metrics", {}) or {})
     manifest = {

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from trl import GRPOConfig, GRPOTrainer
+from transformers import PreTrainedTokenizerBase
+from trl.trainer.grpo_config import GRPOConfig
+from trl.trainer.grpo_trainer import GRPOTrainer, RewardFunc
 
-from kubetune_trainer.config import GrpoSpec, TrainerConfig
+from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.evaluation.tool_calls import syntax_of
 from kubetune_trainer.rewards import graders
+from kubetune_trainer.training_args import training_arguments
+from kubetune_trainer.training_spec import GrpoSpec
 
 
-class PromptGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+class PromptGRPOTrainer(GRPOTrainer):
     """GRPOTrainer on prompts `prepare` already rendered with the chat template (tools and
     generation prompt included, per row): tokenized without special tokens, as SFT tokenizes
     its rendered text (the template wrote any BOS itself). Also the token counter of the
@@ -32,8 +36,13 @@ class PromptGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
     _counted = 0
 
     def _tokenize_prompts(self, prompts: list[Any]) -> Any:
-        if prompts and isinstance(prompts[0], str):
-            ids = self.processing_class(text=prompts, add_special_tokens=False)["input_ids"]
+        tokenizer = self.processing_class
+        if (
+            prompts
+            and isinstance(prompts[0], str)
+            and isinstance(tokenizer, PreTrainedTokenizerBase)
+        ):
+            ids = tokenizer(text=prompts, add_special_tokens=False)["input_ids"]
             return ids, None, {}
         return super()._tokenize_prompts(prompts)
 
@@ -65,17 +74,16 @@ def grpo_trainer(
 ) -> tuple[Any, PromptGRPOTrainer]:
     """TRL's GRPOTrainer for the job (also its own token counter). No evaluation while
     training: the held-out split is scored for tool calls after the export."""
-    from kubetune_trainer.train import training_arguments
-
     spec = config.training.grpo or GrpoSpec()
     args = training_arguments(config, model, False, kind=GRPOConfig, **grpo_arguments(spec, config))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    reward_funcs: list[RewardFunc] = [
+        *graders(config.rewards or [], syntax_of(tokenizer.chat_template), spec.maxCompletionLength)
+    ]  # TRL's list type (lists are invariant: a list[Grader] is not a list[RewardFunc])
     trainer = PromptGRPOTrainer(
         model=model,
-        reward_funcs=graders(
-            config.rewards or [], syntax_of(tokenizer.chat_template), spec.maxCompletionLength
-        ),
+        reward_funcs=reward_funcs,
         args=args,
         train_dataset=prepared.train,
         processing_class=tokenizer,

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HEARTBEAT_SECONDS = 5.0
@@ -43,7 +43,13 @@ def try_acquire(path: Path, stale_after: float = STALE_SECONDS) -> bool:
 
 
 @contextlib.contextmanager
-def lease(path: Path, *, wait_message: str = "", poll: float = 1.0, on_wait=None) -> Iterator[bool]:  # type: ignore[no-untyped-def]
+def lease(
+    path: Path,
+    *,
+    wait_message: str = "",
+    poll: float = 1.0,
+    on_wait: Callable[[], object] | None = None,
+) -> Iterator[bool]:
     """Hold `path` while the block runs; yields True. Waits (calling on_wait) while another
     holder is alive."""
     while not try_acquire(path):

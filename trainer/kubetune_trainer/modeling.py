@@ -1,4 +1,5 @@
-"""Loading the model for training: dtype, attention, LoRA/QLoRA, checkpointing.
+"""Loading the model for training: dtype, attention, LoRA/QLoRA, checkpointing; its parameter
+counts and training FLOPs per token.
 
 Pure factories in the TRL-script style (`quantization_config(...)`, `lora_config(...)`)
 composed by `load_model`.
@@ -7,11 +8,15 @@ composed by `load_model`.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import torch
 
-from kubetune_trainer.config import LoraSpec, MethodSpec, ModelSource, Precision, TrainingSpec
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.inputs_spec import ModelSource
+from kubetune_trainer.log import log
+from kubetune_trainer.training_spec import LoraSpec, MethodSpec, Precision, TrainingSpec
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -81,12 +86,14 @@ def generic_cpu_4bit_path(model: Any) -> None:
     divisible by block_n", or a failed reshape of the scales); other layers take
     bitsandbytes' generic path instead. Real models' layers all qualify; small test models'
     often do not."""
-    from bitsandbytes.nn import Linear4bit
+    from bitsandbytes.nn.modules import Linear4bit, Params4bit
 
     for module in model.modules():
         if not isinstance(module, Linear4bit):
             continue
-        block = getattr(module.weight.quant_state, "blocksize", 64)
+        weight = module.weight
+        state = weight.quant_state if isinstance(weight, Params4bit) else None
+        block = getattr(state, "blocksize", 64)
         if module.out_features % 32 or module.in_features % block:
             module.support_avx512bf16_for_cpu = False
 
@@ -130,3 +137,36 @@ def load_model(
 
         model = get_peft_model(model, lora)
     return model
+
+
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters. The total is transformers' `num_parameters`, which counts
+    a 4-bit weight's values rather than the packed storage elements that `numel` sees (2 to 8
+    per element with bitsandbytes, by its quant_storage dtype)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, base.num_parameters()
+
+
+def flops_per_token(model: Any) -> float:
+    """Training FLOPs per token: 6 per trainable parameter (forward, input and weight
+    gradients), 4 per frozen one (no weight gradient), so 6N for full fine-tuning and about 4N
+    for LoRA/QLoRA."""
+    trainable, total = parameter_counts(model)
+    return 6.0 * trainable + 4.0 * (total - trainable)
+
+
+def describe(model: Any, config: TrainerConfig) -> None:
+    trainable, total = parameter_counts(model)
+    quantized = sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if type(m).__name__ in ("Linear4bit", "Linear8bitLt")
+        }
+    )
+    log(
+        f"world size {os.environ.get('WORLD_SIZE', '1')}, strategy {config.topology.strategy}, "
+        f"{config.method.type}: {trainable:,} of {total:,} parameters trainable"
+        + (f", quantized layers: {', '.join(quantized)}" if quantized else "")
+    )

@@ -56,15 +56,14 @@ def client(where: Located) -> Any:
     from botocore.config import Config
 
     conn = where.connection
-    keys: dict[str, str] = {}
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
     env = where.env
     if env is not None and os.environ.get(env.access_key_id):
-        keys = {
-            "aws_access_key_id": os.environ[env.access_key_id],
-            "aws_secret_access_key": os.environ.get(env.secret_access_key, ""),
-        }
-        if os.environ.get(env.session_token):
-            keys["aws_session_token"] = os.environ[env.session_token]
+        access_key = os.environ[env.access_key_id]
+        secret_key = os.environ.get(env.secret_access_key, "")
+        session_token = os.environ.get(env.session_token) or None
     config = Config(
         region_name=conn.region,
         s3={"addressing_style": "path" if conn.pathStyle else "auto"},
@@ -75,7 +74,13 @@ def client(where: Located) -> Any:
     )
     verify: str | None = ca_bundle_path(conn.caBundle) if conn.caBundle else None
     return boto3.session.Session().client(
-        "s3", endpoint_url=conn.endpoint, config=config, verify=verify, **keys
+        "s3",
+        endpoint_url=conn.endpoint,
+        config=config,
+        verify=verify,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        aws_session_token=session_token,
     )
 
 

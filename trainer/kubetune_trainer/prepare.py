@@ -18,23 +18,25 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.config import PREFERENCE_FORMATS, GrpoSpec, TrainerConfig
+from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.jinja_check import template_error
-from kubetune_trainer.data.packing import pack, unpacked
-from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
+from kubetune_trainer.data.pairs import PairEncoder
 from kubetune_trainer.data.preference import convert_pair
-from kubetune_trainer.data.prompts import EncodedPrompt, PromptEncoder, convert_prompt
+from kubetune_trainer.data.prompts import PromptEncoder, convert_prompt
+from kubetune_trainer.data.splits import write_conversations, write_split
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
-from kubetune_trainer.data.tokenize import Encoded, Encoder, Refused
+from kubetune_trainer.data.tokenize import Encoder, Refused
 from kubetune_trainer.data.workers import cores, encode_batches, split
+from kubetune_trainer.inputs_spec import PREFERENCE_FORMATS
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
+from kubetune_trainer.prepared import PreparedManifest
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
+from kubetune_trainer.training_spec import GrpoSpec
 
 DATA_VERSION = "4"  # bump when preprocessing changes what it writes (4: tool-call names trained)
 COMPLETE = "COMPLETE"
-EVAL_CONVERSATIONS = "eval_conversations.jsonl"
 FIRST_REASONS = 3
 
 
@@ -201,56 +203,6 @@ def convert_source(
     return samples, report
 
 
-def write_split(
-    name: str,
-    part: list[Encoded] | list[EncodedPair] | list[EncodedPrompt],
-    config: TrainerConfig,
-    target: Path,
-) -> Any:
-    """Pack (or pad) one split, save it under target/name, and return its report entry."""
-    import datasets
-
-    training = config.training
-    if training.objective == "grpo":  # rendered prompts: TRL's GRPOTrainer generates from them
-        prompts = [asdict(p) for p in part]
-        datasets.Dataset.from_list(prompts).save_to_disk(str(target / name))
-        return {
-            "samples": len(prompts),
-            "rows": len(prompts),
-            "tokens": sum(p["prompt_length"] for p in prompts),
-        }
-    if training.objective == "dpo":  # pairs: TRL's collator pads them per batch
-        pairs = [asdict(p) for p in part]
-        datasets.Dataset.from_list(pairs).save_to_disk(str(target / name))
-        return {
-            "samples": len(pairs),
-            "rows": len(pairs),
-            "tokens": sum(
-                2 * len(p["prompt_ids"]) + len(p["chosen_ids"]) + len(p["rejected_ids"])
-                for p in pairs
-            ),
-        }
-    rows = pack(part, training.maxLength) if training.packing else unpacked(part)
-    real = sum(len(r["input_ids"]) for r in rows)
-    datasets.Dataset.from_list(rows).save_to_disk(str(target / name))
-    return {
-        "samples": len(part),
-        "rows": len(rows),
-        "tokens": real,
-        "packingEfficiency": real / (len(rows) * training.maxLength),
-    }
-
-
-def write_conversations(part: list[Any], target: Path) -> dict[str, int]:
-    """The held-out conversations as converted (messages, tools), one JSON object a line: what
-    tool-call scoring generates from (`evaluation/`). Preference pairs have none."""
-    chats = [c for c in part if isinstance(c, dict) and "messages" in c]
-    with (target / EVAL_CONVERSATIONS).open("w", encoding="utf-8") as out:
-        for chat in chats:
-            out.write(json.dumps(chat, ensure_ascii=False) + "\n")
-    return {"conversations": len(chats), "withTools": sum(1 for c in chats if c.get("tools"))}
-
-
 def build(
     config: TrainerConfig, fetched: list[Fetched], tokenizer: Any, target: Path
 ) -> dict[str, Any]:
@@ -307,12 +259,12 @@ def build(
     return report
 
 
-def prepare(config: TrainerConfig) -> dict[str, Any]:
+def prepare(config: TrainerConfig) -> PreparedManifest:
     """Run the whole preparation; returns what the training step reads (also saved)."""
     job = Path(config.paths.job)
     job.mkdir(parents=True, exist_ok=True)
     model = fetch_model(config)
-    result: dict[str, Any] = {"model": str(model.path), "modelRevision": model.revision}
+    result: PreparedManifest = {"model": str(model.path), "modelRevision": model.revision}
     if config.dataset is not None:
         tokenizer = load_tokenizer(model.path, config)
         if tokenizer.chat_template is None and any(

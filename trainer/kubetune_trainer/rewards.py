@@ -28,8 +28,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kubetune_trainer.config import RewardSpec
 from kubetune_trainer.evaluation.tool_calls import Syntax, parse, score_turn
+from kubetune_trainer.reward_spec import RewardSpec
 
 
 class RewardError(RuntimeError):
@@ -183,7 +183,9 @@ class Grader:
         completion_ids: Sequence[Sequence[int]],
         reference: Sequence[str] | None = None,
         **_: Any,
-    ) -> list[float]:
+    ) -> list[float | None]:
+        """TRL's reward-function call: one score per completion (TRL's type allows None for
+        "not applicable"; a grader always scores)."""
         texts = [c if isinstance(c, str) else str(c[-1]["content"]) for c in completions]
         references = [json.loads(r) for r in reference] if reference else [{} for _ in texts]
         try:
@@ -199,7 +201,8 @@ class Grader:
             raise RewardError(
                 f"rewards {self.__name__}: the grader raised {type(err).__name__}: {err}"
             ) from err
-        return checked(self.__name__, values, len(texts))
+        scores: list[float | None] = [*checked(self.__name__, values, len(texts))]
+        return scores
 
 
 def checked(name: str, values: Any, expected: int) -> list[float]:

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubetune_trainer.data.templates import builtin_template
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 VERSION = "3"  # bump when the recipe changes: it names the cache folder
 SPECIAL = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
@@ -39,7 +42,7 @@ def corpus() -> list[str]:
     return lines
 
 
-def train_tokenizer(  # type: ignore[no-untyped-def]
+def train_tokenizer(
     vocab_size: int = 512,
     special: tuple[str, ...] | list[str] = tuple(SPECIAL),
     template: str = "chatml",
@@ -47,7 +50,7 @@ def train_tokenizer(  # type: ignore[no-untyped-def]
     eos: str = "</s>",
     pad: str = "<pad>",
     add_bos: bool = False,
-):
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on `corpus()`, its `special` tokens kept whole (a
     family's chat markers; BOS/EOS/padding among them); `add_bos` makes it put BOS in front of
     plain text, as Llama 3's and Gemma's tokenizers do (Qwen's has no BOS at all)."""
@@ -80,7 +83,7 @@ def train_tokenizer(  # type: ignore[no-untyped-def]
     return fast
 
 
-def pretrain(model, tokenizer, steps: int) -> None:  # type: ignore[no-untyped-def]
+def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, steps: int) -> None:
     """A few hundred steps of next-token prediction on the corpus (seconds on a CPU)."""
     import torch
 

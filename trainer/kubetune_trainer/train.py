@@ -24,168 +24,29 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import json
 import os
-import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubetune_trainer import versions
 from kubetune_trainer.checkpoints import latest_complete, record_resume, remove_incomplete
 from kubetune_trainer.config import TrainerConfig, gguf_files
+from kubetune_trainer.failures import (
+    EXIT_REWARD,
+    EXIT_VOLUME_FULL,
+    reward_failure,
+    volume_full,
+    volume_full_message,
+)
 from kubetune_trainer.log import fail, log
+from kubetune_trainer.prepared import NotPrepared, Prepared, load_prepared
+from kubetune_trainer.training_args import configure_tracking, training_arguments
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: retryable under the PyTorchJob's ExitCode policy
-EXIT_VOLUME_FULL = 28  # ENOSPC; 1-127: a retry cannot help, the job fails at once
 # output.uri refused the upload after boto3's own retries (AccessDenied, NoSuchBucket, …); the
 # outputs stay on the volume. 1-127: not retried, the status names the bucket, key and code
 EXIT_UPLOAD = 6
-EXIT_REWARD = 7  # a grader of spec.rewards failed: the same data fails it again, no retry
-
-
-def configure_tracking(config: TrainerConfig) -> None:
-    """W&B settings from the config (the API key alone comes from a Secret, as WANDB_API_KEY)."""
-    job = Path(config.paths.job)
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(job / "tensorboard"))
-    wandb = config.tracking.wandb
-    if wandb is None:
-        return
-    os.environ["WANDB_PROJECT"] = wandb.project
-    os.environ["WANDB_MODE"] = wandb.mode
-    os.environ["WANDB_DIR"] = str(job)
-    if wandb.entity:
-        os.environ["WANDB_ENTITY"] = wandb.entity
-
-
-def report_to(config: TrainerConfig) -> list[str]:
-    targets = ["tensorboard"] if config.tracking.tensorboard else []
-    wandb = config.tracking.wandb
-    if wandb is not None and wandb.mode != "disabled":
-        targets.append("wandb")
-    return targets
-
-
-def training_arguments(
-    config: TrainerConfig, model: Any, has_eval: bool, kind: Any = None, **extra: Any
-) -> Any:
-    """The Trainer's arguments from the config; `kind` is a TrainingArguments subclass (TRL's
-    DPOConfig) taking `extra` settings of its own."""
-    from transformers import TrainingArguments
-
-    from kubetune_trainer.strategy import deepspeed_config, fsdp_arguments
-
-    t, topo = config.training, config.topology
-    job = Path(config.paths.job)
-    fsdp = fsdp_arguments(topo.strategy, model, t.gradientCheckpointing)
-    return (kind or TrainingArguments)(
-        output_dir=str(job / "checkpoints"),
-        per_device_train_batch_size=t.microBatchSize,
-        per_device_eval_batch_size=t.microBatchSize,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=t.learningRate,
-        lr_scheduler_type=t.scheduler,
-        warmup_steps=t.warmupRatio,  # a float below 1 is a ratio of the total steps
-        weight_decay=t.weightDecay,
-        max_grad_norm=t.maxGradNorm,
-        num_train_epochs=t.epochs or 1.0,
-        max_steps=t.maxSteps or -1,
-        optim=t.optimizer,
-        bf16=t.precision == "bf16",
-        fp16=t.precision == "fp16",
-        seed=t.seed,
-        data_seed=t.seed,
-        save_strategy="steps",
-        save_steps=t.saveSteps,
-        save_total_limit=None,  # CompleteCheckpoints rotates, only complete ones
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=t.evalSteps or t.saveSteps,
-        logging_steps=t.loggingSteps,
-        logging_first_step=True,
-        report_to=report_to(config),
-        run_name=config.jobName,
-        gradient_checkpointing=t.gradientCheckpointing and not fsdp,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        use_cpu=not topo.gpus,
-        ddp_backend=None if topo.gpus else "gloo",
-        ddp_find_unused_parameters=False,
-        deepspeed=deepspeed_config(topo.strategy),
-        disable_tqdm=True,
-        **fsdp,
-        **extra,
-    )
-
-
-def parameter_counts(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameters. The total is transformers' `num_parameters`, which counts
-    a 4-bit weight's values rather than the packed storage elements that `numel` sees (2 to 8
-    per element with bitsandbytes, by its quant_storage dtype)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, base.num_parameters()
-
-
-def flops_per_token(model: Any) -> float:
-    """Training FLOPs per token: 6 per trainable parameter (forward, input and weight
-    gradients), 4 per frozen one (no weight gradient), so 6N for full fine-tuning and about 4N
-    for LoRA/QLoRA."""
-    trainable, total = parameter_counts(model)
-    return 6.0 * trainable + 4.0 * (total - trainable)
-
-
-def describe(model: Any, config: TrainerConfig) -> None:
-    trainable, total = parameter_counts(model)
-    quantized = sorted(
-        {
-            type(m).__name__
-            for m in model.modules()
-            if type(m).__name__ in ("Linear4bit", "Linear8bitLt")
-        }
-    )
-    log(
-        f"world size {os.environ.get('WORLD_SIZE', '1')}, strategy {config.topology.strategy}, "
-        f"{config.method.type}: {trainable:,} of {total:,} parameters trainable"
-        + (f", quantized layers: {', '.join(quantized)}" if quantized else "")
-    )
-
-
-class NotPrepared(Exception):
-    """`prepare` has not run (or the job has no dataset): nothing to train on."""
-
-
-@dataclass
-class Prepared:
-    """What `prepare` left in the job folder: the model to start from and the packed data."""
-
-    manifest: dict[str, Any]
-    model: Path
-    train: Any
-    evaluation: Any | None
-
-
-def load_prepared(config: TrainerConfig) -> Prepared:
-    import datasets
-
-    prepared_file = Path(config.paths.job) / "prepared.json"
-    if not prepared_file.exists():
-        raise NotPrepared(
-            f"{prepared_file} is missing: run `python -m kubetune_trainer prepare` first"
-        )
-    if config.dataset is None:
-        raise NotPrepared("no dataset: the built-in trainer needs dataset.sources")
-    manifest = json.loads(prepared_file.read_text())
-    data = Path(manifest["dataset"])
-    evaluation = datasets.load_from_disk(str(data / "eval")) if (data / "eval").exists() else None
-    return Prepared(
-        manifest=manifest,
-        model=Path(manifest["model"]),
-        train=datasets.load_from_disk(str(data / "train")),
-        evaluation=evaluation,
-    )
 
 
 def checkpoint_to_resume(config: TrainerConfig) -> Path | None:
@@ -228,7 +89,7 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
     from kubetune_trainer.data.collate import PackedCollator
     from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
     from kubetune_trainer.metrics_log import MetricsLog
-    from kubetune_trainer.modeling import load_model, lora_config
+    from kubetune_trainer.modeling import describe, flops_per_token, load_model, lora_config
     from kubetune_trainer.prepare import load_tokenizer
 
     job = Path(config.paths.job)
@@ -409,55 +270,6 @@ def main(argv: list[str] | None = None) -> int:
 
     shutdown()
     return code
-
-
-def reward_failure(err: BaseException) -> str | None:
-    """The message of a failed grader (`rewards.RewardError`, which names it) anywhere in the
-    exception's chain; None for any other error."""
-    from kubetune_trainer.rewards import RewardError
-
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, RewardError):
-            return str(seen)[:1000]
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-FULL_MARKERS = ("No space left on device", "StorageFull", "Disk quota exceeded")
-
-
-def volume_full(err: BaseException, job: Path) -> bool:
-    """The workspace volume ran out of space: ENOSPC anywhere in the exception's chain, or
-    the words the writers use for it (torch.save: "file write failed"; safetensors:
-    "StorageFull") while the volume has (almost) nothing left."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if any(marker in str(seen) for marker in FULL_MARKERS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    try:
-        nearly_full = shutil.disk_usage(job).free < 16 * 2**20
-    except OSError:
-        return False
-    return nearly_full and "write failed" in str(err)
-
-
-def volume_full_message(config: TrainerConfig, err: BaseException) -> str:
-    root = Path(config.paths.job) / "checkpoints"
-    last = latest_complete(root)
-    kept = (
-        f"the latest complete checkpoint, {last.name}, is kept and a restart resumes from it"
-        if last is not None
-        else "no checkpoint was complete yet"
-    )
-    return (
-        f"train: the workspace volume is full ({type(err).__name__}: {str(err)[:200]}); "
-        f"{kept}. Give the job a larger volume (spec.storage.size) or keep fewer checkpoints "
-        "(spec.training.saveTotalLimit)"
-    )
 
 
 if __name__ == "__main__":

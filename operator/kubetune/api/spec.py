@@ -13,28 +13,25 @@ from pydantic import Field, StringConstraints
 
 from kubetune.api.corev1 import Affinity, Toleration
 from kubetune_trainer.config import (
-    DatasetSpec,
     EntrypointSpec,
     EvaluationSpec,
     Fabric,
-    MethodSpec,
-    ModelSource,
     OutputSpec,
     PreflightMode,
-    RewardSpec,
     Strategy,
     TrackingSpec,
-    TrainingSpec,
-    effective_accumulation,
 )
+from kubetune_trainer.inputs_spec import DatasetSpec, ModelSource
 from kubetune_trainer.k8s_syntax import (
     POSITIVE_QUANTITY,
     DNSSubdomain,
     ImageReference,
     LabelValue,
 )
+from kubetune_trainer.reward_spec import RewardSpec
 from kubetune_trainer.s3_spec import S3Connection
 from kubetune_trainer.schema import Model, SecretKeyRef
+from kubetune_trainer.training_spec import MethodSpec, TrainingSpec, effective_accumulation
 
 Quantity = (
     Annotated[int, Field(ge=1)] | Annotated[str, StringConstraints(pattern=POSITIVE_QUANTITY)]

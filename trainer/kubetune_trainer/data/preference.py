@@ -173,7 +173,7 @@ def _sharegpt_turn(turn: Any, side: str, fields: Mapping[str, str]) -> list[Mess
     value = turn.get(fields.get("value", "value"), "")
     if speaker == "function_call":
         return [{"role": "assistant", "content": "", "tool_calls": tool_calls(value, side)}]
-    if SHAREGPT_ROLES.get(speaker) != "assistant":
+    if not isinstance(speaker, str) or SHAREGPT_ROLES.get(speaker) != "assistant":
         raise FormatError(f"{side}: the completion must be a model turn, got speaker {speaker!r}")
     return [{"role": "assistant", "content": text_of(value, side)}]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +91,7 @@ def adds_bos(tokenizer: Any) -> bool:
 class Encoder:
     """Templates and tokenizes batches of conversations (or texts) for one tokenizer."""
 
-    def __init__(self, tokenizer: Any, train_roles: list[str], max_length: int) -> None:
+    def __init__(self, tokenizer: Any, train_roles: Sequence[str], max_length: int) -> None:
         self.tokenizer = tokenizer
         self.train_roles = set(train_roles)
         self.max_length = max_length

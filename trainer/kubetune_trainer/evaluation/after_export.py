@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.data.splits import EVAL_CONVERSATIONS
 from kubetune_trainer.evaluation.generation import (
     Turn,
     carries_tools,
@@ -29,13 +30,13 @@ from kubetune_trainer.evaluation.generation import (
 )
 from kubetune_trainer.evaluation.tool_calls import Syntax, parse, score_turn, summarise, syntax_of
 from kubetune_trainer.log import log
-from kubetune_trainer.prepare import EVAL_CONVERSATIONS
+from kubetune_trainer.prepared import PreparedManifest
 
 SAMPLES = "tool_calls.jsonl"
 BASELINE_SAMPLES = "tool_calls.baseline.jsonl"
 
 
-def held_out_conversations(prepared: dict[str, Any]) -> list[dict[str, Any]]:
+def held_out_conversations(prepared: PreparedManifest) -> list[dict[str, Any]]:
     path = Path(prepared.get("dataset") or "") / EVAL_CONVERSATIONS
     if not path.is_file():
         return []
@@ -72,10 +73,10 @@ def records_of(turns: list[Turn], syntax: Syntax, model: str) -> list[dict[str, 
     return records
 
 
-def load_trained(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> Any:
+def load_trained(config: TrainerConfig, prepared: PreparedManifest, out: Path) -> Any:
     """What the export wrote: the full model, or the base with the adapter (peft), on this
     rank's device, in the training precision (quantized again for QLoRA)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     from kubetune_trainer.modeling import DTYPES, quantization_config
 
@@ -86,7 +87,10 @@ def load_trained(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> 
         "device_map": {"": device},
     }
     if config.method.type == "full":
-        return AutoModelForCausalLM.from_pretrained(str(out / "merged"), **kwargs).eval()
+        merged: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+            str(out / "merged"), **kwargs
+        )
+        return merged.eval()
     from peft import PeftModel
 
     base = AutoModelForCausalLM.from_pretrained(
@@ -95,17 +99,18 @@ def load_trained(config: TrainerConfig, prepared: dict[str, Any], out: Path) -> 
     return PeftModel.from_pretrained(base, str(out / "adapter")).eval()
 
 
-def load_base(config: TrainerConfig, prepared: dict[str, Any]) -> Any:
-    from transformers import AutoModelForCausalLM
+def load_base(config: TrainerConfig, prepared: PreparedManifest) -> Any:
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     from kubetune_trainer.modeling import DTYPES
 
-    return AutoModelForCausalLM.from_pretrained(
+    base: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
         prepared["model"],
         dtype=DTYPES[config.training.precision],
         trust_remote_code=config.model.trustRemoteCode,
         device_map={"": _device(config)},
-    ).eval()
+    )
+    return base.eval()
 
 
 def _device(config: TrainerConfig) -> Any:
@@ -117,7 +122,7 @@ def _device(config: TrainerConfig) -> Any:
 
 
 @contextmanager
-def _base_of(model: Any, config: TrainerConfig, prepared: dict[str, Any]) -> Iterator[Any]:
+def _base_of(model: Any, config: TrainerConfig, prepared: PreparedManifest) -> Iterator[Any]:
     """The base model: the adapter switched off, or (full fine-tuning) loaded on its own."""
     if hasattr(model, "disable_adapter"):
         with model.disable_adapter():
@@ -149,7 +154,7 @@ def _score(
 
 def score_shard(
     config: TrainerConfig,
-    prepared: dict[str, Any],
+    prepared: PreparedManifest,
     conversations: list[dict[str, Any]],
     tokenizer: Any,
     syntax: Syntax,
@@ -178,7 +183,7 @@ def score_shard(
 
 
 def evaluate_tool_calls(
-    config: TrainerConfig, prepared: dict[str, Any], tokenizer: Any, sinks: Any, so_far: Any
+    config: TrainerConfig, prepared: PreparedManifest, tokenizer: Any, sinks: Any, so_far: Any
 ) -> dict[str, Any] | None:
     """Score, gather and report (rank 0 returns the `evaluation` it reported, the others None).
     `so_far`: the eval loss and accuracy already reported, kept beside the scores."""
