@@ -55,7 +55,7 @@ from operator_process import (  # noqa: E402
 )
 
 
-def job(name: str) -> dict:
+def job(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "kubetune.io/v1alpha1",
         "kind": "FineTuneJob",
@@ -92,7 +92,7 @@ def direct(n: int, kube: Any, namespace: str) -> float:
     return n / (time.monotonic() - start)
 
 
-def burst(n: int, metrics_port: int, api: object, custom: object, namespace: str) -> dict[str, Any]:
+def burst(n: int, metrics_port: int, api: Any, custom: Any, namespace: str) -> dict[str, Any]:
     from kubernetes import watch
 
     seen: dict[str, float] = {}
@@ -152,13 +152,13 @@ def burst(n: int, metrics_port: int, api: object, custom: object, namespace: str
     }
 
 
-def fresh_namespace(core: object, prefix: str) -> str:
+def fresh_namespace(core: Any, prefix: str) -> str:
     namespace = f"{prefix}-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": namespace}})
     return namespace
 
 
-def drop_namespace(core: object, namespace: str) -> None:
+def drop_namespace(core: Any, namespace: str) -> None:
     """Delete and wait until it is gone, so that one burst's clean-up never slows the next."""
     from kubernetes.client.exceptions import ApiException
 

@@ -13,16 +13,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, StringConstraints, model_validator
 
-from kubetune_trainer.inputs_spec import (
-    PREFERENCE_FORMATS as PREFERENCE_FORMATS,  # for api/rules.py
-)
-from kubetune_trainer.inputs_spec import PROMPT_FORMATS as PROMPT_FORMATS  # for api/rules.py
 from kubetune_trainer.inputs_spec import DatasetSpec, ModelSource
-from kubetune_trainer.reward_spec import REWARD_KINDS as REWARD_KINDS  # for api/rules.py
 from kubetune_trainer.reward_spec import RewardSpec
 from kubetune_trainer.s3_spec import S3Connection
 from kubetune_trainer.schema import Model, SecretKeyRef
-from kubetune_trainer.training_spec import GrpoSpec as GrpoSpec  # for api/rules.py
 from kubetune_trainer.training_spec import MethodSpec, TrainingSpec, effective_accumulation
 
 Strategy = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3", "deepspeed-zero3-offload"]

@@ -2,8 +2,8 @@
 the naming rules, torch- and boto3-free (the operator embeds them; `object_store.py` uses them).
 
 Every rule is a regex over the whole `s3://…` string, written for both RE2 (the API server's CEL
-`matches()`) and Python's `re`, so `kubetune.api.rules` turns each into a CEL rule with its
-Python twin and both refuse the same URIs.
+`matches()`) and Python's `re`, so `kubetune.api.external_rules` turns each into a CEL rule with
+its Python twin and both refuse the same URIs.
 """
 
 from __future__ import annotations

@@ -101,8 +101,9 @@ class DpoSpec(Model):
     `robust` (label noise, with `labelSmoothing`), `exo_pair` (needs `labelSmoothing` > 0),
     `nca_pair`, `bco_pair`, `sppo_hard`, `aot`, `aot_unpaired`, `apo_zero`, `apo_down`,
     `discopop`, `sigmoid_norm`."""
-    # below 0.5 is a rule (rules.py), not `lt`: the API server checks a whole number such as
-    # `0` against an exclusive maximum truncated to an integer (0 >= int(0.5)) and refuses it
+    # below 0.5 is a rule (objective_rules.py), not `lt`: the API server checks a whole number
+    # such as `0` against an exclusive maximum truncated to an integer (0 >= int(0.5)) and
+    # refuses it
     labelSmoothing: float = Field(default=0.0, ge=0.0, le=0.5)
     """Probability that a pair's preference is flipped (`robust`, `aot`, `aot_unpaired`), or
     EXO's ε (`exo_pair`, typically 1e-3). The other losses ignore it."""
