@@ -47,7 +47,10 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
             "required": ["spec"],
             "additionalProperties": False,
             "properties": {
-                "methods": {"type": "array", "items": {"enum": ["supervised", "dpo"]}},
+                "methods": {
+                    "type": "array",
+                    "items": {"enum": ["supervised", "dpo", "reinforcement"]},
+                },
                 "spec": {"type": "object"},
             },
         }

@@ -203,6 +203,33 @@ def test_the_openai_client_drives_finetunejobs(
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(uploaded.id)
 
+    # Reinforcement: prompts with a reference field, and a string_check grader in the shape of
+    # OpenAI's reference; the real API server's CEL admits the GRPO job it becomes.
+    prompt = {"messages": [{"role": "user", "content": "Capital of France?"}], "answer": "Paris"}
+    prompts = client.files.create(
+        file=("rft.jsonl", jsonl(json.dumps(prompt))), purpose="fine-tune"
+    )
+    grader = {
+        "type": "string_check",
+        "name": "exact",
+        "input": "{{ sample.output_text }}",
+        "reference": "{{ item.answer }}",
+        "operation": "eq",
+    }
+    rft = client.fine_tuning.jobs.create(
+        model="tiny-llama",
+        training_file=prompts.id,
+        method={"type": "reinforcement", "reinforcement": {"grader": grader}},  # type: ignore[typeddict-item]
+    )
+    assert rft.method is not None and rft.method.type == "reinforcement"
+    rft_spec = kube.get("finetunejob", rft.id)["spec"]
+    assert rft_spec["training"]["objective"] == "grpo"
+    (reward,) = rft_spec["rewards"]
+    assert reward["name"] == "exact" and reward["stringCheck"]["referenceField"] == "answer"
+    assert reward["stringCheck"]["operation"] == "equals"
+    assert "grpo" not in spec["training"]  # the entry's GRPO settings: reinforcement jobs only
+    client.fine_tuning.jobs.cancel(rft.id)
+
 
 # OpenAI's own `curl` examples, copied from the API reference's machine-readable source: the
 # `x-oaiMeta.examples.request.curl` of each operation in openai/openai-openapi's openapi.yaml

@@ -48,8 +48,12 @@ def test_trl_preference_lines_pass_through() -> None:
         ([dpo_line(), '{"prompt": "x", "chosen": "y"}'], "file line 2: missing rejected"),
         ([chat_line(), dpo_line()], "file line 2: a preference example in a file of supervised"),
         (
-            ['{"messages": [{"role": "user", "content": "hi"}]}'],
-            "file line 1: no assistant message",
+            [chat_line(), '{"messages": [{"role": "user", "content": "hi"}]}'],
+            "file line 2: no assistant message",
+        ),
+        (
+            ['{"messages": [{"role": "user", "content": "hi"}]}', chat_line()],
+            "file line 2: no assistant message",
         ),
         (
             ['{"messages": [{"role": "robot", "content": "hi"}]}'],

@@ -91,7 +91,12 @@ def test_a_dpo_job_trains_dpo_with_beta() -> None:
             "'gpt-4o' is not in this cluster's catalog (allowed: llama-3.1-8b-instruct, tiny-llama)",
         ),
         ({"model": None}, "model", "model: required"),
-        ({"method": {"type": "reinforcement"}}, "method.type", "'reinforcement' is not served"),
+        ({"method": {"type": "distillation"}}, "method.type", "'distillation' is not served"),
+        (
+            {"method": {"type": "reinforcement"}},
+            "method.reinforcement.grader",
+            "method.reinforcement.grader: required",
+        ),
         (
             {"training_file": PREF.id},
             "training_file",

@@ -4,7 +4,7 @@ The admin writes it (a YAML file; the chart mounts it from a ConfigMap):
 
     models:
       llama-3.1-8b-instruct:
-        methods: [supervised, dpo]        # OpenAI's method types this model allows
+        methods: [supervised, dpo]        # of supervised, dpo, reinforcement
         spec:                             # a FineTuneJob spec without its dataset sources
           model: {source: hf://meta-llama/Llama-3.1-8B-Instruct}
           dataset: {chatTemplate: {builtin: llama-3.1}}
@@ -13,6 +13,7 @@ The admin writes it (a YAML file; the chart mounts it from a ConfigMap):
           distributed: {gpusPerNode: 8}
           storage: {size: 200Gi}
 
+The entry's `training.dpo` and `training.grpo` apply only to `dpo` and `reinforcement` requests.
 A request's fields are laid over the entry's spec and the result is validated as any
 FineTuneJob is (`kubetune.api.job.parse_job`), so the catalog cannot smuggle in what
 `kubectl apply` would refuse.
@@ -26,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-OpenAIMethod = Literal["supervised", "dpo"]
+OpenAIMethod = Literal["supervised", "dpo", "reinforcement"]
 
 
 def _supervised_only() -> list[OpenAIMethod]:

@@ -18,13 +18,17 @@ from kubetune.api.job import API_VERSION, KIND, InvalidJob, parse_job
 from kubetune.openai_api.catalog import Catalog
 from kubetune.openai_api.errors import ApiError, invalid
 from kubetune.openai_api.files import StoredFile
+from kubetune.openai_api.graders import PARAM as GRADER_PARAM
+from kubetune.openai_api.graders import rewards_of
 
 MANAGED_LABEL = "api.kubetune.io/managed"
 REQUEST_ANNOTATION = "api.kubetune.io/request"
 CANCELLED_ANNOTATION = "api.kubetune.io/cancelled"
 JOB_ID = re.compile(r"^ftjob-[a-z0-9]{1,40}$")
-FILE_KINDS = {"supervised": "supervised", "dpo": "preference"}
-DATASET_FORMATS = {"supervised": "messages", "dpo": "preference"}
+FILE_KINDS = {"supervised": "supervised", "dpo": "preference", "reinforcement": "reinforcement"}
+DATASET_FORMATS = {"supervised": "messages", "dpo": "preference", "reinforcement": "prompts"}
+# OpenAI's reinforcement hyperparameters kubetune has no setting for: only "auto" is taken.
+AUTO_ONLY = {"compute_multiplier", "eval_interval", "eval_samples", "reasoning_effort"}
 # Where a refused field came from, for OpenAI's `param`.
 PARAMS = {
     "spec.training.epochs": "hyperparameters.n_epochs",
@@ -33,6 +37,7 @@ PARAMS = {
     "spec.training.dpo.beta": "hyperparameters.beta",
     "spec.training.seed": "seed",
     "spec.tracking.wandb.apiKeySecretRef": "integrations",
+    "spec.rewards": GRADER_PARAM,
 }
 
 
@@ -47,13 +52,18 @@ def _hyperparameters(body: dict[str, Any], method: str) -> dict[str, Any]:
         )
     merged = {**legacy, **nested}
     allowed = {"n_epochs", "batch_size", "learning_rate_multiplier"} | (
-        {"beta"} if method == "dpo" else set()
+        {"beta"} if method == "dpo" else AUTO_ONLY if method == "reinforcement" else set()
     )
-    for key in merged:
+    for key, value in merged.items():
         if key not in allowed:
             raise invalid(
                 f"hyperparameters.{key}: not a {method} hyperparameter "
                 f"(allowed: {', '.join(sorted(allowed))})",
+                param=f"hyperparameters.{key}",
+            )
+        if key in AUTO_ONLY and value not in ("auto", None):
+            raise invalid(
+                f"hyperparameters.{key}: only 'auto' is served (kubetune has no such setting)",
                 param=f"hyperparameters.{key}",
             )
     return {k: v for k, v in merged.items() if v != "auto" and v is not None}
@@ -89,8 +99,13 @@ def request_of(body: dict[str, Any]) -> dict[str, Any]:
     method = (body.get("method") or {}).get("type", "supervised")
     if method not in FILE_KINDS:
         raise invalid(
-            f"method.type: {method!r} is not served (supervised or dpo)", param="method.type"
+            f"method.type: {method!r} is not served (supervised, dpo or reinforcement)",
+            param="method.type",
         )
+    grader = None
+    if method == "reinforcement":
+        grader = ((body.get("method") or {}).get("reinforcement") or {}).get("grader")
+        rewards_of(grader)  # refused here, before any lookup, when not served
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not 1 <= len(suffix) <= 64):
         raise invalid("suffix: a string of 1 to 64 characters", param="suffix")
@@ -109,6 +124,7 @@ def request_of(body: dict[str, Any]) -> dict[str, Any]:
         "seed": seed,
         "metadata": _metadata(body.get("metadata")),
         "integrations": body.get("integrations") or [],
+        **({"grader": grader} if grader is not None else {}),
     }
 
 
@@ -151,7 +167,14 @@ def build_job(
     if validation is not None:
         dataset["validation"] = {"source": source_of(validation.id), "format": fmt}
     train = spec.setdefault("training", {})
+    # the entry's settings for one objective apply to that method's requests only
+    for setting, owner in (("dpo", "dpo"), ("grpo", "reinforcement")):
+        if method != owner:
+            train.pop(setting, None)
     hp = request["hyperparameters"]
+    if method == "reinforcement":
+        train["objective"] = "grpo"
+        spec["rewards"] = rewards_of(request["grader"])
     if method == "dpo":
         train["objective"] = "dpo"
         if "beta" in hp:

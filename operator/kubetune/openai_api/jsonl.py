@@ -7,6 +7,10 @@ A file holds one kind of example throughout:
   "preferred_output": [...], "non_preferred_output": [...]}`, or TRL's
   `{"prompt", "chosen", "rejected"}` (kubetune's `preference` format). OpenAI's lines are
   rewritten into TRL's for the training copy; the upload is kept as it came for `/content`.
+- `reinforcement`: OpenAI's reinforcement format, `{"messages": [...], "tools"?: [...],
+  <reference fields>…}` whose messages end before any assistant reply (the prompt); its other
+  fields (e.g. `reference_answer`) are what the graders read as `{{item.<field>}}`. The training
+  copy is kubetune's `prompts` format, `{"prompt": [...], "tools"?: [...], <fields>…}`.
 
 Each line goes through the trainer's own converters (`kubetune_trainer.data.formats` and
 `.preference`, pure Python), so a line accepted here is a line `prepare` reads; the first bad
@@ -22,8 +26,9 @@ from typing import Any, Literal
 from kubetune.openai_api.errors import ApiError, invalid
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.preference import convert_pair
+from kubetune_trainer.data.prompts import from_prompts
 
-Kind = Literal["supervised", "preference"]
+Kind = Literal["supervised", "preference", "reinforcement"]
 OPENAI_PREFERENCE_KEYS = ("input", "preferred_output", "non_preferred_output")
 
 
@@ -37,7 +42,9 @@ class CheckedFile:
 
 def kind_of(record: dict[str, Any]) -> Kind:
     if "messages" in record:
-        return "supervised"
+        messages = record["messages"] if isinstance(record["messages"], list) else []
+        replies = any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
+        return "supervised" if replies or not messages else "reinforcement"
     if any(key in record for key in (*OPENAI_PREFERENCE_KEYS, "chosen", "rejected")):
         return "preference"
     raise FormatError(
@@ -72,6 +79,13 @@ def _check_supervised(record: dict[str, Any]) -> None:
         raise FormatError("no assistant message: an example needs a reply to train on")
 
 
+def _prompts_row(record: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's reinforcement line as a `prompts` row, read back as `prepare` reads it."""
+    row = {"prompt": record["messages"], **{k: v for k, v in record.items() if k != "messages"}}
+    from_prompts(row, {})
+    return row
+
+
 def check_file(data: bytes, purpose: str = "fine-tune") -> CheckedFile:
     """The file's kind and training copy, or a 400 naming the first bad line (1-based)."""
     if purpose != "fine-tune":
@@ -93,6 +107,11 @@ def check_file(data: bytes, purpose: str = "fine-tune") -> CheckedFile:
                 raise FormatError(f"expected a JSON object, got {type(record).__name__}")
             line_kind = kind_of(record)
             if kind is not None and line_kind != kind:
+                if {kind, line_kind} == {"supervised", "reinforcement"}:
+                    raise FormatError(
+                        "no assistant message: a supervised example needs a reply to train on "
+                        "(only a file of reinforcement prompts has none)"
+                    )
                 raise FormatError(
                     f"a {line_kind} example in a file of {kind} examples: keep one kind a file"
                 )
@@ -100,6 +119,8 @@ def check_file(data: bytes, purpose: str = "fine-tune") -> CheckedFile:
             if kind == "supervised":
                 _check_supervised(record)
                 out.append(line)
+            elif kind == "reinforcement":
+                out.append(json.dumps(_prompts_row(record), ensure_ascii=False))
             else:
                 pair = trl_pair(record)
                 convert_pair(pair, "preference")

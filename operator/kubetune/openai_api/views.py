@@ -77,6 +77,8 @@ def job_view(job: Obj) -> Obj:
     method: Obj = {"type": method_type}
     if method_type == "dpo":
         method["dpo"] = {"hyperparameters": {**hp, "beta": hyper.get("beta", "auto")}}
+    elif method_type == "reinforcement":
+        method["reinforcement"] = {"grader": request.get("grader"), "hyperparameters": hp}
     else:
         method["supervised"] = {"hyperparameters": hp}
     error = None
