@@ -139,8 +139,15 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings, cache: Jo
         """The succeeded job whose results file this is, if any (from the watch cache)."""
         if not FILE_ID.match(file_id):
             return None
-        jobs = cache.list(c.namespace)
-        return next((j for j in jobs if results.result_file_id(j) == file_id), None)
+        return next(
+            (
+                job
+                for job in cache.list(c.namespace)
+                if views.openai_status(job) == "succeeded"
+                and results.result_file_id(job) == file_id
+            ),
+            None,
+        )
 
     # Files
 
@@ -185,14 +192,14 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings, cache: Jo
     @app.get("/v1/files/{file_id}")
     def get_file(c: CallerDep, file_id: str) -> dict[str, Any]:
         allowed(c, "get")
-        if (job := result_job(c, file_id)) and (done := views.result_files([job])):
-            return done[0].openai()
+        if job := result_job(c, file_id):
+            return views.result_files([job])[0].openai()
         return stored(c, file_id).openai()
 
     @app.get("/v1/files/{file_id}/content")
     def file_content(c: CallerDep, file_id: str) -> Response:
         allowed(c, "get")
-        if (job := result_job(c, file_id)) and views.result_files([job]):
+        if job := result_job(c, file_id):
             return Response(results.result_csv(job), media_type="text/csv")
         stored(c, file_id)
         return Response(store.content(c.namespace, file_id), media_type="application/jsonl")
