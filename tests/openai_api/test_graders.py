@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from openai.types.fine_tuning import FineTuningJob
+from openai.types.graders import MultiGrader, StringCheckGrader
 
 from kubetune.api.job import parse_job
 from kubetune.openai_api.errors import ApiError
@@ -34,6 +35,7 @@ RFT = StoredFile("file-" + "c" * 24, 10, 1, "prompts.jsonl", "fine-tune", "reinf
 
 
 def test_a_string_check_is_a_string_check_reward() -> None:
+    StringCheckGrader.model_validate(EXACT)  # OpenAI's own type for the grader
     assert rewards_of(EXACT) == [
         {
             "name": "exact-answer",
@@ -52,9 +54,12 @@ def test_a_string_check_is_a_string_check_reward() -> None:
 def test_a_multi_grader_weighs_its_string_checks_as_calculate_output_says() -> None:
     multi = {
         "type": "multi",
+        "name": "answer",
         "graders": {"exact": EXACT, "partial": {**EXACT, "operation": "like"}},
         "calculate_output": "0.7 * exact + partial * 0.3",
     }
+    for inner in multi["graders"].values():  # OpenAI's own type for each grader
+        StringCheckGrader.model_validate(inner)
     rewards = rewards_of(multi)
     assert [(r["name"], r["weight"], r["stringCheck"]["operation"]) for r in rewards] == [
         ("exact", 0.7, "equals"),
@@ -155,3 +160,21 @@ def test_openais_developer_role_is_named_as_the_line_kubetune_cannot_read() -> N
     }
     with pytest.raises(ApiError, match=r"file line 1: unknown role 'developer'"):
         check_file(jsonl(json.dumps(line)))
+
+
+def test_a_multi_grader_typed_as_the_openai_package_types_it_is_taken_too() -> None:
+    """The `openai` package's `MultiGrader` holds one grader in `graders` (its guide names
+    several): that one is named by its own `name`."""
+    single = {"type": "multi", "name": "m", "graders": EXACT, "calculate_output": "Exact answer"}
+    MultiGrader.model_validate(single)
+    with pytest.raises(ApiError, match="calculate_output: a weighted sum"):
+        rewards_of(single)  # "Exact answer" is no Python name: the formula cannot name it
+    named = {**single, "graders": {**EXACT, "name": "exact"}, "calculate_output": "exact"}
+    MultiGrader.model_validate(named)
+    assert rewards_of(named) == [
+        {
+            "name": "exact",
+            "weight": 1.0,
+            "stringCheck": {"operation": "equals", "referenceField": "reference_answer"},
+        }
+    ]

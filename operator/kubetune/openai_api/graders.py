@@ -6,8 +6,9 @@ Served (docs/openai-api.md#reinforcement):
   `{{sample.output_text}}`, or `{{sample.output_json.a.b}}` (the value at `$.a.b` of the
   completion read as JSON); `reference` is `{{item.<field>}}` (the training line's own field) or
   a literal string;
-- `multi`: several of those, and `calculate_output` a weighted sum of their names
-  (`0.7 * exact + 0.3 * partial`), whose weights become the rewards' weights.
+- `multi`: several of those by name (as OpenAI's graders guide writes it; the `openai` package's
+  type holds one grader, taken as named by its `name`), and `calculate_output` a weighted sum
+  of their names (`0.7 * exact + 0.3 * partial`), whose weights become the rewards' weights.
 
 Anything else is refused with a 400 that names the grader field and what is served: `ne` and
 `ilike` have no kubetune twin, and `text_similarity`, `score_model`, `label_model` and `python`
@@ -114,6 +115,10 @@ def rewards_of(grader: Any) -> list[dict[str, Any]]:
         ]
     if kind == "multi":
         graders = grader.get("graders")
+        if isinstance(graders, dict) and "type" in graders:
+            # the `openai` package types `graders` as one grader; OpenAI's graders guide names
+            # several: one grader is taken as named by its `name`
+            graders = {str(graders.get("name") or "grader"): graders}
         if not isinstance(graders, dict) or not graders:
             raise _refuse("graders: an object of named graders", PARAM)
         weights = _weights(grader.get("calculate_output"), list(graders), PARAM)
