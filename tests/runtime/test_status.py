@@ -272,3 +272,20 @@ def test_summary_conditions_follow_a_job_from_pending_to_success() -> None:
     assert status is not None and status["phase"] == "Succeeded"
     assert {c["reason"] for c in status["conditions"]} >= {"TrainingSucceeded", "Training"}
     assert all(c["reason"] for c in status["conditions"])  # metav1.Condition: never empty
+
+
+def test_a_resumed_suspension_keeps_its_reason_even_within_one_second() -> None:
+    """Suspended goes False with reason Resumed after a resume, and keeps it as the job moves
+    on; timestamps have one-second resolution, so a suspension and its resume can share one."""
+    running = Observed(pytorchjob=RUNNING, pods=[PodState("p", phase="Running")])
+    paused = Observed(pytorchjob=pytorchjob(("Suspended", "")))
+    status = compute_status(JOB, running, None, NOW)
+    assert next(c for c in status["conditions"] if c["type"] == "Suspended")["reason"] == "Training"
+    status = compute_status(JOB, paused, status, NOW)
+    status = compute_status(JOB, Observed(pytorchjob=RUNNING), status, NOW)  # the same second
+    suspended = next(c for c in status["conditions"] if c["type"] == "Suspended")
+    assert (suspended["status"], suspended["reason"]) == ("False", "Resumed")
+    status = compute_status(JOB, running, status, LATER)
+    suspended = next(c for c in status["conditions"] if c["type"] == "Suspended")
+    assert (suspended["status"], suspended["reason"]) == ("False", "Resumed")
+    assert suspended["lastTransitionTime"] == NOW

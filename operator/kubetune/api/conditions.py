@@ -13,9 +13,11 @@ A FineTuneJob carries, from its first reconcile on:
 - `Suspended`: True while suspended (`spec.runPolicy.suspend`), else False;
 - `Ready`: True while its training pods are all up and training, else False.
 Their reason and message are the phase's whenever they are not True: why the job is not (yet)
-ready, done or failed. Beside them, one condition per phase the job has been in (`Pending`,
-`Queued`, `Preparing`, `Training`), True for the current one, False for earlier ones; and
-`SpecChangeRefused` and `NetworkDegraded` when they apply. So
+ready, done or failed; except `Suspended` once a job has been suspended and resumed: False with
+reason `Resumed` from then on (the OpenAI API's events read it, and a suspension and its resume
+can fall in one second of `lastTransitionTime`). Beside them, one condition per phase the job
+has been in (`Pending`, `Queued`, `Preparing`, `Training`), True for the current one, False for
+earlier ones; and `SpecChangeRefused` and `NetworkDegraded` when they apply. So
 `kubectl wait --for=condition=Succeeded finetunejob/NAME` waits for a job to finish well, and
 `--for=condition=Failed` for it to fail.
 """
@@ -47,6 +49,8 @@ class Reason:
     TRAINING_FAILED = "TrainingFailed"
     PREPARE_FAILED = "PrepareFailed"
     SUSPENDED = "Suspended"
+    RESUMED = "Resumed"
+    """Suspended=False once the job has been suspended and resumed (it keeps this reason)."""
     CLAIM_PENDING = "ClaimPending"
     UNSCHEDULABLE = "Unschedulable"
     PREPARING = "Preparing"

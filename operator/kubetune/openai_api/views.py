@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from kubetune.api.conditions import READY, SUCCEEDED, SUMMARY
+from kubetune.api.conditions import READY, SUMMARY, Reason
 from kubetune.openai_api.files import StoredFile
 from kubetune.openai_api.jobs import CANCELLED_ANNOTATION, REQUEST_ANNOTATION
 from kubetune.openai_api.results import result_file, result_file_id
@@ -147,20 +147,16 @@ def events_view(job: Obj) -> list[Obj]:
     name = meta["name"]
     created = unix(meta.get("creationTimestamp"))
     events = [_event(name, created, "Created fine-tuning job")]
-    conditions = status.get("conditions") or []
-    # The summary conditions are all set by the first status: one whose status moved since
-    # then has been true (Ready is Training's twin, Succeeded's False is Failed's True).
-    first = min(
-        (c.get("lastTransitionTime") or "" for c in conditions if c["type"] in SUMMARY), default=""
-    )
-    for cond in conditions:
+    for cond in status.get("conditions") or []:
         at = unix(cond.get("lastTransitionTime"))
-        if cond["type"] == READY or (cond["type"] == SUCCEEDED and cond.get("status") != "True"):
-            continue
         if cond.get("status") != "True":
-            # a phase's condition is kept once it has been true: False means it has ended
-            if cond["type"] not in SUMMARY or (cond.get("lastTransitionTime") or "") > first:
+            # A phase's condition is kept once it has been true: False means it has ended. The
+            # summary conditions are there from the start: of them only a resumed suspension
+            # (Suspended False, reason Resumed) has ended.
+            if cond["type"] not in SUMMARY or cond.get("reason") == Reason.RESUMED:
                 events.append(_event(name, at, f"{cond['type']} ended"))
+            continue
+        if cond["type"] == READY:  # the Training condition's twin
             continue
         level = "error" if cond["type"] == "Failed" else "info"
         text = f"{cond['type']}: {cond.get('message') or cond.get('reason') or ''}".rstrip(": ")

@@ -184,7 +184,14 @@ def _conditions(
     done: Status = "True" if phase == "Succeeded" else "False" if phase == "Failed" else "Unknown"
     put(SUCCEEDED, done, reason, message)
     put(FAILED, "True" if phase == "Failed" else "False", reason, message)
-    put(SUSPENDED, "True" if phase == "Suspended" else "False", reason, message)
+    if phase == "Suspended":
+        put(SUSPENDED, "True", reason, message)
+    elif (held := find_condition(old, SUSPENDED)) and (
+        held.get("status") == "True" or held.get("reason") == Reason.RESUMED
+    ):
+        put(SUSPENDED, "False", Reason.RESUMED, "resumed after a suspension")
+    else:
+        put(SUSPENDED, "False", reason, message)
     put(READY, "True" if phase == "Training" else "False", reason, message)
     if refused:
         put(SPEC_CHANGE_REFUSED, "True", Reason.TRAINING_STARTED, refused)
