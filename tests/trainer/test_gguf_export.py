@@ -42,7 +42,8 @@ QUANTIZATIONS = ["f16", "q8_0", "q4_k_m"]
 # of its block's largest, Q4_K_M to 4-6 bits. Measured: f16 KL 3e-7, top-1 100%; q8_0 KL
 # 1e-4, top-1 100%; q4_k_m KL 0.011, top-1 91% (0.035 and 93% with 60 pretraining steps).
 MAX_MEAN_KL = {"f16": 1e-4, "q8_0": 5e-3, "q4_k_m": 0.1}
-MIN_TOP1 = {"f16": 1.0, "q8_0": 0.9, "q4_k_m": 0.8}
+MIN_TOP1 = {"f16": 0.95, "q8_0": 0.9, "q4_k_m": 0.8}
+F16_TIE = 0.02  # log p: f16 weights move the tiny model's logits by less than this
 CHATS = [
     [
         {"role": "system", "content": "You are a helpful assistant."},
@@ -193,10 +194,16 @@ def test_llama_cpp_agrees_with_transformers(
         got = scores - np.logaddexp.reduce(scores, axis=-1, keepdims=True)
         kl += list((np.exp(expected) * (expected - got)).sum(-1))
         same += list(expected.argmax(-1) == got.argmax(-1))
-        if quantization == "f16":  # the reference's likeliest token gets the same log p
+        if quantization == "f16":
+            # The reference's likeliest token gets the same log p, and where the two
+            # pick different tokens it is a tie: the reference gives llama.cpp's pick
+            # a log p within F16_TIE of its own best (f16 rounding reorders near-ties).
             top = expected.argmax(-1)[:, None]
             diff = np.take_along_axis(expected, top, -1) - np.take_along_axis(got, top, -1)
-            assert np.abs(diff).max() < 0.02
+            assert np.abs(diff).max() < F16_TIE
+            picked = got.argmax(-1)[:, None]
+            gap = expected.max(-1) - np.take_along_axis(expected, picked, -1)[:, 0]
+            assert gap.max() < F16_TIE, gap
     mean_kl, top1 = float(np.mean(kl)), float(np.mean(same))
     print(f"{quantization}: mean KL {mean_kl:.2e}, same top-1 {top1:.1%} over {len(kl)} positions")
     assert mean_kl < MAX_MEAN_KL[quantization]
@@ -212,9 +219,10 @@ def test_llama_cpp_agrees_with_transformers(
             break
     print(f"{quantization}: generates {json.dumps(tokenizer.decode(generated))}")
     assert len(generated) == 8
-    if quantization == "f16":
+    if quantization == "f16":  # each greedy pick is transformers' pick, or ties with it
         sequence = list(ids)
         with torch.no_grad():
-            for _ in range(8):
-                sequence.append(int(model(torch.tensor([sequence])).logits[0, -1].argmax()))
-        assert generated == sequence[len(ids) :]
+            for token in generated:
+                logp = torch.log_softmax(model(torch.tensor([sequence])).logits[0, -1].double(), -1)
+                assert float(logp.max() - logp[token]) < F16_TIE, (token, int(logp.argmax()))
+                sequence.append(token)
