@@ -14,9 +14,9 @@ import pytest
 
 from kubetune_trainer.object_store import (
     ObjectStoreError,
-    _fetch_missing,
     client,
     download,
+    fetch_objects,
     list_objects,
     upload,
 )
@@ -118,7 +118,7 @@ def test_an_object_replaced_after_the_listing_is_refused(
     listed = list_objects(client(where), where)
     s3.put_object(Bucket=bucket, Key="d/a.jsonl", Body=b"new, other size\n")
     with pytest.raises(ObjectStoreError) as err:
-        _fetch_missing(client(where), where, listed, tmp_path / "f", "d/")
+        fetch_objects(client(where), where, listed, tmp_path / "f", "d/")
     assert f"s3://{bucket}/d/a.jsonl" in str(err.value)
     assert "PreconditionFailed" in str(err.value), err.value
     assert not (tmp_path / "f" / "a.jsonl").exists()

@@ -5,7 +5,9 @@
    s3:// (manifest last), with the credentials from a Secret;
 2. the same job with an identity the server refuses fails in `prepare`, its status naming
    AccessDenied and the object, and the secret's value appears nowhere;
-3. `kubetune run` reads and writes the same server through the SDK's default chain.
+3. `kubetune run` reads and writes the same server through the SDK's default chain;
+4. a run whose workspace is lost mid-training (its folder deleted, as a deleted PVC) resumes on
+   a new one from the checkpoints it uploaded (`output.uploadCheckpoints`).
 (Local control plane only: the kind cluster has no S3 server yet.)
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +26,7 @@ import yaml
 
 from tests.support.chain import TINY, TINY_DATA, Chain, wait_for
 from tests.support.factories import example_docs
+from tests.support.kube import eventually
 from tests.support.s3 import LocalS3
 
 STEPS = 20
@@ -159,3 +163,81 @@ def test_kubetune_run_reads_and_writes_the_s3_server(local_s3: LocalS3, tmp_path
     assert "runs/local-s3/manifest.json" in listing, sorted(listing)
     assert "runs/local-s3/adapter/adapter_model.safetensors" in listing, sorted(listing)
     assert keys["secretAccessKey"] not in proc.stdout + proc.stderr
+
+
+def test_a_run_whose_volume_is_lost_resumes_from_its_s3_checkpoints(
+    local_s3: LocalS3, tmp_path: Path
+) -> None:
+    """Checkpoints every 2 steps go to the bucket (the newest one kept, as on the volume); the
+    run is SIGKILLed while held at step 5 and its workspace deleted; a run on a new, empty
+    workspace restores checkpoint-4 from the bucket and ends at step 6: one step redone."""
+    bucket = local_s3.bucket()
+    local_s3.client().upload_file(str(TINY_DATA), bucket, "data/tiny-chat.jsonl")
+    doc = example_docs(TINY)[0]
+    doc["metadata"]["name"] = "lost-volume"
+    spec = doc["spec"]
+    spec["dataset"]["sources"][0]["source"] = f"s3://{bucket}/data/tiny-chat.jsonl"
+    spec["output"] = {"uri": f"s3://{bucket}/runs/lost/", "uploadCheckpoints": True}
+    spec["s3"] = local_s3.connection()
+    spec["training"].update({"maxSteps": 6, "saveSteps": 2, "saveTotalLimit": 1})
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump(doc))
+    keys = local_s3.keys("admin")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": keys["accessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": keys["secretAccessKey"],
+        "OMP_NUM_THREADS": "1",
+    }
+    kubetune = shutil.which("kubetune") or str(Path(sys.executable).with_name("kubetune"))
+    first = tmp_path / "first"
+    marker = "runs/lost/checkpoints/checkpoint-4/kubetune-complete.json"
+    proc = subprocess.Popen(
+        [kubetune, "run", str(job_file), "--output", str(first)],
+        env={**env, "FAULT_TEST_PAUSE_AT_STEP": "5"},
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        eventually(
+            lambda: (
+                proc.poll() is not None
+                or (
+                    list(first.rglob("paused-at-step-5")) and marker in local_s3.listing(bucket, "")
+                )
+            ),
+            timeout=300,
+            what="the run held at step 5 with checkpoint-4 uploaded",
+        )
+        assert proc.poll() is None, "the first run ended before step 5"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    listing = local_s3.listing(bucket, "runs/lost/checkpoints/")
+    complete = sorted(k for k in listing if k.endswith("/kubetune-complete.json"))
+    assert complete == [marker], sorted(listing)  # checkpoint-2 rotated out of the bucket too
+    assert not [k for k in listing if "checkpoint-2/" in k], sorted(listing)
+    shutil.rmtree(first)  # the volume is lost
+
+    second = tmp_path / "second"
+    done = subprocess.run(
+        [kubetune, "run", str(job_file), "--output", str(second)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    logs = "\n".join(p.read_text() for p in sorted(second.rglob("logs/*.log")))
+    assert done.returncode == 0, done.stdout[-2000:] + logs[-3000:]
+    assert f"restoring checkpoint-4 from s3://{bucket}/runs/lost/checkpoints/" in logs, logs
+    resumes = json.loads(next(second.rglob("resumes.json")).read_text())
+    assert [r["fromStep"] for r in resumes] == [4], resumes
+    manifest = json.loads(
+        local_s3.client().get_object(Bucket=bucket, Key="runs/lost/manifest.json")["Body"].read()
+    )
+    assert manifest["metrics"]["globalStep"] == 6, manifest["metrics"]
+    listing = local_s3.listing(bucket, "runs/lost/checkpoints/")
+    complete = sorted(k for k in listing if k.endswith("/kubetune-complete.json"))
+    assert complete == ["runs/lost/checkpoints/checkpoint-6/kubetune-complete.json"], complete
+    assert keys["secretAccessKey"] not in logs + done.stdout

@@ -180,6 +180,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("s3-override-not-s3", make_job(**{"spec.model.s3": {"pathStyle": True}}), "spec.model.s3", "not s3://"),
     ("s3-source-override-not-s3", make_job(**{"spec.dataset.sources[0].s3": {"pathStyle": True}}), "spec.dataset.sources", "not s3://"),
     ("s3-output-connection-without-uri", make_job(**{"spec.output.s3": {"pathStyle": True}}), "spec.output.s3", "output.uri"),
+    ("s3-checkpoints-without-uri", make_job(**{"spec.output.uploadCheckpoints": True}), "spec.output.uploadCheckpoints", "output.uri"),
     ("s3-output-with-entrypoint", make_job(**{"spec.output.uri": "s3://my-runs/a/", "spec.entrypoint": {"module": "my.train"}}), "spec.output.uri", "entrypoint"),
 ]
 

@@ -50,21 +50,37 @@ class CompleteCheckpoints(TrainerCallback):
 
     The Trainer's own rotation is off (save_total_limit=None): it could delete the last
     complete checkpoint before the new one is marked, and a crash then would lose both.
+
+    With an uploader (`output.uploadCheckpoints`, rank 0), each complete checkpoint is handed
+    to it, and the rotation leaves the one it is uploading alone.
     """
 
-    def __init__(self, root: Path, keep: int) -> None:
-        self.root, self.keep = root, keep
+    def __init__(self, root: Path, keep: int, uploader: Uploader | None = None) -> None:
+        self.root, self.keep, self.uploader = root, keep, uploader
 
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         barrier()
         if state.is_world_process_zero:
             folder = self.root / f"checkpoint-{state.global_step}"
             mark_complete(folder, step=state.global_step)
+            busy = None
+            if self.uploader is not None:
+                self.uploader.submit(folder)
+                busy = self.uploader.busy_with()
             done = [p for p in checkpoints(self.root) if complete(p)]
             for old in done[: -self.keep]:
-                shutil.rmtree(old, ignore_errors=True)
+                if old != busy:
+                    shutil.rmtree(old, ignore_errors=True)
             log(f"checkpoint {folder.name} complete")
         barrier()
+
+
+class Uploader(Protocol):
+    def submit(self, folder: Path) -> None:
+        """Queue a complete checkpoint for upload."""
+
+    def busy_with(self) -> Path | None:
+        """The checkpoint being uploaded now, if any."""
 
 
 class GracefulStop(TrainerCallback):

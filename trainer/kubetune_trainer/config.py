@@ -61,6 +61,12 @@ class OutputSpec(Model):
     """Also upload the outputs here after the export, e.g. `s3://bucket/runs/my-job/`: adapter,
     merged model, GGUF files, evaluation files, metrics, report and the run manifest, which is
     uploaded last and marks the upload complete. The volume keeps its copy."""
+    uploadCheckpoints: bool = False
+    """Also upload every complete checkpoint to `<uri>/checkpoints/` (its completion marker last,
+    in the background while training goes on), keeping there the newest
+    `training.saveTotalLimit`. A job whose volume is lost (a deleted PVC, a node's local disk)
+    resumes from the bucket's latest complete checkpoint, losing at most `training.saveSteps`.
+    Needs `uri`."""
     s3: S3Connection | None = None
     """Connection for this s3:// location instead of the job's `s3` (replaces it whole,
     credentials included)."""

@@ -225,7 +225,7 @@ def download(where: Located, cache: Path) -> tuple[Path, str]:
         base = loc.key.rsplit("/", 1)[0] + "/" if single and "/" in loc.key else ""
         if not single:
             base = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
-        _fetch_missing(s3, where, listed, folder, base)
+        fetch_objects(s3, where, listed, folder, base)
     revision = hashlib.sha256(
         json.dumps(sorted((o.key, o.etag) for o in listed)).encode()
     ).hexdigest()
@@ -233,7 +233,7 @@ def download(where: Located, cache: Path) -> tuple[Path, str]:
     return path, revision
 
 
-def _fetch_missing(s3: Any, where: Located, listed: list[Listed], folder: Path, base: str) -> None:
+def fetch_objects(s3: Any, where: Located, listed: list[Listed], folder: Path, base: str) -> None:
     from boto3.s3.transfer import create_transfer_manager
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -307,22 +307,25 @@ def _files(folder: Path) -> Iterator[Path]:
             yield path
 
 
-def upload(folder: Path, where: Located) -> list[str]:
-    """Upload every file under `folder` to the location as a prefix, `manifest.json` last;
-    return the keys written."""
+def upload(
+    folder: Path, where: Located, last: str = MANIFEST, what: str = "the outputs"
+) -> list[str]:
+    """Upload every file under `folder` to the location as a prefix, `last` (the run manifest,
+    or a checkpoint's completion marker) last, after deleting an earlier one; return the keys
+    written."""
     from boto3.s3.transfer import create_transfer_manager
 
     loc = S3Location.parse(where.uri)
     prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
     s3 = client(where)
-    files = [p for p in _files(folder) if p.relative_to(folder).as_posix() != MANIFEST]
-    manifest = folder / MANIFEST
+    files = [p for p in _files(folder) if p.relative_to(folder).as_posix() != last]
+    manifest = folder / last
     try:
-        s3.delete_object(Bucket=loc.bucket, Key=prefix + MANIFEST)  # incomplete until the end
+        s3.delete_object(Bucket=loc.bucket, Key=prefix + last)  # incomplete until the end
     except Exception as err:
-        raise describe(err, where, prefix + MANIFEST) from None
+        raise describe(err, where, prefix + last) from None
     total = sum(p.stat().st_size for p in files)
-    log(f"uploading {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
+    log(f"uploading {what}: {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
     keys = []
     progress = TransferProgress("uploaded", total, f"s3://{loc.bucket}/{prefix}")
     subscribers = [progress.subscriber()]
@@ -339,9 +342,9 @@ def upload(folder: Path, where: Located) -> list[str]:
                 raise describe(err, where, key) from None
     if manifest.exists():
         try:
-            s3.upload_file(str(manifest), loc.bucket, prefix + MANIFEST)
+            s3.upload_file(str(manifest), loc.bucket, prefix + last)
         except Exception as err:
-            raise describe(err, where, prefix + MANIFEST) from None
-        keys.append(prefix + MANIFEST)
-    log(f"uploaded the outputs to s3://{loc.bucket}/{prefix} ({MANIFEST} last)")
+            raise describe(err, where, prefix + last) from None
+        keys.append(prefix + last)
+    log(f"uploaded {what} to s3://{loc.bucket}/{prefix} ({last} last)")
     return keys

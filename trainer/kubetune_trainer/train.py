@@ -40,6 +40,7 @@ from kubetune_trainer.failures import (
     volume_full_message,
 )
 from kubetune_trainer.log import fail, log
+from kubetune_trainer.object_store import ObjectStoreError
 from kubetune_trainer.prepared import NotPrepared, Prepared, load_prepared
 from kubetune_trainer.training_args import configure_tracking, training_arguments
 
@@ -50,10 +51,14 @@ EXIT_UPLOAD = 6
 
 
 def checkpoint_to_resume(config: TrainerConfig) -> Path | None:
-    """The latest complete checkpoint, after removing any a crash left half-written; rank 0
-    records the resume and the steps it redoes (checkpoints.record_resume)."""
+    """The latest complete checkpoint, after restoring the bucket's when it is newer
+    (`output.uploadCheckpoints`, checkpoint_store.py) and removing any a crash left
+    half-written; rank 0 records the resume and the steps it redoes (checkpoints.record_resume)."""
+    from kubetune_trainer.checkpoint_store import restore
+
     job = Path(config.paths.job)
     root = job / "checkpoints"
+    restore(config, root)
     for stale in remove_incomplete(root):
         log(f"removed incomplete checkpoint {stale.name} (a crash while saving)")
     resume = latest_complete(root)
@@ -73,10 +78,13 @@ def progress_sinks(config: TrainerConfig) -> Any:
     return Sinks(FileSink(config.paths.job), StatusSink.from_environment())
 
 
-def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tuple[Any, Any]:
+def build_trainer(
+    config: TrainerConfig, prepared: Prepared, sinks: Any, uploader: Any = None
+) -> tuple[Any, Any]:
     """The model (full | LoRA | QLoRA) in a transformers Trainer with kubetune's callbacks:
-    complete-checkpoint rotation, the graceful-stop handler (returned too), progress. Creating
-    the Trainer initialises the process group (gloo on CPU, NCCL on GPUs)."""
+    complete-checkpoint rotation (handing each checkpoint to `uploader`, rank 0's
+    checkpoint_store.CheckpointUploader, when given), the graceful-stop handler (returned too),
+    progress. Creating the Trainer initialises the process group (gloo on CPU, NCCL on GPUs)."""
     from transformers import Trainer
 
     from kubetune_trainer.callbacks import (
@@ -110,7 +118,8 @@ def build_trainer(config: TrainerConfig, prepared: Prepared, sinks: Any) -> tupl
         wrap_lora=objective == "sft",
     )
     stop = GracefulStop()
-    checkpointing = CompleteCheckpoints(job / "checkpoints", config.training.saveTotalLimit)
+    keep = config.training.saveTotalLimit
+    checkpointing = CompleteCheckpoints(job / "checkpoints", keep, uploader)
     callbacks = [checkpointing, stop, StepReached(job), *PauseAtStep.from_env(job)]
     counter: Any
     if objective == "dpo":
@@ -212,14 +221,25 @@ def run(config: TrainerConfig) -> int:
         except GgufError as e:
             fail(str(e))  # the termination message: the FineTuneJob's status shows it
             return EXIT_GGUF
-    resume = checkpoint_to_resume(config)
+    try:
+        resume = checkpoint_to_resume(config)
+    except ObjectStoreError as err:
+        fail(f"restoring checkpoints failed: {err}")
+        return EXIT_UPLOAD
     sinks = progress_sinks(config)
-    trainer, stop = build_trainer(config, prepared, sinks)
+    uploader = checkpoint_uploader(config)
+    trainer, stop = build_trainer(config, prepared, sinks, uploader)
     network = preflight(config, sinks)
     if network and network["verdict"] == "belowFabric" and config.topology.preflight == "fail":
         log(f"preflight failed (spec.distributed.preflight: fail): {network['message']}")
         return EXIT_PREFLIGHT
     result = train(trainer, resume)
+    if uploader is not None:
+        try:
+            uploader.finish()
+        except ObjectStoreError as err:
+            fail(f"checkpoint upload failed (the checkpoints are complete on the volume): {err}")
+            return EXIT_UPLOAD
     if stop.stopped:
         log("stopped on SIGTERM after a complete checkpoint; the next start resumes from it")
         return EXIT_SIGTERM
@@ -233,6 +253,16 @@ def run(config: TrainerConfig) -> int:
     if code == 0 and config.output.uri and int(os.environ.get("RANK", "0")) == 0:
         return upload_outputs(config)
     return code
+
+
+def checkpoint_uploader(config: TrainerConfig) -> Any:
+    """Rank 0's background checkpoint uploads, with `output.uploadCheckpoints`; else None."""
+    from kubetune_trainer.checkpoint_store import CheckpointUploader, checkpoint_location
+
+    where = checkpoint_location(config)
+    if where is None or int(os.environ.get("RANK", "0")) != 0:
+        return None
+    return CheckpointUploader(where, config.training.saveTotalLimit)
 
 
 def upload_outputs(config: TrainerConfig) -> int:

@@ -96,6 +96,14 @@ EXTERNAL_RULES: tuple[Rule, ...] = (
         lambda s: s.output.uri is None or s.entrypoint is None,
     ),
     Rule(
+        "output.uploadCheckpoints",
+        "!has(self.output.uploadCheckpoints) || !self.output.uploadCheckpoints "
+        "|| has(self.output.uri)",
+        "checkpoint uploads go to <output.uri>/checkpoints/: set output.uri (s3://bucket/prefix) "
+        "or remove output.uploadCheckpoints",
+        lambda s: not s.output.uploadCheckpoints or s.output.uri is not None,
+    ),
+    Rule(
         "output.s3",
         "!has(self.output.s3) || has(self.output.uri)",
         "an S3 connection for outputs without output.uri: set output.uri or remove output.s3",
