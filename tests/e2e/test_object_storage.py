@@ -2,7 +2,8 @@
 (SeaweedFS, built from its Go module), filled with the real AWS client (boto3).
 
 1. tiny SFT through the operator reads its model and data from s3:// and writes its outputs to
-   s3:// (manifest last), with the credentials from a Secret;
+   s3:// (manifest last), with the credentials from a Secret; a DPO stage on another claim
+   starts from it (`fromJob`) by reading its merged model from the bucket, and uploads too;
 2. the same job with an identity the server refuses fails in `prepare`, its status naming
    AccessDenied and the object, and the secret's value appears nowhere;
 3. `kubetune run` reads and writes the same server through the SDK's default chain;
@@ -25,11 +26,12 @@ from typing import Any
 import yaml
 
 from tests.support.chain import TINY, TINY_DATA, Chain, wait_for
-from tests.support.factories import example_docs
+from tests.support.factories import EXAMPLES, example_docs
 from tests.support.kube import eventually
 from tests.support.s3 import LocalS3
 
 STEPS = 20
+SFT_DPO = next(p for p in EXAMPLES if p.name == "tiny-sft-dpo.yaml")
 
 
 def tiny_from_s3(chain: Chain, local_s3: LocalS3, bucket: str, name: str, secret: str) -> Any:
@@ -64,13 +66,33 @@ def finished(chain: Chain, name: str) -> dict[str, Any]:
     return status
 
 
-def test_tiny_sft_reads_model_and_data_from_s3_and_writes_outputs_there(
+def dpo_stage_from_s3(chain: Chain, local_s3: LocalS3, bucket: str, secret: str) -> Any:
+    """The DPO stage of examples/tiny-sft-dpo.yaml on its own claim, starting from tiny-s3: its
+    merged model is on no volume this stage mounts, only in the bucket."""
+    doc = example_docs(SFT_DPO)[1]
+    doc["metadata"]["name"] = "tiny-s3-dpo"
+    spec = doc["spec"]
+    spec["model"] = {"fromJob": {"name": "tiny-s3"}}
+    spec["dataset"]["sources"][0]["source"] = f"s3://{bucket}/data/tiny-preference.jsonl"
+    spec["output"] = {"uri": f"s3://{bucket}/runs/tiny-s3-dpo/"}
+    spec["s3"] = local_s3.connection(secret)
+    spec["storage"] = {"existingClaim": chain.claim("tiny-s3-dpo-workspace")}
+    spec["training"].update({"maxSteps": 10, "saveSteps": 10})
+    return chain.fit(doc)
+
+
+def test_tiny_sft_then_dpo_through_s3(
     local_chain: Chain, local_s3: LocalS3, tmp_path: Path
 ) -> None:
     chain = local_chain
     bucket = filled_bucket(local_s3, tmp_path)
+    preference = SFT_DPO.parent / "data" / "tiny-preference.jsonl"
+    local_s3.client().upload_file(str(preference), bucket, "data/tiny-preference.jsonl")
     chain.kube.apply(local_s3.secret("s3-creds"))
-    chain.kube.apply(tiny_from_s3(chain, local_s3, bucket, "tiny-s3", "s3-creds"))
+    sft = tiny_from_s3(chain, local_s3, bucket, "tiny-s3", "s3-creds")
+    sft["spec"]["output"]["formats"] = ["adapter", "merged"]
+    chain.kube.apply(sft)
+    chain.kube.apply(dpo_stage_from_s3(chain, local_s3, bucket, "s3-creds"))
     status = finished(chain, "tiny-s3")
     assert status["phase"] == "Succeeded", f"{json.dumps(status, indent=1)}\n{chain.debug()}"
 
@@ -92,9 +114,25 @@ def test_tiny_sft_reads_model_and_data_from_s3_and_writes_outputs_there(
     logs = chain.node.all_logs(chain.kube.namespace) if chain.node else chain.debug()
     assert f"s3://{bucket}/models/tiny-llama: downloading" in logs, logs[-3000:]
     assert "uploaded the outputs" in logs
+
+    dpo = finished(chain, "tiny-s3-dpo")
+    assert dpo["phase"] == "Succeeded", f"{json.dumps(dpo, indent=1)}\n{chain.debug()}"
+    logs = chain.node.all_logs(chain.kube.namespace) if chain.node else chain.debug()
+    merged = f"s3://{bucket}/{prefix}merged/"
+    assert f"model.fromJob: tiny-s3's merged output from {merged}" in logs, logs[-3000:]
+    assert f"{merged}: downloading" in logs, logs[-3000:]
+    dpo_manifest = json.loads(
+        local_s3.client()
+        .get_object(Bucket=bucket, Key="runs/tiny-s3-dpo/manifest.json")["Body"]
+        .read()
+    )
+    assert dpo_manifest["baseModel"]["fromJob"]["name"] == "tiny-s3", dpo_manifest["baseModel"]
+    assert dpo_manifest["metrics"]["globalStep"] == 10
+    assert not chain.exists("tiny-s3-dpo-workspace", "jobs/tiny-s3"), "read from the bucket only"
+
     keys = local_s3.keys("admin")
     config_maps = chain.kube.run("get", "configmaps", "-o", "yaml")
-    for text in (logs, config_maps, json.dumps(status)):
+    for text in (logs, config_maps, json.dumps(status), json.dumps(dpo)):
         assert keys["secretAccessKey"] not in text and keys["accessKeyId"] not in text
 
 

@@ -282,3 +282,38 @@ def test_a_refused_pod_carries_the_api_servers_message() -> None:
     world = World().seen_before().with_pytorchjob().with_warning("FailedCreatePod", message)
     failed = next(c for c in world.reconcile().status["conditions"] if c["type"] == "Failed")
     assert failed["message"].endswith(message) and "Error creating" not in failed["message"]
+
+
+def test_a_stage_that_uploaded_its_outputs_is_read_from_the_bucket_it_used() -> None:
+    """The upstream's `status.outputs.uri` and its output connection reach the trainer config,
+    and its credentials the pods, as secretKeyRefs; a stage that uploaded nothing adds none."""
+    import yaml
+
+    world = World().with_upstream("Succeeded")
+    upstream = world.cluster.objects[("FineTuneJob", "sft")]
+    upstream["status"]["outputs"] = {"uri": "s3://runs/sft/"}
+    upstream["spec"] = {
+        "s3": {"endpoint": "https://job-wide:9000"},
+        "output": {
+            "uri": "s3://runs/sft/",
+            "s3": {"endpoint": "https://minio:9000", "credentials": {"name": "sft-out"}},
+        },
+    }
+    world.reconcile()
+    config_map = world.cluster.objects[("ConfigMap", "job-trainer-config")]
+    config = yaml.safe_load(config_map["data"]["trainer.yaml"])
+    assert config["upstreamOutputs"]["uri"] == "s3://runs/sft/"
+    assert config["upstreamOutputs"]["s3"]["endpoint"] == "https://minio:9000"
+    pytorchjob = world.cluster.objects[("PyTorchJob", "job")]
+    pod = pytorchjob["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    for container in [*pod["initContainers"], *pod["containers"]]:
+        env = {e["name"]: e for e in container["env"]}
+        ref = env["KUBETUNE_S3_UPSTREAM_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "sft-out", "key": "AWS_SECRET_ACCESS_KEY"}
+
+    plain = World().with_upstream("Succeeded")
+    plain.reconcile()
+    config = yaml.safe_load(
+        plain.cluster.objects[("ConfigMap", "job-trainer-config")]["data"]["trainer.yaml"]
+    )
+    assert "upstreamOutputs" not in config or config["upstreamOutputs"] is None

@@ -15,7 +15,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from kubetune_trainer.inputs_spec import DatasetSpec, ModelSource
 from kubetune_trainer.reward_spec import RewardSpec
-from kubetune_trainer.s3_spec import S3Connection
+from kubetune_trainer.s3_spec import S3Connection, UpstreamOutputs
 from kubetune_trainer.schema import Model, SecretKeyRef
 from kubetune_trainer.training_spec import MethodSpec, TrainingSpec, effective_accumulation
 
@@ -195,6 +195,9 @@ class TrainerConfig(Model):
     """The job's S3 connection (sources and outputs without their own)."""
     rewards: list[RewardSpec] | None = None
     """The rewards of `objective: grpo`."""
+    upstreamOutputs: UpstreamOutputs | None = None
+    """With `model.fromJob` (artifact `final`): where that stage uploaded its outputs, read when
+    they are not on the volume (set by the operator once the stage succeeded)."""
     topology: Topology
     """Process layout."""
     paths: Paths

@@ -50,7 +50,9 @@ class FromJob(Model):
     """Name of the FineTuneJob in the same namespace (not this job's own)."""
     artifact: Artifact = "final"
     """`final`: its exported output (merged model for full fine-tuning, else the adapter merged
-    into its base). `latestCheckpoint`: its newest complete checkpoint."""
+    into its base), from the claim, or, when not there and that job uploaded its outputs
+    (`output.uri`), from the bucket with that job's connection. `latestCheckpoint`: its newest
+    complete checkpoint, from the claim."""
     claimName: DNSSubdomain | None = None
     """PersistentVolumeClaim holding that job's workspace. Defaults to this job's own workspace
     claim, which is the case when every stage names the same `storage.existingClaim`."""

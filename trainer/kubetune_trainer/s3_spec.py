@@ -125,6 +125,18 @@ class S3Connection(Model):
     ServiceAccount."""
 
 
+class UpstreamOutputs(Model):
+    """Where the stage a job starts from (`model.fromJob`, artifact `final`) uploaded its outputs:
+    its `status.outputs.uri`, with the connection it uploaded them with (its `output.s3`, else
+    its `s3`). The operator sets it once that stage succeeded; the trainer reads it when the
+    stage's output is not on this job's volume."""
+
+    uri: str = Field(pattern=r"^s3://[^/]+(/.*)?$", max_length=2048)
+    """The stage's output prefix, e.g. `s3://runs/tiny-sft/`."""
+    s3: S3Connection = Field(default_factory=S3Connection)
+    """The connection to read it with."""
+
+
 @dataclass(frozen=True)
 class CredentialEnv:
     """The environment variable names one connection's credentials reach the pods under."""
@@ -147,6 +159,7 @@ class CredentialEnv:
 JOB_ENV = CredentialEnv("KUBETUNE_S3")
 MODEL_ENV = CredentialEnv("KUBETUNE_S3_MODEL")
 OUTPUT_ENV = CredentialEnv("KUBETUNE_S3_OUTPUT")
+UPSTREAM_ENV = CredentialEnv("KUBETUNE_S3_UPSTREAM")
 CA_MOUNT_ROOT = "/etc/kubetune/s3-ca"
 """Where a CA bundle ConfigMap is mounted: `<root>/<configmap name>/<key>`."""
 
@@ -174,7 +187,8 @@ class Located:
 
 def s3_locations(spec: Any) -> list[Located]:
     """Every s3:// location of a FineTuneJob spec or a TrainerConfig (both have model, dataset,
-    output and s3): the model, the dataset sources, the validation set, then `output.uri`."""
+    output and s3): the model, the dataset sources, the validation set, `output.uri`, then a
+    TrainerConfig's `upstreamOutputs`."""
     job = spec.s3
 
     def located(field: str, uri: str, own: S3Connection | None, env: CredentialEnv) -> Located:
@@ -194,4 +208,13 @@ def s3_locations(spec: Any) -> list[Located]:
                 out.append(located(field, source.source, source.s3, dataset_env(i)))
     if spec.output.uri:
         out.append(located("output.uri", spec.output.uri, spec.output.s3, OUTPUT_ENV))
+    upstream = getattr(spec, "upstreamOutputs", None)  # a TrainerConfig's, set by the operator
+    if upstream is not None:
+        out.append(upstream_location(upstream))
     return out
+
+
+def upstream_location(upstream: UpstreamOutputs) -> Located:
+    """`model.fromJob`'s uploaded outputs, read with the stage's own connection."""
+    conn = upstream.s3
+    return Located("model.fromJob", upstream.uri, conn, UPSTREAM_ENV if conn.credentials else None)

@@ -125,9 +125,39 @@ def resolve_from_job(config: TrainerConfig) -> Fetched:
             return Fetched(
                 where / sub, f"{ref.name}:{content_digest(where / 'manifest.json')[:16]}"
             )
+    if config.upstreamOutputs is not None:
+        return fetch_upstream_outputs(config)
     raise SourceError(
         f"model.fromJob: {ref.name} has no finished output in {where} "
         "(it writes manifest.json last; is it done?)"
+    )
+
+
+def fetch_upstream_outputs(config: TrainerConfig) -> Fetched:
+    """The upstream stage's merged model (else its adapter) from where it uploaded its outputs,
+    downloaded into the cache like any s3:// source; only that folder, not its GGUF files."""
+    from kubetune_trainer.object_store import MANIFEST, client, download, list_objects
+    from kubetune_trainer.s3_spec import Located, S3Location, upstream_location
+
+    assert config.upstreamOutputs is not None and config.model.fromJob is not None
+    where = upstream_location(config.upstreamOutputs)
+    base = where.uri if where.uri.endswith("/") else where.uri + "/"
+    keys = [o.key for o in list_objects(client(where), where)]
+    prefix = S3Location.parse(base).key
+    if prefix + MANIFEST not in keys:
+        raise SourceError(
+            f"model.fromJob: {config.model.fromJob.name}'s outputs at {base} have no {MANIFEST} "
+            "(it is uploaded last): the upload is incomplete or was replaced"
+        )
+    for sub in ("merged", "adapter"):
+        if any(k.startswith(f"{prefix}{sub}/") for k in keys):
+            log(f"model.fromJob: {config.model.fromJob.name}'s {sub} output from {base}{sub}/")
+            folder = Located(where.field, base + sub + "/", where.connection, where.env)
+            path, revision = download(folder, Path(config.paths.cache))
+            return Fetched(path, f"{config.model.fromJob.name}:{revision[:16]}")
+    raise SourceError(
+        f"model.fromJob: {config.model.fromJob.name} uploaded no merged or adapter folder to "
+        f"{base} (only {MANIFEST} and the files it lists are complete there)"
     )
 
 

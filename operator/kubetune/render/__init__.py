@@ -19,6 +19,7 @@ from kubetune.render.settings import RenderSettings
 from kubetune.render.storage import render_workspace_pvc, workspace_claim
 from kubetune.render.trainer_config import claims_read, trainer_config
 from kubetune.yamlio import dump_all
+from kubetune_trainer.s3_spec import UpstreamOutputs
 
 __all__ = ["RenderSettings", "cluster_layout", "render", "to_yaml"]
 
@@ -27,11 +28,16 @@ def cluster_layout(job: FineTuneJob, settings: RenderSettings) -> Layout:
     return Layout(PurePosixPath(settings.workspace_mount), own_claim=workspace_claim(job))
 
 
-def render(job: FineTuneJob, settings: RenderSettings | None = None) -> list[Obj]:
-    """Every object the FineTuneJob needs, in apply order."""
+def render(
+    job: FineTuneJob,
+    settings: RenderSettings | None = None,
+    upstream: UpstreamOutputs | None = None,
+) -> list[Obj]:
+    """Every object the FineTuneJob needs, in apply order. `upstream`: where the stage it starts
+    from uploaded its outputs (runtime.upstream reads it from that stage's status)."""
     settings = settings or RenderSettings()
     layout = cluster_layout(job, settings)
-    config = trainer_config(job, layout)
+    config = trainer_config(job, layout, upstream)
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -39,7 +45,7 @@ def render(job: FineTuneJob, settings: RenderSettings | None = None) -> list[Obj
         "data": {CONFIG_FILE: config.dump()},
     }
     pvc = render_workspace_pvc(job, settings)
-    template = render_pod_template(job, layout, settings, claims_read(job, layout))
+    template = render_pod_template(job, layout, settings, claims_read(job, layout), upstream)
     return [
         *([pvc] if pvc else []),
         config_map,

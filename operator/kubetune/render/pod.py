@@ -19,6 +19,7 @@ from kubetune.render.names import config_map_name, service_account_name
 from kubetune.render.s3 import s3_ca_volumes, s3_env
 from kubetune.render.settings import RenderSettings
 from kubetune.render.storage import workspace_claim
+from kubetune_trainer.s3_spec import UpstreamOutputs
 
 CONTAINER = "pytorch"  # the training-operator requires this name
 PORT_NAME = "pytorchjob-port"
@@ -31,7 +32,12 @@ def secret_env(name: str, secret: str, key: str) -> Obj:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def render_env(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> list[Obj]:
+def render_env(
+    job: FineTuneJob,
+    layout: Layout,
+    settings: RenderSettings,
+    upstream: UpstreamOutputs | None = None,
+) -> list[Obj]:
     """Environment of both containers. Credentials only ever as secretKeyRef."""
     spec = job.spec
     env: list[Obj] = [
@@ -53,7 +59,7 @@ def render_env(job: FineTuneJob, layout: Layout, settings: RenderSettings) -> li
         if source.tokenSecretRef and source.tokenSecretRef != spec.model.tokenSecretRef:
             ref = source.tokenSecretRef
             env.append(secret_env(f"KUBETUNE_DATASET_{i}_TOKEN", ref.name, ref.key))
-    env += s3_env(job)
+    env += s3_env(job, upstream)
     wandb = spec.tracking.wandb
     if wandb and wandb.apiKeySecretRef:  # project, mode, … come from the trainer config
         ref = wandb.apiKeySecretRef
@@ -101,6 +107,7 @@ def volumes_and_mounts(
     layout: Layout,
     settings: RenderSettings,
     claims: dict[str, PurePosixPath],
+    upstream: UpstreamOutputs | None = None,
 ) -> tuple[list[Obj], list[Obj]]:
     volumes: list[Obj] = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": workspace_claim(job)}},
@@ -121,7 +128,7 @@ def volumes_and_mounts(
             {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         )
         mounts.append({"name": name, "mountPath": str(path), "readOnly": True})
-    ca_volumes, ca_mounts = s3_ca_volumes(job)
+    ca_volumes, ca_mounts = s3_ca_volumes(job, upstream)
     return volumes + ca_volumes, mounts + ca_mounts
 
 
@@ -130,12 +137,13 @@ def render_pod_template(
     layout: Layout,
     settings: RenderSettings,
     claims: dict[str, PurePosixPath],
+    upstream: UpstreamOutputs | None = None,
 ) -> Obj:
     """The pod template of every replica; `claims`: the other claims to mount read-only
-    (trainer_config.claims_read)."""
+    (trainer_config.claims_read); `upstream`: the outputs of the stage it starts from."""
     spec = job.spec
-    env = render_env(job, layout, settings)
-    volumes, mounts = volumes_and_mounts(job, layout, settings, claims)
+    env = render_env(job, layout, settings, upstream)
+    volumes, mounts = volumes_and_mounts(job, layout, settings, claims, upstream)
     image = spec.image or settings.trainer_image
     common = {
         "image": image,

@@ -1,19 +1,30 @@
 """What the pods need for a job's s3:// locations: each connection's credentials as secretKeyRef
-environment variables (never values), and each CA bundle ConfigMap mounted read-only."""
+environment variables (never values), and each CA bundle ConfigMap mounted read-only. The
+locations are the spec's, and the outputs of the stage it starts from (`upstream`)."""
 
 from __future__ import annotations
 
 from kubetune.api.job import FineTuneJob
 from kubetune.render.metadata import Obj
-from kubetune_trainer.s3_spec import CA_MOUNT_ROOT, s3_locations
+from kubetune_trainer.s3_spec import (
+    CA_MOUNT_ROOT,
+    Located,
+    UpstreamOutputs,
+    s3_locations,
+    upstream_location,
+)
 
 
-def s3_env(job: FineTuneJob) -> list[Obj]:
+def locations(job: FineTuneJob, upstream: UpstreamOutputs | None) -> list[Located]:
+    return [*s3_locations(job.spec), *([upstream_location(upstream)] if upstream else [])]
+
+
+def s3_env(job: FineTuneJob, upstream: UpstreamOutputs | None = None) -> list[Obj]:
     """`<prefix>_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY` (and `_SESSION_TOKEN`) per connection with
     credentials; the trainer reads them by the same names (s3_spec.CredentialEnv)."""
     env: list[Obj] = []
     seen: set[str] = set()
-    for where in s3_locations(job.spec):
+    for where in locations(job, upstream):
         creds = where.connection.credentials
         if where.env is None or creds is None or where.env.prefix in seen:
             continue
@@ -30,10 +41,12 @@ def s3_env(job: FineTuneJob) -> list[Obj]:
     return env
 
 
-def s3_ca_volumes(job: FineTuneJob) -> tuple[list[Obj], list[Obj]]:
+def s3_ca_volumes(
+    job: FineTuneJob, upstream: UpstreamOutputs | None = None
+) -> tuple[list[Obj], list[Obj]]:
     """One ConfigMap volume per CA bundle ConfigMap, mounted at <CA_MOUNT_ROOT>/<name>."""
     names = sorted(
-        {w.connection.caBundle.name for w in s3_locations(job.spec) if w.connection.caBundle}
+        {w.connection.caBundle.name for w in locations(job, upstream) if w.connection.caBundle}
     )
     volumes = [{"name": f"s3-ca-{i}", "configMap": {"name": n}} for i, n in enumerate(names)]
     mounts = [

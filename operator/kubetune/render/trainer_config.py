@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from kubetune.api.job import FineTuneJob
 from kubetune.render.layout import Layout
 from kubetune_trainer.config import Paths, Topology, TrainerConfig
+from kubetune_trainer.s3_spec import UpstreamOutputs
 
 
 def claims_read(job: FineTuneJob, layout: Layout) -> dict[str, PurePosixPath]:
@@ -25,7 +26,9 @@ def claims_read(job: FineTuneJob, layout: Layout) -> dict[str, PurePosixPath]:
     return layout.claims_read(sources, [ref.claimName] if ref and ref.claimName else [])
 
 
-def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
+def trainer_config(
+    job: FineTuneJob, layout: Layout, upstream: UpstreamOutputs | None = None
+) -> TrainerConfig:
     spec = job.spec
     model_path = None
     if spec.model.fromJob is not None:
@@ -47,6 +50,7 @@ def trainer_config(job: FineTuneJob, layout: Layout) -> TrainerConfig:
         entrypoint=spec.entrypoint,
         s3=spec.s3,
         rewards=spec.rewards or None,
+        upstreamOutputs=upstream,
         topology=Topology(
             nodes=spec.distributed.nodes,
             procsPerNode=spec.procs_per_node,

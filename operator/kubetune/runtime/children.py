@@ -16,6 +16,7 @@ from kubetune.runtime.interfaces import Cluster
 from kubetune.runtime.kube import Rejected
 from kubetune.runtime.status import Refusal
 from kubetune.runtime.views import SPEC_HASH
+from kubetune_trainer.s3_spec import UpstreamOutputs
 
 PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
 # The training-operator's Warning events when the API server refuses what it creates for a
@@ -46,7 +47,11 @@ class Children:
 
 
 def create_children(
-    cluster: Cluster, settings: RenderSettings, job: FineTuneJob, created: list[str]
+    cluster: Cluster,
+    settings: RenderSettings,
+    job: FineTuneJob,
+    created: list[str],
+    upstream: UpstreamOutputs | None = None,
 ) -> Children:
     """Create the children in order, the PyTorchJob last; each one created is added to
     `created` as `Kind/name`.
@@ -54,7 +59,7 @@ def create_children(
     A child that already exists means an earlier create was interrupted (the operator
     stopped) or the watch lags: if the PyTorchJob exists, nothing more is touched (a spec
     change is then refused, never half-applied); otherwise the child is converged."""
-    for obj in render(job, settings):
+    for obj in render(job, settings, upstream):
         is_pytorchjob = obj["kind"] == "PyTorchJob"
         if is_pytorchjob:
             obj["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(job)

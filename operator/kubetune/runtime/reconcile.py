@@ -142,7 +142,7 @@ class Reconciler:
         exists, never again for a finished job."""
         if upstream.blocked or pytorchjob is not None or finished(old):
             return Children(pytorchjob)
-        return create_children(self.cluster, self.settings, job, outcome.created)
+        return create_children(self.cluster, self.settings, job, outcome.created, upstream.outputs)
 
     def observed(
         self,

@@ -5,9 +5,11 @@ files it is given; across separately applied jobs only the cluster shows them)."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kubetune.api.job import API_VERSION, KIND, FineTuneJob
 from kubetune.runtime.interfaces import Cluster
+from kubetune_trainer.s3_spec import S3Connection, UpstreamOutputs
 
 MAX_CHAIN = 32
 """How far up a chain of stages the cycle check reads."""
@@ -19,6 +21,9 @@ class Upstream:
 
     waiting_for: str | None = None
     cycle: str | None = None
+    outputs: UpstreamOutputs | None = None
+    """Where the succeeded stage uploaded its outputs (`final` artifact only), for the trainer
+    to read when they are not on this job's volume."""
 
     @property
     def blocked(self) -> bool:
@@ -33,7 +38,7 @@ def upstream_of(cluster: Cluster, job: FineTuneJob) -> Upstream:
     other = cluster.get(API_VERSION, KIND, ref.name, job.namespace)
     phase = ((other or {}).get("status") or {}).get("phase")
     if phase == "Succeeded":
-        return Upstream()
+        return Upstream(outputs=uploaded_outputs(other) if ref.artifact == "final" else None)
     chain = [job.name, ref.name]
     behind = other
     while len(chain) <= MAX_CHAIN:
@@ -56,3 +61,14 @@ def upstream_of(cluster: Cluster, job: FineTuneJob) -> Upstream:
     return Upstream(
         waiting_for=f"starts from FineTuneJob {ref.name}, which {state}; waiting for it to succeed"
     )
+
+
+def uploaded_outputs(stage: Any) -> UpstreamOutputs | None:
+    """A succeeded stage's `status.outputs.uri` with the connection it uploaded with (its
+    `output.s3`, else its `s3`), or None when it uploaded nothing."""
+    uri = ((stage.get("status") or {}).get("outputs") or {}).get("uri")
+    if not uri:
+        return None
+    spec = stage.get("spec") or {}
+    conn = (spec.get("output") or {}).get("s3") or spec.get("s3") or {}
+    return UpstreamOutputs(uri=uri, s3=S3Connection.model_validate(conn))
