@@ -6,13 +6,19 @@ errors that name the bucket, key and code and never a key, and uploads with the 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import kubetune_trainer.checkpoint_store as store
+from kubetune_trainer.checkpoint_store import CheckpointUploader, restore_from
+from kubetune_trainer.checkpoints import MARKER, latest_complete, mark_complete
 from kubetune_trainer.object_store import (
+    Listed,
     ObjectStoreError,
     client,
     download,
@@ -178,3 +184,64 @@ def test_upload_writes_every_file_and_the_manifest_last(
     assert listing["runs/t/manifest.json"]["LastModified"] >= last
     with pytest.raises(ObjectStoreError, match="AccessDenied"):
         upload(out, located(f"s3://{bucket}/runs/u", identity="denied", field="output.uri"))
+
+
+def fake_checkpoint(root: Path, step: int, complete: bool = True) -> Path:
+    folder = root / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "adapter_model.safetensors").write_bytes(os.urandom(4096 + step))
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    if complete:
+        mark_complete(folder, step=step)
+    return folder
+
+
+def test_checkpoints_upload_marker_last_rotate_and_restore(
+    local_s3: LocalS3, located, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uploader against the real server: the marker is the last object written, the bucket
+    keeps `keep` complete checkpoints and drops leftovers without a marker; restoring takes the
+    bucket's newest only when it is newer than the volume's, byte for byte, and a tampered
+    object is refused, never renamed into place."""
+    bucket = local_s3.bucket()
+    where = located(f"s3://{bucket}/run/checkpoints/", field="output.uploadCheckpoints")
+    s3 = client(where)
+    s3.put_object(Bucket=bucket, Key="run/checkpoints/checkpoint-2/adapter_model.safetensors")
+    volume = tmp_path / "volume"
+    uploader = CheckpointUploader(where, keep=2)
+    for step in (4, 6, 8):  # quicker than uploads: a waiting one may be replaced by a newer
+        uploader.submit(fake_checkpoint(volume, step))
+    uploader.finish()
+    listing = local_s3.listing(bucket, "run/checkpoints/")
+    assert {k.split("/")[2] for k in listing} >= {"checkpoint-8"}
+    complete = sorted(k.split("/")[2] for k in listing if k.endswith(MARKER))
+    assert complete[-1] == "checkpoint-8" and len(complete) <= 2, sorted(listing)
+    assert not [k for k in listing if "checkpoint-2/" in k], "the leftover without a marker"
+    folder = [v for k, v in listing.items() if "checkpoint-8/" in k]
+    marker = listing[f"run/checkpoints/checkpoint-8/{MARKER}"]["LastModified"]
+    assert marker >= max(o["LastModified"] for o in folder)
+
+    fresh = tmp_path / "fresh"
+    fake_checkpoint(fresh, 6)
+    restored = restore_from(where, fresh)
+    assert restored == fresh / "checkpoint-8" and latest_complete(fresh) == restored
+    for name in ("adapter_model.safetensors", "trainer_state.json", MARKER):
+        assert (restored / name).read_bytes() == (volume / "checkpoint-8" / name).read_bytes()
+    assert restore_from(where, fresh) is None, "the volume's is as new"
+
+    s3.put_object(  # a checkpoint-10 whose weights are cut short after the listing
+        Bucket=bucket, Key="run/checkpoints/checkpoint-10/adapter_model.safetensors", Body=b"x"
+    )
+    s3.put_object(Bucket=bucket, Key=f"run/checkpoints/checkpoint-10/{MARKER}", Body=b"{}")
+    tampered = tmp_path / "tampered"
+    fetch = store.fetch_objects
+
+    def listed_one_byte_longer(s3_: Any, where_: Located, listed: list[Listed], *rest: Any) -> None:
+        """Stands for an object cut short: the listing says one byte more than it holds."""
+        longer = [Listed(o.key, o.size + 1, o.etag) for o in listed]
+        fetch(s3_, where_, longer, *rest)
+
+    monkeypatch.setattr(store, "fetch_objects", listed_one_byte_longer)
+    with pytest.raises(ObjectStoreError, match="BadDigest"):
+        restore_from(where, tampered)
+    assert latest_complete(tampered) is None and not (tampered / "checkpoint-10").exists()

@@ -6,9 +6,9 @@
    starts from it (`fromJob`) by reading its merged model from the bucket, and uploads too;
 2. the same job with an identity the server refuses fails in `prepare`, its status naming
    AccessDenied and the object, and the secret's value appears nowhere;
-3. `kubetune run` reads and writes the same server through the SDK's default chain;
-4. a run whose workspace is lost mid-training (its folder deleted, as a deleted PVC) resumes on
-   a new one from the checkpoints it uploaded (`output.uploadCheckpoints`).
+3. `kubetune run` reads and writes the same server through the SDK's default chain, and a run
+   whose workspace is lost mid-training (its folder deleted) resumes on a new one from the
+   checkpoints it uploaded (`output.uploadCheckpoints`).
 (Local control plane only: the kind cluster has no S3 server yet.)
 """
 
@@ -167,48 +167,14 @@ def test_refused_credentials_fail_prepare_naming_access_denied_and_nothing_secre
         assert secret["secretAccessKey"] not in text, f"the secret key is in the {where}"
 
 
-def test_kubetune_run_reads_and_writes_the_s3_server(local_s3: LocalS3, tmp_path: Path) -> None:
-    """`kubetune run` on this machine: data from s3://, outputs to s3://, credentials from the
-    SDK's default chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), no Secret."""
-    bucket = local_s3.bucket()
-    local_s3.client().upload_file(str(TINY_DATA), bucket, "data/tiny-chat.jsonl")
-    doc = example_docs(TINY)[0]
-    doc["metadata"]["name"] = "local-s3"
-    spec = doc["spec"]
-    spec["dataset"]["sources"][0]["source"] = f"s3://{bucket}/data/tiny-chat.jsonl"
-    spec["output"] = {"uri": f"s3://{bucket}/runs/local-s3"}
-    spec["s3"] = local_s3.connection()
-    spec["training"].update({"maxSteps": 10, "saveSteps": 10})
-    job_file = tmp_path / "job.yaml"
-    job_file.write_text(yaml.safe_dump(doc))
-    keys = local_s3.keys("admin")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": keys["accessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": keys["secretAccessKey"],
-        "OMP_NUM_THREADS": "1",
-    }
-    kubetune = shutil.which("kubetune") or str(Path(sys.executable).with_name("kubetune"))
-    proc = subprocess.run(
-        [kubetune, "run", str(job_file), "--output", str(tmp_path / "run")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    listing = local_s3.listing(bucket, "runs/local-s3/")
-    assert "runs/local-s3/manifest.json" in listing, sorted(listing)
-    assert "runs/local-s3/adapter/adapter_model.safetensors" in listing, sorted(listing)
-    assert keys["secretAccessKey"] not in proc.stdout + proc.stderr
-
-
 def test_a_run_whose_volume_is_lost_resumes_from_its_s3_checkpoints(
     local_s3: LocalS3, tmp_path: Path
 ) -> None:
-    """Checkpoints every 2 steps go to the bucket (the newest one kept, as on the volume); the
-    run is SIGKILLed while held at step 5 and its workspace deleted; a run on a new, empty
-    workspace restores checkpoint-4 from the bucket and ends at step 6: one step redone."""
+    """`kubetune run` on this machine, data from s3:// and outputs to s3://, credentials from the
+    SDK's default chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), no Secret. Checkpoints every
+    2 steps go to the bucket (the newest one kept, as on the volume); the run is SIGKILLed while
+    held at step 5 and its workspace deleted; a run on a new, empty workspace restores
+    checkpoint-4 from the bucket and ends at step 6: one step redone."""
     bucket = local_s3.bucket()
     local_s3.client().upload_file(str(TINY_DATA), bucket, "data/tiny-chat.jsonl")
     doc = example_docs(TINY)[0]
@@ -241,11 +207,13 @@ def test_a_run_whose_volume_is_lost_resumes_from_its_s3_checkpoints(
             lambda: (
                 proc.poll() is not None
                 or (
-                    list(first.rglob("paused-at-step-5")) and marker in local_s3.listing(bucket, "")
+                    list(first.rglob("paused-at-step-5"))
+                    and marker in (listed := local_s3.listing(bucket, "runs/lost/checkpoints/"))
+                    and not [k for k in listed if "checkpoint-2/" in k]  # rotated out
                 )
             ),
             timeout=300,
-            what="the run held at step 5 with checkpoint-4 uploaded",
+            what="the run held at step 5, checkpoint-4 uploaded, checkpoint-2 deleted",
         )
         assert proc.poll() is None, "the first run ended before step 5"
     finally:
@@ -254,8 +222,7 @@ def test_a_run_whose_volume_is_lost_resumes_from_its_s3_checkpoints(
         proc.wait()
     listing = local_s3.listing(bucket, "runs/lost/checkpoints/")
     complete = sorted(k for k in listing if k.endswith("/kubetune-complete.json"))
-    assert complete == [marker], sorted(listing)  # checkpoint-2 rotated out of the bucket too
-    assert not [k for k in listing if "checkpoint-2/" in k], sorted(listing)
+    assert complete == [marker], sorted(listing)
     shutil.rmtree(first)  # the volume is lost
 
     second = tmp_path / "second"
@@ -275,7 +242,90 @@ def test_a_run_whose_volume_is_lost_resumes_from_its_s3_checkpoints(
         local_s3.client().get_object(Bucket=bucket, Key="runs/lost/manifest.json")["Body"].read()
     )
     assert manifest["metrics"]["globalStep"] == 6, manifest["metrics"]
+    assert "runs/lost/adapter/adapter_model.safetensors" in local_s3.listing(bucket, "runs/lost/")
     listing = local_s3.listing(bucket, "runs/lost/checkpoints/")
-    complete = sorted(k for k in listing if k.endswith("/kubetune-complete.json"))
-    assert complete == ["runs/lost/checkpoints/checkpoint-6/kubetune-complete.json"], complete
+    assert {k.split("/")[3] for k in listing} == {"checkpoint-6"}, sorted(listing)
+    assert "runs/lost/checkpoints/checkpoint-6/kubetune-complete.json" in listing
     assert keys["secretAccessKey"] not in logs + done.stdout
+
+
+def test_a_job_whose_claim_was_deleted_resumes_from_its_s3_checkpoints_on_a_new_one(
+    local_chain: Chain, local_s3: LocalS3, tmp_path: Path
+) -> None:
+    """Through the operator: a job held at step 5 (checkpoint-4 uploaded) is suspended; it saves
+    on SIGTERM and uploads that checkpoint before it exits. Its claim is then deleted and made
+    again, binding another, empty volume; resumed, the job restores the SIGTERM checkpoint from
+    the bucket (its model and data from S3 again) and ends at step 8, no step redone."""
+    from kubetune_trainer.callbacks import PauseAtStep
+    from tests.support.operator import set_suspend
+    from tests.support.process_node import claim_dir
+
+    chain = local_chain
+    name = "lost-claim"
+    bucket = filled_bucket(local_s3, tmp_path)
+    chain.kube.apply(local_s3.secret("s3-ckpt"))
+    doc = tiny_from_s3(chain, local_s3, bucket, name, "s3-ckpt")
+    spec = doc["spec"]
+    spec["output"]["uploadCheckpoints"] = True
+    spec["training"].update({"maxSteps": 8, "saveSteps": 2, "saveTotalLimit": 1})
+    spec["env"] = [{"name": PauseAtStep.VARIABLE, "value": "5"}]
+    spec["terminationGracePeriodSeconds"] = 60
+    claim = spec["storage"]["existingClaim"]
+    chain.kube.apply(doc)
+    checkpoints = f"runs/{name}/checkpoints/"
+    old_volume = claim_dir(chain.kube, claim)
+    held = old_volume / f"jobs/{name}/paused-at-step-5"
+    eventually(
+        lambda: (
+            (held.exists() and f"{checkpoints}checkpoint-4/kubetune-complete.json")
+            in local_s3.listing(bucket, checkpoints)
+            or finished_now(chain, name)
+        ),
+        timeout=600,
+        what="the run held at step 5 with checkpoint-4 uploaded",
+    )
+    set_suspend(chain.kube, name, True)
+    eventually(
+        lambda: (chain.kube.get("pod", f"{name}-master-0").get("metadata") or {}).get(
+            "deletionTimestamp"
+        ),
+        timeout=60,
+        what="the suspended job's pod to be deleted (SIGTERM)",
+    )
+    held.unlink()  # the held step ends; the SIGTERM makes it save, upload and stop
+    eventually(
+        lambda: not chain.kube.run("get", "pods", "-o", "name").strip(),
+        timeout=120,
+        what="the pod to exit",
+    )
+    listing = local_s3.listing(bucket, checkpoints)
+    saved = [k for k in listing if k.endswith("/kubetune-complete.json")]
+    assert len(saved) == 1 and "checkpoint-4/" not in saved[0], sorted(listing)
+    step = int(saved[0].split("checkpoint-")[1].split("/")[0])
+
+    chain.kube.run("delete", "pvc", claim, "--timeout=120s")
+    chain.claim(claim)  # the same name, another volume: the old one is Released, not reused
+    new_volume = claim_dir(chain.kube, claim)
+    assert new_volume != old_volume and not (new_volume / "jobs").exists()
+    set_suspend(chain.kube, name, False)
+    status = finished(chain, name)
+    assert status["phase"] == "Succeeded", f"{json.dumps(status, indent=1)}\n{chain.debug()}"
+
+    logs = chain.node.all_logs(chain.kube.namespace) if chain.node else chain.debug()
+    assert f"restoring checkpoint-{step} from s3://{bucket}/{checkpoints}" in logs, logs[-3000:]
+    manifest = json.loads((new_volume / f"jobs/{name}/output/manifest.json").read_text())
+    assert manifest["metrics"]["globalStep"] == 8
+    (resume,) = manifest["resumes"]
+    assert resume["fromStep"] == step and resume["stepsRedone"] == 0, resume
+    listing = local_s3.listing(bucket, checkpoints)
+    assert [k for k in listing if k.endswith("/kubetune-complete.json")] == [
+        f"{checkpoints}checkpoint-8/kubetune-complete.json"
+    ], sorted(listing)
+
+
+def finished_now(chain: Chain, name: str) -> bool:
+    """Fail at once when the job ended before the test's fault."""
+    phase = (chain.kube.get("finetunejob", name).get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise AssertionError(f"{name} ended {phase} early\n{chain.debug()}")
+    return False

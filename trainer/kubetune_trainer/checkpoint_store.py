@@ -6,8 +6,9 @@ thread uploads it to `<output.uri>/checkpoints/checkpoint-<step>/`, the completi
 (`checkpoints.MARKER`) last, so training does not wait on the network. A checkpoint that
 completes while another uploads waits; a newer one replaces a waiting one. After an upload, the
 bucket keeps the newest `training.saveTotalLimit` complete checkpoints: an older one loses its
-marker first, so a reader never takes a half-deleted one. The local rotation leaves the
-checkpoint being uploaded alone. Training's end (and a SIGTERM stop) waits for the last upload.
+marker first, so a reader never takes a half-deleted one; leftovers without a marker (a run
+killed while uploading or deleting) older than the kept ones go too. The local rotation leaves
+the checkpoint being uploaded alone. Training's end (and a SIGTERM stop) waits for the last upload.
 
 Restore: before the resume is chosen, each node's first rank compares the volume's latest
 complete checkpoint with the bucket's; when the bucket's is newer (a new volume has none), it
@@ -59,9 +60,14 @@ class Remote:
     def folder(self) -> str:
         return f"checkpoint-{self.step}"
 
+    @property
+    def complete(self) -> bool:
+        return any(o.key.endswith(f"/{MARKER}") for o in self.objects)
 
-def remote_checkpoints(s3: Any, where: Located) -> list[Remote]:
-    """The bucket's complete checkpoints (their marker is there), oldest first."""
+
+def remote_checkpoints(s3: Any, where: Located, *, incomplete: bool = False) -> list[Remote]:
+    """The bucket's complete checkpoints (their marker is there), oldest first; with
+    `incomplete`, also those without a marker (an upload or a deletion cut short)."""
     loc = S3Location.parse(where.uri)
     by_folder: dict[str, list[Listed]] = {}
     try:
@@ -76,7 +82,7 @@ def remote_checkpoints(s3: Any, where: Located) -> list[Remote]:
     found = []
     for folder, objects in by_folder.items():
         step = step_of(Path(folder))
-        if step is not None and any(o.key.endswith(f"/{MARKER}") for o in objects):
+        if step is not None and (incomplete or Remote(step, objects).complete):
             found.append(Remote(step, objects))
     return sorted(found, key=lambda r: r.step)
 
@@ -85,8 +91,11 @@ def restore(config: Any, root: Path) -> Path | None:
     """Download the bucket's latest complete checkpoint into `root` when it is newer than the
     volume's; return it, or None when the volume's is as new (or uploads are off)."""
     where = checkpoint_location(config)
-    if where is None:
-        return None
+    return None if where is None else restore_from(where, root)
+
+
+def restore_from(where: Located, root: Path) -> Path | None:
+    """`restore` for a checkpoints prefix."""
     root.mkdir(parents=True, exist_ok=True)
     with lease(
         root / ".restore.lock",
@@ -172,7 +181,11 @@ class CheckpointUploader:
         upload(folder, target, last=MARKER, what=folder.name)
         s3 = client(where)
         bucket = S3Location.parse(where.uri).bucket
-        for old in remote_checkpoints(s3, where)[: -self.keep]:
+        every = remote_checkpoints(s3, where, incomplete=True)
+        kept = [r.step for r in every if r.complete][-self.keep :]
+        # older complete ones beyond the limit, and leftovers without a marker older than the
+        # oldest kept (a run killed while uploading or deleting them)
+        for old in (r for r in every if r.step < kept[0] if r.step not in kept):
             keys = sorted((o.key for o in old.objects), key=lambda k: not k.endswith(MARKER))
             for key in keys:  # the marker first: from then on, not a complete checkpoint
                 try:
