@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from pathlib import Path
 from kubetune.render.metadata import JOB_LABEL
 from tests.support.kube import Kube, eventually
 from tests.support.operator import COMPLETE_DELAY, Operator, tiny
+from tests.support.processes import Component
 
 CHILD_KINDS = (
     "persistentvolumeclaims",
@@ -143,56 +142,6 @@ def test_operator_sigkilled_ten_times_during_a_200_job_burst(
     )
 
 
-class Component:
-    """One process of the local control plane (started by kwokctl): stopped, and started again
-    with the same command line, environment, log and PID file — what a kubelet does for a
-    static pod."""
-
-    def __init__(self, kubeconfig: str, name: str) -> None:
-        self.name = name
-        self.pid_file = Path(kubeconfig).parent / "pids" / f"{name}.pid"
-        pid = int(self.pid_file.read_text())
-        proc = Path(f"/proc/{pid}")
-        self.pid = pid
-        self.argv = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-        self.cwd = os.readlink(proc / "cwd")
-        self.log = os.readlink(proc / "fd" / "1")
-        pairs = (proc / "environ").read_bytes().rstrip(b"\0").split(b"\0")
-        self.env = dict(p.split(b"=", 1) for p in pairs if b"=" in p)
-
-    def alive(self) -> bool:
-        """Running (an exited process that nobody reaped yet is a zombie: not running)."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except FileNotFoundError:
-            return False
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-    def stop(self) -> None:
-        """SIGTERM; SIGKILL if it still drains its connections after 10 s."""
-        os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if self.alive():
-            os.kill(self.pid, signal.SIGKILL)
-        eventually(lambda: not self.alive(), timeout=30, what="the process to stop")
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            proc = subprocess.Popen(
-                self.argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pid = proc.pid
-        self.pid_file.write_text(str(proc.pid))
-
-
 def ready(kube: Kube) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -210,10 +159,10 @@ def test_operator_recovers_from_a_30s_api_server_outage(
     server stops; 30 s later it starts again. The same operator process, never restarted,
     brings every job to Succeeded."""
     operator = Operator(ftj_crd.kubeconfig, str(tmp_path / "operator.log"))
-    apiserver = Component(ftj_crd.kubeconfig, "kube-apiserver")
+    apiserver = Component.of_control_plane(ftj_crd.kubeconfig, "kube-apiserver")
     # They exit when they cannot renew their leader lease; a kubelet would restart them.
     leaders = [
-        Component(ftj_crd.kubeconfig, name)
+        Component.of_control_plane(ftj_crd.kubeconfig, name)
         for name in ("kube-controller-manager", "kube-scheduler")
     ]
     names = [f"outage-{i:02d}" for i in range(12)]

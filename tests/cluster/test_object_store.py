@@ -6,9 +6,12 @@ errors that name the bucket, key and code and never a key, and uploads with the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,11 @@ from kubetune_trainer.object_store import (
     download,
     fetch_objects,
     list_objects,
-    upload,
 )
+from kubetune_trainer.object_upload import upload
 from kubetune_trainer.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
+from tests.support.kube import eventually
+from tests.support.processes import Component
 from tests.support.s3 import LocalS3
 
 ENV = CredentialEnv("KT_TEST_S3")
@@ -245,3 +250,71 @@ def test_checkpoints_upload_marker_last_rotate_and_restore(
     with pytest.raises(ObjectStoreError, match="BadDigest"):
         restore_from(where, tampered)
     assert latest_complete(tampered) is None and not (tampered / "checkpoint-10").exists()
+
+
+def test_an_upload_survives_the_server_stopping_and_starting_again(
+    local_s3: LocalS3, located, tmp_path: Path
+) -> None:
+    """The S3 server (SeaweedFS) is stopped once a multipart upload has parts on it, and started
+    again 3 s later: boto3's retries carry the upload through, every file arrives whole, and
+    the manifest was not there before the end."""
+    bucket = local_s3.bucket()
+    out = tmp_path / "output"
+    (out / "merged").mkdir(parents=True)
+    shard = out / "merged" / "model.safetensors"
+    with shard.open("wb") as f:
+        for _ in range(192):
+            f.write(os.urandom(1 << 20))
+    (out / "merged" / "config.json").write_text('{"model_type": "llama"}')
+    (out / "manifest.json").write_text('{"job": "outage"}')
+    where = located(f"s3://{bucket}/runs/outage/", field="output.uri")
+    s3 = local_s3.client()
+    server = Component(local_s3.credentials_file.parent / "weed.pid")
+    done: list[object] = []
+    uploading = threading.Thread(target=lambda: done.append(safely(upload, out, where)))
+    uploading.start()
+
+    def parts_sent() -> bool:
+        uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        return any(
+            s3.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts")
+            for u in uploads
+        )
+
+    try:
+        eventually(parts_sent, timeout=60, interval=0.05, what="parts of the shard on the server")
+        server.stop()
+        stopped = time.monotonic()
+        time.sleep(3)  # the outage itself
+    finally:
+        if not server.alive():
+            server.start()
+
+    def serving() -> bool:
+        try:
+            return bool(s3.list_buckets())
+        except Exception:  # refused while it starts
+            return False
+
+    eventually(serving, timeout=120, what="the S3 server to serve again")
+    uploading.join(timeout=300)
+    assert done and not isinstance(done[0], Exception), done
+    listing = local_s3.listing(bucket, "runs/outage/")
+    assert listing["runs/outage/merged/model.safetensors"]["Size"] == shard.stat().st_size
+    body = s3.get_object(Bucket=bucket, Key="runs/outage/merged/model.safetensors")["Body"]
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: body.read(1 << 20), b""):
+        digest.update(chunk)
+    assert digest.hexdigest() == hashlib.sha256(shard.read_bytes()).hexdigest()
+    last = max(o["LastModified"] for k, o in listing.items() if not k.endswith("manifest.json"))
+    assert listing["runs/outage/manifest.json"]["LastModified"] >= last
+    print(
+        f"\nfault: S3 server down 3 s mid-upload; the upload completed {time.monotonic() - stopped:.0f} s after the stop"
+    )
+
+
+def safely(fn: Any, *args: Any) -> object:
+    try:
+        return fn(*args)
+    except Exception as err:  # the test asserts on it
+        return err

@@ -34,8 +34,8 @@ from kubetune_trainer.object_store import (
     client,
     describe,
     fetch_objects,
-    upload,
 )
+from kubetune_trainer.object_upload import upload
 from kubetune_trainer.s3_spec import Located, S3Location, s3_locations
 
 PREFIX = "checkpoints/"

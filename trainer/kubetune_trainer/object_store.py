@@ -8,9 +8,7 @@ match (and its MD5, for a single-part ETag); only then is it renamed into place 
 in `.kubetune-s3.json`. So a rerun downloads only what changed, and a partial, replaced or
 corrupted object is never used.
 
-Uploads send every file but `manifest.json` first, that one last: a reader that finds the
-manifest finds every output it lists. An earlier run's manifest under the same prefix is
-deleted before the upload starts.
+Uploads (object_upload.py) send every file but `manifest.json` first, that one last.
 
 Errors name the bucket, the key and S3's error code; credentials never appear in them.
 """
@@ -125,7 +123,7 @@ def list_objects(s3: Any, where: Located) -> list[Listed]:
                 head = s3.head_object(Bucket=loc.bucket, Key=loc.key)
                 return [Listed(loc.key, head["ContentLength"], head["ETag"])]
             except Exception as err:
-                if _code(err) not in ("404", "NoSuchKey", "NotFound"):
+                if error_code(err) not in ("404", "NoSuchKey", "NotFound"):
                     raise
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix)
         for page in pages:
@@ -142,7 +140,7 @@ def list_objects(s3: Any, where: Located) -> list[Listed]:
     return found
 
 
-def _code(err: BaseException) -> str:
+def error_code(err: BaseException) -> str:
     response = getattr(err, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
@@ -181,6 +179,11 @@ class TransferProgress:
 
         return ProgressCallbackInvoker(self.add)
 
+    def rewind(self, n: int) -> None:
+        """Files sent again count from zero: take back up to `n` bytes already counted."""
+        with self.lock:
+            self.done = max(0, self.done - n)
+
     def add(self, n: int) -> None:
         with self.lock:
             self.done += n
@@ -198,7 +201,7 @@ class TransferProgress:
             )
 
 
-def _transfer_config() -> Any:
+def transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(
@@ -260,7 +263,7 @@ def fetch_objects(s3: Any, where: Located, listed: list[Listed], folder: Path, b
     part = f".kubetune-part-{holder_id()}"
     progress = TransferProgress("downloaded", total, where.uri)
     subscribers = [progress.subscriber()]
-    with create_transfer_manager(s3, _transfer_config()) as manager:
+    with create_transfer_manager(s3, transfer_config()) as manager:
         futures = []
         for obj, _, target in todo:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -301,50 +304,7 @@ def fetch_objects(s3: Any, where: Located, listed: list[Listed], folder: Path, b
         os.replace(tmp_record, record_file)
 
 
-def _files(folder: Path) -> Iterator[Path]:
+def files_under(folder: Path) -> Iterator[Path]:
     for path in sorted(folder.rglob("*")):
         if path.is_file() and ".tmp-" not in path.name:
             yield path
-
-
-def upload(
-    folder: Path, where: Located, last: str = MANIFEST, what: str = "the outputs"
-) -> list[str]:
-    """Upload every file under `folder` to the location as a prefix, `last` (the run manifest,
-    or a checkpoint's completion marker) last, after deleting an earlier one; return the keys
-    written."""
-    from boto3.s3.transfer import create_transfer_manager
-
-    loc = S3Location.parse(where.uri)
-    prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
-    s3 = client(where)
-    files = [p for p in _files(folder) if p.relative_to(folder).as_posix() != last]
-    manifest = folder / last
-    try:
-        s3.delete_object(Bucket=loc.bucket, Key=prefix + last)  # incomplete until the end
-    except Exception as err:
-        raise describe(err, where, prefix + last) from None
-    total = sum(p.stat().st_size for p in files)
-    log(f"uploading {what}: {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
-    keys = []
-    progress = TransferProgress("uploaded", total, f"s3://{loc.bucket}/{prefix}")
-    subscribers = [progress.subscriber()]
-    with create_transfer_manager(s3, _transfer_config()) as manager:
-        futures = []
-        for path in files:
-            key = prefix + path.relative_to(folder).as_posix()
-            keys.append(key)
-            futures.append(manager.upload(str(path), loc.bucket, key, subscribers=subscribers))
-        for key, future in zip(keys, futures, strict=True):
-            try:
-                future.result()
-            except Exception as err:
-                raise describe(err, where, key) from None
-    if manifest.exists():
-        try:
-            s3.upload_file(str(manifest), loc.bucket, prefix + last)
-        except Exception as err:
-            raise describe(err, where, prefix + last) from None
-        keys.append(prefix + last)
-    log(f"uploaded {what} to s3://{loc.bucket}/{prefix} ({last} last)")
-    return keys

@@ -267,7 +267,7 @@ def checkpoint_uploader(config: TrainerConfig) -> Any:
 
 def upload_outputs(config: TrainerConfig) -> int:
     """Rank 0 uploads the exported folder to `output.uri`, the run manifest last."""
-    from kubetune_trainer.object_store import ObjectStoreError, upload
+    from kubetune_trainer.object_upload import upload
     from kubetune_trainer.s3_spec import s3_locations
 
     where = next(w for w in s3_locations(config) if w.field == "output.uri")

@@ -1,0 +1,131 @@
+"""s3:// uploads (`output.uri` after the export, checkpoints with `output.uploadCheckpoints`)
+through boto3's transfer manager (s3transfer: multipart PUTs, parallel parts, boto3's retries).
+
+Every file but the last one (`manifest.json`, or a checkpoint's completion marker) is sent
+first, that one last: a reader that finds it finds every file it lists. An earlier one under
+the same prefix is deleted before the upload starts. Files that fail on a transient error
+(the server unreachable or restarting, a 5xx, throttling) after boto3's own retries are sent
+again, with backoff, for up to RETRY_WINDOW_S; errors name the bucket, key and S3's code.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from kubetune_trainer.log import log
+from kubetune_trainer.object_store import (
+    MANIFEST,
+    TransferProgress,
+    client,
+    describe,
+    error_code,
+    files_under,
+    transfer_config,
+)
+from kubetune_trainer.s3_spec import Located, S3Location
+
+RETRY_WINDOW_S = 300.0
+"""How long an upload keeps sending again what failed on a transient error (the server
+unreachable or restarting, 5xx, throttling) after boto3's own retries gave up."""
+
+
+def transient(err: BaseException) -> bool:
+    """An error that may pass: the connection (refused, closed, timed out), a 5xx, throttling."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from s3transfer.exceptions import RetriesExceededError
+
+    if isinstance(err, RetriesExceededError) and err.last_exception is not None:
+        err = err.last_exception
+    if isinstance(err, BotoConnectionError | HTTPClientError):
+        return True
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return int(status) >= 500 or error_code(err) in ("SlowDown", "RequestTimeout", "Throttling")
+    return False
+
+
+class Backoff:
+    """Waits between rounds of sending again: 1 s, doubling up to 30 s, within RETRY_WINDOW_S;
+    past it, the last error is raised."""
+
+    def __init__(self, where: Located) -> None:
+        self.where = where
+        self.deadline = time.monotonic() + RETRY_WINDOW_S
+        self.delay = 1.0
+
+    def wait(self, err: BaseException, key: str, what: str) -> None:
+        if not transient(err) or time.monotonic() + self.delay > self.deadline:
+            raise describe(err, self.where, key) from None
+        log(f"{describe(err, self.where, key)}; sending {what} again in {self.delay:.0f} s")
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, 30.0)
+
+
+def _send(s3: Any, bucket: str, pairs: list[tuple[Path, str]], subscribers: list[Any]) -> Any:
+    """One round: every (file, key) through s3transfer; the ones that failed, with the error."""
+    from boto3.s3.transfer import create_transfer_manager
+
+    failed: list[tuple[Path, str, BaseException]] = []
+    with create_transfer_manager(s3, transfer_config()) as manager:
+        futures = [
+            (p, k, manager.upload(str(p), bucket, k, subscribers=subscribers)) for p, k in pairs
+        ]
+        for path, key, future in futures:
+            try:
+                future.result()
+            except Exception as err:
+                failed.append((path, key, err))
+    return failed
+
+
+def _call(where: Located, key: str, action: Any) -> None:
+    """One request, sent again on a transient error (Backoff)."""
+    backoff = Backoff(where)
+    while True:
+        try:
+            action()
+            return
+        except Exception as err:
+            backoff.wait(err, key, key)
+
+
+def upload(
+    folder: Path, where: Located, last: str = MANIFEST, what: str = "the outputs"
+) -> list[str]:
+    """Upload every file under `folder` to the location as a prefix, `last` (the run manifest,
+    or a checkpoint's completion marker) last, after deleting an earlier one; return the keys
+    written. Files that fail on a transient error are sent again (Backoff)."""
+    loc = S3Location.parse(where.uri)
+    prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
+    s3 = client(where)
+    files = [p for p in files_under(folder) if p.relative_to(folder).as_posix() != last]
+    manifest = folder / last
+    # incomplete until the end
+    _call(where, prefix + last, lambda: s3.delete_object(Bucket=loc.bucket, Key=prefix + last))
+    total = sum(p.stat().st_size for p in files)
+    log(f"uploading {what}: {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
+    pairs = [(p, prefix + p.relative_to(folder).as_posix()) for p in files]
+    keys = [k for _, k in pairs]
+    progress = TransferProgress("uploaded", total, f"s3://{loc.bucket}/{prefix}")
+    backoff = Backoff(where)
+    while pairs:
+        failed = _send(s3, loc.bucket, pairs, [progress.subscriber()])
+        for _, key, err in failed:
+            if not transient(err):
+                raise describe(err, where, key) from None
+        pairs = [(p, k) for p, k, _ in failed]
+        if failed:
+            progress.rewind(sum(p.stat().st_size for p, _ in pairs))
+            backoff.wait(failed[0][2], failed[0][1], f"{len(pairs)} file(s)")
+    if manifest.exists():
+        _call(
+            where,
+            prefix + last,
+            lambda: s3.upload_file(str(manifest), loc.bucket, prefix + last),
+        )
+        keys.append(prefix + last)
+    log(f"uploaded {what} to s3://{loc.bucket}/{prefix} ({last} last)")
+    return keys
