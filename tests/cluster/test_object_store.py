@@ -20,9 +20,9 @@ import pytest
 import kubetune_trainer.checkpoint_store as store
 from kubetune_trainer.checkpoint_store import CheckpointUploader, restore_from
 from kubetune_trainer.checkpoints import MARKER, latest_complete, mark_complete
+from kubetune_trainer.object_checks import ObjectStoreError, etag_matches, part_size
 from kubetune_trainer.object_store import (
     Listed,
-    ObjectStoreError,
     client,
     download,
     fetch_objects,
@@ -252,69 +252,105 @@ def test_checkpoints_upload_marker_last_rotate_and_restore(
     assert latest_complete(tampered) is None and not (tampered / "checkpoint-10").exists()
 
 
-def test_an_upload_survives_the_server_stopping_and_starting_again(
+def test_transfers_survive_the_server_stopping_and_starting_again(
     local_s3: LocalS3, located, tmp_path: Path
 ) -> None:
-    """The S3 server (SeaweedFS) is stopped once a multipart upload has parts on it, and started
-    again 3 s later: boto3's retries carry the upload through, every file arrives whole, and
-    the manifest was not there before the end."""
+    """The S3 server (SeaweedFS) is stopped while an upload has parts on it and a download has
+    bytes in its part file, and started again 3 s later: both complete, byte for byte, the
+    upload's manifest last."""
     bucket = local_s3.bucket()
     out = tmp_path / "output"
     (out / "merged").mkdir(parents=True)
     shard = out / "merged" / "model.safetensors"
     with shard.open("wb") as f:
-        for _ in range(192):
+        for _ in range(128):
             f.write(os.urandom(1 << 20))
     (out / "merged" / "config.json").write_text('{"model_type": "llama"}')
     (out / "manifest.json").write_text('{"job": "outage"}')
-    where = located(f"s3://{bucket}/runs/outage/", field="output.uri")
     s3 = local_s3.client()
+    s3.upload_file(str(shard), bucket, "models/m/model.safetensors")
+    up = located(f"s3://{bucket}/runs/outage/", field="output.uri")
+    down = located(f"s3://{bucket}/models/m/")
+    cache = tmp_path / "cache"
     server = Component(local_s3.credentials_file.parent / "weed.pid")
-    done: list[object] = []
-    uploading = threading.Thread(target=lambda: done.append(safely(upload, out, where)))
-    uploading.start()
 
-    def parts_sent() -> bool:
+    def under_way() -> bool:
         uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-        return any(
+        parts = any(
             s3.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts")
             for u in uploads
         )
+        return parts and any(p.stat().st_size for p in cache.rglob("*.kubetune-part-*"))
 
+    results: dict[str, object] = {}
+    threads = [
+        threading.Thread(target=lambda: results.update(up=safely(lambda: upload(out, up)))),
+        threading.Thread(target=lambda: results.update(down=safely(lambda: download(down, cache)))),
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        eventually(parts_sent, timeout=60, interval=0.05, what="parts of the shard on the server")
+        eventually(under_way, timeout=60, interval=0.05, what="both transfers under way")
         server.stop()
         stopped = time.monotonic()
         time.sleep(3)  # the outage itself
     finally:
         if not server.alive():
             server.start()
-
-    def serving() -> bool:
-        try:
-            return bool(s3.list_buckets())
-        except Exception:  # refused while it starts
-            return False
-
-    eventually(serving, timeout=120, what="the S3 server to serve again")
-    uploading.join(timeout=300)
-    assert done and not isinstance(done[0], Exception), done
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(isinstance(r, Exception) for r in results.values()), results
+    print(
+        f"\nfault: S3 server down 3 s; both transfers done {time.monotonic() - stopped:.0f} s after"
+    )
     listing = local_s3.listing(bucket, "runs/outage/")
     assert listing["runs/outage/merged/model.safetensors"]["Size"] == shard.stat().st_size
-    body = s3.get_object(Bucket=bucket, Key="runs/outage/merged/model.safetensors")["Body"]
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: body.read(1 << 20), b""):
-        digest.update(chunk)
-    assert digest.hexdigest() == hashlib.sha256(shard.read_bytes()).hexdigest()
     last = max(o["LastModified"] for k, o in listing.items() if not k.endswith("manifest.json"))
     assert listing["runs/outage/manifest.json"]["LastModified"] >= last
-    print(
-        f"\nfault: S3 server down 3 s mid-upload; the upload completed {time.monotonic() - stopped:.0f} s after the stop"
-    )
+    body = s3.get_object(Bucket=bucket, Key="runs/outage/merged/model.safetensors")["Body"]
+    assert hashlib.sha256(body.read()).hexdigest() == sha256(shard)
+    fetched, _ = results["down"]  # type: ignore[misc]
+    assert sha256(fetched / "model.safetensors") == sha256(shard)
 
 
-def safely(fn: Any, *args: Any) -> object:
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def safely(fn: Any) -> object:
     try:
-        return fn(*args)
+        return fn()
     except Exception as err:  # the test asserts on it
         return err
+
+
+def test_multipart_etags_computed_as_the_server_computes_them(
+    local_s3: LocalS3, tmp_path: Path
+) -> None:
+    """A file boto3 uploads in 8 MiB parts: the server's `…-3` ETag is what etag_matches
+    computes from the bytes and the first part's size (HEAD partNumber=1); one byte changed,
+    it is not. A single-part object's ETag is its MD5."""
+    bucket = local_s3.bucket()
+    s3 = local_s3.client()
+    data = tmp_path / "shard.bin"
+    data.write_bytes(os.urandom(20 * 1024 * 1024 + 5))
+    s3.upload_file(str(data), bucket, "m/shard.bin")
+    etag = s3.head_object(Bucket=bucket, Key="m/shard.bin")["ETag"]
+    assert etag.strip('"').endswith("-3"), etag
+    part = part_size(s3, bucket, "m/shard.bin")
+    assert part == 8 * 1024 * 1024
+    assert etag_matches(data, etag, part)
+    with data.open("r+b") as f:
+        f.seek(12 * 1024 * 1024)
+        f.write(b"\xff" if f.read(1) != b"\xff" else b"\x00")
+    assert not etag_matches(data, etag, part)
+    s3.put_object(Bucket=bucket, Key="m/small", Body=b"hello")
+    small = tmp_path / "small"
+    small.write_bytes(b"hello")
+    assert etag_matches(small, s3.head_object(Bucket=bucket, Key="m/small")["ETag"], None)
+    small.write_bytes(b"hellO")
+    assert not etag_matches(small, s3.head_object(Bucket=bucket, Key="m/small")["ETag"], None)

@@ -28,13 +28,8 @@ from typing import Any
 from kubetune_trainer.checkpoints import MARKER, latest_complete, step_of
 from kubetune_trainer.lease import lease
 from kubetune_trainer.log import log
-from kubetune_trainer.object_store import (
-    Listed,
-    ObjectStoreError,
-    client,
-    describe,
-    fetch_objects,
-)
+from kubetune_trainer.object_checks import ObjectStoreError, describe
+from kubetune_trainer.object_store import Listed, client, fetch_objects
 from kubetune_trainer.object_upload import upload
 from kubetune_trainer.s3_spec import Located, S3Location, s3_locations
 

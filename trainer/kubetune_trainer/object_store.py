@@ -3,14 +3,14 @@ boto3's transfer manager (s3transfer: parallel ranged GETs, multipart PUTs, retr
 
 Downloads land in `<cache>/s3/<location digest>/`, one replica at a time under a lease. Each
 object is fetched to a `.kubetune-part-*` file (s3transfer pins the ranged GETs of one object to
-one ETag), checked against the listing: its ETag must not have changed since, its size must
-match (and its MD5, for a single-part ETag); only then is it renamed into place and recorded
-in `.kubetune-s3.json`. So a rerun downloads only what changed, and a partial, replaced or
-corrupted object is never used.
+one ETag), checked against the listing: its ETag must not have changed since, as many bytes as
+its size must have arrived, and they must give its ETag (object_checks.etag_matches, single-part
+or multipart); only then is it renamed into place and recorded in `.kubetune-s3.json`. A
+download with the wrong bytes is fetched once more, then refused (BadDigest); transient errors
+are retried with backoff (object_checks.Backoff). So a rerun downloads only what changed, and a
+partial, replaced or corrupted object is never used.
 
 Uploads (object_upload.py) send every file but `manifest.json` first, that one last.
-
-Errors name the bucket, the key and S3's error code; credentials never appear in them.
 """
 
 from __future__ import annotations
@@ -27,17 +27,23 @@ from typing import Any
 
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
+from kubetune_trainer.object_checks import (
+    Backoff,
+    ObjectStoreError,
+    Received,
+    ShortDownload,
+    describe,
+    error_code,
+    etag_matches,
+    part_size,
+    transient,
+)
 from kubetune_trainer.s3_spec import Located, S3Location, ca_bundle_path
-from kubetune_trainer.sources import SourceError
 
 RECORD = ".kubetune-s3.json"
 MANIFEST = "manifest.json"
 CHUNK = 8 * 1024 * 1024
 CONCURRENCY = 8
-
-
-class ObjectStoreError(SourceError):
-    """An s3:// location that cannot be read or written; the message names it and the code."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def client(where: Located) -> Any:
     config = Config(
         region_name=conn.region,
         s3={"addressing_style": "path" if conn.pathStyle else "auto"},
-        retries={"max_attempts": 8, "mode": "standard"},
+        retries={"max_attempts": 4, "mode": "standard"},  # then Backoff, for transfers
         max_pool_connections=2 * CONCURRENCY,
         connect_timeout=10,
         read_timeout=120,
@@ -80,36 +86,6 @@ def client(where: Located) -> Any:
         aws_secret_access_key=secret_key,
         aws_session_token=session_token,
     )
-
-
-def _secrets(where: Located) -> list[str]:
-    env = where.env
-    if env is None:
-        return []
-    names = (env.access_key_id, env.secret_access_key, env.session_token)
-    return [v for v in (os.environ.get(n) for n in names) if v]
-
-
-def describe(err: BaseException, where: Located, key: str) -> ObjectStoreError:
-    """One line naming the field, the object and S3's error code, with credentials cut out."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    loc = S3Location.parse(where.uri)
-    target = f"s3://{loc.bucket}/{key}"
-    if isinstance(err, ClientError):
-        error = err.response.get("Error", {})
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = error.get("Code") or str(status)
-        if code == "403":  # a HEAD has no body: S3 says only 403
-            code = "AccessDenied"
-        message = f"{where.field}: {target}: {code} (HTTP {status}): {error.get('Message', '')}"
-    elif isinstance(err, BotoCoreError):
-        message = f"{where.field}: {target}: {type(err).__name__}: {err}"
-    else:
-        message = f"{where.field}: {target}: {type(err).__name__}: {err}"
-    for secret in _secrets(where):
-        message = message.replace(secret, "***")
-    return ObjectStoreError(message.rstrip(": "))
 
 
 def list_objects(s3: Any, where: Located) -> list[Listed]:
@@ -138,24 +114,6 @@ def list_objects(s3: Any, where: Located) -> list[Listed]:
             "and none under it as a prefix"
         )
     return found
-
-
-def error_code(err: BaseException) -> str:
-    response = getattr(err, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def _md5_ok(path: Path, etag: str) -> bool:
-    """A single-part upload's ETag is the MD5 of its bytes (without SSE-KMS); a multipart one
-    (`…-N`) is not, and is checked by size and IfMatch only."""
-    etag = etag.strip('"')
-    if "-" in etag or len(etag) != 32:
-        return True
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest() == etag
 
 
 PROGRESS_EVERY_S = 10.0
@@ -236,6 +194,34 @@ def download(where: Located, cache: Path) -> tuple[Path, str]:
     return path, revision
 
 
+def unchanged(s3: Any, where: Located, obj: Listed, tmp: Path) -> None:
+    """Raise PreconditionFailed (and drop the file) when the object's ETag is no longer the
+    listed one: replaced since the listing, which version did we get?"""
+    bucket = S3Location.parse(where.uri).bucket
+    try:
+        now = s3.head_object(Bucket=bucket, Key=obj.key)["ETag"]
+    except Exception as err:
+        raise describe(err, where, obj.key) from None
+    if now != obj.etag:
+        tmp.unlink(missing_ok=True)
+        raise ObjectStoreError(
+            f"{where.field}: s3://{bucket}/{obj.key}: PreconditionFailed: the object changed "
+            f"during the download (ETag {now}, listed {obj.etag}); not used, run it again"
+        )
+
+
+def wrong_bytes(s3: Any, bucket: str, obj: Listed, path: Path, received: Received) -> str:
+    """What is wrong with a downloaded file, or "" when its bytes are the object's: as many as
+    its size arrived and are on disk, and they give its ETag (etag_matches)."""
+    got, size = received.bytes.get(obj.key, 0), path.stat().st_size
+    if got != obj.size or size != obj.size:
+        return f"{got} bytes arrived and {size} are on disk of the object's {obj.size}"
+    part = part_size(s3, bucket, obj.key) if "-" in obj.etag else None
+    if not etag_matches(path, obj.etag, part):
+        return f"the {size} bytes do not give the object's ETag {obj.etag}"
+    return ""
+
+
 def fetch_objects(s3: Any, where: Located, listed: list[Listed], folder: Path, base: str) -> None:
     from boto3.s3.transfer import create_transfer_manager
 
@@ -263,40 +249,49 @@ def fetch_objects(s3: Any, where: Located, listed: list[Listed], folder: Path, b
     part = f".kubetune-part-{holder_id()}"
     progress = TransferProgress("downloaded", total, where.uri)
     subscribers = [progress.subscriber()]
-    with create_transfer_manager(s3, transfer_config()) as manager:
-        futures = []
-        for obj, _, target in todo:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            futures.append(
-                manager.download(bucket, obj.key, str(target) + part, subscribers=subscribers)
-            )
-        errors = []
-        for (obj, _, _), future in zip(todo, futures, strict=True):
-            try:
-                future.result()
-            except Exception as err:
-                errors.append(describe(err, where, obj.key))
-    if errors:
-        raise errors[0]
+    backoff = Backoff(where)
+    pending = todo
+    mismatches: set[str] = set()
+    while pending:
+        failed: list[tuple[Listed, BaseException]] = []
+        received = Received()
+        with create_transfer_manager(s3, transfer_config()) as manager:
+            futures = []
+            for obj, _, target in pending:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                watch = [*subscribers, received.subscriber()]
+                futures.append(
+                    manager.download(bucket, obj.key, str(target) + part, subscribers=watch)
+                )
+            for (obj, _, target), future in zip(pending, futures, strict=True):
+                try:
+                    future.result()
+                except Exception as error:
+                    failed.append((obj, error))
+                    continue
+                wrong = wrong_bytes(s3, bucket, obj, Path(str(target) + part), received)
+                if wrong:  # a replaced object is refused at once, whatever its bytes
+                    unchanged(s3, where, obj, Path(str(target) + part))
+                if wrong and obj.key in mismatches:  # twice: not a passing glitch
+                    Path(str(target) + part).unlink(missing_ok=True)
+                    raise ObjectStoreError(
+                        f"{where.field}: s3://{bucket}/{obj.key}: BadDigest: {wrong}, twice; "
+                        "not used"
+                    )
+                if wrong:
+                    mismatches.add(obj.key)
+                    failed.append((obj, ShortDownload(wrong)))
+        for obj, problem in failed:
+            if not transient(problem):
+                raise describe(problem, where, obj.key) from None
+        again = {obj.key for obj, _ in failed}
+        pending = [t for t in pending if t[0].key in again]
+        if failed:  # the server unreachable, restarting, overloaded: those objects again
+            progress.rewind(sum(o.size for o, _, _ in pending))
+            backoff.wait(failed[0][1], failed[0][0].key, f"{len(pending)} object(s)")
     for obj, rel, target in todo:
         tmp = Path(str(target) + part)
-        size = tmp.stat().st_size
-        try:
-            now = s3.head_object(Bucket=bucket, Key=obj.key)["ETag"]
-        except Exception as err:
-            raise describe(err, where, obj.key) from None
-        if now != obj.etag:  # replaced since the listing: which version did we get?
-            tmp.unlink()
-            raise ObjectStoreError(
-                f"{where.field}: s3://{bucket}/{obj.key}: PreconditionFailed: the object changed "
-                f"during the download (ETag {now}, listed {obj.etag}); not used, run it again"
-            )
-        if size != obj.size or not _md5_ok(tmp, obj.etag):
-            tmp.unlink()
-            raise ObjectStoreError(
-                f"{where.field}: s3://{bucket}/{obj.key}: BadDigest: got {size} bytes "
-                f"that do not match the listed size {obj.size} and ETag {obj.etag}; not used"
-            )
+        unchanged(s3, where, obj, tmp)
         os.replace(tmp, target)
         record[rel] = {"etag": obj.etag, "size": obj.size}
         tmp_record = record_file.with_name(RECORD + part)

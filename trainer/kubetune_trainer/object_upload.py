@@ -5,63 +5,25 @@ Every file but the last one (`manifest.json`, or a checkpoint's completion marke
 first, that one last: a reader that finds it finds every file it lists. An earlier one under
 the same prefix is deleted before the upload starts. Files that fail on a transient error
 (the server unreachable or restarting, a 5xx, throttling) after boto3's own retries are sent
-again, with backoff, for up to RETRY_WINDOW_S; errors name the bucket, key and S3's code.
+again, with backoff, for up to object_store.RETRY_WINDOW_S; errors name the bucket, key and
+S3's code.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from kubetune_trainer.log import log
+from kubetune_trainer.object_checks import Backoff, describe, transient
 from kubetune_trainer.object_store import (
     MANIFEST,
     TransferProgress,
     client,
-    describe,
-    error_code,
     files_under,
     transfer_config,
 )
 from kubetune_trainer.s3_spec import Located, S3Location
-
-RETRY_WINDOW_S = 300.0
-"""How long an upload keeps sending again what failed on a transient error (the server
-unreachable or restarting, 5xx, throttling) after boto3's own retries gave up."""
-
-
-def transient(err: BaseException) -> bool:
-    """An error that may pass: the connection (refused, closed, timed out), a 5xx, throttling."""
-    from botocore.exceptions import ClientError, HTTPClientError
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from s3transfer.exceptions import RetriesExceededError
-
-    if isinstance(err, RetriesExceededError) and err.last_exception is not None:
-        err = err.last_exception
-    if isinstance(err, BotoConnectionError | HTTPClientError):
-        return True
-    if isinstance(err, ClientError):
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return int(status) >= 500 or error_code(err) in ("SlowDown", "RequestTimeout", "Throttling")
-    return False
-
-
-class Backoff:
-    """Waits between rounds of sending again: 1 s, doubling up to 30 s, within RETRY_WINDOW_S;
-    past it, the last error is raised."""
-
-    def __init__(self, where: Located) -> None:
-        self.where = where
-        self.deadline = time.monotonic() + RETRY_WINDOW_S
-        self.delay = 1.0
-
-    def wait(self, err: BaseException, key: str, what: str) -> None:
-        if not transient(err) or time.monotonic() + self.delay > self.deadline:
-            raise describe(err, self.where, key) from None
-        log(f"{describe(err, self.where, key)}; sending {what} again in {self.delay:.0f} s")
-        time.sleep(self.delay)
-        self.delay = min(self.delay * 2, 30.0)
 
 
 def _send(s3: Any, bucket: str, pairs: list[tuple[Path, str]], subscribers: list[Any]) -> Any:

@@ -40,7 +40,7 @@ from kubetune_trainer.failures import (
     volume_full_message,
 )
 from kubetune_trainer.log import fail, log
-from kubetune_trainer.object_store import ObjectStoreError
+from kubetune_trainer.object_checks import ObjectStoreError
 from kubetune_trainer.prepared import NotPrepared, Prepared, load_prepared
 from kubetune_trainer.training_args import configure_tracking, training_arguments
 

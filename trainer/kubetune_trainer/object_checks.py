@@ -1,0 +1,162 @@
+"""What an s3:// transfer checks and how it fails: errors that name the field, bucket, key and
+S3's code (never a credential), which errors may pass (transient) and the backoff between
+rounds of sending again, and whether a downloaded file's bytes are the object's (its size and
+its ETag, single-part or multipart)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubetune_trainer.log import log
+from kubetune_trainer.s3_spec import Located, S3Location
+from kubetune_trainer.sources import SourceError
+
+
+class ObjectStoreError(SourceError):
+    """An s3:// location that cannot be read or written; the message names it and the code."""
+
+
+def _secrets(where: Located) -> list[str]:
+    env = where.env
+    if env is None:
+        return []
+    names = (env.access_key_id, env.secret_access_key, env.session_token)
+    return [v for v in (os.environ.get(n) for n in names) if v]
+
+
+def describe(err: BaseException, where: Located, key: str) -> ObjectStoreError:
+    """One line naming the field, the object and S3's error code, with credentials cut out."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    loc = S3Location.parse(where.uri)
+    target = f"s3://{loc.bucket}/{key}"
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error.get("Code") or str(status)
+        if code == "403":  # a HEAD has no body: S3 says only 403
+            code = "AccessDenied"
+        message = f"{where.field}: {target}: {code} (HTTP {status}): {error.get('Message', '')}"
+    elif isinstance(err, BotoCoreError):
+        message = f"{where.field}: {target}: {type(err).__name__}: {err}"
+    else:
+        message = f"{where.field}: {target}: {type(err).__name__}: {err}"
+    for secret in _secrets(where):
+        message = message.replace(secret, "***")
+    return ObjectStoreError(message.rstrip(": "))
+
+
+def error_code(err: BaseException) -> str:
+    response = getattr(err, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+RETRY_WINDOW_S = 300.0
+"""How long a transfer keeps sending again what failed on a transient error (the server
+unreachable or restarting, 5xx, throttling) after boto3's own retries gave up."""
+
+
+class ShortDownload(Exception):
+    """A download whose bytes are not the object's: fewer than its size arrived, or they do not
+    give its ETag (a SeaweedFS restarted mid-download once served an 8 MiB range of zeros)."""
+
+
+class Received:
+    """The bytes each object's GETs delivered in one round: s3transfer reports every chunk it
+    reads (negative when it rewinds for a retry of its own)."""
+
+    def __init__(self) -> None:
+        self.bytes: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def subscriber(self) -> Any:
+        from s3transfer.subscribers import BaseSubscriber
+
+        received = self
+
+        class Counting(BaseSubscriber):
+            def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
+                key = future.meta.call_args.key
+                with received.lock:
+                    received.bytes[key] = received.bytes.get(key, 0) + bytes_transferred
+
+        return Counting()
+
+
+def transient(err: BaseException) -> bool:
+    """An error that may pass: the connection (refused, closed, timed out), a 5xx, throttling,
+    a download short of its bytes."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from s3transfer.exceptions import RetriesExceededError
+
+    if isinstance(err, RetriesExceededError) and err.last_exception is not None:
+        err = err.last_exception
+    if isinstance(err, BotoConnectionError | HTTPClientError | ShortDownload):
+        return True
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return int(status) >= 500 or error_code(err) in ("SlowDown", "RequestTimeout", "Throttling")
+    return False
+
+
+class Backoff:
+    """Waits between rounds of sending again: 1 s, doubling up to 10 s (a server that restarts
+    serves again within one round of it being up), within RETRY_WINDOW_S; past it, the last
+    error is raised."""
+
+    def __init__(self, where: Located) -> None:
+        self.where = where
+        self.deadline = time.monotonic() + RETRY_WINDOW_S
+        self.delay = 1.0
+
+    def wait(self, err: BaseException, key: str, what: str) -> None:
+        if not transient(err) or time.monotonic() + self.delay > self.deadline:
+            raise describe(err, self.where, key) from None
+        log(f"{describe(err, self.where, key)}; sending {what} again in {self.delay:.0f} s")
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, 10.0)
+
+
+def part_size(s3: Any, bucket: str, key: str) -> int | None:
+    """The size of a multipart object's first part (HEAD with partNumber=1), None when the
+    server does not say."""
+    try:
+        return int(s3.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
+    except Exception:
+        return None
+
+
+def etag_matches(path: Path, etag: str, part: int | None) -> bool:
+    """Whether the file's bytes give the object's ETag: a single-part upload's is the MD5 of its
+    bytes, a multipart one's (`…-N`) the MD5 of its parts' MD5s (without SSE-KMS, as AWS S3,
+    MinIO, Ceph RGW and SeaweedFS compute them), with every part but the last of `part` bytes
+    (None: the server did not say; unchecked)."""
+    etag = etag.strip('"')
+    digest, _, count = etag.partition("-")
+    if len(digest) != 32:
+        return True  # not an MD5 (e.g. a GCS composite object)
+    if not count:
+        whole = hashlib.md5(usedforsecurity=False)
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                whole.update(chunk)
+        return whole.hexdigest() == digest
+    if part is None:
+        return True
+    parts = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for _ in range(int(count)):
+            one = hashlib.md5(usedforsecurity=False)
+            left = part
+            while left and (chunk := f.read(min(left, 1 << 20))):
+                one.update(chunk)
+                left -= len(chunk)
+            parts.update(one.digest())
+        extra = f.read(1)
+    return not extra and parts.hexdigest() == digest
