@@ -6,8 +6,9 @@
 //	s3-native put|get -endpoint http://127.0.0.1:18333 -bucket B -prefix P -dir D [-parallel 4]
 //
 // The keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never from arguments. On
-// success it prints one JSON line: {"files": N, "bytes": N, "seconds": S}, the seconds being
-// those of the transfer (listing included), not of the process's start.
+// success it prints one JSON line: {"files": N, "bytes": N, "seconds": S, "peakRssKiB": N}, the
+// seconds being those of the transfer (listing included), not of the process's start, and the
+// peak RSS the kernel's high-water mark of this process (VmHWM).
 package main
 
 import (
@@ -141,7 +142,25 @@ func run(mode, endpoint, region, bucket, prefix, dir string, parallel int) error
 	if first != nil {
 		return first
 	}
+	seconds := time.Since(started).Seconds()
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"files": files.Load(), "bytes": size.Load(), "seconds": time.Since(started).Seconds(),
+		"files": files.Load(), "bytes": size.Load(), "seconds": seconds, "peakRssKiB": peakRSS(),
 	})
+}
+
+// peakRSS is the kernel's high-water mark of this process's resident memory (VmHWM), in KiB.
+func peakRSS() int64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			if _, err := fmt.Sscan(rest, &kib); err == nil {
+				return kib
+			}
+		}
+	}
+	return -1
 }
