@@ -34,6 +34,8 @@ test: prerequisites check
 	@hack/cluster/build-binaries.sh >/dev/null
 	@# Kueue's manager, for tests/cluster/test_kueue.py (cold: ~7 CPU-min, cached by version).
 	@hack/cluster/build-binaries.sh kueue >/dev/null
+	@# The object-storage bench's native client, for tests/bench/test_object_storage_bench.py (cold: ~30 s).
+	@hack/cluster/build-binaries.sh s3-native >/dev/null
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
 	PATH="$$venv/bin:$$PATH" pytest -m "not unit" $(PYTEST_ARGS)
 
@@ -84,7 +86,7 @@ screenshot:
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
 bench:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
-	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput operator_burst openai_api_latency gpu/run; do \
+	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput operator_burst openai_api_latency object_storage gpu/run; do \
 	  "$$venv/bin/python" bench/$$b.py; done
 
 # The install steps that CI proves from an empty cache on every run (hack/cold-check.sh).

@@ -1,8 +1,10 @@
-"""Shared bench inputs: a seeded long-tailed chat dataset, the tiny model, the local cluster."""
+"""Shared bench inputs: a seeded long-tailed chat dataset, the tiny model, the local cluster and
+its S3 server."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -132,18 +134,33 @@ def tool_records(n: int, rounds: int = 3, seed: int = 0) -> list[dict[str, Any]]
     return records
 
 
-def local_cluster() -> tuple[str, str]:
-    """The local control plane (hack/local-cluster up: started, or reused when running): its
-    kubeconfig and its kubectl."""
+def _cluster_exports() -> dict[str, str]:
+    """`hack/local-cluster up` (started, or reused when running): its `export NAME=value` lines."""
     out = subprocess.run(
         [str(Path(__file__).resolve().parents[1] / "hack/local-cluster"), "up"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    env = dict(
+    return dict(
         line.removeprefix("export ").split("=", 1)
         for line in out.splitlines()
         if line.startswith("export ")
     )
+
+
+def local_cluster() -> tuple[str, str]:
+    """The local control plane (hack/local-cluster up: started, or reused when running): its
+    kubeconfig and its kubectl."""
+    env = _cluster_exports()
     return env["KUBECONFIG"], env["PATH"].split(":")[0] + "/kubectl"
+
+
+def local_s3() -> tuple[str, Path]:
+    """The local control plane's S3 server (SeaweedFS): its endpoint and the file of its keys.
+    KUBETUNE_LOCAL_S3_ENDPOINT and KUBETUNE_LOCAL_S3_CREDENTIALS (the exports of `up`) name a
+    running one; without them the local cluster is brought up (or reused)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("KUBETUNE_LOCAL_S3_")}
+    if len(env) < 2:
+        env = _cluster_exports()
+    return env["KUBETUNE_LOCAL_S3_ENDPOINT"], Path(env["KUBETUNE_LOCAL_S3_CREDENTIALS"])

