@@ -1,4 +1,4 @@
-"""Object-storage throughput and memory: kubetune's s3:// transfers (`object_store.upload` and
+"""Object-storage throughput and memory: kubetune's s3:// transfers (`object_upload.upload` and
 `object_store.download`, boto3's s3transfer, as the export and `prepare` run them) against the
 server-native class of client (hack/s3-native: minio-go, the library MinIO's `mc` is built on,
 with its defaults), both against the local control plane's S3 server (SeaweedFS), in the same
@@ -146,7 +146,8 @@ def child(spec: dict[str, str]) -> None:
     """kubetune's side of one transfer: only that, then one JSON line (the last of stdout)."""
     import boto3.s3.transfer  # noqa: F401  (object_store imports it lazily: at the start here)
 
-    from kubetune_trainer.object_store import download, upload
+    from kubetune_trainer.object_store import download
+    from kubetune_trainer.object_upload import upload
     from kubetune_trainer.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
 
     conn = S3Connection(

@@ -1,6 +1,6 @@
 """The memory fault of issue 29, through bench/object_storage.py's small preset: a 512 MiB
 model-shaped set (one safetensors shard of ~507 MiB and the small files) uploaded and downloaded
-by kubetune's s3:// code path (object_store.upload and download) against the local control
+by kubetune's s3:// code path (object_upload.upload, object_store.download) against the local control
 plane's real S3 server (SeaweedFS) keeps the transferring process's peak RSS (its VmHWM) within
 256 MiB both ways. The shard alone is twice that, so a path that held an object in memory fails.
 The downloaded bytes equal the source's (SHA-256): kubetune's download, and the native client's
