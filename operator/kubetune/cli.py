@@ -237,12 +237,46 @@ def api(
     ] = 512 * 1024 * 1024,
     tls_cert: Annotated[str | None, typer.Option(help="Serve HTTPS with this certificate.")] = None,
     tls_key: Annotated[str | None, typer.Option(help="The certificate's key.")] = None,
+    files_s3: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep uploaded files in this bucket prefix (s3://bucket/prefix) instead of "
+            "--files-dir; the API's own keys come from the SDK's chain (AWS_ACCESS_KEY_ID, …)."
+        ),
+    ] = None,
+    files_s3_endpoint: Annotated[
+        str | None, typer.Option(help="The bucket's S3 endpoint (MinIO, Ceph, …).")
+    ] = None,
+    files_s3_region: Annotated[str | None, typer.Option(help="The bucket's region.")] = None,
+    files_s3_path_style: Annotated[
+        bool, typer.Option(help="Address the bucket as endpoint/bucket/key.")
+    ] = False,
+    files_s3_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Secret with the keys FineTuneJobs read the files with, in each job's "
+            "namespace (default: their ServiceAccount's identity)."
+        ),
+    ] = None,
 ) -> None:
     """Serve OpenAI's fine-tuning API over FineTuneJobs; callers authenticate with Kubernetes
     tokens (docs/openai-api.md). Needs the api extra."""
     from kubetune.openai_api.main import serve
+    from kubetune_trainer.s3_spec import S3Connection, s3_problem
 
+    if files_s3 and (problem := s3_problem(files_s3)):
+        raise typer.BadParameter(f"{files_s3}: {problem}", param_hint="--files-s3")
+    connection = S3Connection.model_validate(
+        {
+            "endpoint": files_s3_endpoint,
+            "region": files_s3_region,
+            "pathStyle": files_s3_path_style,
+            "credentials": {"name": files_s3_secret} if files_s3_secret else None,
+        }
+    )
     serve(
+        files_s3=files_s3,
+        files_s3_connection=connection,
         host=host,
         port=port,
         catalog=catalog,

@@ -262,3 +262,32 @@ def test_the_openai_api_component_is_valid_and_least_privilege() -> None:
             "--set-json",
             'openaiApi.models={"m": {"methods": ["grpo"], "spec": {}}}',
         )
+
+
+def test_the_openai_api_keeps_files_in_a_bucket_when_told() -> None:
+    """`openaiApi.files.s3.uri`: no claim, no files volume; the bucket's flags, and the API's
+    keys from a Secret as secretKeyRefs (never values)."""
+    objs = openai_api_objects(
+        *("--set", "openaiApi.enabled=true"),
+        *("--set", "openaiApi.files.s3.uri=s3://kubetune-files/api/"),
+        *("--set", "openaiApi.files.s3.endpoint=https://minio.storage.svc:9000"),
+        *("--set", "openaiApi.files.s3.pathStyle=true"),
+        *("--set", "openaiApi.files.s3.credentialsSecret=api-s3"),
+        *("--set", "openaiApi.files.s3.jobCredentialsSecret=job-s3"),
+    )
+    assert "PersistentVolumeClaim" not in {o["kind"] for o in objs}
+    for obj in objs:
+        kubernetes_validate.validate(obj, "1.35.0", strict=True)
+    pod = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert [a for a in container["args"] if a.startswith("--files")] == [
+        "--files-s3=s3://kubetune-files/api/",
+        "--files-s3-endpoint=https://minio.storage.svc:9000",
+        "--files-s3-path-style",
+        "--files-s3-secret=job-s3",
+    ]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]} == {
+        "AWS_ACCESS_KEY_ID": {"name": "api-s3", "key": "AWS_ACCESS_KEY_ID"},
+        "AWS_SECRET_ACCESS_KEY": {"name": "api-s3", "key": "AWS_SECRET_ACCESS_KEY"},
+    }
+    assert "files" not in {v["name"] for v in pod["volumes"]}

@@ -83,7 +83,14 @@ def curl_example(example: str, url: str, token: str, cwd: Path, **ids: str) -> t
 class ApiServer:
     """`kubetune api` as its own process, as the chart runs it."""
 
-    def __init__(self, kubeconfig: str, files_dir: Path, log_path: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        files_dir: Path,
+        log_path: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log_path = log_path
@@ -104,7 +111,7 @@ class ApiServer:
                 str(self.port),
                 *extra,
             ],
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -246,6 +246,7 @@ def create_app(cluster: Cluster, store: FileStore, settings: Settings, cache: Jo
             training=training,
             validation=validation,
             source_of=lambda file_id: store.training_source(c.namespace, file_id),
+            connection=store.training_connection(),
         )
         created = user.create(doc)
         cache.remember(created)

@@ -8,8 +8,8 @@ training copy (`training.jsonl`, what the FineTuneJob reads) and its `meta.json`
 A FineTuneJob reads the training copy through `training_source`: for this store
 `pvc://<claim>/<namespace>/<file-id>/training.jsonl`, the same volume claimed under the same
 name in the job's namespace (an RWX volume shared across namespaces, or the API's own
-namespace). An object-storage store implements the same four methods and returns its own
-source URL from `training_source` (docs/openai-api.md).
+namespace). The object-storage store (s3_files.py) keeps the same files in a bucket and gives
+`s3://` sources with their connection (docs/openai-api.md).
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ class FileStore(Protocol):
 
     def training_source(self, namespace: str, file_id: str) -> str: ...
 
+    def training_connection(self) -> dict[str, Any] | None:
+        """The `s3` connection FineTuneJobs read `training_source` with (None: not s3://)."""
+
 
 class FilesystemStore:
     """Files on a mounted volume; writes land in a temporary folder renamed into place, so a
@@ -111,3 +114,6 @@ class FilesystemStore:
 
     def training_source(self, namespace: str, file_id: str) -> str:
         return f"pvc://{self.claim}/{namespace}/{file_id}/training.jsonl"
+
+    def training_connection(self) -> dict[str, Any] | None:
+        return None

@@ -137,6 +137,7 @@ def build_job(
     training: StoredFile,
     validation: StoredFile | None,
     source_of: Callable[[str], str],
+    connection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The FineTuneJob for a checked request, validated as `kubectl apply` would (400 if not)."""
     entry = catalog.models.get(request["model"])
@@ -163,9 +164,10 @@ def build_job(
     spec = copy.deepcopy(entry.spec)
     dataset = spec.setdefault("dataset", {})
     fmt = DATASET_FORMATS[method]
-    dataset["sources"] = [{"source": source_of(training.id), "format": fmt}]
+    extra = {"s3": connection} if connection else {}  # the files' bucket, as the store says
+    dataset["sources"] = [{"source": source_of(training.id), "format": fmt, **extra}]
     if validation is not None:
-        dataset["validation"] = {"source": source_of(validation.id), "format": fmt}
+        dataset["validation"] = {"source": source_of(validation.id), "format": fmt, **extra}
     train = spec.setdefault("training", {})
     # the entry's settings for one objective apply to that method's requests only
     for setting, owner in (("dpo", "dpo"), ("grpo", "reinforcement")):
