@@ -15,6 +15,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,9 @@ import pytest
 from tests.support import kind
 from tests.support.chain import KIND_DIR, KIND_UP_TIMEOUT_S, Chain, KindCluster
 from tests.support.factories import REPO
-from tests.support.kube import Kube
+from tests.support.kube import Kube, eventually
 from tests.support.process_node import PLACEMENT, ProcessNode
+from tests.support.s3 import LocalS3
 from tests.support.tiers import unavailable
 
 
@@ -65,6 +67,11 @@ def kind_cluster(request: pytest.FixtureRequest) -> Iterator[KindCluster]:
     yield KindCluster(
         kube=Kube(kubeconfig=exports["KUBECONFIG"], kubectl_path=f"{clients}/kubectl"),
         trainer_image=exports["TRAINER_IMAGE"],
+        s3=LocalS3(
+            endpoint=exports["KIND_S3_ENDPOINT"],
+            credentials_file=Path(exports["KIND_S3_CREDENTIALS"]),
+            job_endpoint=exports["KIND_S3_JOB_ENDPOINT"],
+        ),
     )
     if os.environ.get("KUBETUNE_KIND_KEEP") != "1":
         subprocess.run(["bash", str(KIND_DIR / "up.sh"), "down"], capture_output=True)
@@ -85,3 +92,24 @@ def kind_chain(kind_cluster: KindCluster) -> Iterator[Chain]:
 @pytest.fixture(params=["local", pytest.param("kind", marks=KIND)])
 def chain(request: pytest.FixtureRequest) -> Chain:
     return request.getfixturevalue(f"{request.param}_chain")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["local", pytest.param("kind", marks=KIND)])
+def chain_s3(request: pytest.FixtureRequest) -> tuple[Chain, LocalS3]:
+    """A chain and the S3 server its pods reach: the local control plane's, or kind's."""
+    chain: Chain = request.getfixturevalue(f"{request.param}_chain")
+    if request.param == "local":
+        return chain, request.getfixturevalue("local_s3")
+    s3: LocalS3 = request.getfixturevalue("kind_cluster").s3
+    eventually(serving(s3), timeout=120, what="kind's S3 server to answer")
+    return chain, s3
+
+
+def serving(s3: LocalS3) -> Any:
+    def check() -> bool:
+        try:
+            return bool(s3.client().list_buckets() is not None)
+        except Exception:  # not up yet
+            return False
+
+    return check

@@ -10,6 +10,7 @@ from typing import Any
 from tests.support.factories import EXAMPLES, REPO, example_docs
 from tests.support.kube import Kube, KubectlError, eventually
 from tests.support.process_node import ProcessNode, claim_dir, make_claim
+from tests.support.s3 import LocalS3
 
 
 @dataclass
@@ -137,6 +138,7 @@ KIND_UP_TIMEOUT_S = 5400
 class KindCluster:
     kube: Kube
     trainer_image: str  # the tag up.sh built and loaded
+    s3: LocalS3  # the S3 server up.sh runs in the cluster
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:

@@ -13,7 +13,10 @@ from typing import Any
 @dataclass(frozen=True)
 class LocalS3:
     endpoint: str
+    """Where the tests reach it."""
     credentials_file: Path
+    job_endpoint: str | None = None
+    """Where the jobs' pods reach it, when not at `endpoint` (kind: its Service)."""
 
     def keys(self, identity: str = "admin") -> dict[str, str]:
         """`admin` may do everything; `denied` is refused every bucket (AccessDenied)."""
@@ -57,7 +60,8 @@ class LocalS3:
 
     def connection(self, secret: str | None = None) -> dict[str, Any]:
         """The FineTuneJob's `s3` for this server (credentials from `secret` when given)."""
-        conn: dict[str, Any] = {"endpoint": self.endpoint, "region": "us-east-1", "pathStyle": True}
+        endpoint = self.job_endpoint or self.endpoint
+        conn: dict[str, Any] = {"endpoint": endpoint, "region": "us-east-1", "pathStyle": True}
         if secret:
             conn["credentials"] = {"name": secret}
         return conn

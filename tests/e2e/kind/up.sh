@@ -5,7 +5,8 @@
 # builds, installs the training-operator from its Go module's manifests (its image made from
 # the binary build-binaries.sh builds), builds the operator and trainer images
 # (hack/images.py), loads them into the node, makes hostPath PersistentVolumes, and installs
-# kubetune with Helm. Prints KUBECONFIG=<file> and TRAINER_IMAGE=<tag> last.
+# kubetune with Helm, and starts an S3 server (SeaweedFS) in the cluster. Prints
+# KUBECONFIG=<file>, TRAINER_IMAGE=<tag> and the S3 server's KIND_S3_* last.
 #
 #   bash tests/e2e/kind/up.sh        # then: pytest tests/e2e -m kind
 #   bash tests/e2e/kind/up.sh down   # delete the cluster
@@ -154,6 +155,68 @@ for pv in $(kubectl get pv -l kubetune.io/kind-pv=true \
   kubectl patch pv "$pv" --type json -p '[{"op": "remove", "path": "/spec/claimRef"}]' >/dev/null
 done
 
+# The S3 server (docs/object-storage.md): SeaweedFS in one pod, its image made from the binary
+# build-binaries.sh builds, its identities those of hack/cluster/s3_server.py, with keys of its
+# own. Pods reach it as seaweedfs.kubetune-s3.svc; the tests from here, at the node's NodePort.
+say "S3 server (SeaweedFS)"
+eval "$(bash "$root/hack/cluster/build-binaries.sh" seaweedfs | sed 's/^/export /')"
+s3_image=kubetune-kind/seaweedfs:${SEAWEEDFS_VERSION##*-}
+if ! docker image inspect "$s3_image" >/dev/null 2>&1; then
+  scratch=$(mktemp -d) && mkdir -p "$scratch/root/tmp" "$scratch/root/data"
+  chmod 1777 "$scratch/root/tmp"
+  cp "$SEAWEEDFS_BIN/weed" "$scratch/root/weed"
+  tar -C "$scratch/root" --owner=0 --group=0 -c . | docker import - "$s3_image" >/dev/null
+  rm -rf "$scratch"
+fi
+load "$s3_image"
+s3_state=$cache/kind-$name-state
+s3_config=$(python3 -c '
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import s3_server
+from pathlib import Path
+print(json.dumps(s3_server.s3_config(s3_server.credentials(Path(sys.argv[2])))))
+' "$root/hack/cluster" "$s3_state")
+kubectl create namespace kubetune-s3 --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n kubetune-s3 create secret generic seaweedfs-config --from-literal=s3.json="$s3_config" \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+cat <<YAML | kubectl apply -f - >/dev/null
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: seaweedfs, namespace: kubetune-s3}
+spec:
+  selector: {matchLabels: {app: seaweedfs}}
+  template:
+    metadata: {labels: {app: seaweedfs}}
+    spec:
+      containers:
+        - name: weed
+          image: docker.io/$s3_image
+          imagePullPolicy: Never
+          command: [/weed, server, -ip=127.0.0.1, -ip.bind=0.0.0.0, -dir=/data,
+                    -master.volumeSizeLimitMB=64, -master.telemetry=false, -volume.max=0,
+                    -filer, -s3, -s3.port=8333, -s3.config=/config/s3.json,
+                    -s3.port.iceberg=0, -s3.port.lance=0]
+          ports: [{containerPort: 8333}]
+          readinessProbe: {tcpSocket: {port: 8333}, periodSeconds: 2}
+          volumeMounts:
+            - {name: data, mountPath: /data}
+            - {name: config, mountPath: /config, readOnly: true}
+      volumes:
+        - {name: data, emptyDir: {}}
+        - {name: config, secret: {secretName: seaweedfs-config}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: seaweedfs, namespace: kubetune-s3}
+spec:
+  type: NodePort
+  selector: {app: seaweedfs}
+  ports: [{port: 8333, targetPort: 8333, nodePort: 30833}]
+YAML
+kubectl -n kubetune-s3 rollout status deploy/seaweedfs --timeout=180s >&2
+node_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$node")
+
 say "kubetune images"
 operator_image=$(python3 "$root/hack/images.py" operator)
 trainer_image=$(python3 "$root/hack/images.py" trainer)
@@ -170,3 +233,6 @@ kubectl wait --for=condition=Established crd/finetunejobs.kubetune.io --timeout=
 say "ready"
 echo "KUBECONFIG=$kubeconfig"
 echo "TRAINER_IMAGE=$trainer_image"
+echo "KIND_S3_ENDPOINT=http://$node_ip:30833"
+echo "KIND_S3_JOB_ENDPOINT=http://seaweedfs.kubetune-s3.svc:8333"
+echo "KIND_S3_CREDENTIALS=$s3_state/s3/credentials.json"
