@@ -18,6 +18,7 @@ class Component:
 
     def __init__(self, pid_file: Path) -> None:
         self.pid_file = pid_file
+        self.name = pid_file.stem  # kube-apiserver, weed, …
         # kwokctl's files hold the PID; ours (hack/cluster/pids.py) the PID and its start time
         text = self.pid_file.read_text().split()
         self.with_start_time = len(text) > 1

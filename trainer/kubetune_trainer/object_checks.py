@@ -76,11 +76,10 @@ class Received:
         self.lock = threading.Lock()
 
     def subscriber(self) -> Any:
-        from s3transfer.subscribers import BaseSubscriber
-
+        """An s3transfer subscriber: it calls the `on_progress` of each one it is given."""
         received = self
 
-        class Counting(BaseSubscriber):
+        class Counting:
             def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
                 key = future.meta.call_args.key
                 with received.lock:
@@ -94,10 +93,10 @@ def transient(err: BaseException) -> bool:
     a download short of its bytes."""
     from botocore.exceptions import ClientError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotoConnectionError
-    from s3transfer.exceptions import RetriesExceededError
 
-    if isinstance(err, RetriesExceededError) and err.last_exception is not None:
-        err = err.last_exception
+    last = getattr(err, "last_exception", None)  # s3transfer's RetriesExceededError: the cause
+    if isinstance(last, BaseException):
+        err = last
     if isinstance(err, BotoConnectionError | HTTPClientError | ShortDownload):
         return True
     if isinstance(err, ClientError):
@@ -124,13 +123,26 @@ class Backoff:
         self.delay = min(self.delay * 2, 10.0)
 
 
-def part_size(s3: Any, bucket: str, key: str) -> int | None:
+def with_backoff(where: Located, key: str, request: Any) -> Any:
+    """One request's result, the request sent again on a transient error (Backoff)."""
+    backoff = Backoff(where)
+    while True:
+        try:
+            return request()
+        except Exception as err:
+            backoff.wait(err, key, key)
+
+
+def part_size(s3: Any, where: Located, bucket: str, key: str) -> int | None:
     """The size of a multipart object's first part (HEAD with partNumber=1), None when the
-    server does not say."""
+    server refuses the question (a 4xx); a transient error is retried (with_backoff)."""
     try:
-        return int(s3.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
-    except Exception:
+        head = with_backoff(
+            where, key, lambda: s3.head_object(Bucket=bucket, Key=key, PartNumber=1)
+        )
+    except ObjectStoreError:
         return None
+    return int(head["ContentLength"])
 
 
 def etag_matches(path: Path, etag: str, part: int | None) -> bool:

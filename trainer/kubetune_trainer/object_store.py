@@ -37,6 +37,7 @@ from kubetune_trainer.object_checks import (
     etag_matches,
     part_size,
     transient,
+    with_backoff,
 )
 from kubetune_trainer.s3_spec import Located, S3Location, ca_bundle_path
 
@@ -198,10 +199,7 @@ def unchanged(s3: Any, where: Located, obj: Listed, tmp: Path) -> None:
     """Raise PreconditionFailed (and drop the file) when the object's ETag is no longer the
     listed one: replaced since the listing, which version did we get?"""
     bucket = S3Location.parse(where.uri).bucket
-    try:
-        now = s3.head_object(Bucket=bucket, Key=obj.key)["ETag"]
-    except Exception as err:
-        raise describe(err, where, obj.key) from None
+    now = with_backoff(where, obj.key, lambda: s3.head_object(Bucket=bucket, Key=obj.key))["ETag"]
     if now != obj.etag:
         tmp.unlink(missing_ok=True)
         raise ObjectStoreError(
@@ -210,13 +208,14 @@ def unchanged(s3: Any, where: Located, obj: Listed, tmp: Path) -> None:
         )
 
 
-def wrong_bytes(s3: Any, bucket: str, obj: Listed, path: Path, received: Received) -> str:
+def wrong_bytes(s3: Any, where: Located, obj: Listed, path: Path, received: Received) -> str:
     """What is wrong with a downloaded file, or "" when its bytes are the object's: as many as
     its size arrived and are on disk, and they give its ETag (etag_matches)."""
     got, size = received.bytes.get(obj.key, 0), path.stat().st_size
     if got != obj.size or size != obj.size:
         return f"{got} bytes arrived and {size} are on disk of the object's {obj.size}"
-    part = part_size(s3, bucket, obj.key) if "-" in obj.etag else None
+    bucket = S3Location.parse(where.uri).bucket
+    part = part_size(s3, where, bucket, obj.key) if "-" in obj.etag else None
     if not etag_matches(path, obj.etag, part):
         return f"the {size} bytes do not give the object's ETag {obj.etag}"
     return ""
@@ -269,7 +268,7 @@ def fetch_objects(s3: Any, where: Located, listed: list[Listed], folder: Path, b
                 except Exception as error:
                     failed.append((obj, error))
                     continue
-                wrong = wrong_bytes(s3, bucket, obj, Path(str(target) + part), received)
+                wrong = wrong_bytes(s3, where, obj, Path(str(target) + part), received)
                 if wrong:  # a replaced object is refused at once, whatever its bytes
                     unchanged(s3, where, obj, Path(str(target) + part))
                 if wrong and obj.key in mismatches:  # twice: not a passing glitch
