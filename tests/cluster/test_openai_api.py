@@ -24,35 +24,19 @@ import openai
 import pytest
 from openai import OpenAI
 
-from kubetune.api.job import GROUP, PLURAL
 from tests.support.kube import Kube, eventually
-from tests.support.openai_api import ApiServer, chat_line, curl_example, dpo_line, jsonl
+from tests.support.openai_api import (
+    ApiServer,
+    chat_line,
+    curl_example,
+    dpo_line,
+    grant,
+    jsonl,
+)
 from tests.support.operator import Operator, phase_is
 from tests.support.process_node import make_claim
-from tests.support.s3 import LocalS3
 
 MAX_FILE_BYTES = 4096
-
-
-def grant(kube: Kube, account: str, verbs: list[str]) -> str:
-    """A ServiceAccount with `verbs` on finetunejobs in kube's namespace; its token."""
-    kube.run("create", "serviceaccount", account)
-    if verbs:
-        role = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": account, "namespace": kube.namespace},
-            "rules": [{"apiGroups": [GROUP], "resources": [PLURAL], "verbs": verbs}],
-        }
-        binding = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": account, "namespace": kube.namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": kube.namespace}],
-        }
-        kube.apply(role, binding)
-    return kube.run("create", "token", account, "--duration=1h").strip()
 
 
 @pytest.fixture
@@ -367,62 +351,3 @@ def test_a_job_runs_to_succeeded_and_openais_curl_examples_drive_the_api(
 
     code, deleted = curl(DELETE_FILE, **{"file-abc123": file_id})
     assert code == 200 and deleted == {"id": file_id, "object": "file", "deleted": True}
-
-
-def test_files_kept_in_a_bucket_reach_finetunejobs_as_s3_sources(
-    ftj_crd: Kube, kube: Kube, local_s3: LocalS3, tmp_path: Path
-) -> None:
-    """`kubetune api --files-s3`: the openai client's uploads land in the bucket (meta.json
-    last), are listed, read back and deleted there, and a job created from one reads it as an
-    s3:// source with the bucket's connection and the configured Secret, never a key."""
-    bucket = local_s3.bucket()
-    keys = local_s3.keys("admin")
-    server = ApiServer(
-        kube.kubeconfig,
-        tmp_path / "unused",
-        tmp_path / "api.log",
-        *("--files-s3", f"s3://{bucket}/files", "--files-s3-endpoint", local_s3.endpoint),
-        *("--files-s3-region", "us-east-1", "--files-s3-path-style"),
-        *("--files-s3-secret", "s3-files"),
-        env={
-            "AWS_ACCESS_KEY_ID": keys["accessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": keys["secretAccessKey"],
-        },
-    )
-    try:
-        verbs = ["get", "list", "create", "delete"]
-        client = OpenAI(base_url=server.url, api_key=grant(kube, "trainer", verbs), max_retries=0)
-        data = jsonl(chat_line(), chat_line("What is 2 plus 6?", "2 plus 6 is 8."))
-        uploaded = client.files.create(file=("train.jsonl", data), purpose="fine-tune")
-        folder = f"files/{kube.namespace}/{uploaded.id}/"
-        listing = local_s3.listing(bucket, folder)
-        assert set(listing) == {folder + n for n in ("upload.jsonl", "training.jsonl", "meta.json")}
-        assert listing[folder + "meta.json"]["LastModified"] >= max(
-            o["LastModified"] for o in listing.values()
-        )
-        assert client.files.content(uploaded.id).read() == data
-        assert client.files.retrieve(uploaded.id).bytes == len(data)
-        assert uploaded.id in [f.id for f in client.files.list()]
-
-        job = client.fine_tuning.jobs.create(model="tiny-llama", training_file=uploaded.id)
-        source = kube.get("finetunejob", job.id)["spec"]["dataset"]["sources"][0]
-        assert source["source"] == f"s3://{bucket}/{folder}training.jsonl"
-        assert source["s3"] == {
-            "endpoint": local_s3.endpoint,
-            "region": "us-east-1",
-            "pathStyle": True,
-            "credentials": {
-                "name": "s3-files",
-                "accessKeyIdKey": "AWS_ACCESS_KEY_ID",
-                "secretAccessKeyKey": "AWS_SECRET_ACCESS_KEY",
-            },
-        }
-        text = json.dumps(kube.get("finetunejob", job.id)) + server.output()
-        assert keys["secretAccessKey"] not in text and keys["accessKeyId"] not in text
-
-        assert client.files.delete(uploaded.id).deleted
-        assert not local_s3.listing(bucket, folder)
-        with pytest.raises(openai.NotFoundError):
-            client.files.retrieve(uploaded.id)
-    finally:
-        server.stop()

@@ -11,10 +11,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kubetune.api.job import GROUP, PLURAL
 from kubetune.local_run import free_port
 from kubetune.openai_api.catalog import Catalog
 from tests.support.factories import REPO
-from tests.support.kube import eventually
+from tests.support.kube import Kube, eventually
 
 CATALOG_PATH = REPO / "examples" / "openai-api" / "catalog.yaml"
 OPENAI_URL = "https://api.openai.com/v1"
@@ -140,3 +141,24 @@ class ApiServer:
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.log.close()
+
+
+def grant(kube: Kube, account: str, verbs: list[str]) -> str:
+    """A ServiceAccount with `verbs` on finetunejobs in kube's namespace; its token."""
+    kube.run("create", "serviceaccount", account)
+    if verbs:
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": account, "namespace": kube.namespace},
+            "rules": [{"apiGroups": [GROUP], "resources": [PLURAL], "verbs": verbs}],
+        }
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": account, "namespace": kube.namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": kube.namespace}],
+        }
+        kube.apply(role, binding)
+    return kube.run("create", "token", account, "--duration=1h").strip()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_trainer.log import log
-from kubetune_trainer.object_checks import Backoff, describe, transient
+from kubetune_trainer.object_checks import Backoff, describe, transient, with_backoff
 from kubetune_trainer.object_store import (
     MANIFEST,
     TransferProgress,
@@ -43,17 +43,6 @@ def _send(s3: Any, bucket: str, pairs: list[tuple[Path, str]], subscribers: list
     return failed
 
 
-def _call(where: Located, key: str, action: Any) -> None:
-    """One request, sent again on a transient error (Backoff)."""
-    backoff = Backoff(where)
-    while True:
-        try:
-            action()
-            return
-        except Exception as err:
-            backoff.wait(err, key, key)
-
-
 def upload(
     folder: Path, where: Located, last: str = MANIFEST, what: str = "the outputs"
 ) -> list[str]:
@@ -66,7 +55,9 @@ def upload(
     files = [p for p in files_under(folder) if p.relative_to(folder).as_posix() != last]
     manifest = folder / last
     # incomplete until the end
-    _call(where, prefix + last, lambda: s3.delete_object(Bucket=loc.bucket, Key=prefix + last))
+    with_backoff(
+        where, prefix + last, lambda: s3.delete_object(Bucket=loc.bucket, Key=prefix + last)
+    )
     total = sum(p.stat().st_size for p in files)
     log(f"uploading {what}: {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
     pairs = [(p, prefix + p.relative_to(folder).as_posix()) for p in files]
@@ -83,7 +74,7 @@ def upload(
             progress.rewind(sum(p.stat().st_size for p, _ in pairs))
             backoff.wait(failed[0][2], failed[0][1], f"{len(pairs)} file(s)")
     if manifest.exists():
-        _call(
+        with_backoff(
             where,
             prefix + last,
             lambda: s3.upload_file(str(manifest), loc.bucket, prefix + last),
