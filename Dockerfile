@@ -44,6 +44,7 @@ FROM operator-build AS operator-project
 COPY pyproject.toml ./
 COPY operator operator
 COPY trainer trainer
+COPY contract contract
 RUN . hack/build-env.sh && install_project
 
 FROM ${PYTHON_IMAGE} AS operator
@@ -83,6 +84,7 @@ FROM trainer-build AS trainer-project
 COPY pyproject.toml ./
 COPY operator operator
 COPY trainer trainer
+COPY contract contract
 RUN . hack/build-env.sh && install_project
 
 FROM ${TRAINER_BASE_IMAGE} AS trainer

@@ -146,9 +146,9 @@ def child(spec: dict[str, str]) -> None:
     """kubetune's side of one transfer: only that, then one JSON line (the last of stdout)."""
     import boto3.s3.transfer  # noqa: F401  (object_store imports it lazily: at the start here)
 
+    from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
     from kubetune_trainer.object_store import download
     from kubetune_trainer.object_upload import upload
-    from kubetune_trainer.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
 
     conn = S3Connection(
         endpoint=spec["endpoint"],

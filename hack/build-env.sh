@@ -15,6 +15,6 @@ install_project() {
   uv pip install --no-deps .
   site=$(/opt/kubetune/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   mkdir -p "/project$site" /project/opt/kubetune/bin
-  cp -a "$site"/kubetune "$site"/kubetune_trainer "$site"/kubetune-*.dist-info "/project$site/"
+  cp -a "$site"/kubetune "$site"/kubetune_trainer "$site"/kubetune_api "$site"/kubetune-*.dist-info "/project$site/"
   cp -a /opt/kubetune/bin/kubetune /project/opt/kubetune/bin/
 }

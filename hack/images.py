@@ -40,6 +40,7 @@ INPUTS = (
     "hack/llama-cpp.sh",
     "operator",
     "trainer",
+    "contract",
 )
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 REGISTRY_BASES = {

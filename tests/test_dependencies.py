@@ -70,6 +70,8 @@ def undeclared(package: Path, allowed: set[str]) -> dict[str, str]:
     ("package", "extras"),
     [
         ("trainer/kubetune_trainer", ("trainer", "gguf")),
+        # the contract: the base install only (pydantic, jinja2), as both images and the CLI run it
+        ("contract/kubetune_api", ()),
         # `kubetune run` imports the training stack only after checking for it (its error names
         # `--extra trainer`); the operator's own modules never do (the import-linter contracts).
         # The operator image also installs the api extra (`kubetune api`).

@@ -56,7 +56,7 @@ def clock(counter: CountingCollator, warmup: int, steps: int) -> Any:
 
 
 def trainer_config(run: Run, preset: Preset, model: Path, job: Path) -> Any:
-    from kubetune_trainer.config import TrainerConfig
+    from kubetune_api.config import TrainerConfig
 
     quantization = {"computeDtype": "bfloat16" if preset.precision == "bf16" else "float32"}
     gpus = device().type == "cuda"

@@ -262,7 +262,7 @@ def api(
     """Serve OpenAI's fine-tuning API over FineTuneJobs; callers authenticate with Kubernetes
     tokens (docs/openai-api.md). Needs the api extra."""
     from kubetune.openai_api.main import serve
-    from kubetune_trainer.s3_spec import S3Connection, s3_problem
+    from kubetune_api.s3_spec import S3Connection, s3_problem
 
     if files_s3 and (problem := s3_problem(files_s3)):
         raise typer.BadParameter(f"{files_s3}: {problem}", param_hint="--files-s3")

@@ -27,7 +27,7 @@ from kubetune.render.pod import CONFIG_FILE, render_env, training_command
 from kubetune.render.settings import RenderSettings
 from kubetune.render.trainer_config import trainer_config
 from kubetune.yamlio import dump
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.progress import read_progress
 from kubetune_trainer.report.run_folder import JOB_FILE, RUN_STATE
 

@@ -9,7 +9,7 @@ from typing import get_args
 
 import pytest
 
-from kubetune_trainer.inputs_spec import BuiltinTemplate, BuiltinTokenizer
+from kubetune_api.inputs_spec import BuiltinTemplate, BuiltinTokenizer
 from kubetune_trainer.vocabularies import FAMILIES
 from tests.support.jobs import config_for
 

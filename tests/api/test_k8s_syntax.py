@@ -19,7 +19,7 @@ import pytest
 from kubernetes.utils import parse_quantity
 
 from kubetune.api.corev1 import SCHEMAS, check
-from kubetune_trainer.k8s_syntax import (
+from kubetune_api.k8s_syntax import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
     IMAGE_REFERENCE,

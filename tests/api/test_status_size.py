@@ -12,7 +12,7 @@ import jsonschema
 import yaml
 
 from kubetune.api.crd import crd
-from kubetune.api.status import FineTuneJobStatus
+from kubetune_api.status import FineTuneJobStatus
 from kubetune_trainer.metrics_tail import OVERVIEW, RECENT, MetricsTail
 from kubetune_trainer.reporter import StatusSink
 from tests.support.factories import REPO

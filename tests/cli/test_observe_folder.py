@@ -11,9 +11,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kubetune.api.status import FineTuneJobStatus
 from kubetune.cli import app
 from kubetune.observe.folder import folder_view
+from kubetune_api.status import FineTuneJobStatus
 from kubetune_trainer.metrics_log import METRICS_FILE, metrics_line, read_metrics
 from tests.support.run_folders import metric_lines, write_run_folder
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import kubetune_trainer.checkpoint_store as store
+from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
 from kubetune_trainer.checkpoint_store import CheckpointUploader, restore_from
 from kubetune_trainer.checkpoints import MARKER, latest_complete, mark_complete
 from kubetune_trainer.object_checks import ObjectStoreError, etag_matches, part_size
@@ -29,7 +30,6 @@ from kubetune_trainer.object_store import (
     list_objects,
 )
 from kubetune_trainer.object_upload import upload
-from kubetune_trainer.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
 from tests.support.kube import eventually
 from tests.support.processes import Component
 from tests.support.s3 import LocalS3

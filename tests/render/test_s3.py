@@ -15,8 +15,8 @@ from kubetune.api import parse_job
 from kubetune.render import render
 from kubetune.render.settings import RenderSettings
 from kubetune.runtime.observe import expected_outputs
-from kubetune_trainer.config import TrainerConfig
-from kubetune_trainer.s3_spec import S3Location, s3_locations, s3_problem
+from kubetune_api.config import TrainerConfig
+from kubetune_api.s3_spec import S3Location, s3_locations, s3_problem
 from tests.support.factories import make_job
 from tests.support.golden import by_kind
 

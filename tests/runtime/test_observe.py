@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from kubetune.api import parse_job
-from kubetune.api.status import Outputs
 from kubetune.render import RenderSettings
 from kubetune.runtime.observe import expected_outputs, pod_state
 from kubetune.runtime.status import PodState
+from kubetune_api.status import Outputs
 from tests.support.factories import make_job
 
 

@@ -21,7 +21,7 @@ from kubetune.render.layout import Layout
 from kubetune.render.pod import CONFIG_FILE, training_command
 from kubetune.render.settings import RenderSettings
 from kubetune.render.trainer_config import trainer_config
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 from tests.support.factories import REPO, make_job
 
 TINY_DATA = REPO / "examples" / "data" / "tiny-chat.jsonl"

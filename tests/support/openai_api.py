@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubetune.api.job import GROUP, PLURAL
 from kubetune.local_run import free_port
 from kubetune.openai_api.catalog import Catalog
+from kubetune_api.resource import GROUP, PLURAL
 from tests.support.factories import REPO
 from tests.support.kube import Kube, eventually
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.preflight import preflight
 from kubetune_trainer.progress import FileSink
 from kubetune_trainer.reporter import Sinks, StatusSink

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_trainer.inputs_spec import ModelSource
-from kubetune_trainer.training_spec import MethodSpec, TrainingSpec
+from kubetune_api.inputs_spec import ModelSource
+from kubetune_api.training_spec import MethodSpec, TrainingSpec
 
 
 def load(path: Path, method: dict[str, object]) -> object:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from kubetune.api import parse_job
-from kubetune_trainer.config import GgufQuantization
+from kubetune_api.config import GgufQuantization
 from tests.support import seed_data
 from tests.support.factories import REPO
 from tests.support.jobs import job_dir, logged_losses, manifest, train

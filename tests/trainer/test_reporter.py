@@ -44,7 +44,7 @@ def test_a_forced_report_does_not_hold_back_the_first_step() -> None:
 def test_evaluation_and_kept_checkpoints_fit_the_status_schema() -> None:
     """What the trainer patches is what the CRD's status schema (generated from
     FineTuneJobStatus) keeps: nothing pruned, nothing null (a merge patch's null deletes)."""
-    from kubetune.api.status import FineTuneJobStatus
+    from kubetune_api.status import FineTuneJobStatus
 
     kept = [
         {"step": 30, "path": "/w/checkpoint-30", "metrics": {"train_loss": 2.1, "valid_loss": 2.3}},
@@ -70,7 +70,7 @@ def test_evaluation_and_kept_checkpoints_fit_the_status_schema() -> None:
 def test_dpo_rewards_reach_the_status_patch_and_fit_the_status_schema() -> None:
     """TRL's DPO metrics, as the Progress callback maps them, pass the status model (the CRD's
     status schema is generated from it, so the API server keeps them instead of pruning)."""
-    from kubetune.api.status import Progress
+    from kubetune_api.status import Progress
     from kubetune_trainer.callbacks import rewards
 
     logs = {

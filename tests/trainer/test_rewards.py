@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from kubetune_api.reward_spec import RewardSpec
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.prompts import PromptEncoder, convert_prompt
 from kubetune_trainer.data.tokenize import Encoder, Refused
-from kubetune_trainer.reward_spec import RewardSpec
 from kubetune_trainer.rewards import RewardError, graders
 from tests.support.tool_data import COMPACT_TEMPLATE
 

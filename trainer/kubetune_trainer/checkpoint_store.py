@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubetune_api.s3_spec import Located, S3Location, s3_locations
 from kubetune_trainer.checkpoints import MARKER, latest_complete, step_of
 from kubetune_trainer.lease import lease
 from kubetune_trainer.log import log
 from kubetune_trainer.object_checks import ObjectStoreError, describe
 from kubetune_trainer.object_store import Listed, client, fetch_objects
 from kubetune_trainer.object_upload import upload
-from kubetune_trainer.s3_spec import Located, S3Location, s3_locations
 
 PREFIX = "checkpoints/"
 STAGING = ".restoring"

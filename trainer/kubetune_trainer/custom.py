@@ -24,8 +24,8 @@ import runpy
 import sys
 from pathlib import Path
 
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.checkpoints import latest_complete
-from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.prepared import PreparedManifest
 from kubetune_trainer.strategy import deepspeed_config
 

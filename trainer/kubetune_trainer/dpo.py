@@ -24,9 +24,9 @@ import torch
 from trl.trainer.dpo_config import DPOConfig
 from trl.trainer.dpo_trainer import DataCollatorForPreference, DPOTrainer
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
+from kubetune_api.training_spec import DpoSpec
 from kubetune_trainer.training_args import training_arguments
-from kubetune_trainer.training_spec import DpoSpec
 
 
 class PretokenizedDPOTrainer(DPOTrainer):

@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
+from kubetune_api.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer import __version__
 from kubetune_trainer.checkpoints import resumes
-from kubetune_trainer.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer.distributed import barrier
 from kubetune_trainer.log import fail, log
 from kubetune_trainer.modeling import DTYPES

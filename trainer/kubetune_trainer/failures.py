@@ -7,8 +7,8 @@ import errno
 import shutil
 from pathlib import Path
 
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.checkpoints import latest_complete
-from kubetune_trainer.config import TrainerConfig
 
 EXIT_VOLUME_FULL = 28  # ENOSPC; 1-127: a retry cannot help, the job fails at once
 EXIT_REWARD = 7  # a grader of spec.rewards failed: the same data fails it again, no retry

@@ -20,11 +20,11 @@ from transformers import PreTrainedTokenizerBase
 from trl.trainer.grpo_config import GRPOConfig
 from trl.trainer.grpo_trainer import GRPOTrainer, RewardFunc
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
+from kubetune_api.training_spec import GrpoSpec
 from kubetune_trainer.evaluation.tool_calls import syntax_of
 from kubetune_trainer.rewards import graders
 from kubetune_trainer.training_args import training_arguments
-from kubetune_trainer.training_spec import GrpoSpec
 
 
 class PromptGRPOTrainer(GRPOTrainer):

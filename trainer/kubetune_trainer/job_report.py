@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.log import log
 from kubetune_trainer.metrics_log import METRICS_FILE
 from kubetune_trainer.report.run_folder import CONFIG, SAMPLES

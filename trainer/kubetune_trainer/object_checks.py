@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from kubetune_api.s3_spec import Located, S3Location
 from kubetune_trainer.log import log
-from kubetune_trainer.s3_spec import Located, S3Location
 from kubetune_trainer.sources import SourceError
 
 

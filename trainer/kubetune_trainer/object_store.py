@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubetune_api.s3_spec import Located, S3Location, ca_bundle_path
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
 from kubetune_trainer.object_checks import (
@@ -39,7 +40,6 @@ from kubetune_trainer.object_checks import (
     transient,
     with_backoff,
 )
-from kubetune_trainer.s3_spec import Located, S3Location, ca_bundle_path
 
 RECORD = ".kubetune-s3.json"
 MANIFEST = "manifest.json"

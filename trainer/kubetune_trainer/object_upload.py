@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kubetune_api.s3_spec import Located, S3Location
 from kubetune_trainer.log import log
 from kubetune_trainer.object_checks import Backoff, describe, transient, with_backoff
 from kubetune_trainer.object_store import (
@@ -23,7 +24,6 @@ from kubetune_trainer.object_store import (
     files_under,
     transfer_config,
 )
-from kubetune_trainer.s3_spec import Located, S3Location
 
 
 def _send(s3: Any, bucket: str, pairs: list[tuple[Path, str]], subscribers: list[Any]) -> Any:

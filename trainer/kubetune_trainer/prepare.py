@@ -18,7 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
+from kubetune_api.inputs_spec import PREFERENCE_FORMATS
+from kubetune_api.training_spec import GrpoSpec
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.jinja_check import template_error
 from kubetune_trainer.data.pairs import PairEncoder
@@ -28,12 +30,10 @@ from kubetune_trainer.data.splits import write_conversations, write_split
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
 from kubetune_trainer.data.tokenize import Encoder, Refused
 from kubetune_trainer.data.workers import cores, encode_batches, split
-from kubetune_trainer.inputs_spec import PREFERENCE_FORMATS
 from kubetune_trainer.lease import holder_id, lease
 from kubetune_trainer.log import log
 from kubetune_trainer.prepared import PreparedManifest
 from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
-from kubetune_trainer.training_spec import GrpoSpec
 
 DATA_VERSION = "4"  # bump when preprocessing changes what it writes (4: tool-call names trained)
 COMPLETE = "COMPLETE"

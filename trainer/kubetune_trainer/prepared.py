@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 
 
 class PreparedManifest(TypedDict):

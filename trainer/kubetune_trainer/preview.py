@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
+from kubetune_api.inputs_spec import PREFERENCE_FORMATS
+from kubetune_api.training_spec import GrpoSpec
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.pairs import EncodedPair, PairEncoder
 from kubetune_trainer.data.preference import convert_pair
 from kubetune_trainer.data.prompts import EncodedPrompt, PromptEncoder, convert_prompt
 from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
-from kubetune_trainer.inputs_spec import PREFERENCE_FORMATS
-from kubetune_trainer.training_spec import GrpoSpec
 
 TRAINED = "bold black on green"
 UNTRAINED = "dim"

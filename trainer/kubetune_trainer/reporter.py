@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kubetune_api.resource import status_path
 from kubetune_trainer.checkpoints import step_of
 from kubetune_trainer.log import log
 from kubetune_trainer.progress import stamped
@@ -56,10 +57,7 @@ class StatusSink:
         namespace: str,
         min_interval: float = 10.0,
     ) -> None:
-        self.url = (
-            f"{server.rstrip('/')}/apis/kubetune.io/v1alpha1/namespaces/{namespace}"
-            f"/finetunejobs/{name}/status"
-        )
+        self.url = server.rstrip("/") + status_path(namespace, name)
         self.token = token
         self.context = ssl.create_default_context(cafile=ca_file)
         self.min_interval = min_interval

@@ -28,8 +28,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kubetune_api.reward_spec import RewardSpec
 from kubetune_trainer.evaluation.tool_calls import Syntax, parse, score_turn
-from kubetune_trainer.reward_spec import RewardSpec
 
 
 class RewardError(RuntimeError):

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.gguf import GgufError
 from kubetune_trainer.lease import lease
 from kubetune_trainer.log import log
@@ -72,8 +72,8 @@ def content_digest(path: Path) -> str:
 
 def fetch_s3(config: TrainerConfig, field: str) -> Fetched:
     """The s3:// location named by `field`, downloaded into the cache (object_store.py)."""
+    from kubetune_api.s3_spec import s3_locations
     from kubetune_trainer.object_store import download
-    from kubetune_trainer.s3_spec import s3_locations
 
     where = next(w for w in s3_locations(config) if w.field == field)
     path, revision = download(where, Path(config.paths.cache))
@@ -136,8 +136,8 @@ def resolve_from_job(config: TrainerConfig) -> Fetched:
 def fetch_upstream_outputs(config: TrainerConfig) -> Fetched:
     """The upstream stage's merged model (else its adapter) from where it uploaded its outputs,
     downloaded into the cache like any s3:// source; only that folder, not its GGUF files."""
+    from kubetune_api.s3_spec import Located, S3Location, upstream_location
     from kubetune_trainer.object_store import MANIFEST, client, download, list_objects
-    from kubetune_trainer.s3_spec import Located, S3Location, upstream_location
 
     assert config.upstreamOutputs is not None and config.model.fromJob is not None
     where = upstream_location(config.upstreamOutputs)

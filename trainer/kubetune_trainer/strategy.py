@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune_trainer.config import Strategy
+from kubetune_api.config import Strategy
 
 
 def deepspeed_config(strategy: Strategy) -> dict[str, Any] | None:

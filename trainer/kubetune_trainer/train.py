@@ -29,9 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kubetune_api.config import TrainerConfig, gguf_files
 from kubetune_trainer import versions
 from kubetune_trainer.checkpoints import latest_complete, record_resume, remove_incomplete
-from kubetune_trainer.config import TrainerConfig, gguf_files
 from kubetune_trainer.failures import (
     EXIT_REWARD,
     EXIT_VOLUME_FULL,
@@ -267,8 +267,8 @@ def checkpoint_uploader(config: TrainerConfig) -> Any:
 
 def upload_outputs(config: TrainerConfig) -> int:
     """Rank 0 uploads the exported folder to `output.uri`, the run manifest last."""
+    from kubetune_api.s3_spec import s3_locations
     from kubetune_trainer.object_upload import upload
-    from kubetune_trainer.s3_spec import s3_locations
 
     where = next(w for w in s3_locations(config) if w.field == "output.uri")
     try:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 
 
 def configure_tracking(config: TrainerConfig) -> None:

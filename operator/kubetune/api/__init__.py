@@ -1,8 +1,9 @@
 """The FineTuneJob API (`kubetune.io/v1alpha1`): one typed model, the CRD generated from it."""
 
-from kubetune.api.job import API_VERSION, KIND, FineTuneJob, InvalidJob, Problem, parse_job
+from kubetune.api.job import FineTuneJob, InvalidJob, Problem, parse_job
 from kubetune.api.spec import FineTuneJobSpec
-from kubetune.api.status import FineTuneJobStatus
+from kubetune_api.resource import API_VERSION, KIND
+from kubetune_api.status import FineTuneJobStatus
 
 __all__ = [
     "API_VERSION",

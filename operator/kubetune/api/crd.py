@@ -15,11 +15,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, NoDefault
 from pydantic_core import core_schema, to_jsonable_python
 
-from kubetune.api.job import DNS1035, GROUP, KIND, PLURAL, VERSION
+from kubetune.api.job import DNS1035
 from kubetune.api.rules import OBJECT_RULES, RULES
 from kubetune.api.spec import FineTuneJobSpec
-from kubetune.api.status import FineTuneJobStatus
 from kubetune.yamlio import dump
+from kubetune_api.resource import GROUP, KIND, PLURAL, VERSION
+from kubetune_api.status import FineTuneJobStatus
 
 Schema = dict[str, Any]
 

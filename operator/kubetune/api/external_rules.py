@@ -5,7 +5,7 @@ is s3://, output uploads only from the built-in trainer). Part of `rules.RULES`.
 from __future__ import annotations
 
 from kubetune.api.rule import Rule
-from kubetune_trainer.s3_spec import S3_RULE_MESSAGE, s3_cel, s3_problem
+from kubetune_api.s3_spec import S3_RULE_MESSAGE, s3_cel, s3_problem
 
 
 def _s3_ok(uri: str | None) -> bool:

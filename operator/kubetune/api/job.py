@@ -10,15 +10,10 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from kubetune.api.rules import broken_object_rules, broken_rules
 from kubetune.api.spec import FineTuneJobSpec
-from kubetune.api.status import FineTuneJobStatus
-from kubetune_trainer.k8s_syntax import PATTERN_HINTS
-from kubetune_trainer.schema import Model
+from kubetune_api.k8s_syntax import PATTERN_HINTS
+from kubetune_api.schema import Model
+from kubetune_api.status import FineTuneJobStatus
 
-GROUP = "kubetune.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "FineTuneJob"
-PLURAL = "finetunejobs"
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 

@@ -5,9 +5,9 @@ takes. Part of `rules.RULES`."""
 from __future__ import annotations
 
 from kubetune.api.rule import WORLD_SIZE_CEL, Rule
-from kubetune_trainer.inputs_spec import PREFERENCE_FORMATS, PROMPT_FORMATS
-from kubetune_trainer.reward_spec import REWARD_KINDS
-from kubetune_trainer.training_spec import GrpoSpec
+from kubetune_api.inputs_spec import PREFERENCE_FORMATS, PROMPT_FORMATS
+from kubetune_api.reward_spec import REWARD_KINDS
+from kubetune_api.training_spec import GrpoSpec
 
 _PAIRS = "['" + "', '".join(PREFERENCE_FORMATS) + "']"
 _GRPO_DEFAULTS = GrpoSpec()

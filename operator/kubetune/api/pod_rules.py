@@ -2,7 +2,7 @@
 it there: environment variables (reserved names, credentials by reference only, no duplicates),
 paths that stay inside their volume, gang size, the entrypoint's executable, label, annotation
 and node-selector keys, and tolerations (as k8s.io/kubernetes' ValidateTolerations). Part of
-`rules.RULES`; the regexes and limits themselves are in `kubetune_trainer.k8s_syntax`."""
+`rules.RULES`; the regexes and limits themselves are in `kubetune_api.k8s_syntax`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from kubetune.api.rule import Rule
 from kubetune.api.spec import FineTuneJobSpec
-from kubetune_trainer.k8s_syntax import (
+from kubetune_api.k8s_syntax import (
     is_label_value,
     is_qualified_name,
     label_value_cel,

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from kubetune.api.corev1 import Affinity, Toleration
-from kubetune_trainer.config import (
+from kubetune_api.config import (
     EntrypointSpec,
     EvaluationSpec,
     Fabric,
@@ -21,17 +21,17 @@ from kubetune_trainer.config import (
     Strategy,
     TrackingSpec,
 )
-from kubetune_trainer.inputs_spec import DatasetSpec, ModelSource
-from kubetune_trainer.k8s_syntax import (
+from kubetune_api.inputs_spec import DatasetSpec, ModelSource
+from kubetune_api.k8s_syntax import (
     POSITIVE_QUANTITY,
     DNSSubdomain,
     ImageReference,
     LabelValue,
 )
-from kubetune_trainer.reward_spec import RewardSpec
-from kubetune_trainer.s3_spec import S3Connection
-from kubetune_trainer.schema import Model, SecretKeyRef
-from kubetune_trainer.training_spec import MethodSpec, TrainingSpec, effective_accumulation
+from kubetune_api.reward_spec import RewardSpec
+from kubetune_api.s3_spec import S3Connection
+from kubetune_api.schema import Model, SecretKeyRef
+from kubetune_api.training_spec import MethodSpec, TrainingSpec, effective_accumulation
 
 Quantity = (
     Annotated[int, Field(ge=1)] | Annotated[str, StringConstraints(pattern=POSITIVE_QUANTITY)]

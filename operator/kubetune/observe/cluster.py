@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubetune.api.job import GROUP, PLURAL, VERSION
 from kubetune.observe.folder import FINAL
 from kubetune.observe.logs import prefix, split_lines
 from kubetune.render.metadata import JOB_LABEL
+from kubetune_api.resource import GROUP, PLURAL, VERSION
 
 REPLICA_TYPE = "training.kubeflow.org/replica-type"
 REPLICA_INDEX = "training.kubeflow.org/replica-index"

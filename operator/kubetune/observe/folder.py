@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubetune.api.job import GROUP, KIND, VERSION
+from kubetune_api.resource import GROUP, KIND, VERSION
 from kubetune_trainer.metrics_tail import MetricsTail
 from kubetune_trainer.report.run_folder import RunFolder
 from kubetune_trainer.reporter import StatusSink

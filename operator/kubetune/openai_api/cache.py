@@ -16,8 +16,8 @@ from typing import Any, cast
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from kubetune.api.job import GROUP, PLURAL, VERSION
 from kubetune.openai_api.jobs import MANAGED_LABEL
+from kubetune_api.resource import GROUP, PLURAL, VERSION
 
 Obj = dict[str, Any]
 Key = tuple[str, str]

@@ -14,12 +14,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kubetune.api.job import API_VERSION, KIND, InvalidJob, parse_job
+from kubetune.api.job import InvalidJob, parse_job
 from kubetune.openai_api.catalog import Catalog
 from kubetune.openai_api.errors import ApiError, invalid
 from kubetune.openai_api.files import StoredFile
 from kubetune.openai_api.graders import PARAM as GRADER_PARAM
 from kubetune.openai_api.graders import rewards_of
+from kubetune_api.resource import API_VERSION, KIND
 
 MANAGED_LABEL = "api.kubetune.io/managed"
 REQUEST_ANNOTATION = "api.kubetune.io/request"

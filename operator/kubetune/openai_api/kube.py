@@ -18,8 +18,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from kubetune.api.job import GROUP, PLURAL, VERSION
 from kubetune.openai_api.errors import ApiError, forbidden, invalid, not_found, unauthenticated
+from kubetune_api.resource import GROUP, PLURAL, VERSION
 
 SA_PREFIX = "system:serviceaccount:"
 

@@ -12,7 +12,7 @@ from kubetune.openai_api.cache import JobCache
 from kubetune.openai_api.catalog import Catalog
 from kubetune.openai_api.files import FileStore, FilesystemStore
 from kubetune.openai_api.kube import Cluster
-from kubetune_trainer.s3_spec import S3Connection
+from kubetune_api.s3_spec import S3Connection
 
 
 def serve(

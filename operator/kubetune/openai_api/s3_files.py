@@ -19,7 +19,7 @@ from dataclasses import asdict
 from typing import Any
 
 from kubetune.openai_api.files import FILE_ID, StoredFile
-from kubetune_trainer.s3_spec import S3Connection, S3Location
+from kubetune_api.s3_spec import S3Connection, S3Location
 
 META = "meta.json"
 

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from kubetune.api.conditions import READY, SUMMARY, Reason
 from kubetune.openai_api.files import StoredFile
 from kubetune.openai_api.jobs import CANCELLED_ANNOTATION, REQUEST_ANNOTATION
 from kubetune.openai_api.results import result_file, result_file_id
+from kubetune_api.conditions import READY, SUMMARY, Reason
 
 Obj = dict[str, Any]
 

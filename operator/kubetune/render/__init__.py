@@ -19,7 +19,7 @@ from kubetune.render.settings import RenderSettings
 from kubetune.render.storage import render_workspace_pvc, workspace_claim
 from kubetune.render.trainer_config import claims_read, trainer_config
 from kubetune.yamlio import dump_all
-from kubetune_trainer.s3_spec import UpstreamOutputs
+from kubetune_api.s3_spec import UpstreamOutputs
 
 __all__ = ["RenderSettings", "cluster_layout", "render", "to_yaml"]
 

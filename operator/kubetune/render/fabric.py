@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kubetune.api.job import FineTuneJob
 from kubetune.render.metadata import Obj
-from kubetune_trainer.config import Fabric
+from kubetune_api.config import Fabric
 
 FABRIC_ENV: dict[Fabric, dict[str, str]] = {
     # NCCL chooses: IB verbs when an RDMA device is usable, else TCP sockets, without a word.

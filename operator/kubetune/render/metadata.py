@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune.api.job import API_VERSION, KIND, FineTuneJob
+from kubetune.api.job import FineTuneJob
+from kubetune_api.resource import API_VERSION, KIND
 
 JOB_LABEL = "kubetune.io/job"
 KEEP_ANNOTATION = "kubetune.io/keep-on-delete"

@@ -19,7 +19,7 @@ from kubetune.render.names import config_map_name, service_account_name
 from kubetune.render.s3 import s3_ca_volumes, s3_env
 from kubetune.render.settings import RenderSettings
 from kubetune.render.storage import workspace_claim
-from kubetune_trainer.s3_spec import UpstreamOutputs
+from kubetune_api.s3_spec import UpstreamOutputs
 
 CONTAINER = "pytorch"  # the training-operator requires this name
 PORT_NAME = "pytorchjob-port"

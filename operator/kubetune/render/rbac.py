@@ -6,9 +6,10 @@ resourceNames to that one object's `status` subresource, bound to a per-job Serv
 
 from __future__ import annotations
 
-from kubetune.api.job import GROUP, PLURAL, FineTuneJob
+from kubetune.api.job import FineTuneJob
 from kubetune.render.metadata import Obj, object_meta
 from kubetune.render.names import service_account_name
+from kubetune_api.resource import GROUP, PLURAL
 
 
 def render_rbac(job: FineTuneJob) -> list[Obj]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kubetune.api.job import FineTuneJob
 from kubetune.render.metadata import Obj
-from kubetune_trainer.s3_spec import (
+from kubetune_api.s3_spec import (
     CA_MOUNT_ROOT,
     Located,
     UpstreamOutputs,

@@ -10,8 +10,8 @@ from pathlib import PurePosixPath
 
 from kubetune.api.job import FineTuneJob
 from kubetune.render.layout import Layout
-from kubetune_trainer.config import Paths, Topology, TrainerConfig
-from kubetune_trainer.s3_spec import UpstreamOutputs
+from kubetune_api.config import Paths, Topology, TrainerConfig
+from kubetune_api.s3_spec import UpstreamOutputs
 
 
 def claims_read(job: FineTuneJob, layout: Layout) -> dict[str, PurePosixPath]:

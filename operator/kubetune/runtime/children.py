@@ -16,7 +16,7 @@ from kubetune.runtime.interfaces import Cluster
 from kubetune.runtime.kube import Rejected
 from kubetune.runtime.status import Refusal
 from kubetune.runtime.views import SPEC_HASH
-from kubetune_trainer.s3_spec import UpstreamOutputs
+from kubetune_api.s3_spec import UpstreamOutputs
 
 PYTORCHJOB = ("kubeflow.org/v1", "PyTorchJob")
 # The training-operator's Warning events when the API server refuses what it creates for a

@@ -7,13 +7,13 @@ from typing import Any
 
 import kopf
 
-from kubetune.api.conditions import NETWORK_DEGRADED
 from kubetune.render.metadata import JOB_LABEL
 from kubetune.runtime import metrics
 from kubetune.runtime.children import CREATE_FAILURES
 from kubetune.runtime.indexes import owning_pytorchjob
 from kubetune.runtime.status import finished, network_degraded
 from kubetune.runtime.views import PyTorchJobView
+from kubetune_api.conditions import NETWORK_DEGRADED
 
 
 def settled(event: kopf.RawEvent) -> bool:

@@ -20,7 +20,6 @@ from typing import Any, Unpack
 
 import kopf
 
-from kubetune.api.job import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from kubetune.render import RenderSettings
 from kubetune.render.metadata import JOB_LABEL
 from kubetune.runtime import metrics
@@ -35,6 +34,7 @@ from kubetune.runtime.indexes import Indexed, Indexes, Key, owning_pytorchjob
 from kubetune.runtime.kube import Kube, NamespaceTerminating
 from kubetune.runtime.reconcile import Reconciler
 from kubetune.runtime.views import PyTorchJobView
+from kubetune_api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 
 @kopf.on.startup()

@@ -12,10 +12,10 @@ from typing import Any, TypedDict
 
 import kopf
 
-from kubetune.api.job import GROUP, PLURAL, VERSION
 from kubetune.render.metadata import JOB_LABEL, Obj
 from kubetune.runtime.children import PYTORCHJOB
 from kubetune.runtime.views import PodView, PyTorchJobView
+from kubetune_api.resource import GROUP, PLURAL, VERSION
 
 Key = tuple[str | None, str]  # (namespace, name)
 

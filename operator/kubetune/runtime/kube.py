@@ -17,9 +17,9 @@ from urllib.parse import quote
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from kubetune.api.job import API_VERSION, KIND, PLURAL
 from kubetune.render.metadata import Obj
 from kubetune.runtime import metrics
+from kubetune_api.resource import API_VERSION, KIND, PLURAL
 
 FIELD_MANAGER = "kubetune"
 

@@ -8,7 +8,7 @@ from kubetune.render.metadata import Obj
 from kubetune.render.storage import workspace_claim
 from kubetune.render.trainer_config import trainer_config
 from kubetune.runtime.status import PodState
-from kubetune_trainer.config import gguf_files, output_formats
+from kubetune_api.config import gguf_files, output_formats
 
 
 def pod_state(pod: Obj) -> PodState:

@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import get_args
 
-from kubetune.api.conditions import (
+from kubetune.api.job import FineTuneJob, Problem
+from kubetune.render.metadata import Obj
+from kubetune.runtime.conditions import Status, find_condition, set_condition
+from kubetune.runtime.kueue import QueueState, queued, scheduling
+from kubetune_api.conditions import (
     FAILED,
     NETWORK_DEGRADED,
     READY,
@@ -23,11 +27,7 @@ from kubetune.api.conditions import (
     SUSPENDED,
     Reason,
 )
-from kubetune.api.job import FineTuneJob, Problem
-from kubetune.api.status import Phase
-from kubetune.render.metadata import Obj
-from kubetune.runtime.conditions import Status, find_condition, set_condition
-from kubetune.runtime.kueue import QueueState, queued, scheduling
+from kubetune_api.status import Phase
 
 TRAINER_OWNED = ("progress", "checkpoints", "network", "evaluation", "metrics")
 PHASES = get_args(Phase)

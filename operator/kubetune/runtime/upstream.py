@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune.api.job import API_VERSION, KIND, FineTuneJob
+from kubetune.api.job import FineTuneJob
 from kubetune.runtime.interfaces import Cluster
-from kubetune_trainer.s3_spec import S3Connection, UpstreamOutputs
+from kubetune_api.resource import API_VERSION, KIND
+from kubetune_api.s3_spec import S3Connection, UpstreamOutputs
 
 MAX_CHAIN = 32
 """How far up a chain of stages the cycle check reads."""

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.data.packing import pack, unpacked
 from kubetune_trainer.data.pairs import EncodedPair
 from kubetune_trainer.data.prompts import EncodedPrompt

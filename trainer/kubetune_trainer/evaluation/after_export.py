@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.config import TrainerConfig
+from kubetune_api.config import TrainerConfig
 from kubetune_trainer.data.splits import EVAL_CONVERSATIONS
 from kubetune_trainer.evaluation.generation import (
     Turn,

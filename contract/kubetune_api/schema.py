@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kubetune_trainer.k8s_syntax import ConfigMapKey, DNSSubdomain
+from kubetune_api.k8s_syntax import ConfigMapKey, DNSSubdomain
 
 
 class Model(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from kubetune_trainer.schema import Model
+from kubetune_api.schema import Model
 
 Phase = Literal["Pending", "Queued", "Preparing", "Training", "Succeeded", "Failed", "Suspended"]
 

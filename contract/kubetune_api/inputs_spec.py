@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from kubetune_trainer.k8s_syntax import DNS1035Label, DNSSubdomain
-from kubetune_trainer.s3_spec import S3Connection
-from kubetune_trainer.schema import Model, SecretKeyRef
+from kubetune_api.k8s_syntax import DNS1035Label, DNSSubdomain
+from kubetune_api.s3_spec import S3Connection
+from kubetune_api.schema import Model, SecretKeyRef
 
 DatasetFormat = Literal[
     "messages",

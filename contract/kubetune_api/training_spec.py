@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from kubetune_trainer.schema import Model
+from kubetune_api.schema import Model
 
 Objective = Literal["sft", "dpo", "grpo"]
 # TRL's DPOConfig.loss_type values (trl/trainer/dpo_config.py), one per job; TRL's `sft` is

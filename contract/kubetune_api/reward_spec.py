@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kubetune_trainer.schema import Model
+from kubetune_api.schema import Model
 
 
 class ToolCallReward(Model):

@@ -13,11 +13,11 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, StringConstraints, model_validator
 
-from kubetune_trainer.inputs_spec import DatasetSpec, ModelSource
-from kubetune_trainer.reward_spec import RewardSpec
-from kubetune_trainer.s3_spec import S3Connection, UpstreamOutputs
-from kubetune_trainer.schema import Model, SecretKeyRef
-from kubetune_trainer.training_spec import MethodSpec, TrainingSpec, effective_accumulation
+from kubetune_api.inputs_spec import DatasetSpec, ModelSource
+from kubetune_api.reward_spec import RewardSpec
+from kubetune_api.s3_spec import S3Connection, UpstreamOutputs
+from kubetune_api.schema import Model, SecretKeyRef
+from kubetune_api.training_spec import MethodSpec, TrainingSpec, effective_accumulation
 
 Strategy = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3", "deepspeed-zero3-offload"]
 Fabric = Literal["auto", "infiniband", "roce", "efa", "tcp"]

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import Field
 
-from kubetune_trainer.k8s_syntax import ConfigMapKey, DNSSubdomain
-from kubetune_trainer.schema import Model
+from kubetune_api.k8s_syntax import ConfigMapKey, DNSSubdomain
+from kubetune_api.schema import Model
 
 SCHEME = "s3://"
 # The shape every s3:// source and output must have; the naming rules below refine the bucket.
