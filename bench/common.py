@@ -44,7 +44,7 @@ def chat_records(n: int, seed: int = 0, cap_words: int = 400) -> list[dict[str, 
 
 
 def tiny_model() -> Path:
-    from kubetune_trainer.tiny import build_tiny_llama
+    from kubetune_trainer.storage.tiny import build_tiny_llama
 
     root = Path(tempfile.gettempdir()) / "kubetune-bench"
     root.mkdir(exist_ok=True)

@@ -147,8 +147,8 @@ def child(spec: dict[str, str]) -> None:
     import boto3.s3.transfer  # noqa: F401  (object_store imports it lazily: at the start here)
 
     from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
-    from kubetune_trainer.object_store import download
-    from kubetune_trainer.object_upload import upload
+    from kubetune_trainer.storage.object_store import download
+    from kubetune_trainer.storage.object_upload import upload
 
     conn = S3Connection(
         endpoint=spec["endpoint"],

@@ -113,9 +113,9 @@ def prepared_rows(config: Any, samples: list[Any], job: Path) -> list[dict[str, 
 
 
 def kubetune_trainer(run: Run, preset: Preset, model: Path, job: Path, samples: list[Any]) -> Any:
-    from kubetune_trainer.prepared import load_prepared
-    from kubetune_trainer.progress import FileSink
-    from kubetune_trainer.train import build_trainer
+    from kubetune_trainer.data.prepared import load_prepared
+    from kubetune_trainer.runtime.progress import FileSink
+    from kubetune_trainer.stages.train import build_trainer
 
     config = trainer_config(run, preset, model, job)
     rows = prepared_rows(config, samples, job)

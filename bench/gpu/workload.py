@@ -156,8 +156,8 @@ def build_model(arch: dict[str, Any], precision: str, target: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from kubetune_trainer.modeling import DTYPES
-    from kubetune_trainer.tiny import train_tokenizer
+    from kubetune_trainer.storage.tiny import train_tokenizer
+    from kubetune_trainer.training.modeling import DTYPES
 
     if (target / "config.json").exists():
         return target
@@ -207,7 +207,7 @@ def keeps_samples_apart(arch: dict[str, Any], precision: str) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from kubetune_trainer.modeling import DTYPES, prepare_for_training
+    from kubetune_trainer.training.modeling import DTYPES, prepare_for_training
 
     torch.manual_seed(0)
     with device():

@@ -94,7 +94,7 @@ def image_env() -> dict[str, str]:
     where hack/llama-cpp.sh unpacked them for the installed llama-cpp-python, when it did (the
     per-pod HOME would hide ~/.cache/kubetune from the trainer's own lookup)."""
     try:
-        from kubetune_trainer.gguf import GgufError, llama_cpp_dir
+        from kubetune_trainer.runtime.llama_cpp import GgufError, llama_cpp_dir
     except ImportError:
         return {}
     try:

@@ -28,8 +28,8 @@ from kubetune.render.settings import RenderSettings
 from kubetune.render.trainer_config import trainer_config
 from kubetune.yamlio import dump
 from kubetune_api.config import TrainerConfig
-from kubetune_trainer.progress import read_progress
 from kubetune_trainer.report.run_folder import JOB_FILE, RUN_STATE
+from kubetune_trainer.runtime.progress import read_progress
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import get_args
 import pytest
 
 from kubetune_api.inputs_spec import BuiltinTemplate, BuiltinTokenizer
-from kubetune_trainer.vocabularies import FAMILIES
+from kubetune_trainer.data.vocabularies import FAMILIES
 from tests.support.jobs import config_for
 
 BUILTIN = "builtin://tiny-llama"
@@ -27,7 +27,7 @@ def test_missing_vocabularies_fail_prepare_naming_the_field_and_the_fix(
 ) -> None:
     """Without llama.cpp's vocabularies (no gguf extra, no hack/llama-cpp.sh) `prepare` stops
     with a source error (its exit code 1 and one line), before any model is built."""
-    from kubetune_trainer.sources import SourceError, fetch_model
+    from kubetune_trainer.storage.sources import SourceError, fetch_model
 
     monkeypatch.setenv("KUBETUNE_LLAMA_CPP", str(tmp_path / "no-llama.cpp"))
     config = config_for(

@@ -13,8 +13,8 @@ import yaml
 
 from kubetune.api.crd import crd
 from kubetune_api.status import FineTuneJobStatus
-from kubetune_trainer.metrics_tail import OVERVIEW, RECENT, MetricsTail
-from kubetune_trainer.reporter import StatusSink
+from kubetune_trainer.report.metrics_tail import OVERVIEW, RECENT, MetricsTail
+from kubetune_trainer.runtime.reporter import StatusSink
 from tests.support.factories import REPO
 
 LIMIT = 16 * 1024

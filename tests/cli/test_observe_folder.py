@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from kubetune.cli import app
 from kubetune.observe.folder import folder_view
 from kubetune_api.status import FineTuneJobStatus
-from kubetune_trainer.metrics_log import METRICS_FILE, metrics_line, read_metrics
+from kubetune_trainer.report.metrics_log import METRICS_FILE, metrics_line, read_metrics
 from tests.support.run_folders import metric_lines, write_run_folder
 
 runner = CliRunner()
@@ -226,7 +226,7 @@ def test_watch_draws_the_screen_and_exits_with_the_outcome(tmp_path: Path) -> No
 
 
 def test_a_line_torn_by_a_killed_writer_costs_only_itself(tmp_path: Path) -> None:
-    from kubetune_trainer.metrics_log import MetricsLog
+    from kubetune_trainer.report.metrics_log import MetricsLog
 
     (tmp_path / METRICS_FILE).write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
     MetricsLog(tmp_path).append({"step": 2, "loss": 1.5})

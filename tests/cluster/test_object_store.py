@@ -1,4 +1,4 @@
-"""kubetune's s3:// transfers (kubetune_trainer.object_store) against the real S3 server of the
+"""kubetune's s3:// transfers (kubetune_trainer.storage.object_store) against the real S3 server of the
 local control plane (SeaweedFS), with the buckets filled by the real AWS client: downloads
 cached by ETag, partial objects never used, an object that changed mid-download refused,
 errors that name the bucket, key and code and never a key, and uploads with the manifest last.
@@ -17,19 +17,19 @@ from typing import Any
 
 import pytest
 
-import kubetune_trainer.checkpoint_store as store
+import kubetune_trainer.storage.checkpoint_store as store
 from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
-from kubetune_trainer.checkpoint_store import CheckpointUploader, restore_from
-from kubetune_trainer.checkpoints import MARKER, latest_complete, mark_complete
-from kubetune_trainer.object_checks import ObjectStoreError, etag_matches, part_size
-from kubetune_trainer.object_store import (
+from kubetune_trainer.runtime.checkpoints import MARKER, latest_complete, mark_complete
+from kubetune_trainer.storage.checkpoint_store import CheckpointUploader, restore_from
+from kubetune_trainer.storage.object_checks import ObjectStoreError, etag_matches, part_size
+from kubetune_trainer.storage.object_store import (
     Listed,
     client,
     download,
     fetch_objects,
     list_objects,
 )
-from kubetune_trainer.object_upload import upload
+from kubetune_trainer.storage.object_upload import upload
 from tests.support.kube import eventually
 from tests.support.processes import Component
 from tests.support.s3 import LocalS3

@@ -218,7 +218,7 @@ def test_restarted_operator_creates_exactly_one_pytorchjob(
 def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) -> None:
     import yaml
 
-    from kubetune_trainer.reporter import StatusSink
+    from kubetune_trainer.runtime.reporter import StatusSink
 
     slow = {
         "spec.podMetadata": {"annotations": {COMPLETE_DELAY: "10m"}},
@@ -288,7 +288,7 @@ def test_a_network_below_the_fabric_becomes_a_condition(kube: Kube) -> None:
     not skip that status-only event), and a later fine report turns it False."""
     import yaml
 
-    from kubetune_trainer.reporter import StatusSink
+    from kubetune_trainer.runtime.reporter import StatusSink
 
     slow = {
         "spec.podMetadata": {"annotations": {COMPLETE_DELAY: "10m"}},

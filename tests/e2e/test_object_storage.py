@@ -49,7 +49,7 @@ def tiny_from_s3(chain: Chain, local_s3: LocalS3, bucket: str, name: str, secret
 
 
 def filled_bucket(local_s3: LocalS3, tmp_path: Path) -> str:
-    from kubetune_trainer.tiny import build_tiny_llama
+    from kubetune_trainer.storage.tiny import build_tiny_llama
 
     bucket = local_s3.bucket()
     model = build_tiny_llama(tmp_path / "tiny-llama")
@@ -257,7 +257,7 @@ def test_a_job_whose_claim_was_deleted_resumes_from_its_s3_checkpoints_on_a_new_
     on SIGTERM and uploads that checkpoint before it exits. Its claim is then deleted and made
     again, binding another, empty volume; resumed, the job restores the SIGTERM checkpoint from
     the bucket (its model and data from S3 again) and ends at step 8, no step redone."""
-    from kubetune_trainer.callbacks import PauseAtStep
+    from kubetune_trainer.training.callbacks import PauseAtStep
     from tests.support.operator import set_suspend
     from tests.support.process_node import claim_dir
 

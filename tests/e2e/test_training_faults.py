@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from kubetune_trainer.callbacks import PauseAtStep
-from kubetune_trainer.checkpoints import MARKER, checkpoints, latest_complete, step_of
+from kubetune_trainer.runtime.checkpoints import MARKER, checkpoints, latest_complete, step_of
+from kubetune_trainer.training.callbacks import PauseAtStep
 from tests.support.chain import TINY_DATA, Chain, tiny_on_two_nodes, wait_for
 from tests.support.kube import Kube, eventually
 from tests.support.kueue import cluster_queue, flavor, local_queue, priority_class

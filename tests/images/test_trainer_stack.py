@@ -28,8 +28,8 @@ STACK = (
     "jinja2",
     "kubetune_trainer",
     "kubetune_trainer.train",
-    "kubetune_trainer.prepare",
-    "kubetune_trainer.gguf",
+    "kubetune_trainer.stages.prepare",
+    "kubetune_trainer.export.gguf",
     "llama_cpp",  # GGUF export: llama.cpp's quantizer, built from the sdist in the image
     "sentencepiece",
 )
@@ -44,7 +44,7 @@ def test_the_training_stack_imports(trainer_image: str) -> None:
 
 def test_llama_cpp_converter_is_in_the_image(trainer_image: str) -> None:
     """GGUF export's converter, from the same llama-cpp-python sdist (KUBETUNE_LLAMA_CPP)."""
-    script = "from kubetune_trainer.gguf import llama_cpp_dir; print(llama_cpp_dir())"
+    script = "from kubetune_trainer.runtime.llama_cpp import llama_cpp_dir; print(llama_cpp_dir())"
     result = docker_run(trainer_image, [], ["python", "-c", script])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "/opt/llama.cpp"

@@ -74,7 +74,7 @@ WITH_KUBETUNE_TOOLS = {name for name, (_, tools) in FAMILIES.items() if tools}
 
 @cache
 def tokenizer_for(builtin: str) -> Any:
-    from kubetune_trainer.tiny import train_tokenizer
+    from kubetune_trainer.storage.tiny import train_tokenizer
 
     return train_tokenizer(**TOKENIZERS[FAMILY_OF[builtin]], template=builtin)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubetune_trainer.data.templates import builtin_template
-from kubetune_trainer.tiny import corpus, llama
+from kubetune_trainer.storage.tiny import corpus, llama
 from tests.support import seed_data
 
 SPECIAL = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]

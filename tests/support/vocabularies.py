@@ -98,7 +98,7 @@ def reference_cases(name: str) -> list[tuple[str, list[int]]]:
 def vocabulary(name: str) -> Any:
     """The tokenizer of `ggml-vocab-<name>.gguf`, read by transformers as the trainer reads it
     for `model.tokenizer` (one per session)."""
-    from kubetune_trainer.vocabularies import read_vocabulary
+    from kubetune_trainer.data.vocabularies import read_vocabulary
 
     return read_vocabulary(llama_cpp_models(), name)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from kubetune_trainer.checkpoints import mark_complete
+from kubetune_trainer.runtime.checkpoints import mark_complete
 
 
 def main() -> None:

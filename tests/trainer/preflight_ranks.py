@@ -12,9 +12,9 @@ from typing import Any
 import torch.distributed as dist
 
 from kubetune_api.config import TrainerConfig
-from kubetune_trainer.preflight import preflight
-from kubetune_trainer.progress import FileSink
-from kubetune_trainer.reporter import Sinks, StatusSink
+from kubetune_trainer.runtime.preflight import preflight
+from kubetune_trainer.runtime.progress import FileSink
+from kubetune_trainer.runtime.reporter import Sinks, StatusSink
 
 
 class RecordedStatus:

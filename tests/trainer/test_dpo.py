@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from kubetune_trainer.metrics_log import read_metrics
-from kubetune_trainer.prepare import PrepareError, prepare
+from kubetune_trainer.report.metrics_log import read_metrics
+from kubetune_trainer.stages.prepare import PrepareError, prepare
 from tests.support.jobs import config_for, job_dir, manifest, tiny_job, train
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kubetune_trainer.progress import read_progress
+from kubetune_trainer.runtime.progress import read_progress
 from tests.support.jobs import job_dir, logged_losses, manifest, tiny_job, train
 from tests.support.tool_data import COMPACT_TEMPLATE, PROJECTIONS, write_tool_set
 
@@ -110,7 +110,7 @@ def test_a_failed_evaluation_is_reported_and_keeps_the_outputs(
     from kubetune.render.layout import Layout
     from kubetune.render.trainer_config import trainer_config
     from kubetune_trainer.data.splits import EVAL_CONVERSATIONS
-    from kubetune_trainer.evaluation.after_export import evaluate_tool_calls
+    from kubetune_trainer.export.evaluate import evaluate_tool_calls
     from tests.support.factories import REPO
 
     (tmp_path / "held-out").mkdir()

@@ -13,7 +13,7 @@ from kubetune_api.training_spec import MethodSpec, TrainingSpec
 
 
 def load(path: Path, method: dict[str, object]) -> object:
-    from kubetune_trainer.modeling import load_model
+    from kubetune_trainer.training.modeling import load_model
 
     return load_model(
         str(path),
@@ -28,7 +28,7 @@ def load(path: Path, method: dict[str, object]) -> object:
 def test_qlora_counts_the_same_parameters_as_lora(tiny_model_dir: Path, storage: str) -> None:
     from transformers import AutoModelForCausalLM
 
-    from kubetune_trainer.modeling import flops_per_token
+    from kubetune_trainer.training.modeling import flops_per_token
 
     base = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())
     full = load(tiny_model_dir, {"type": "full"})

@@ -54,7 +54,7 @@ CHATS = [
 
 
 def llama_cpp_dir() -> Path:
-    from kubetune_trainer.gguf import llama_cpp_dir
+    from kubetune_trainer.runtime.llama_cpp import llama_cpp_dir
 
     return llama_cpp_dir()
 
@@ -62,7 +62,7 @@ def llama_cpp_dir() -> Path:
 def test_quantizations_are_llama_quantizes_own() -> None:
     """Every offered quantization is one of llama-quantize's options (same name, same
     llama_ftype) in the pinned llama.cpp, and a constant of the compiled bindings."""
-    from kubetune_trainer.gguf import FTYPES
+    from kubetune_trainer.export.gguf import FTYPES
 
     source = (llama_cpp_dir() / "tools" / "quantize" / "quantize.cpp").read_text()
     options = dict(re.findall(r'\{\s*"(\w+)",\s*(LLAMA_FTYPE_\w+)', source))
@@ -74,7 +74,7 @@ def test_quantizations_are_llama_quantizes_own() -> None:
 
 def test_unconvertible_tokenizer_is_refused_before_training(tiny_model_dir: Path) -> None:
     """builtin://tiny-llama's trained BPE tokenizer is not one llama.cpp's converter knows."""
-    from kubetune_trainer.gguf import GgufError, check_convertible
+    from kubetune_trainer.export.gguf import GgufError, check_convertible
 
     with pytest.raises(GgufError, match=r"remove gguf from output\.formats") as error:
         check_convertible(tiny_model_dir)
@@ -84,7 +84,7 @@ def test_unconvertible_tokenizer_is_refused_before_training(tiny_model_dir: Path
 def test_unsupported_architecture_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from kubetune_trainer.gguf import GgufError, check_convertible
+    from kubetune_trainer.export.gguf import GgufError, check_convertible
 
     model = shutil.copytree(tiny_model_dir, tmp_path / "model")
     config = json.loads((model / "config.json").read_text())

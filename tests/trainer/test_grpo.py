@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kubetune_trainer.metrics_log import read_metrics
+from kubetune_trainer.report.metrics_log import read_metrics
 from tests.support.jobs import job_dir, manifest, tiny_job, train
 from tests.support.tool_data import COMPACT_TEMPLATE, write_tool_set
 

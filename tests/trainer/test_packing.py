@@ -69,7 +69,7 @@ def test_collator_pads_as_its_own_segment_and_counts_real_tokens() -> None:
 def test_no_attention_or_loss_crosses_samples_in_a_real_model(tiny_model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from kubetune_trainer.modeling import prepare_for_training
+    from kubetune_trainer.training.modeling import prepare_for_training
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
     prepare_for_training(model)  # what the trainer does: without it the cache defeats packing

@@ -16,9 +16,9 @@ from kubetune.api import parse_job
 from kubetune.local_run import free_port
 from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
-from kubetune_trainer.preflight import Measurement, judge, transport
-from kubetune_trainer.progress import FileSink, read_progress
-from kubetune_trainer.reporter import StatusSink
+from kubetune_trainer.runtime.preflight import Measurement, judge, transport
+from kubetune_trainer.runtime.progress import FileSink, read_progress
+from kubetune_trainer.runtime.reporter import StatusSink
 from tests.support.factories import REPO, make_job
 
 

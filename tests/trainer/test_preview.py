@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kubetune_trainer.preview import preview
+from kubetune_trainer.stages.preview import preview
 from tests.support.jobs import RECORDS, config_for
 
 

@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from kubetune_trainer.reporter import StatusSink
+from kubetune_trainer.runtime.reporter import StatusSink
 
 
 def test_a_forced_report_does_not_hold_back_the_first_step() -> None:
@@ -71,7 +71,7 @@ def test_dpo_rewards_reach_the_status_patch_and_fit_the_status_schema() -> None:
     """TRL's DPO metrics, as the Progress callback maps them, pass the status model (the CRD's
     status schema is generated from it, so the API server keeps them instead of pruning)."""
     from kubetune_api.status import Progress
-    from kubetune_trainer.callbacks import rewards
+    from kubetune_trainer.training.callbacks import rewards
 
     logs = {
         "loss": 0.3,

@@ -12,9 +12,15 @@ from pathlib import Path, PurePosixPath
 from kubetune.api import FineTuneJob
 from kubetune.render.layout import Layout
 from kubetune.render.trainer_config import trainer_config
-from kubetune_trainer.callbacks import PauseAtStep
-from kubetune_trainer.checkpoints import MARKER, checkpoints, complete, latest_complete, step_of
-from kubetune_trainer.metrics_log import read_metrics
+from kubetune_trainer.report.metrics_log import read_metrics
+from kubetune_trainer.runtime.checkpoints import (
+    MARKER,
+    checkpoints,
+    complete,
+    latest_complete,
+    step_of,
+)
+from kubetune_trainer.training.callbacks import PauseAtStep
 from tests.support.factories import REPO
 from tests.support.jobs import Launched, tiny_job
 

@@ -15,7 +15,7 @@ from kubetune_api.reward_spec import RewardSpec
 from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.prompts import PromptEncoder, convert_prompt
 from kubetune_trainer.data.tokenize import Encoder, Refused
-from kubetune_trainer.rewards import RewardError, graders
+from kubetune_trainer.training.rewards import RewardError, graders
 from tests.support.tool_data import COMPACT_TEMPLATE
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -172,7 +172,7 @@ def test_python_grader_and_its_errors() -> None:
     ],
 )
 def test_bad_reward_values_name_the_grader(values: Any, message: str) -> None:
-    from kubetune_trainer.rewards import checked
+    from kubetune_trainer.training.rewards import checked
 
     with pytest.raises(RewardError, match=f"rewards mine: {message}"):
         checked("mine", values, 2)
@@ -201,7 +201,7 @@ def test_preview_shows_the_rendered_prompt_and_its_reference(
 ) -> None:
     from rich.console import Console
 
-    from kubetune_trainer.preview import preview
+    from kubetune_trainer.stages.preview import preview
     from tests.support.jobs import config_for
 
     config = config_for(
@@ -223,7 +223,7 @@ def test_preview_shows_the_rendered_prompt_and_its_reference(
 
 
 def test_a_failed_grader_is_the_jobs_failure_message() -> None:
-    from kubetune_trainer.failures import reward_failure
+    from kubetune_trainer.stages.failures import reward_failure
 
     try:
         try:

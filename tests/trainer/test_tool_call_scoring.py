@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
-from kubetune_trainer.evaluation.generation import end_of_turn, reply_text
-from kubetune_trainer.evaluation.tool_calls import (
+from kubetune_trainer.data.tool_calls import (
     Parsed,
     parse,
     parse_hermes,
@@ -23,6 +22,7 @@ from kubetune_trainer.evaluation.tool_calls import (
     summarise,
     syntax_of,
 )
+from kubetune_trainer.evaluation.generation import end_of_turn, reply_text
 from tests.support.families import tokenizer_for
 
 TOOLS = [

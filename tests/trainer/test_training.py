@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from kubetune.api import FineTuneJob
-from kubetune_trainer.checkpoints import latest_complete
 from kubetune_trainer.data.templates import builtin_template
+from kubetune_trainer.runtime.checkpoints import latest_complete
 from tests.support.jobs import job_dir, manifest, tiny_job, train
 
 
@@ -105,7 +105,7 @@ def test_fsdp_on_gpus(tiny_model_dir: Path, tmp_path: Path) -> None:
 def test_fsdp_arguments_shard_every_decoder_layer(tiny_model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from kubetune_trainer.strategy import fsdp_arguments
+    from kubetune_trainer.training.strategy import fsdp_arguments
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     args = fsdp_arguments("fsdp", model, checkpointing=True)

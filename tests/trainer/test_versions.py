@@ -9,7 +9,7 @@ from importlib import metadata
 
 from packaging.requirements import Requirement
 
-from kubetune_trainer import versions
+from kubetune_trainer.runtime import versions
 from tests.support.factories import REPO
 
 

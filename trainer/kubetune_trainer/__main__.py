@@ -15,13 +15,13 @@ def main() -> int:
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
     if command == "prepare":
-        from kubetune_trainer.prepare import main as run
+        from kubetune_trainer.stages.prepare import main as run
     elif command == "preview":
-        from kubetune_trainer.preview import main as run
+        from kubetune_trainer.stages.preview import main as run
     elif command == "train":
-        from kubetune_trainer.train import main as run
+        from kubetune_trainer.stages.train import main as run
     else:
-        from kubetune_trainer.custom import main as run
+        from kubetune_trainer.stages.custom import main as run
     return run(rest)
 
 

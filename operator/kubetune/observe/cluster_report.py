@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from kubetune_trainer.metrics_tail import POINT_FIELDS
 from kubetune_trainer.report import write_report
+from kubetune_trainer.report.metrics_tail import POINT_FIELDS
 from kubetune_trainer.report.run_folder import CONFIG, JOB_FILE, RUN_STATE
 
 LINE_KEYS = {name: key for key, name in POINT_FIELDS.items()}

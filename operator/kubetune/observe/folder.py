@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.resource import GROUP, KIND, VERSION
-from kubetune_trainer.metrics_tail import MetricsTail
+from kubetune_trainer.report.metrics_tail import MetricsTail
 from kubetune_trainer.report.run_folder import RunFolder
-from kubetune_trainer.reporter import StatusSink
+from kubetune_trainer.runtime.reporter import StatusSink
 
 FINAL = {"Succeeded": 0, "Failed": 1}
 """Phases a job does not leave, and the exit code `kubetune watch` ends with."""

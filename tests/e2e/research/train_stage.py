@@ -25,7 +25,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from kubetune_trainer.checkpoints import mark_complete
+from kubetune_trainer.runtime.checkpoints import mark_complete
 
 MAX_LENGTH = {"short": 48, "medium": 96, "long": 128}
 CORPUS = Path(__file__).resolve().parents[1] / "curriculum.jsonl"

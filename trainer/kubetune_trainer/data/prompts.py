@@ -33,7 +33,7 @@ from kubetune_trainer.data.formats import (
     tools_of,
 )
 from kubetune_trainer.data.tokenize import Encoder, Refused, Stats, TemplateError
-from kubetune_trainer.evaluation.tool_calls import reference_calls
+from kubetune_trainer.data.tool_calls import reference_calls
 
 PromptRecord = dict[str, Any]
 

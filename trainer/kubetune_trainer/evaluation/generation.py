@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubetune_trainer.data.tool_calls import reference_calls
 from kubetune_trainer.data.turns import probe
-from kubetune_trainer.evaluation.tool_calls import reference_calls
 
 BATCH = 8
 
@@ -147,7 +147,7 @@ def gather(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """Every rank's records on rank 0 (None on the others); as is when not distributed."""
     import torch.distributed as dist
 
-    from kubetune_trainer.distributed import initialized
+    from kubetune_trainer.runtime.distributed import initialized
 
     if not initialized():
         return records

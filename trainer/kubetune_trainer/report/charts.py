@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune_trainer.metrics_log import series
+from kubetune_trainer.report.metrics_log import series
 
 MAX_POINTS = 2000
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # an identifier: never fetched

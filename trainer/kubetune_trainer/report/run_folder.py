@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from kubetune_trainer.metrics_log import METRICS_FILE, read_metrics
+from kubetune_trainer.report.metrics_log import METRICS_FILE, read_metrics
 
 CONFIG = "trainer.yaml"
 JOB_FILE = "finetunejob.yaml"

@@ -18,26 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.resource import status_path
-from kubetune_trainer.checkpoints import step_of
-from kubetune_trainer.log import log
-from kubetune_trainer.progress import stamped
+from kubetune_api.status import FineTuneJobStatus, Progress
+from kubetune_trainer.runtime.checkpoints import step_of
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.runtime.progress import stamped
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-PROGRESS_FIELDS = (
-    "step",
-    "totalSteps",
-    "epoch",
-    "loss",
-    "tokensPerSecond",
-    "tokensTrained",
-    "etaSeconds",
-    "percent",
-    "rewards",
-    "reinforcement",
-    "resumes",
-    "stepsRedone",
-    "updatedAt",
-)
+PROGRESS_FIELDS = tuple(Progress.model_fields)  # what a report's `progress` may hold
 
 
 def _without_none(value: Any) -> Any:
@@ -103,7 +90,10 @@ class StatusSink:
             status["evaluation"] = _without_none(evaluation)
         if metrics := progress.get("metrics"):
             status["metrics"] = metrics  # its list of points is replaced whole
-        return {"status": status}
+        # Through the status model the CRD is generated from: a field the CRD does not have, or
+        # a value of the wrong type, fails here (and in the tests), not as a refused patch.
+        typed = FineTuneJobStatus.model_validate(status)
+        return {"status": typed.model_dump(mode="json", exclude_unset=True)}
 
     def report(self, progress: dict[str, Any], force: bool = False) -> bool:
         """Patch the status; at most one unforced report per `min_interval`. A forced report

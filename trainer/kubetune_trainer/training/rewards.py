@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubetune_api.reward_spec import RewardSpec
-from kubetune_trainer.evaluation.tool_calls import Syntax, parse, score_turn
+from kubetune_trainer.data.tool_calls import Syntax, parse, score_turn
 
 
 class RewardError(RuntimeError):

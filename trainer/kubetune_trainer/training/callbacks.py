@@ -18,7 +18,9 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from kubetune_trainer.checkpoints import (
+from kubetune_trainer.report.metrics_log import MetricsLog, metrics_line, read_metrics
+from kubetune_trainer.report.metrics_tail import MetricsTail
+from kubetune_trainer.runtime.checkpoints import (
     checkpoints,
     complete,
     kept_with_metrics,
@@ -29,11 +31,9 @@ from kubetune_trainer.checkpoints import (
     resume_summary,
     tokens_trained,
 )
-from kubetune_trainer.distributed import all_reduce, barrier
-from kubetune_trainer.log import log
-from kubetune_trainer.metrics_log import MetricsLog, metrics_line, read_metrics
-from kubetune_trainer.metrics_tail import MetricsTail
-from kubetune_trainer.progress import ProgressSink
+from kubetune_trainer.runtime.distributed import all_reduce, barrier
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.runtime.progress import ProgressSink
 
 PEAK_TFLOPS = {
     "H200": 989.0,

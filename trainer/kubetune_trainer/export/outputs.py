@@ -5,7 +5,7 @@ Each output carries the tokenizer with the exact chat template the data was rend
 (`chat_template.jinja`), and the manifest its SHA-256, so serving renders the same text.
 
 The manifest is written last; its presence means the output is complete (chained stages and
-the operator rely on that). GGUF files (kubetune_trainer.gguf) come after the merged model: a
+the operator rely on that). GGUF files (kubetune_trainer.export.gguf) come after the merged model: a
 GGUF failure leaves adapter and merged in place, writes no manifest and fails the job
 (EXIT_GGUF, not retried).
 """
@@ -24,11 +24,11 @@ import torch
 
 from kubetune_api.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer import __version__
-from kubetune_trainer.checkpoints import resumes
-from kubetune_trainer.distributed import barrier
-from kubetune_trainer.log import fail, log
-from kubetune_trainer.modeling import DTYPES
-from kubetune_trainer.prepared import PreparedManifest
+from kubetune_trainer.data.prepared import PreparedManifest
+from kubetune_trainer.runtime.checkpoints import resumes
+from kubetune_trainer.runtime.distributed import barrier
+from kubetune_trainer.runtime.log import fail, log
+from kubetune_trainer.training.modeling import DTYPES
 
 EXIT_GGUF = 5  # 1-127: the PyTorchJob does not retry (the same model fails the same way)
 
@@ -57,7 +57,7 @@ def export(trainer: Any, config: TrainerConfig, prepared: PreparedManifest, resu
         if "adapter" not in formats and "adapter" in paths:
             paths.pop("adapter")
         if files := gguf_files(config):
-            from kubetune_trainer.gguf import GgufError, export_gguf
+            from kubetune_trainer.export.gguf import GgufError, export_gguf
 
             try:
                 paths["gguf"] = export_gguf(Path(paths["merged"]), files)

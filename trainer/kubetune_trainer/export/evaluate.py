@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.config import TrainerConfig
+from kubetune_trainer.data.prepared import PreparedManifest
 from kubetune_trainer.data.splits import EVAL_CONVERSATIONS
+from kubetune_trainer.data.tool_calls import Syntax, parse, score_turn, summarise, syntax_of
 from kubetune_trainer.evaluation.generation import (
     Turn,
     carries_tools,
@@ -28,9 +30,7 @@ from kubetune_trainer.evaluation.generation import (
     shard,
     turns_of,
 )
-from kubetune_trainer.evaluation.tool_calls import Syntax, parse, score_turn, summarise, syntax_of
-from kubetune_trainer.log import log
-from kubetune_trainer.prepared import PreparedManifest
+from kubetune_trainer.runtime.log import log
 
 SAMPLES = "tool_calls.jsonl"
 BASELINE_SAMPLES = "tool_calls.baseline.jsonl"
@@ -78,7 +78,7 @@ def load_trained(config: TrainerConfig, prepared: PreparedManifest, out: Path) -
     rank's device, in the training precision (quantized again for QLoRA)."""
     from transformers import AutoModelForCausalLM, PreTrainedModel
 
-    from kubetune_trainer.modeling import DTYPES, quantization_config
+    from kubetune_trainer.training.modeling import DTYPES, quantization_config
 
     device = _device(config)
     kwargs = {
@@ -102,7 +102,7 @@ def load_trained(config: TrainerConfig, prepared: PreparedManifest, out: Path) -
 def load_base(config: TrainerConfig, prepared: PreparedManifest) -> Any:
     from transformers import AutoModelForCausalLM, PreTrainedModel
 
-    from kubetune_trainer.modeling import DTYPES
+    from kubetune_trainer.training.modeling import DTYPES
 
     base: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
         prepared["model"],
@@ -162,7 +162,7 @@ def score_shard(
     """This rank's records (trained, then base), or the reason it has none."""
     import torch.distributed as dist
 
-    from kubetune_trainer.distributed import initialized
+    from kubetune_trainer.runtime.distributed import initialized
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if initialized() else (0, 1)
     try:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location
-from kubetune_trainer.log import log
-from kubetune_trainer.object_checks import Backoff, describe, transient, with_backoff
-from kubetune_trainer.object_store import (
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.storage.object_checks import Backoff, describe, transient, with_backoff
+from kubetune_trainer.storage.object_store import (
     MANIFEST,
     TransferProgress,
     client,

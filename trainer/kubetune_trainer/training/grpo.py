@@ -22,9 +22,9 @@ from trl.trainer.grpo_trainer import GRPOTrainer, RewardFunc
 
 from kubetune_api.config import TrainerConfig
 from kubetune_api.training_spec import GrpoSpec
-from kubetune_trainer.evaluation.tool_calls import syntax_of
-from kubetune_trainer.rewards import graders
-from kubetune_trainer.training_args import training_arguments
+from kubetune_trainer.data.tool_calls import syntax_of
+from kubetune_trainer.training.arguments import training_arguments
+from kubetune_trainer.training.rewards import graders
 
 
 class PromptGRPOTrainer(GRPOTrainer):

@@ -26,7 +26,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference, DPOTrainer
 
 from kubetune_api.config import TrainerConfig
 from kubetune_api.training_spec import DpoSpec
-from kubetune_trainer.training_args import training_arguments
+from kubetune_trainer.training.arguments import training_arguments
 
 
 class PretokenizedDPOTrainer(DPOTrainer):

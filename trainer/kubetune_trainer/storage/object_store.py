@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location, ca_bundle_path
-from kubetune_trainer.lease import holder_id, lease
-from kubetune_trainer.log import log
-from kubetune_trainer.object_checks import (
+from kubetune_trainer.runtime.lease import holder_id, lease
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.storage.object_checks import (
     Backoff,
     ObjectStoreError,
     Received,

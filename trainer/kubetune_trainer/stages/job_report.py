@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.config import TrainerConfig
-from kubetune_trainer.log import log
-from kubetune_trainer.metrics_log import METRICS_FILE
+from kubetune_trainer.report.metrics_log import METRICS_FILE
 from kubetune_trainer.report.run_folder import CONFIG, SAMPLES
+from kubetune_trainer.runtime.log import log
 
 SAMPLES_SHOWN = 3
 SAMPLE_PAGE = '<pre style="font-family:ui-monospace,monospace">{code}</pre>'
@@ -27,7 +27,7 @@ def write_samples(config: TrainerConfig, target: Path, tokenizer: Any) -> None:
     """The preview of the first samples, as HTML with the terminal's highlighting."""
     from rich.console import Console
 
-    from kubetune_trainer.preview import preview
+    from kubetune_trainer.stages.preview import preview
 
     if config.dataset is None:
         return

@@ -48,8 +48,8 @@ def preview(config: TrainerConfig, samples: int, console: Any, tokenizer: Any = 
     already loaded (with the job's chat template), else it is loaded here."""
     import numpy as np
 
-    from kubetune_trainer.prepare import load_records, load_tokenizer
-    from kubetune_trainer.sources import fetch_dataset, fetch_model
+    from kubetune_trainer.stages.prepare import load_records, load_tokenizer
+    from kubetune_trainer.storage.sources import fetch_dataset, fetch_model
 
     assert config.dataset is not None
     tokenizer = tokenizer or load_tokenizer(fetch_model(config).path, config)
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
-    from kubetune_trainer.prepare import PrepareError
-    from kubetune_trainer.sources import SourceError
+    from kubetune_trainer.stages.prepare import PrepareError
+    from kubetune_trainer.storage.sources import SourceError
 
     parser = argparse.ArgumentParser(prog="kubetune_trainer preview", description=__doc__)
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")

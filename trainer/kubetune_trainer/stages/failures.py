@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from kubetune_api.config import TrainerConfig
-from kubetune_trainer.checkpoints import latest_complete
+from kubetune_trainer.runtime.checkpoints import latest_complete
 
 EXIT_VOLUME_FULL = 28  # ENOSPC; 1-127: a retry cannot help, the job fails at once
 EXIT_REWARD = 7  # a grader of spec.rewards failed: the same data fails it again, no retry
@@ -17,7 +17,7 @@ EXIT_REWARD = 7  # a grader of spec.rewards failed: the same data fails it again
 def reward_failure(err: BaseException) -> str | None:
     """The message of a failed grader (`rewards.RewardError`, which names it) anywhere in the
     exception's chain; None for any other error."""
-    from kubetune_trainer.rewards import RewardError
+    from kubetune_trainer.training.rewards import RewardError
 
     seen: BaseException | None = err
     while seen is not None:

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.config import TrainerConfig
-from kubetune_trainer.log import log
-from kubetune_trainer.progress import ProgressSink
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.runtime.progress import ProgressSink
 
 EXIT_PREFLIGHT = 4
 GPU_SIZES = (8 << 20, 64 << 20, 256 << 20)
@@ -128,7 +128,7 @@ def measure(sizes: tuple[int, ...], iterations: int = ITERATIONS) -> list[Measur
     import torch
     import torch.distributed as dist
 
-    from kubetune_trainer.distributed import all_reduce
+    from kubetune_trainer.runtime.distributed import all_reduce
 
     on_gpu = "nccl" in str(dist.get_backend())
     device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
@@ -155,7 +155,7 @@ def preflight(config: TrainerConfig, sink: ProgressSink) -> dict[str, Any] | Non
     """Measure, log and (rank 0) report the network; None when off or with a single rank."""
     import torch.distributed as dist
 
-    from kubetune_trainer.distributed import all_reduce, initialized
+    from kubetune_trainer.runtime.distributed import all_reduce, initialized
 
     topo = config.topology
     if topo.preflight == "off" or not initialized() or dist.get_world_size() < 2:

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location, s3_locations
-from kubetune_trainer.checkpoints import MARKER, latest_complete, step_of
-from kubetune_trainer.lease import lease
-from kubetune_trainer.log import log
-from kubetune_trainer.object_checks import ObjectStoreError, describe
-from kubetune_trainer.object_store import Listed, client, fetch_objects
-from kubetune_trainer.object_upload import upload
+from kubetune_trainer.runtime.checkpoints import MARKER, latest_complete, step_of
+from kubetune_trainer.runtime.lease import lease
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.storage.object_checks import ObjectStoreError, describe
+from kubetune_trainer.storage.object_store import Listed, client, fetch_objects
+from kubetune_trainer.storage.object_upload import upload
 
 PREFIX = "checkpoints/"
 STAGING = ".restoring"

@@ -6,8 +6,9 @@ corpus as plain text — like a real base model, it knows some words, so LoRA ha
 adapt — both saved with `save_pretrained` and loaded through the same path-based code as any
 model on a volume. Tests that need an untrained model pass `pretrain_steps=0`.
 
-`model.tokenizer` replaces the trained tokenizer with a released family's (Llama 3's, Qwen 2's:
-kubetune_trainer.vocabularies), which llama.cpp's converter recognises, so the GGUF export works.
+`model.tokenizer` replaces the trained tokenizer with a released family's (Llama 3's, Qwen
+2's: kubetune_trainer.data.vocabularies), which llama.cpp's converter recognises, so the GGUF
+export works.
 """
 
 from __future__ import annotations
@@ -129,9 +130,9 @@ def llama(tokenizer: Any, hidden: int, intermediate: int, seed: int, pretrain_st
 
 def real_tokenizer(name: str) -> Any:
     """`model.tokenizer`: a released family's tokenizer, from llama.cpp's reference
-    vocabularies (kubetune_trainer.vocabularies)."""
-    from kubetune_trainer.gguf import llama_cpp_dir
-    from kubetune_trainer.vocabularies import family_tokenizer
+    vocabularies (kubetune_trainer.data.vocabularies)."""
+    from kubetune_trainer.data.vocabularies import family_tokenizer
+    from kubetune_trainer.runtime.llama_cpp import llama_cpp_dir
 
     models = llama_cpp_dir(f"model.tokenizer is {name}") / "models"
     return family_tokenizer(models, name)

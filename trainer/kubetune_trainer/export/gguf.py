@@ -15,7 +15,6 @@ in seconds rather than after training.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -24,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetune_trainer.log import log
+from kubetune_trainer.runtime.llama_cpp import GgufError as GgufError
+from kubetune_trainer.runtime.llama_cpp import llama_cpp_dir
+from kubetune_trainer.runtime.log import log
 
-LLAMA_CPP_ENV = "KUBETUNE_LLAMA_CPP"
 # Our names → llama.cpp's llama_ftype constants (llama-quantize's QUANT_OPTIONS).
 FTYPES = {
     "f16": "LLAMA_FTYPE_MOSTLY_F16",
@@ -49,36 +49,6 @@ FTYPES = {
     "iq4_xs": "LLAMA_FTYPE_MOSTLY_IQ4_XS",
 }
 CONVERTER_TYPES = ("f16", "bf16")  # written by the converter itself, not quantized from f16
-
-
-class GgufError(RuntimeError):
-    """GGUF export cannot run or failed; the message says why and what to do."""
-
-
-def llama_cpp_dir(needed_by: str = "output.formats has gguf") -> Path:
-    """The llama.cpp source folder with the converter and the reference vocabularies:
-    $KUBETUNE_LLAMA_CPP, else where hack/llama-cpp.sh unpacks the installed llama-cpp-python's
-    version. `needed_by` starts the error message (what in the job needs it)."""
-    if os.environ.get(LLAMA_CPP_ENV):
-        path = Path(os.environ[LLAMA_CPP_ENV])
-    else:
-        try:
-            version = importlib.metadata.version("llama-cpp-python")
-        except importlib.metadata.PackageNotFoundError:
-            raise GgufError(
-                f"{needed_by}, but llama-cpp-python is not installed: install "
-                "kubetune's gguf extra (hack/venv.sh dev,operator,trainer,gguf) or use the "
-                "trainer image"
-            ) from None
-        cache = Path(os.environ.get("KUBETUNE_CACHE") or Path.home() / ".cache" / "kubetune")
-        path = cache / "llama.cpp" / f"llama-cpp-python-{version}"
-    if not (path / "convert_hf_to_gguf.py").is_file():
-        raise GgufError(
-            f"{needed_by}, but llama.cpp's converter is not at {path}: run "
-            f"hack/llama-cpp.sh (it unpacks the pinned one), or set {LLAMA_CPP_ENV} to a "
-            "llama.cpp source folder of the installed llama-cpp-python's version"
-        )
-    return path
 
 
 def _run(what: str, args: list[str]) -> float:
@@ -109,7 +79,14 @@ def convert(
 
 
 def quantize(source: Path, target: Path, quantization: str) -> float:
-    args = [sys.executable, "-m", "kubetune_trainer.gguf", str(source), str(target), quantization]
+    args = [
+        sys.executable,
+        "-m",
+        "kubetune_trainer.export.gguf",
+        str(source),
+        str(target),
+        quantization,
+    ]
     return _run(f"llama.cpp's quantizer ({quantization})", args)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location
-from kubetune_trainer.log import log
-from kubetune_trainer.sources import SourceError
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.storage.sources import SourceError
 
 
 class ObjectStoreError(SourceError):

@@ -40,7 +40,7 @@ def training_arguments(
     DPOConfig) taking `extra` settings of its own."""
     from transformers import TrainingArguments
 
-    from kubetune_trainer.strategy import deepspeed_config, fsdp_arguments
+    from kubetune_trainer.training.strategy import deepspeed_config, fsdp_arguments
 
     t, topo = config.training, config.topology
     job = Path(config.paths.job)

@@ -25,15 +25,15 @@ from kubetune_trainer.data.formats import FormatError, convert
 from kubetune_trainer.data.jinja_check import template_error
 from kubetune_trainer.data.pairs import PairEncoder
 from kubetune_trainer.data.preference import convert_pair
+from kubetune_trainer.data.prepared import PreparedManifest
 from kubetune_trainer.data.prompts import PromptEncoder, convert_prompt
 from kubetune_trainer.data.splits import write_conversations, write_split
 from kubetune_trainer.data.templates import BUILTIN_NAMES, builtin_template
 from kubetune_trainer.data.tokenize import Encoder, Refused
 from kubetune_trainer.data.workers import cores, encode_batches, split
-from kubetune_trainer.lease import holder_id, lease
-from kubetune_trainer.log import log
-from kubetune_trainer.prepared import PreparedManifest
-from kubetune_trainer.sources import Fetched, content_digest, fetch_dataset, fetch_model
+from kubetune_trainer.runtime.lease import holder_id, lease
+from kubetune_trainer.runtime.log import log
+from kubetune_trainer.storage.sources import Fetched, content_digest, fetch_dataset, fetch_model
 
 DATA_VERSION = "4"  # bump when preprocessing changes what it writes (4: tool-call names trained)
 COMPLETE = "COMPLETE"
@@ -334,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")
     args = parser.parse_args(argv)
-    from kubetune_trainer import versions
-    from kubetune_trainer.sources import SourceError
+    from kubetune_trainer.runtime import versions
+    from kubetune_trainer.storage.sources import SourceError
 
     versions.require()
 

@@ -16,7 +16,7 @@ import torch
 from kubetune_api.config import TrainerConfig
 from kubetune_api.inputs_spec import ModelSource
 from kubetune_api.training_spec import LoraSpec, MethodSpec, Precision, TrainingSpec
-from kubetune_trainer.log import log
+from kubetune_trainer.runtime.log import log
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
