@@ -27,7 +27,8 @@ def test_missing_vocabularies_fail_prepare_naming_the_field_and_the_fix(
 ) -> None:
     """Without llama.cpp's vocabularies (no gguf extra, no hack/llama-cpp.sh) `prepare` stops
     with a source error (its exit code 1 and one line), before any model is built."""
-    from kubetune_trainer.storage.sources import SourceError, fetch_model
+    from kubetune_trainer.storage.errors import SourceError
+    from kubetune_trainer.storage.sources import fetch_model
 
     monkeypatch.setenv("KUBETUNE_LLAMA_CPP", str(tmp_path / "no-llama.cpp"))
     config = config_for(

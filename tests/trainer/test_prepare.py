@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubetune_trainer.stages.prepare import COMPLETE, PrepareError, prepare
-from kubetune_trainer.storage.sources import SourceError
+from kubetune_trainer.storage.errors import SourceError
 from tests.support.jobs import RECORDS, TINY_DATA, config_for
 
 

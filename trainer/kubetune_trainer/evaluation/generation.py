@@ -15,6 +15,7 @@ from typing import Any
 
 from kubetune_trainer.data.tool_calls import reference_calls
 from kubetune_trainer.data.turns import probe
+from kubetune_trainer.runtime.distributed import initialized
 
 BATCH = 8
 
@@ -146,8 +147,6 @@ def generate(model: Any, tokenizer: Any, turns: list[Turn], max_new_tokens: int)
 def gather(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """Every rank's records on rank 0 (None on the others); as is when not distributed."""
     import torch.distributed as dist
-
-    from kubetune_trainer.runtime.distributed import initialized
 
     if not initialized():
         return records

@@ -30,7 +30,9 @@ from kubetune_trainer.evaluation.generation import (
     shard,
     turns_of,
 )
+from kubetune_trainer.runtime.distributed import initialized
 from kubetune_trainer.runtime.log import log
+from kubetune_trainer.training.modeling import DTYPES, quantization_config
 
 SAMPLES = "tool_calls.jsonl"
 BASELINE_SAMPLES = "tool_calls.baseline.jsonl"
@@ -78,8 +80,6 @@ def load_trained(config: TrainerConfig, prepared: PreparedManifest, out: Path) -
     rank's device, in the training precision (quantized again for QLoRA)."""
     from transformers import AutoModelForCausalLM, PreTrainedModel
 
-    from kubetune_trainer.training.modeling import DTYPES, quantization_config
-
     device = _device(config)
     kwargs = {
         "dtype": DTYPES[config.training.precision],
@@ -101,8 +101,6 @@ def load_trained(config: TrainerConfig, prepared: PreparedManifest, out: Path) -
 
 def load_base(config: TrainerConfig, prepared: PreparedManifest) -> Any:
     from transformers import AutoModelForCausalLM, PreTrainedModel
-
-    from kubetune_trainer.training.modeling import DTYPES
 
     base: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
         prepared["model"],
@@ -161,8 +159,6 @@ def score_shard(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """This rank's records (trained, then base), or the reason it has none."""
     import torch.distributed as dist
-
-    from kubetune_trainer.runtime.distributed import initialized
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if initialized() else (0, 1)
     try:

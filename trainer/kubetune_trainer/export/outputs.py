@@ -25,6 +25,7 @@ import torch
 from kubetune_api.config import TrainerConfig, gguf_files, output_formats
 from kubetune_trainer import __version__
 from kubetune_trainer.data.prepared import PreparedManifest
+from kubetune_trainer.export.gguf import GgufError, export_gguf
 from kubetune_trainer.runtime.checkpoints import resumes
 from kubetune_trainer.runtime.distributed import barrier
 from kubetune_trainer.runtime.log import fail, log
@@ -57,8 +58,6 @@ def export(trainer: Any, config: TrainerConfig, prepared: PreparedManifest, resu
         if "adapter" not in formats and "adapter" in paths:
             paths.pop("adapter")
         if files := gguf_files(config):
-            from kubetune_trainer.export.gguf import GgufError, export_gguf
-
             try:
                 paths["gguf"] = export_gguf(Path(paths["merged"]), files)
             except GgufError as e:

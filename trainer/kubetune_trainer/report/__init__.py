@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kubetune_trainer.report.page import render_page
 from kubetune_trainer.report.run_folder import REPORT, RunFolder, job_folders
 
 
 def write_report(path: Path) -> list[Path]:
     """report.html into the outputs of each job at `path` (a job folder, its outputs, or a
     workspace); returns the files written."""
-    from kubetune_trainer.report.page import render_page
 
     written = []
     for job in job_folders(path):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.config import TrainerConfig
+from kubetune_trainer.runtime.distributed import all_reduce, initialized
 from kubetune_trainer.runtime.log import log
 from kubetune_trainer.runtime.progress import ProgressSink
 
@@ -128,8 +129,6 @@ def measure(sizes: tuple[int, ...], iterations: int = ITERATIONS) -> list[Measur
     import torch
     import torch.distributed as dist
 
-    from kubetune_trainer.runtime.distributed import all_reduce
-
     on_gpu = "nccl" in str(dist.get_backend())
     device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
     buffer = torch.ones(max(sizes) // 4, dtype=torch.float32, device=device)
@@ -154,8 +153,6 @@ def measure(sizes: tuple[int, ...], iterations: int = ITERATIONS) -> list[Measur
 def preflight(config: TrainerConfig, sink: ProgressSink) -> dict[str, Any] | None:
     """Measure, log and (rank 0) report the network; None when off or with a single rank."""
     import torch.distributed as dist
-
-    from kubetune_trainer.runtime.distributed import all_reduce, initialized
 
     topo = config.topology
     if topo.preflight == "off" or not initialized() or dist.get_world_size() < 2:

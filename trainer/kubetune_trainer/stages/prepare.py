@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")
     args = parser.parse_args(argv)
     from kubetune_trainer.runtime import versions
-    from kubetune_trainer.storage.sources import SourceError
+    from kubetune_trainer.storage.errors import SourceError
 
     versions.require()
 

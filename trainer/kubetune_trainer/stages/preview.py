@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from kubetune_trainer.stages.prepare import PrepareError
-    from kubetune_trainer.storage.sources import SourceError
+    from kubetune_trainer.storage.errors import SourceError
 
     parser = argparse.ArgumentParser(prog="kubetune_trainer preview", description=__doc__)
     parser.add_argument("--config", required=True, help="trainer.yaml (the ConfigMap's key)")

@@ -15,7 +15,7 @@ from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location
 from kubetune_trainer.runtime.log import log
-from kubetune_trainer.storage.sources import SourceError
+from kubetune_trainer.storage.errors import SourceError
 
 
 class ObjectStoreError(SourceError):

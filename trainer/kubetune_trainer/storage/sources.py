@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune_api.config import TrainerConfig
+from kubetune_api.s3_spec import Located, S3Location, s3_locations, upstream_location
+from kubetune_trainer.runtime.checkpoints import latest_complete
 from kubetune_trainer.runtime.lease import lease
 from kubetune_trainer.runtime.llama_cpp import GgufError
 from kubetune_trainer.runtime.log import log
-
-
-class SourceError(ValueError):
-    """A source that is missing or cannot be fetched; the message says which and why."""
+from kubetune_trainer.storage.errors import SourceError
+from kubetune_trainer.storage.object_store import MANIFEST, client, download, list_objects
+from kubetune_trainer.storage.tiny import VERSION, build_tiny_llama
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,6 @@ def content_digest(path: Path) -> str:
 
 def fetch_s3(config: TrainerConfig, field: str) -> Fetched:
     """The s3:// location named by `field`, downloaded into the cache (object_store.py)."""
-    from kubetune_api.s3_spec import s3_locations
-    from kubetune_trainer.storage.object_store import download
 
     where = next(w for w in s3_locations(config) if w.field == field)
     path, revision = download(where, Path(config.paths.cache))
@@ -84,8 +83,6 @@ def fetch_model(config: TrainerConfig) -> Fetched:
     source = config.model
     cache = Path(config.paths.cache)
     if source.source == "builtin://tiny-llama":
-        from kubetune_trainer.storage.tiny import VERSION, build_tiny_llama
-
         # one folder per tokenizer; the trained one's keeps its name from before model.tokenizer
         name = f"tiny-llama-v{VERSION}" + (f"-{source.tokenizer}" if source.tokenizer else "")
         target = cache / "models" / name
@@ -110,7 +107,6 @@ def fetch_model(config: TrainerConfig) -> Fetched:
 
 
 def resolve_from_job(config: TrainerConfig) -> Fetched:
-    from kubetune_trainer.runtime.checkpoints import latest_complete
 
     ref = config.model.fromJob
     assert ref is not None and config.paths.model is not None
@@ -136,8 +132,6 @@ def resolve_from_job(config: TrainerConfig) -> Fetched:
 def fetch_upstream_outputs(config: TrainerConfig) -> Fetched:
     """The upstream stage's merged model (else its adapter) from where it uploaded its outputs,
     downloaded into the cache like any s3:// source; only that folder, not its GGUF files."""
-    from kubetune_api.s3_spec import Located, S3Location, upstream_location
-    from kubetune_trainer.storage.object_store import MANIFEST, client, download, list_objects
 
     assert config.upstreamOutputs is not None and config.model.fromJob is not None
     where = upstream_location(config.upstreamOutputs)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubetune_trainer.data.templates import builtin_template
+from kubetune_trainer.data.vocabularies import family_tokenizer
+from kubetune_trainer.runtime.llama_cpp import llama_cpp_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -131,8 +133,6 @@ def llama(tokenizer: Any, hidden: int, intermediate: int, seed: int, pretrain_st
 def real_tokenizer(name: str) -> Any:
     """`model.tokenizer`: a released family's tokenizer, from llama.cpp's reference
     vocabularies (kubetune_trainer.data.vocabularies)."""
-    from kubetune_trainer.data.vocabularies import family_tokenizer
-    from kubetune_trainer.runtime.llama_cpp import llama_cpp_dir
 
     models = llama_cpp_dir(f"model.tokenizer is {name}") / "models"
     return family_tokenizer(models, name)

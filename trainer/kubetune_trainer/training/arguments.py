@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_api.config import TrainerConfig
+from kubetune_trainer.training.strategy import deepspeed_config, fsdp_arguments
 
 
 def configure_tracking(config: TrainerConfig) -> None:
@@ -39,8 +40,6 @@ def training_arguments(
     """The Trainer's arguments from the config; `kind` is a TrainingArguments subclass (TRL's
     DPOConfig) taking `extra` settings of its own."""
     from transformers import TrainingArguments
-
-    from kubetune_trainer.training.strategy import deepspeed_config, fsdp_arguments
 
     t, topo = config.training, config.topology
     job = Path(config.paths.job)
