@@ -72,6 +72,23 @@ class Reinforcement(Model):
     """Each reward of `spec.rewards`, by name."""
 
 
+class Upload(Model):
+    """The upload of the outputs to `spec.output.uri` (rank 0, after the export)."""
+
+    uri: str
+    """The s3:// prefix the outputs go to."""
+    bytes: int = Field(ge=0)
+    """Bytes sent so far (a file sent again after a transient error counts from zero)."""
+    totalBytes: int = Field(ge=0)
+    """Bytes of every file but the run manifest, which goes last."""
+    percent: int = Field(ge=0, le=100)
+    """bytes / totalBytes, as a whole percentage; 100 once the manifest is uploaded too."""
+    bytesPerSecond: float | None = None
+    """Mean rate since the upload started."""
+    done: bool = False
+    """True once the run manifest is uploaded: the upload is complete."""
+
+
 class Progress(Model):
     """Training progress, reported by the trainer's rank 0."""
 
@@ -104,6 +121,9 @@ class Progress(Model):
     minus the checkpoint it resumed from (at most `saveSteps` per resume; none after a
     graceful stop, which saves first). Each resume is in `<job>/resumes.json` and the run
     manifest's `resumes`."""
+    upload: Upload | None = None
+    """With `spec.output.uri`: the outputs' upload, reported as it goes (a long upload of a
+    large model keeps the job `Training` until it is complete)."""
     updatedAt: str | None = None
     """When the trainer last reported (RFC 3339)."""
 

@@ -19,6 +19,7 @@ import pytest
 
 import kubetune_trainer.storage.checkpoint_store as store
 from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
+from kubetune_api.status import Upload
 from kubetune_trainer.runtime.checkpoints import MARKER, latest_complete, mark_complete
 from kubetune_trainer.storage.checkpoint_store import CheckpointUploader, restore_from
 from kubetune_trainer.storage.object_checks import ObjectStoreError, etag_matches, part_size
@@ -170,13 +171,19 @@ def test_upload_writes_every_file_and_the_manifest_last(
     (out / "manifest.json").write_text('{"job": "t"}')
     s3 = local_s3.client()
     s3.put_object(Bucket=bucket, Key="runs/t/manifest.json", Body=b'{"job": "old"}')
-    keys = upload(out, located(f"s3://{bucket}/runs/t", field="output.uri"))
+    reports: list[Upload] = []
+    keys = upload(out, located(f"s3://{bucket}/runs/t", field="output.uri"), report=reports.append)
     assert keys[-1] == "runs/t/manifest.json"
     # progress in the log, by quarters, up to every byte but the manifest's (uploaded last)
     files = [p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"]
     size = sum(p.stat().st_size for p in files)
     lines = progress_lines(capsys.readouterr().out, "uploaded")
     assert len(lines) >= 2 and lines[-1] == (100, size, size), lines
+    # and to the status as the log has it, then once more, done, after the manifest
+    assert [(r.percent, r.bytes) for r in reports[:-1]] == [(min(p, 99), d) for p, d, _ in lines]
+    assert not any(r.done for r in reports[:-1]), reports
+    assert reports[-1].done and (reports[-1].percent, reports[-1].bytes) == (100, size)
+    assert {r.uri for r in reports} == {f"s3://{bucket}/runs/t/"} and reports[-1].totalBytes == size
     listing = local_s3.listing(bucket, "runs/t/")
     assert set(listing) == {
         "runs/t/adapter/adapter_model.safetensors",

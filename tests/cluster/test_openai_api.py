@@ -6,7 +6,7 @@ One walk through the API (the client is the reference for paths, shapes and erro
 upload, refuse a bad line and an oversized file, create jobs, list with cursor pagination,
 retrieve, pause (the operator reports Suspended: `paused`), resume, cancel; events and
 checkpoints; and the refusals: a token without RBAC rights (403), another namespace's job
-(404), an invalid (401) or missing (401) token. A second test runs a job to `succeeded` through
+(404), an invalid, expired (401) or missing (401) token. A second test runs a job to `succeeded` through
 the real operator and training-operator (kwok plays the pods), and OpenAI's `curl` examples.
 """
 
@@ -32,6 +32,7 @@ from tests.support.openai_api import (
     dpo_line,
     grant,
     jsonl,
+    resigned,
 )
 from tests.support.operator import Operator, phase_is
 from tests.support.process_node import make_claim
@@ -170,6 +171,14 @@ def test_the_openai_client_drives_finetunejobs(
         stranger.files.retrieve(uploaded.id)
     with pytest.raises(openai.AuthenticationError):
         OpenAI(base_url=server.url, api_key="not-a-token", max_retries=0).files.list()
+    # An expired token: the trainer's own, its expiry moved and signed again with the API server's
+    # service-account key (kwokctl's pki). The same token with a future expiry is served, so the
+    # expiry alone is what the API server's TokenReview refuses.
+    key = Path(kube.kubeconfig).parent / "pki" / "admin.key"
+    for expires_in, served in [(600, True), (-300, False)]:
+        token = resigned(str(client.api_key), key, expires_in)
+        code, body = status_code(f"{server.url}/files", {"Authorization": f"Bearer {token}"})
+        assert (code == 200) == served and (code == 401) != served, (expires_in, code, body)
     code, body = status_code(f"{server.url}/fine_tuning/jobs", {})
     assert code == 401 and set(body["error"]) == {"message", "type", "code", "param"}
 

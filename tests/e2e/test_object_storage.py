@@ -102,6 +102,17 @@ def test_tiny_sft_then_dpo_through_s3(chain_s3: tuple[Chain, LocalS3], tmp_path:
     listing = local_s3.listing(bucket, prefix)
     for key in ("adapter/adapter_model.safetensors", "manifest.json", "report.html"):
         assert prefix + key in listing, sorted(listing)
+    # The upload's progress reached the status, ending done at every byte the server holds
+    # under the prefix but the manifest's (uploaded last, after the bytes are counted).
+    sent = sum(o["Size"] for k, o in listing.items() if not k.endswith("manifest.json"))
+    assert status["progress"]["upload"] == {
+        "uri": f"s3://{bucket}/{prefix}",
+        "bytes": sent,
+        "totalBytes": sent,
+        "percent": 100,
+        "bytesPerSecond": status["progress"]["upload"]["bytesPerSecond"],
+        "done": True,
+    }, status["progress"]
     manifest = json.loads(
         local_s3.client().get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
     )

@@ -3,10 +3,12 @@ own formats, and `kubetune api` run as a process against a cluster."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -162,3 +164,27 @@ def grant(kube: Kube, account: str, verbs: list[str]) -> str:
         }
         kube.apply(role, binding)
     return kube.run("create", "token", account, "--duration=1h").strip()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def resigned(token: str, signing_key: Path, expires_in: int) -> str:
+    """`token`, a ServiceAccount token the API server issued, with only its expiry moved to
+    now + `expires_in` seconds (negative: in the past) and signed again (RS256, by `openssl
+    dgst -sha256 -sign`) with the API server's own service-account signing key: what the API
+    server would have issued with that expiry."""
+    header, payload, _ = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    now = int(time.time())
+    claims["exp"] = now + expires_in
+    claims["iat"] = claims["nbf"] = min(now, claims["exp"]) - 600
+    signed = f"{header}.{_b64(json.dumps(claims).encode())}"
+    signature = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-sign", str(signing_key)],
+        input=signed.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    return f"{signed}.{_b64(signature)}"

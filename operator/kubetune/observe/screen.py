@@ -67,6 +67,12 @@ def progress_line(progress: dict[str, Any]) -> RenderableType:
         Text(f"{step}/{total} ({100 * step // total}%)"),
         Text(f"ETA {eta // 60}m{eta % 60:02d}s" if eta is not None else "ETA -"),
     )
+    if upload := progress.get("upload"):
+        table.add_row(
+            ProgressBar(total=max(upload["totalBytes"], 1), completed=upload["bytes"], width=40),
+            Text(f"upload {upload['percent']}%" + (" done" if upload.get("done") else "")),
+            Text(upload["uri"]),
+        )
     return table
 
 

@@ -18,7 +18,7 @@
     evaluate_tool_calls    generation-based tool-call scores of the exported model (and the
                            base), reported; a failure here never touches the outputs
     write_job_report       metrics.jsonl into the outputs, and report.html (job_report.py)
-    upload_outputs         with output.uri, the outputs to S3, manifest.json last (object_store.py)
+    upload_outputs         with output.uri, the outputs to S3, manifest.json last (object_upload.py)
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def run(config: TrainerConfig) -> int:
     evaluate_tool_calls(config, prepared.manifest, tokenizer, sinks, so_far)
     write_job_report(config, tokenizer)  # rank 0
     if code == 0 and config.output.uri and int(os.environ.get("RANK", "0")) == 0:
-        return upload_outputs(config)
+        return upload_outputs(config, sinks)
     return code
 
 
@@ -270,14 +270,21 @@ def checkpoint_uploader(config: TrainerConfig) -> Any:
     return CheckpointUploader(where, config.training.saveTotalLimit)
 
 
-def upload_outputs(config: TrainerConfig) -> int:
-    """Rank 0 uploads the exported folder to `output.uri`, the run manifest last."""
+def upload_outputs(config: TrainerConfig, sinks: Any) -> int:
+    """Rank 0 uploads the exported folder to `output.uri`, the run manifest last, reporting its
+    progress (`status.progress.upload`; the last report, done, goes out at once)."""
     from kubetune_api.s3_spec import s3_locations
     from kubetune_trainer.storage.object_upload import upload
 
     where = next(w for w in s3_locations(config) if w.field == "output.uri")
     try:
-        upload(Path(config.paths.output), where)
+        upload(
+            Path(config.paths.output),
+            where,
+            report=lambda state: sinks.report(
+                {"upload": state.model_dump(mode="json")}, force=state.done
+            ),
+        )
     except ObjectStoreError as err:
         fail(f"upload failed (the outputs are complete on the volume): {err}")
         return EXIT_UPLOAD

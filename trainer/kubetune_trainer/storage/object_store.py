@@ -20,12 +20,13 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location, ca_bundle_path
+from kubetune_api.status import Upload
 from kubetune_trainer.runtime.lease import holder_id, lease
 from kubetune_trainer.runtime.log import log
 from kubetune_trainer.storage.object_checks import (
@@ -125,8 +126,11 @@ class TransferProgress:
     PROGRESS_EVERY_S seconds, how much of the total is done and at what rate. s3transfer
     reports the bytes from its worker threads (negative ones when a retry rewinds)."""
 
-    def __init__(self, verb: str, total: int, uri: str) -> None:
+    def __init__(
+        self, verb: str, total: int, uri: str, report: Callable[[Upload], None] | None = None
+    ) -> None:
         self.verb, self.total, self.uri = verb, max(total, 1), uri
+        self.report = report
         self.done = 0
         self.started = self.logged_at = time.monotonic()
         self.next_quarter = 25
@@ -153,11 +157,24 @@ class TransferProgress:
             while self.next_quarter <= percent:
                 self.next_quarter += 25
             self.logged_at = now
-            rate = self.done / max(now - self.started, 1e-9) / 2**20
+            rate = self.done / max(now - self.started, 1e-9)
             log(
                 f"{self.uri}: {self.verb} {percent}% ({self.done} of {self.total} bytes, "
-                f"{rate:.1f} MiB/s)"
+                f"{rate / 2**20:.1f} MiB/s)"
             )
+        if self.report is not None:
+            self.report(self.state(min(percent, 99)))
+
+    def state(self, percent: int, done: bool = False) -> Upload:
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        return Upload(
+            uri=self.uri,
+            bytes=self.done,
+            totalBytes=self.total,
+            percent=percent,
+            bytesPerSecond=round(rate, 1),
+            done=done,
+        )
 
 
 def transfer_config() -> Any:

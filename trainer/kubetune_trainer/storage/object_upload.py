@@ -11,10 +11,12 @@ S3's code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location
+from kubetune_api.status import Upload
 from kubetune_trainer.runtime.log import log
 from kubetune_trainer.storage.object_checks import Backoff, describe, transient, with_backoff
 from kubetune_trainer.storage.object_store import (
@@ -44,11 +46,16 @@ def _send(s3: Any, bucket: str, pairs: list[tuple[Path, str]], subscribers: list
 
 
 def upload(
-    folder: Path, where: Located, last: str = MANIFEST, what: str = "the outputs"
+    folder: Path,
+    where: Located,
+    last: str = MANIFEST,
+    what: str = "the outputs",
+    report: Callable[[Upload], None] | None = None,
 ) -> list[str]:
     """Upload every file under `folder` to the location as a prefix, `last` (the run manifest,
     or a checkpoint's completion marker) last, after deleting an earlier one; return the keys
-    written. Files that fail on a transient error are sent again (Backoff)."""
+    written. Files that fail on a transient error are sent again (Backoff). `report` gets the
+    progress as the log does, and once more, done, after `last`."""
     loc = S3Location.parse(where.uri)
     prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
     s3 = client(where)
@@ -62,7 +69,7 @@ def upload(
     log(f"uploading {what}: {len(files)} files ({total} bytes) to s3://{loc.bucket}/{prefix}")
     pairs = [(p, prefix + p.relative_to(folder).as_posix()) for p in files]
     keys = [k for _, k in pairs]
-    progress = TransferProgress("uploaded", total, f"s3://{loc.bucket}/{prefix}")
+    progress = TransferProgress("uploaded", total, f"s3://{loc.bucket}/{prefix}", report)
     backoff = Backoff(where)
     while pairs:
         failed = _send(s3, loc.bucket, pairs, [progress.subscriber()])
@@ -81,4 +88,6 @@ def upload(
         )
         keys.append(prefix + last)
     log(f"uploaded {what} to s3://{loc.bucket}/{prefix} ({last} last)")
+    if report is not None:
+        report(progress.state(100, done=True))
     return keys
