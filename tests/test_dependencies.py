@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 from tests.support.factories import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-OWN = {"kubetune", "kubetune_trainer"}
+OWN = {"kubetune", "kubetune_trainer", "kubetune_api"}
 # Distributions that come with one we declare, at the exact version it pins.
 PART_OF = {"pydantic-core": "pydantic"}
 
