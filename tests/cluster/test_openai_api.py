@@ -6,8 +6,9 @@ One walk through the API (the client is the reference for paths, shapes and erro
 upload, refuse a bad line and an oversized file, create jobs, list with cursor pagination,
 retrieve, pause (the operator reports Suspended: `paused`), resume, cancel; events and
 checkpoints; and the refusals: a token without RBAC rights (403), another namespace's job
-(404), an invalid, expired (401) or missing (401) token. A second test runs a job to `succeeded` through
-the real operator and training-operator (kwok plays the pods), and OpenAI's `curl` examples.
+(404), an invalid, expired or missing token (401). A second test runs a job to `succeeded`
+through the real operator and training-operator (kwok plays the pods), and OpenAI's `curl`
+examples.
 """
 
 from __future__ import annotations
