@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kueue
 import pids
@@ -104,7 +105,7 @@ def kubectl(bins: Binaries, *args: str, stdin: str | None = None, check: bool = 
     return proc.stdout
 
 
-def apply(bins: Binaries, objects: list[dict]) -> None:
+def apply(bins: Binaries, objects: list[dict[str, Any]]) -> None:
     text = yaml.safe_dump_all(objects)
     kubectl(bins, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=text)
 
