@@ -79,8 +79,8 @@ _KNOBS = {
 def make_job(**paths: object) -> dict[str, Any]:
     """A valid minimal job, with each dotted path (or knob, applied first) set to its value.
 
-    The knobs are dotted paths too rather than typed parameters: `**{"a.b": value}` fills one
-    `**paths: object`, where named parameters would make every value match each of their types."""
+    The knobs are aliases of dotted paths rather than typed parameters: with named parameters,
+    mypy checks each value of a `**{"a.b": value}` against every one of their types."""
     doc = copy.deepcopy(_BASE)
     for knob, dotted in _KNOBS.items():
         value = paths.pop(knob, None)
