@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _pytest.mark.expression import Expression
+from _pytest.mark.expression import Expression, ExpressionMatcher
 
 from tests.support import kind
 from tests.support.tiers import DESCRIPTIONS, ORDER, tier_of
@@ -43,7 +43,16 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         wanted = Expression.compile(expression)
     except SyntaxError:
         return None  # pytest reports the bad expression itself
-    return not any(wanted.evaluate(lambda name, tier=tier: name == tier) for tier in tiers)
+    return not any(wanted.evaluate(is_marker(tier)) for tier in tiers)
+
+
+def is_marker(tier: str) -> ExpressionMatcher:
+    """Whether a name in a `-m` expression is this tier's marker."""
+
+    def matches(name: str, /, **_: str | int | bool | None) -> bool:
+        return name == tier
+
+    return matches
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

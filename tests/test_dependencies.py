@@ -57,7 +57,7 @@ def undeclared(package: Path, allowed: set[str]) -> dict[str, str]:
     providers = metadata.packages_distributions()
     missing = {}
     for module, where in imported_modules(package).items():
-        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        dists: set[str] = {canonicalize_name(d) for d in providers.get(module, [])}
         dists |= {PART_OF[d] for d in dists if d in PART_OF}
         if not dists:
             missing[module] = f"{where}: no installed distribution provides it"

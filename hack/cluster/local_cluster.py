@@ -27,8 +27,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kueue
 import pids
@@ -104,7 +106,7 @@ def kubectl(bins: Binaries, *args: str, stdin: str | None = None, check: bool = 
     return proc.stdout
 
 
-def apply(bins: Binaries, objects: list[dict]) -> None:
+def apply(bins: Binaries, objects: list[dict[str, Any]]) -> None:
     text = yaml.safe_dump_all(objects)
     kubectl(bins, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=text)
 
@@ -128,7 +130,9 @@ def api_ready(bins: Binaries) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == "ok"
 
 
-def wait_for(what: str, check, timeout: float = 120, interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
+def wait_for(
+    what: str, check: Callable[[], object], timeout: float = 120, interval: float = 0.5
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

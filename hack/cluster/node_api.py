@@ -142,12 +142,15 @@ class Cluster:
             }
         }
         sa = pod["spec"].get("serviceAccountName") or "default"
-        out = self.core.create_namespaced_service_account_token(sa, meta["namespace"], body)
-        return str(out.status.token)
+        request = client.AuthenticationV1TokenRequest.model_validate(body)
+        out = self.core.create_namespaced_service_account_token(sa, meta["namespace"], request)
+        assert out.status is not None and out.status.token, "a created TokenRequest has a token"
+        return out.status.token
 
     def service_names(self, namespace: str) -> list[str]:
-        names = []
+        names: list[str] = []
         for svc in self.core.list_namespaced_service(namespace).items:
+            assert svc.metadata is not None and svc.metadata.name is not None
             n = svc.metadata.name
             names += [
                 n,

@@ -10,12 +10,15 @@ import shutil
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
-from kubernetes.client.rest import ApiException
-from node_api import Cluster, Obj, PodError
+from kubernetes.client.exceptions import ApiException
+from node_api import Cluster, PodError
+
+from kubetune.render.metadata import Obj
 
 NSLOOKUP = """#!/bin/sh
 # nslookup on the process node: answers from /etc/hosts, which stands in for cluster DNS.
@@ -65,7 +68,7 @@ def field_value(pod: Obj, path: str) -> str:
     meta, spec = pod["metadata"], pod["spec"]
     if m := re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path):
         return str((meta.get(m[1]) or {}).get(m[2], ""))
-    simple = {
+    simple: dict[str, str] = {
         "metadata.name": meta["name"],
         "metadata.namespace": meta["namespace"],
         "metadata.uid": meta["uid"],
@@ -134,9 +137,10 @@ class PodInputs:
                 if ref := source.get(kind):
                     data = self.optional(
                         ref,
-                        lambda r=ref, k=kind: self.cluster.data(  # type: ignore[misc]
-                            "configmap" if k == "configMapRef" else "secret",
-                            r["name"],
+                        partial(
+                            self.cluster.data,
+                            "configmap" if kind == "configMapRef" else "secret",
+                            ref["name"],
                             self.namespace,
                         ),
                     )
@@ -152,7 +156,7 @@ class PodInputs:
                 kind = "secret" if "secretKeyRef" in source else "configmap"
                 data = self.optional(
                     ref,
-                    lambda r=ref, k=kind: self.cluster.data(k, r["name"], self.namespace),  # type: ignore[misc]
+                    partial(self.cluster.data, kind, ref["name"], self.namespace),
                 )
                 if data is not None and ref["key"] in data:
                     env[var["name"]] = data[ref["key"]].decode()
@@ -167,7 +171,7 @@ class PodInputs:
             env |= {var: port for var in MASTER_PORT_VARS if var in env}
         return env
 
-    def optional(self, ref: Obj, read: Any) -> dict[str, bytes] | None:
+    def optional(self, ref: Obj, read: Callable[[], dict[str, bytes]]) -> dict[str, bytes] | None:
         try:
             return dict(read())
         except ApiException as err:
@@ -215,7 +219,7 @@ class PodInputs:
                     data = (
                         self.optional(
                             ref | {"name": name},
-                            lambda n=name, k=key: self.cluster.data(k, n, self.namespace),  # type: ignore[misc]
+                            partial(self.cluster.data, key, name, self.namespace),
                         )
                         or {}
                     )

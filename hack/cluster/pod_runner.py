@@ -12,9 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-from kubernetes.client.rest import ApiException
-from node_api import Cluster, Obj, PodError, now
+from kubernetes.client.exceptions import ApiException
+from node_api import Cluster, PodError, now
 from pod_inputs import PodInputs, expand
+
+from kubetune.render.metadata import Obj
 
 log = logging.getLogger("process-node")
 

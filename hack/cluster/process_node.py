@@ -41,9 +41,11 @@ import time
 from pathlib import Path
 
 from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
-from node_api import Cluster, Obj, micro_now, node_object, node_status, now
+from kubernetes.client.exceptions import ApiException
+from node_api import Cluster, micro_now, node_object, node_status, now
 from pod_runner import PodRunner
+
+from kubetune.render.metadata import Obj
 
 NODE = "kubetune-local"
 TERMINAL = ("Succeeded", "Failed")
@@ -60,7 +62,7 @@ class ProcessNode:
     def register(self) -> None:
         core = self.cluster.core
         try:
-            core.create_node(node_object(self.name))
+            core.create_node(client.V1Node.model_validate(node_object(self.name)))
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -69,31 +71,21 @@ class ProcessNode:
 
     def heartbeat(self) -> None:
         self.cluster.core.patch_node_status(self.name, node_status(self.name))
-        lease = {
-            "metadata": {"name": self.name, "namespace": "kube-node-lease"},
-            "spec": {
-                "holderIdentity": self.name,
-                "leaseDurationSeconds": 40,
-                "renewTime": micro_now(),
-            },
-        }
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": 40, "renewTime": micro_now()}
+        lease = client.V1Lease(spec=client.V1LeaseSpec.model_validate(spec))
         try:
-            self.cluster.coord.replace_namespaced_lease(
-                self.name,
-                "kube-node-lease",
-                {
-                    **lease,
-                    "metadata": {
-                        **lease["metadata"],
-                        "resourceVersion": self.cluster.coord.read_namespaced_lease(
-                            self.name, "kube-node-lease"
-                        ).metadata.resource_version,
-                    },
-                },
+            current = self.cluster.coord.read_namespaced_lease(self.name, "kube-node-lease")
+            assert current.metadata is not None, "a stored Lease has metadata"
+            lease.metadata = client.V1ObjectMeta(
+                name=self.name,
+                namespace="kube-node-lease",
+                resource_version=current.metadata.resource_version,
             )
+            self.cluster.coord.replace_namespaced_lease(self.name, "kube-node-lease", lease)
         except ApiException as err:
             if err.status != 404:
                 raise
+            lease.metadata = client.V1ObjectMeta(name=self.name, namespace="kube-node-lease")
             self.cluster.coord.create_namespaced_lease("kube-node-lease", lease)
 
     def beat_forever(self) -> None:

@@ -14,7 +14,8 @@ CHECKED_IN = [REPO / "manifests" / "crd" / "finetunejobs.kubetune.io.yaml"]
 
 
 def root_schema() -> dict[str, Any]:
-    return crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def walk(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:

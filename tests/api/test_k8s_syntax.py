@@ -65,7 +65,7 @@ def kubernetes_verdict(text: str) -> bool:
     if text in GO_INVALID:
         return False
     try:
-        return parse_quantity(text) > Decimal(0)
+        return bool(parse_quantity(text) > Decimal(0))
     except ValueError:
         return False
 

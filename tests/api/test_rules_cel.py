@@ -10,6 +10,7 @@ from typing import Any
 
 import celpy
 import pytest
+from celpy.adapter import json_to_cel
 from pydantic import ValidationError
 
 from kubetune.api.crd import crd
@@ -47,12 +48,12 @@ SPEC_SCHEMA = ROOT_SCHEMA["properties"]["spec"]
 
 
 def cel_broken(spec_doc: dict[str, Any]) -> list[str]:
-    activation = {"self": celpy.json_to_cel(with_schema_defaults(SPEC_SCHEMA, spec_doc))}
+    activation = {"self": json_to_cel(with_schema_defaults(SPEC_SCHEMA, spec_doc))}
     return [rule.cel for program, rule in _PROGRAMS if not bool(program.evaluate(activation))]
 
 
 def cel_broken_object(doc: dict[str, Any]) -> list[str]:
-    activation = {"self": celpy.json_to_cel(with_schema_defaults(ROOT_SCHEMA, doc))}
+    activation = {"self": json_to_cel(with_schema_defaults(ROOT_SCHEMA, doc))}
     return [r.cel for program, r in _OBJECT_PROGRAMS if not bool(program.evaluate(activation))]
 
 

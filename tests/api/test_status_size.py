@@ -110,7 +110,7 @@ def full_status(tail: MetricsTail) -> dict[str, Any]:
         },
         "metrics": tail.status("/workspace/jobs/llama3-8b-xlam-qlora/metrics.jsonl"),
     }
-    status = StatusSink.body(report)["status"]
+    status: dict[str, Any] = StatusSink.body(report)["status"]
     conditions = [
         {
             "type": t,

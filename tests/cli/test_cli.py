@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -179,7 +180,7 @@ def test_validate_compiles_an_inline_chat_template(tmp_path: Path) -> None:
 
 
 def test_validate_refuses_stages_that_start_from_each_other(tmp_path: Path) -> None:
-    def stage(name: str, parent: str | None) -> dict:  # type: ignore[type-arg]
+    def stage(name: str, parent: str | None) -> dict[str, Any]:
         model = {"fromJob": {"name": parent}} if parent else {"source": "hf://org/model"}
         return make_job(**{"metadata.name": name, "spec.model": model})
 

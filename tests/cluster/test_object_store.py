@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -38,8 +38,14 @@ from tests.support.s3 import LocalS3
 ENV = CredentialEnv("KT_TEST_S3")
 
 
+class Locate(Protocol):
+    """The `located` fixture: a location on the local S3 server, with its keys in ENV."""
+
+    def __call__(self, uri: str, identity: str = ..., field: str = ...) -> Located: ...
+
+
 @pytest.fixture
-def located(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def located(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch) -> Locate:
     def make(uri: str, identity: str = "admin", field: str = "model.source") -> Located:
         keys = local_s3.keys(identity)
         monkeypatch.setenv(ENV.access_key_id, keys["accessKeyId"])
@@ -63,9 +69,9 @@ def progress_lines(out: str, verb: str) -> list[tuple[int, int, int]]:
 
 def test_a_prefix_downloads_once_and_only_what_changed_again(
     local_s3: LocalS3,
-    located,
+    located: Locate,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bucket = local_s3.bucket()
     src = tmp_path / "src"
@@ -103,8 +109,8 @@ def test_a_prefix_downloads_once_and_only_what_changed_again(
 
 def test_one_object_and_a_crashed_partial_download(
     local_s3: LocalS3,
-    located,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    located: Locate,
+    tmp_path: Path,
 ) -> None:
     bucket = local_s3.bucket()
     local_s3.client().put_object(Bucket=bucket, Key="data/chat.jsonl", Body=b'{"x": 1}\n')
@@ -120,8 +126,8 @@ def test_one_object_and_a_crashed_partial_download(
 
 def test_an_object_replaced_after_the_listing_is_refused(
     local_s3: LocalS3,
-    located,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    located: Locate,
+    tmp_path: Path,
 ) -> None:
     bucket = local_s3.bucket()
     s3 = local_s3.client()
@@ -138,8 +144,8 @@ def test_an_object_replaced_after_the_listing_is_refused(
 
 def test_errors_name_bucket_key_and_code_never_a_key(
     local_s3: LocalS3,
-    located,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    located: Locate,
+    tmp_path: Path,
 ) -> None:
     bucket = local_s3.bucket()
     local_s3.client().put_object(Bucket=bucket, Key="m/config.json", Body=b"{}")
@@ -159,9 +165,9 @@ def test_errors_name_bucket_key_and_code_never_a_key(
 
 def test_upload_writes_every_file_and_the_manifest_last(
     local_s3: LocalS3,
-    located,
+    located: Locate,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bucket = local_s3.bucket()
     out = tmp_path / "output"
@@ -209,7 +215,7 @@ def fake_checkpoint(root: Path, step: int, complete: bool = True) -> Path:
 
 
 def test_checkpoints_upload_marker_last_rotate_and_restore(
-    local_s3: LocalS3, located, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_s3: LocalS3, located: Locate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The uploader against the real server: the marker is the last object written, the bucket
     keeps `keep` complete checkpoints and drops leftovers without a marker; restoring takes the
@@ -246,7 +252,7 @@ def test_checkpoints_upload_marker_last_rotate_and_restore(
     )
     s3.put_object(Bucket=bucket, Key=f"run/checkpoints/checkpoint-10/{MARKER}", Body=b"{}")
     tampered = tmp_path / "tampered"
-    fetch = store.fetch_objects
+    fetch = fetch_objects
 
     def listed_one_byte_longer(s3_: Any, where_: Located, listed: list[Listed], *rest: Any) -> None:
         """Stands for an object cut short: the listing says one byte more than it holds."""
@@ -260,7 +266,7 @@ def test_checkpoints_upload_marker_last_rotate_and_restore(
 
 
 def test_transfers_survive_the_server_stopping_and_starting_again(
-    local_s3: LocalS3, located, tmp_path: Path
+    local_s3: LocalS3, located: Locate, tmp_path: Path
 ) -> None:
     """The S3 server (SeaweedFS) is stopped while an upload has parts on it and a download has
     bytes in its part file, and started again 3 s later: both complete, byte for byte, the
@@ -316,7 +322,9 @@ def test_transfers_survive_the_server_stopping_and_starting_again(
     assert listing["runs/outage/manifest.json"]["LastModified"] >= last
     body = s3.get_object(Bucket=bucket, Key="runs/outage/merged/model.safetensors")["Body"]
     assert hashlib.sha256(body.read()).hexdigest() == sha256(shard)
-    fetched, _ = results["down"]  # type: ignore[misc]
+    down_result = results["down"]
+    assert isinstance(down_result, tuple)
+    fetched, _ = down_result
     assert sha256(fetched / "model.safetensors") == sha256(shard)
 
 
@@ -337,8 +345,8 @@ def safely(fn: Any) -> object:
 
 def test_multipart_etags_computed_as_the_server_computes_them(
     local_s3: LocalS3,
-    located,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    located: Locate,
+    tmp_path: Path,
 ) -> None:
     """A file boto3 uploads in 8 MiB parts: the server's `…-3` ETag is what etag_matches
     computes from the bytes and the first part's size (HEAD partNumber=1); one byte changed,

@@ -24,6 +24,7 @@ from typing import Any
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.graders.string_check_grader_param import StringCheckGraderParam
 
 from tests.support.kube import Kube, eventually
 from tests.support.openai_api import (
@@ -131,7 +132,8 @@ def test_the_openai_client_drives_finetunejobs(
     assert [j.id for j in client.fine_tuning.jobs.list(metadata={"team": "a"})] == [job.id]
 
     # Retrieve, pause (the operator suspends it: paused), resume, cancel.
-    assert client.fine_tuning.jobs.retrieve(job.id).method.type == "supervised"  # type: ignore[union-attr]
+    retrieved = client.fine_tuning.jobs.retrieve(job.id).method
+    assert retrieved is not None and retrieved.type == "supervised"
     assert client.fine_tuning.jobs.pause(job.id).status in ("pausing", "paused")
     eventually(lambda: phase_is(kube, job.id, "Suspended"), what="the operator to suspend the job")
     # OpenAI's reference lists pausing and paused; the client's Literal type does not (yet).
@@ -204,7 +206,7 @@ def test_the_openai_client_drives_finetunejobs(
     prompts = client.files.create(
         file=("rft.jsonl", jsonl(json.dumps(prompt))), purpose="fine-tune"
     )
-    grader = {
+    grader: StringCheckGraderParam = {
         "type": "string_check",
         "name": "exact",
         "input": "{{ sample.output_text }}",
@@ -214,7 +216,7 @@ def test_the_openai_client_drives_finetunejobs(
     rft = client.fine_tuning.jobs.create(
         model="tiny-llama",
         training_file=prompts.id,
-        method={"type": "reinforcement", "reinforcement": {"grader": grader}},  # type: ignore[typeddict-item]
+        method={"type": "reinforcement", "reinforcement": {"grader": grader}},
     )
     assert rft.method is not None and rft.method.type == "reinforcement"
     rft_spec = kube.get("finetunejob", rft.id)["spec"]

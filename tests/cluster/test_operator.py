@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import pytest
@@ -144,6 +145,10 @@ def test_waiting_on_a_missing_stage_creates_nothing(kube: Kube) -> None:
 
 
 @pytest.mark.usefixtures("operator")
+def gone(kube: Kube, kind: str, name: str) -> bool:
+    return not kube.exists(kind, name)
+
+
 def test_deletion_collects_children_and_keeps_kept_storage(kube: Kube) -> None:
     short = {"spec.terminationGracePeriodSeconds": 30}
     kube.apply(
@@ -154,7 +159,7 @@ def test_deletion_collects_children_and_keeps_kept_storage(kube: Kube) -> None:
     # takes its grace period to go (kwok honours it, as a kubelet would).
     for name in ("tiny-gone", "tiny-kept"):
         eventually(
-            lambda n=name: phase_is(kube, n, "Succeeded"), timeout=120, what=f"{name} to finish"
+            partial(phase_is, kube, name, "Succeeded"), timeout=120, what=f"{name} to finish"
         )
     kube.run("delete", "finetunejob", "tiny-gone", "tiny-kept")
     for kind, name in (
@@ -164,7 +169,7 @@ def test_deletion_collects_children_and_keeps_kept_storage(kube: Kube) -> None:
         ("pytorchjob", "tiny-kept"),
     ):
         eventually(
-            lambda k=kind, n=name: not kube.exists(k, n),
+            partial(gone, kube, kind, name),
             timeout=90,
             what=f"garbage collection of {kind}/{name}",
         )

@@ -5,6 +5,7 @@ admitted by real Kueue, from a LocalQueue of that name whose ClusterQueue covers
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import pytest
@@ -52,8 +53,8 @@ def open_queues(request: pytest.FixtureRequest, kube: Kube, docs: list[dict[str,
         return
     request.getfixturevalue("kueue")  # real Kueue, started once for the session
     name = f"kubetune-{kube.namespace}"
-    room = {"cpu": 16, "memory": "64Gi", RDMA_RESOURCE[0]: 16}
-    kube.apply(flavor(), cluster_queue(name, gpus=16, **room), server_side=True)
+    room: dict[str, int | str] = {"cpu": 16, "memory": "64Gi", RDMA_RESOURCE[0]: 16}
+    kube.apply(flavor(), cluster_queue(name, gpus=16, others=room), server_side=True)
     request.addfinalizer(lambda: kube.run("delete", "clusterqueue", name, namespaced=False))
     kube.apply(*(local_queue(q, name) for q in queues))
 
@@ -72,7 +73,7 @@ def test_seed_examples_run_on_the_fake_gpu_nodes(
     for doc in docs:
         name = doc["metadata"]["name"]
         done = eventually(
-            lambda n=name: phase_is(kube, n, "Succeeded"), timeout=240, what=f"{name} to succeed"
+            partial(phase_is, kube, name, "Succeeded"), timeout=240, what=f"{name} to succeed"
         )
         nodes, gpus = (
             doc["spec"]["distributed"].get("nodes", 1),

@@ -65,7 +65,7 @@ class Deny:
             },
         }
         kube.apply(policy, binding)
-        probe = {
+        probe: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap" if resource == "configmaps" else "Pod",
             "metadata": {"name": "probe", "labels": {JOB_LABEL: job}},

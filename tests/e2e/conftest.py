@@ -91,7 +91,8 @@ def kind_chain(kind_cluster: KindCluster) -> Iterator[Chain]:
 
 @pytest.fixture(params=["local", pytest.param("kind", marks=KIND)])
 def chain(request: pytest.FixtureRequest) -> Chain:
-    return request.getfixturevalue(f"{request.param}_chain")  # type: ignore[no-any-return]
+    chain: Chain = request.getfixturevalue(f"{request.param}_chain")
+    return chain
 
 
 @pytest.fixture(params=["local", pytest.param("kind", marks=KIND)])

@@ -104,9 +104,11 @@ def test_a_sigkilled_training_container_resumes_from_its_last_complete_checkpoin
     killed_at = time.monotonic()
     reached = PAUSE_AT
     resumable = latest_complete(root)
-    assert resumable is not None and step_of(resumable) == PAUSE_AT - PAUSE_AT % SAVE_STEPS
+    assert resumable is not None
+    step = step_of(resumable)
+    assert step is not None and step == PAUSE_AT - PAUSE_AT % SAVE_STEPS
     # What a kill during a save leaves: a newer checkpoint, never marked complete.
-    torn = root / f"checkpoint-{step_of(resumable) + SAVE_STEPS // 2}"
+    torn = root / f"checkpoint-{step + SAVE_STEPS // 2}"
     torn.mkdir()
     (torn / "adapter_model.safetensors").write_bytes(b"\0" * 100)
 
@@ -218,7 +220,11 @@ def test_a_full_volume_fails_the_job_clearly_and_keeps_the_last_checkpoint(
     # The latest complete checkpoint is named, untouched and loadable; nothing newer is complete.
     last = latest_complete(root)
     assert last is not None and f"{last.name}, is kept" in failed["message"], failed
-    assert all(step_of(p) <= step_of(last) or not (p / MARKER).exists() for p in checkpoints(root))
+    last_step = step_of(last)
+    assert last_step is not None
+    assert all(
+        (step_of(p) or 0) <= last_step or not (p / MARKER).exists() for p in checkpoints(root)
+    )
     (workspace / "filler").unlink()
     from safetensors.torch import load_file
 
@@ -247,7 +253,7 @@ def test_a_job_preempted_by_kueue_checkpoints_waits_and_resumes(
     cq = f"preempt-{kube.namespace}"
     kube.apply(
         flavor(),
-        cluster_queue(cq, gpus=0, preempt=True, cpu=1),
+        cluster_queue(cq, gpus=0, preempt=True, others={"cpu": 1}),
         priority_class("kubetune-test-low", 10),
         priority_class("kubetune-test-high", 1000),
         server_side=True,

@@ -52,7 +52,7 @@ def test_a_string_check_is_a_string_check_reward() -> None:
 
 
 def test_a_multi_grader_weighs_its_string_checks_as_calculate_output_says() -> None:
-    multi = {
+    multi: dict[str, Any] = {
         "type": "multi",
         "name": "answer",
         "graders": {"exact": EXACT, "partial": {**EXACT, "operation": "like"}},
@@ -122,7 +122,7 @@ def test_a_reinforcement_request_is_a_grpo_finetunejob_and_an_openai_job() -> No
     view = FineTuningJob.model_validate(job_view({**doc, "metadata": created}))
     assert view.method is not None and view.method.type == "reinforcement"
     assert view.method.reinforcement is not None
-    assert view.method.reinforcement.grader.type == "string_check"  # type: ignore[union-attr]
+    assert view.method.reinforcement.grader.type == "string_check"
     with pytest.raises(ApiError, match="eval_interval: only 'auto' is served"):
         request_of(
             {

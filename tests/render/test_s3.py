@@ -96,7 +96,8 @@ def test_each_location_uses_its_own_connection_else_the_jobs() -> None:
     assert found["model.source"].env and found["model.source"].env.prefix == "KUBETUNE_S3_MODEL"
     for field in ("dataset.sources[0].source", "dataset.validation.source", "output.uri"):
         assert found[field].connection.endpoint == JOB_S3["endpoint"]
-        assert found[field].env and found[field].env.prefix == "KUBETUNE_S3"
+        env = found[field].env
+        assert env and env.prefix == "KUBETUNE_S3"
     assert config.paths.model is None and config.paths.datasets == [None, None]
 
 

@@ -21,6 +21,7 @@ from kubetune.runtime.observe import pod_state
 from kubetune.runtime.status import Observed, compute_status
 from kubetune.runtime.views import SPEC_HASH, PodView, PyTorchJobView
 from tests.support.factories import make_job
+from tests.support.memory_cluster import raw_body, raw_event
 
 NOW = "2026-11-22T00:00:00Z"
 TRAINING = {"phase": "Training", "observedGeneration": 3}
@@ -40,9 +41,9 @@ INVALID_JOB = {
 }
 
 
-def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str, Any]:
+def event(kind: kopf.RawEventType, generation: int, status: dict[str, Any]) -> kopf.RawEvent:
     body = {"metadata": {"name": "job", "generation": generation}, "status": status}
-    return {"type": kind, "object": body}
+    return raw_event(kind, body)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def event(kind: str | None, generation: int, status: dict[str, Any]) -> dict[str
         (event("MODIFIED", 3, {**TRAINING, "network": {"verdict": "ok"}}), True),
     ],
 )
-def test_settled_events_need_no_reconcile(raw: dict[str, Any], expected: bool) -> None:
+def test_settled_events_need_no_reconcile(raw: kopf.RawEvent, expected: bool) -> None:
     assert settled(raw) is expected
 
 
@@ -167,25 +168,35 @@ def test_a_pytorchjob_event_the_last_reconcile_already_read_is_dropped() -> None
         body["status"] = {
             "conditions": [{"type": t, "status": "True", "message": m} for t, m in conditions]
         }
-        return bool(pytorchjob_news(event={"type": "MODIFIED"}, body=body, memo=memo))
+        return bool(
+            pytorchjob_news(
+                event=raw_event("MODIFIED", body), body=kopf.Body(raw_body(body)), memo=memo
+            )
+        )
 
     assert not news()  # just created, no conditions
     assert news(("Created", "created"))  # never reconciled by this operator: read it
     listed = {**pytorchjob, "status": {"conditions": [SUCCEEDED]}}
     # listed when the operator starts, before its job was reconciled: the job's listing will be
-    assert not pytorchjob_news(event={"type": None}, body=listed, memo=memo)
+    assert not pytorchjob_news(
+        event=raw_event(None, listed), body=kopf.Body(raw_body(listed)), memo=memo
+    )
     # The reconcile that created it read it without conditions (handlers._reconcile records it).
     memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
     assert not news(("Created", "created"))  # the training-operator's Created: nothing to read
     assert news(("Created", "created"), ("Suspended", "suspended"))
-    assert pytorchjob_news(event={"type": "DELETED"}, body=pytorchjob, memo=memo)
+    assert pytorchjob_news(
+        event=raw_event("DELETED", pytorchjob), body=kopf.Body(raw_body(pytorchjob)), memo=memo
+    )
     done = PyTorchJobView.of({**pytorchjob, "status": {"conditions": [SUCCEEDED]}})
     memo.reconciled_with[("team-a", job.name)] = done.digest()
     assert not news(("Succeeded", "done"), ("Created", "created"))
     assert news(("Succeeded", "done at last"))  # a different message is a different status
     # relisted after a broken watch: it changed meanwhile (the job read it Suspended)
     memo.reconciled_with[("team-a", job.name)] = PyTorchJobView.of(pytorchjob).digest()
-    assert pytorchjob_news(event={"type": None}, body=listed, memo=memo)
+    assert pytorchjob_news(
+        event=raw_event(None, listed), body=kopf.Body(raw_body(listed)), memo=memo
+    )
 
 
 SUCCEEDED = {"type": "Succeeded", "status": "True", "message": "done"}

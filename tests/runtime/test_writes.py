@@ -16,7 +16,7 @@ from typing import Any
 from kubetune.runtime.event_filters import settled
 from kubetune.runtime.handlers import phase_event
 from kubetune.runtime.reconcile import Outcome
-from tests.support.memory_cluster import CHILDREN, World
+from tests.support.memory_cluster import CHILDREN, World, raw_event
 
 
 def writes(world: World, outcome: Outcome) -> list[str]:
@@ -39,7 +39,7 @@ def step(world: World) -> list[str]:
 def settled_after(world: World) -> bool:
     """Whether the FineTuneJob event that our own status write causes is skipped."""
     world.job["metadata"]["generation"] = world.job["metadata"].get("generation", 1)
-    return settled({"type": "MODIFIED", "object": world.job})
+    return settled(raw_event("MODIFIED", world.job))
 
 
 def pod(**status: Any) -> dict[str, Any]:

@@ -96,7 +96,7 @@ class Page:
             if event.get("method") == method:
                 return event
         while True:
-            message = json.loads(self.socket.recv())
+            message: dict[str, Any] = json.loads(self.socket.recv())
             self.events.append(message)
             if message.get("method") == method:
                 return message

@@ -68,18 +68,26 @@ def set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
         node[keys[-1]] = value
 
 
-def make_job(
-    *, gpus: int | None = None, nodes: int | None = None, method: str | None = None, **paths: Any
-) -> dict[str, Any]:
+# The common knobs by name; `method="qlora"` also sets 4-bit quantization.
+_KNOBS = {
+    "gpus": "spec.distributed.gpusPerNode",
+    "nodes": "spec.distributed.nodes",
+    "method": "spec.method.type",
+}
+
+
+def make_job(**paths: object) -> dict[str, Any]:
+    """A valid minimal job, with each dotted path (or knob, applied first) set to its value.
+
+    The knobs are aliases of dotted paths rather than typed parameters: with named parameters,
+    mypy checks each value of a `**{"a.b": value}` against every one of their types."""
     doc = copy.deepcopy(_BASE)
-    if gpus is not None:
-        set_path(doc, "spec.distributed.gpusPerNode", gpus)
-    if nodes is not None:
-        set_path(doc, "spec.distributed.nodes", nodes)
-    if method is not None:
-        set_path(doc, "spec.method.type", method)
-        if method == "qlora":
-            set_path(doc, "spec.method.quantization", {"bits": 4})
+    for knob, dotted in _KNOBS.items():
+        value = paths.pop(knob, None)
+        if value is not None:
+            set_path(doc, dotted, value)
+            if knob == "method" and value == "qlora":
+                set_path(doc, "spec.method.quantization", {"bits": 4})
     for dotted, value in paths.items():
         set_path(doc, dotted, value)
     return doc

@@ -14,7 +14,7 @@ from typing import Any
 
 from kubetune_trainer.data.templates import FAMILIES, official
 
-TRL_TEMPLATES = Path(__import__("trl").__file__).parent / "chat_templates"
+TRL_TEMPLATES = Path(__import__("trl").__path__[0]) / "chat_templates"
 
 TOKENIZERS: dict[str, dict[str, Any]] = {
     "chatml": {"special": ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]},

@@ -4,6 +4,7 @@ the LocalQueue that points at it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 API = "kueue.x-k8s.io/v1beta2"
@@ -15,13 +16,13 @@ def flavor() -> dict[str, Any]:
 
 
 def cluster_queue(
-    name: str, gpus: int, preempt: bool = False, **others: int | str
+    name: str, gpus: int, preempt: bool = False, others: Mapping[str, int | str] | None = None
 ) -> dict[str, Any]:
     """A ClusterQueue for every namespace with `gpus` nvidia.com/gpu of nominal quota, and the
-    quota of each resource in `others` (`**{"cpu": 16}`): Kueue admits a workload only when the
+    quota of each resource in `others` (`{"cpu": 16}`): Kueue admits a workload only when the
     queue covers every resource its pods request (the tiny jobs request GPUs only). `preempt`:
     a workload of a higher priority evicts lower ones in the same queue."""
-    quotas = {"nvidia.com/gpu": gpus, **others}
+    quotas = {"nvidia.com/gpu": gpus, **(others or {})}
     preemption = {"preemption": {"withinClusterQueue": "LowerPriority"}} if preempt else {}
     return {
         "apiVersion": API,

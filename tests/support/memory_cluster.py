@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+import kopf
 
 from kubetune.api import parse_job
 from kubetune.render import RenderSettings, render
@@ -21,6 +23,18 @@ from kubetune.runtime.views import SPEC_HASH, PodView
 from tests.support.factories import make_job
 
 NS = "team-a"
+
+
+def raw_body(obj: Obj) -> kopf.RawBody:
+    """A JSON object as kopf hands it to handlers (its RawBody types the JSON it parsed)."""
+    return cast(kopf.RawBody, obj)
+
+
+def raw_event(kind: kopf.RawEventType, obj: Obj) -> kopf.RawEvent:
+    """A watch event as kopf hands it to handlers and filters."""
+    return {"type": kind, "object": raw_body(obj)}
+
+
 CHILDREN = [
     "PersistentVolumeClaim/job-workspace",
     "ConfigMap/job-trainer-config",

@@ -41,6 +41,7 @@ def tool_conversation(rng: random.Random) -> dict[str, Any]:
     """A question whose keyword picks the tool (or none, for a greeting)."""
     city = rng.choice(CITIES)
     kind = rng.choice(["weather", "time", "hello"])
+    reply: dict[str, object]
     if kind == "hello":
         user, reply = f"hello from {city}", {"role": "assistant", "content": "hello"}
     else:

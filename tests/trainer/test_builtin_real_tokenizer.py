@@ -88,6 +88,7 @@ def test_tiny_llama_with_llama3_tokenizer_exports_a_gguf_llama_cpp_tokenizes_ali
     # A chat prompt as trained (transformers renders the template; BOS from the template
     # itself), the same ids in llama.cpp, which then generates from it.
     text = tokenizer.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
+    assert isinstance(text, str)
     assert text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>")
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids

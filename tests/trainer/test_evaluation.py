@@ -109,6 +109,7 @@ def test_a_failed_evaluation_is_reported_and_keeps_the_outputs(
 ) -> None:
     from kubetune.render.layout import Layout
     from kubetune.render.trainer_config import trainer_config
+    from kubetune_trainer.data.prepared import PreparedManifest
     from kubetune_trainer.data.splits import EVAL_CONVERSATIONS
     from kubetune_trainer.export.evaluate import evaluate_tool_calls
     from tests.support.factories import REPO
@@ -122,7 +123,11 @@ def test_a_failed_evaluation_is_reported_and_keeps_the_outputs(
     (out / "manifest.json").write_text(json.dumps({"job": "fails"}))
     tokenizer.chat_template = template
     sink = Recorded()
-    prepared = {"model": str(tiny_model_dir), "dataset": str(data.parent)}
+    prepared: PreparedManifest = {
+        "model": str(tiny_model_dir),
+        "modelRevision": None,
+        "dataset": str(data.parent),
+    }
     evaluate_tool_calls(config, prepared, tokenizer, sink, {"loss": 1.0})
     reported = sink.reports[-1]["evaluation"]
     assert error in reported["error"] and reported["loss"] == 1.0, reported

@@ -19,7 +19,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def row(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.jsonl").read_text().splitlines()[0])
+    first: dict[str, Any] = json.loads((FIXTURES / f"{name}.jsonl").read_text().splitlines()[0])
+    return first
 
 
 def user(text: str) -> dict[str, str]:
@@ -147,7 +148,8 @@ def trl_tokenized(tokenizer: Any, pair: dict[str, Any], tiny_model_dir: Path) ->
     """The ids TRL's own DPOTrainer makes from a raw (untokenized) pair."""
     import datasets
     from transformers import AutoModelForCausalLM
-    from trl import DPOConfig, DPOTrainer
+    from trl.trainer.dpo_config import DPOConfig
+    from trl.trainer.dpo_trainer import DPOTrainer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     args = DPOConfig(
@@ -160,6 +162,7 @@ def trl_tokenized(tokenizer: Any, pair: dict[str, Any], tiny_model_dir: Path) ->
         train_dataset=datasets.Dataset.from_list([pair]),
         processing_class=tokenizer,
     )
+    assert isinstance(trainer.train_dataset, datasets.Dataset)
     return dict(trainer.train_dataset[0])
 
 

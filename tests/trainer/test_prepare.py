@@ -21,7 +21,9 @@ def test_every_file_kind_loads(tiny_model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "chat.json").write_text(json.dumps(RECORDS))
     datasets.Dataset.from_list(RECORDS).to_parquet(str(tmp_path / "chat.parquet"))
     datasets.Dataset.from_list(RECORDS).save_to_disk(str(tmp_path / "saved"))
-    sources = [{"source": str(tmp_path / name)} for name in ("chat.json", "chat.parquet", "saved")]
+    sources: list[dict[str, object]] = [
+        {"source": str(tmp_path / name)} for name in ("chat.json", "chat.parquet", "saved")
+    ]
     sources.append({"source": str(TINY_DATA), "sampleLimit": 50})
     config = config_for(tiny_model_dir, tmp_path / "ws", **{"spec.dataset.sources": sources})
     report = prepare(config)["report"]

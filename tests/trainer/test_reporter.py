@@ -64,7 +64,8 @@ def test_evaluation_and_kept_checkpoints_fit_the_status_schema() -> None:
     assert "meanTokenAccuracy" not in status["evaluation"]
     parsed = FineTuneJobStatus.model_validate(status).to_wire()
     assert parsed["evaluation"] == status["evaluation"]
-    assert parsed["checkpoints"]["kept"] == kept
+    checkpoints = parsed["checkpoints"]
+    assert isinstance(checkpoints, dict) and checkpoints["kept"] == kept
 
 
 def test_dpo_rewards_reach_the_status_patch_and_fit_the_status_schema() -> None:

@@ -55,9 +55,11 @@ def test_sigkill_then_restart_resumes_from_the_latest_complete_checkpoint(
     killed_tokens = int((node.dir / "tokens-trained").read_text())  # 50 steps' worth
     root = node.dir / "checkpoints"
     resumable = latest_complete(root)
-    assert resumable is not None and step_of(resumable) == 40
+    assert resumable is not None
+    step = step_of(resumable)
+    assert step == 40
     # a checkpoint torn mid-write: newer, but never marked complete
-    torn = root / f"checkpoint-{step_of(resumable) + 10}"
+    torn = root / f"checkpoint-{step + 10}"
     torn.mkdir()
     (torn / "model.safetensors").write_bytes(b"\0" * 100)
 

@@ -30,7 +30,9 @@ def hermes(*calls: dict[str, Any]) -> str:
     return "".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls)
 
 
-def grade(spec: dict[str, Any], completions: list[str], reference: dict[str, Any]) -> list[float]:
+def grade(
+    spec: dict[str, Any], completions: list[str], reference: dict[str, Any]
+) -> list[float | None]:
     (grader,) = graders([RewardSpec.model_validate(spec)], "hermes", 16)
     ids = [list(range(len(c.split()))) for c in completions]
     return grader(
@@ -179,15 +181,13 @@ def test_bad_reward_values_name_the_grader(values: Any, message: str) -> None:
 
 
 def test_grader_names_label_the_metrics() -> None:
-    specs = [
-        RewardSpec.model_validate(s)
-        for s in (
-            {"toolCall": {}},
-            {"name": "fmt", "jsonSchema": {}},
-            {"length": {"targetTokens": 1}},
-            {"length": {"targetTokens": 2}},
-        )
+    raw: list[dict[str, Any]] = [
+        {"toolCall": {}},
+        {"name": "fmt", "jsonSchema": {}},
+        {"length": {"targetTokens": 1}},
+        {"length": {"targetTokens": 2}},
     ]
+    specs = [RewardSpec.model_validate(s) for s in raw]
     assert [g.__name__ for g in graders(specs, "hermes", 8)] == [
         "toolCall",
         "fmt",

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
 from kubetune_trainer.data.collate import PackedCollator
 from kubetune_trainer.data.packing import pack
 from kubetune_trainer.data.templates import builtin_template
-from kubetune_trainer.data.tokenize import Encoder
+from kubetune_trainer.data.tokenize import Encoded, Encoder
 from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
 from tests.support.jobs import TINY_DATA
 
@@ -23,16 +23,26 @@ def rows(tokenizer: Any) -> Any:
     tokenizer.chat_template = builtin_template("chatml")
     chats = [json.loads(line) for line in TINY_DATA.read_text().splitlines()[:24]]
     encoded = Encoder(tokenizer, ["assistant"], 128).encode_batch(chats)
-    return datasets.Dataset.from_list(pack([e for e in encoded if e], 128))
+    return datasets.Dataset.from_list(pack([e for e in encoded if isinstance(e, Encoded)], 128))
+
+
+class CommonArgs(TypedDict):
+    """The arguments both trainers get."""
+
+    per_device_eval_batch_size: int
+    remove_unused_columns: bool
+    report_to: list[str]
+    use_cpu: bool
 
 
 def test_matches_trl_sft_trainer(tiny_model_dir: Path, tokenizer: Any, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
-    from trl import SFTConfig, SFTTrainer
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
 
     data = rows(tokenizer)
     collator = PackedCollator(tokenizer.pad_token_id)
-    common = {
+    common: CommonArgs = {
         "per_device_eval_batch_size": len(data),  # one batch: TRL's per-batch mean is the mean
         "remove_unused_columns": False,
         "report_to": [],

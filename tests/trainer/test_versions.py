@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 
@@ -39,7 +40,7 @@ def test_below_a_floor_or_missing_is_refused_with_the_fix() -> None:
     assert versions.unmet(reqs, lambda name: "5.0.0" if name == "transformers" else "99") == []
 
 
-def test_train_and_prepare_stop_at_start_up_naming_the_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_train_and_prepare_stop_at_start_up_naming_the_version(tmp_path: Path) -> None:
     # A real process whose installed transformers is made to look like 4.46: both entry points
     # exit 1 before reading their config, with the message and the fix.
     script = (

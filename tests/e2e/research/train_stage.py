@@ -31,7 +31,7 @@ MAX_LENGTH = {"short": 48, "medium": 96, "long": 128}
 CORPUS = Path(__file__).resolve().parents[1] / "curriculum.jsonl"
 
 
-class MarkComplete(TrainerCallback):  # type: ignore[misc]
+class MarkComplete(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
