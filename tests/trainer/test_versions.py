@@ -56,3 +56,30 @@ def test_train_and_prepare_stop_at_start_up_naming_the_version(tmp_path: Path) -
         assert done.returncode == 1, done.stderr
         assert "transformers 4.46.0 is installed; kubetune's trainer needs >=5.0" in done.stderr
         assert "uv sync --frozen --extra trainer" in done.stderr
+
+
+def test_importing_a_stage_loads_no_training_library_before_its_version_check() -> None:
+    """Every entry point and stage module imports, in a fresh interpreter, without loading the
+    training stack: a stage's `main` checks the versions first, so a wrong install is a message
+    naming the package, not a traceback from inside it."""
+    stack = ["torch", "transformers", "peft", "trl", "datasets", "deepspeed", "bitsandbytes"]
+    modules = [
+        "kubetune_trainer.__main__",
+        "kubetune_trainer.train",
+        "kubetune_trainer.custom",
+        "kubetune_trainer.stages.prepare",
+        "kubetune_trainer.stages.preview",
+        "kubetune_trainer.stages.train",
+        "kubetune_trainer.stages.custom",
+    ]
+    script = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps([m for m in {stack!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    # the control: the same script reports torch once something imports it
+    probe = script.replace("importlib.import_module(m)", "importlib.import_module(m); import torch")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert loaded.stdout.strip() == '["torch"]', loaded.stdout
