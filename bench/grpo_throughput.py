@@ -12,9 +12,12 @@ before training (not timed), TRL's script applies the chat template per batch (t
 Samples/s is completions per second of `train_runtime` (the Trainer's own clock); tokens/s is
 TRL's `num_input_tokens_seen` (prompt + completion tokens) over the same time. Sampling makes
 completion lengths differ between the sides, so the mean completion length is printed with
-them. Peak RSS is each side's largest process (wait4's ru_maxrss of a lean launcher's
-children: kubetune's CLI, `prepare` and the trainer; the baseline's one process). OpenMP
-threads: `kubetune run` gives its process the machine's cores; the baseline gets the same.
+them. On a busy machine the wall clock moves several times between runs, so each side's CPU
+seconds inside `Trainer.train` (all threads; cpu_clock/sitecustomize.py) are measured too and
+give a second ratio, samples per CPU second. Peak RSS is each side's largest process (wait4's
+ru_maxrss of a lean launcher's children: kubetune's CLI, `prepare` and the trainer; the
+baseline's one process). OpenMP threads: `kubetune run` gives its process the machine's cores;
+the baseline gets the same.
 Target: ≥ 1.0× samples/s.
 
 With `--repeat N` each side runs N times, alternating (ABBA…), and each side's fastest run
@@ -39,6 +42,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import WORDS, tiny_model
+
+CPU_CLOCK = Path(__file__).parent / "cpu_clock"
 
 SETTINGS: dict[str, Any] = {
     "micro": 8,
@@ -72,17 +77,21 @@ def prompt_records(n: int, seed: int) -> list[dict[str, str]]:
     return [{"prompt": " ".join(rng.choice(WORDS) for _ in range(16))} for _ in range(n)]
 
 
-def launched(command: list[str], stdout: Path, env: dict[str, str]) -> float:
-    """Run `command` under the lean launcher; its largest process's peak RSS in MiB."""
+def launched(command: list[str], stdout: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Run `command` under the lean launcher: its largest process's peak RSS in MiB, and the
+    CPU seconds its `Trainer.train` took (cpu_clock/sitecustomize.py)."""
+    clock = stdout.with_suffix(".cpu")
+    path = os.pathsep.join(filter(None, [str(CPU_CLOCK), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-c", LAUNCHER, str(stdout), *command],
-        env=env,
+        env={**env, "PYTHONPATH": path, "KUBETUNE_BENCH_CPU_FILE": str(clock)},
         capture_output=True,
         text=True,
     )
     if done.returncode:
         sys.exit(f"{command[:2]} failed:\n{stdout.read_text()[-3000:]}{done.stderr[-3000:]}")
-    return int(done.stdout.split()[-1]) / 1024
+    (cpu,) = map(float, clock.read_text().split())  # one train() per side
+    return int(done.stdout.split()[-1]) / 1024, cpu
 
 
 def job(model: Path, data: Path, steps: int) -> dict[str, Any]:
@@ -131,7 +140,7 @@ def run_kubetune(spec: dict[str, Any], work: Path, env: dict[str, str]) -> dict[
     job_file = work / "bench.yaml"
     job_file.write_text(yaml.safe_dump(spec))
     kubetune = str(Path(sys.executable).with_name("kubetune"))
-    rss = launched(
+    rss, cpu = launched(
         [kubetune, "run", str(job_file), "--output", str(work / "run")], work / "run.log", env
     )
     folder = work / "run/jobs" / spec["metadata"]["name"]
@@ -146,6 +155,7 @@ def run_kubetune(spec: dict[str, Any], work: Path, env: dict[str, str]) -> dict[
         "meanCompletionLength": sum(x["completions/mean_length"] for x in logged) / len(logged),
         "reward": [x["reward"] for x in logged],
         "peakRssMiB": rss,
+        "cpuSeconds": cpu,
     }
 
 
@@ -153,11 +163,11 @@ def run_baseline(model: Path, data: Path, steps: int, work: Path, env: dict[str,
     out = work / "trl.log"
     script = str(Path(__file__).with_name("grpo_baseline.py"))
     settings = json.dumps({**SETTINGS, "steps": steps})
-    rss = launched(
+    rss, cpu = launched(
         [sys.executable, script, str(model), str(data), settings, str(work / "trl")], out, env
     )
     result = json.loads(out.read_text().splitlines()[-1])
-    return {**result, "ownPeakRssMiB": result["peakRssMiB"], "peakRssMiB": rss}
+    return {**result, "ownPeakRssMiB": result["peakRssMiB"], "peakRssMiB": rss, "cpuSeconds": cpu}
 
 
 def main() -> None:
@@ -191,8 +201,12 @@ def main() -> None:
                 else run_baseline(model, data, args.steps, folder, env)
             )
     for side, results in runs.items():
-        print(side, "runs (s):", " ".join(f"{r['seconds']:.1f}" for r in results))
+        print(
+            f"{side} runs, wall / CPU seconds:",
+            ", ".join(f"{r['seconds']:.1f} / {r['cpuSeconds']:.1f}" for r in results),
+        )
     ours, theirs = (min(runs[side], key=lambda r: float(r["seconds"])) for side in runs)
+    cpu_ours, cpu_theirs = (min(float(r["cpuSeconds"]) for r in runs[side]) for side in runs)
     s = SETTINGS
     print(
         f"{args.steps} steps × {s['micro'] * s['accumulation']} completions "
@@ -209,10 +223,23 @@ def main() -> None:
             f"peak RSS {r['peakRssMiB']:5.0f} MiB"
         )
     ratio = ours["samplesPerSecond"] / theirs["samplesPerSecond"]
+    cpu_ratio = cpu_theirs / cpu_ours
     print(f"ratio kubetune/TRL: {ratio:.2f}x samples/s   target >= 1.0x")
+    print(
+        f"samples per CPU second of train(): kubetune {ours['completions'] / cpu_ours:.2f}, "
+        f"TRL {theirs['completions'] / cpu_theirs:.2f}, ratio {cpu_ratio:.2f}x"
+    )
     if args.json:
         args.json.write_text(
-            json.dumps({"kubetune": ours, "trl": theirs, "ratio": ratio, "runs": runs})
+            json.dumps(
+                {
+                    "kubetune": ours,
+                    "trl": theirs,
+                    "ratio": ratio,
+                    "cpuRatio": cpu_ratio,
+                    "runs": runs,
+                }
+            )
         )
 
 
