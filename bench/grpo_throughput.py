@@ -178,7 +178,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    model = tiny_model()
+    # the tiny model, built once per machine; reused without importing torch into this process
+    built = Path(tempfile.gettempdir()) / "kubetune-bench" / "tiny-llama"
+    model = built if built.exists() else tiny_model()
     work = Path(tempfile.mkdtemp(prefix="kubetune-bench-grpo-"))
     data = work / "prompts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in prompt_records(64, seed=5)))
