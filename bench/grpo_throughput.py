@@ -23,7 +23,7 @@ Target: ≥ 1.0× samples/s.
 With `--repeat N` each side runs N times, alternating (ABBA…), and each side's fastest run
 counts (this machine's load moves timings by several times; every run's time is printed).
 
-    python bench/grpo_throughput.py [--steps 12] [--repeat 2] [--json FILE]
+    python bench/grpo_throughput.py [--steps 12] [--repeat 2] [--json FILE]   (the defaults)
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps on each side")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs of each side, alternating; the best counts"
+        "--repeat", type=int, default=2, help="runs of each side, alternating; the best counts"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
