@@ -19,8 +19,7 @@ def test_the_grpo_bench_runs_both_sides_and_reports(tmp_path: Path) -> None:
         [
             sys.executable,
             str(REPO / "bench/grpo_throughput.py"),
-            "--steps",
-            "2",
+            *("--steps", "2", "--repeat", "1"),
             "--json",
             str(out),
         ],
