@@ -86,7 +86,7 @@ screenshot:
 # Benchmarks print ratios against baselines measured in the same run (docs/benchmarks.md).
 bench:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
-	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput operator_burst openai_api_latency object_storage gpu/run; do \
+	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput grpo_throughput operator_burst openai_api_latency object_storage gpu/run; do \
 	  "$$venv/bin/python" bench/$$b.py; done
 
 # The install steps that CI proves from an empty cache on every run (hack/cold-check.sh).

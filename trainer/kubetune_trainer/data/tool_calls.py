@@ -151,16 +151,29 @@ def score_turn(expected: list[dict[str, Any]], parsed: Parsed) -> dict[str, Any]
 
 def _same_calls(expected: list[dict[str, Any]], got: list[dict[str, Any]]) -> bool:
     """Equal as decoded JSON, call for call in any order: key order and spacing never matter,
-    and neither does 1 against 1.0; "1" against 1 does."""
+    and neither does 1 against 1.0; "1" against 1 does, and so does true against 1 (BFCL's AST
+    checker refuses both: tests/trainer/test_tool_call_bfcl.py)."""
     if len(expected) != len(got):
         return False
     remaining = list(got)
     for call in expected:
-        match = next((g for g in remaining if g == call), None)
+        match = next((g for g in remaining if same_json(g, call)), None)
         if match is None:
             return False
         remaining.remove(match)
     return True
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Python's == on decoded JSON, except that a boolean equals only a boolean (Python has
+    True == 1)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _rate(hits: int, total: int) -> float | None:
