@@ -75,6 +75,7 @@ generate:
 	"$$venv/bin/kubetune" crd > manifests/crd/finetunejobs.kubetune.io.yaml; \
 	"$$venv/bin/kubetune" crd --helm > charts/kubetune/templates/crds/finetunejobs.yaml; \
 	"$$venv/bin/python" hack/values-schema.py > charts/kubetune/values.schema.json; \
+	"$$venv/bin/python" hack/reporter-access.py > charts/kubetune/templates/reporter-access.yaml; \
 	"$$venv/bin/python" hack/render-install.py > manifests/install.yaml; \
 	KUBETUNE_UPDATE_GOLDEN=1 "$$venv/bin/pytest" -q tests/render/test_golden.py
 

@@ -24,9 +24,8 @@ NS = "team-a"
 CHILDREN = [
     "PersistentVolumeClaim/job-workspace",
     "ConfigMap/job-trainer-config",
-    "ServiceAccount/job-trainer",
-    "Role/job-trainer",
-    "RoleBinding/job-trainer",
+    "ServiceAccount/job.kubetune-reporter",
+    "RoleBinding/job.kubetune-reporter",
     "PyTorchJob/job",
 ]
 
