@@ -2,8 +2,9 @@
 
 A deliberately tiny client (urllib, no kubernetes package): in a pod it uses the job's own
 ServiceAccount token, which may `patch` `finetunejobs/status` of this one job and nothing else
-(RBAC plus an admission policy: the operator's render/rbac.py). Reports are rate-limited, and a failed report is logged and dropped: training
-never fails because the API server is unreachable.
+(RBAC plus an admission policy: the operator's render/rbac.py). Reports are rate-limited,
+and a failed report is logged, with the API server's message, and dropped: training never
+fails because the API server is unreachable or refuses.
 """
 
 from __future__ import annotations
