@@ -253,14 +253,23 @@ def settle(custom: Any, namespace: str, n: int, timeout: float = 480) -> float:
     return time.monotonic() - started
 
 
-def restart(kubeconfig: str, log: Path, n: int) -> dict[str, float]:
+def restart(kubeconfig: str, log: Path, n: int, timeout: float = 600) -> dict[str, float]:
     """Start an operator over n settled jobs: seconds until it has reconciled every job (and
-    is idle), and the writes it made meanwhile."""
+    is idle), and the writes it made meanwhile. Not ready within `timeout`: says so, with the
+    reconciles and writes so far."""
     operator = Operator(kubeconfig, log)
     try:
         while jobs_seen(operator.metrics_port) < n:
             if operator.proc.poll() is not None:
                 raise SystemExit(f"the operator exited: see {log}")
+            if time.monotonic() - operator.started > timeout:
+                raise SystemExit(
+                    f"restart over {n} settled jobs: not ready after {timeout:.0f} s "
+                    f"({jobs_seen(operator.metrics_port):.0f} jobs reconciled, "
+                    f"{reconciles(operator.metrics_port):.0f} reconciles, "
+                    f"{sum(writes(operator.metrics_port).values()):.0f} writes, RSS "
+                    f"{status_mib(operator.proc.pid):.1f} MiB)"
+                )
             time.sleep(0.1)
         reconciled = time.monotonic() - operator.started
         last, still = reconciles(operator.metrics_port), time.monotonic()
