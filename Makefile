@@ -75,6 +75,7 @@ generate:
 	"$$venv/bin/kubetune" crd > manifests/crd/finetunejobs.kubetune.io.yaml; \
 	"$$venv/bin/kubetune" crd --helm > charts/kubetune/templates/crds/finetunejobs.yaml; \
 	"$$venv/bin/python" hack/values-schema.py > charts/kubetune/values.schema.json; \
+	"$$venv/bin/python" hack/reporter-access.py > charts/kubetune/templates/reporter-access.yaml; \
 	"$$venv/bin/python" hack/render-install.py > manifests/install.yaml; \
 	KUBETUNE_UPDATE_GOLDEN=1 "$$venv/bin/pytest" -q tests/render/test_golden.py
 
@@ -87,7 +88,8 @@ screenshot:
 bench:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
 	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput grpo_throughput operator_burst openai_api_latency object_storage gpu/run; do \
-	  "$$venv/bin/python" bench/$$b.py; done
+	  "$$venv/bin/python" bench/$$b.py; done; \
+	"$$venv/bin/python" bench/operator_burst.py --over-time 20 --no-baseline 10000  # ~30 min here
 
 # The install steps that CI proves from an empty cache on every run (hack/cold-check.sh).
 cold-check:

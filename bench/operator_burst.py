@@ -1,6 +1,7 @@
 """A burst of FineTuneJobs against the local control plane with the operator running.
 
     python bench/operator_burst.py [--tracemalloc] [--no-restart] [200 1000]
+    python bench/operator_burst.py --over-time 20 --no-baseline 10000
 
 For each burst: p50/p99 time from the create call returning to the PyTorchJob appearing (a
 watch), jobs per second, API writes per job by verb and kind (the operator's own count), and
@@ -19,6 +20,12 @@ FineTuneJob, then its rendered children and its status, exactly what the operato
 new suspended job. Its rate is the ceiling of this API server for these writes; the bench
 prints the operator's rate as a ratio of it, and the drain time of the burst at the ceiling, a
 lower bound for the p99 that no operator can beat here.
+
+--over-time RATE creates the jobs at RATE a second instead of all at once (issue 34's
+"10,000 jobs created over time"), samples the operator's RSS against the jobs it has seen
+every 10 s, and reports the growth per job as the least-squares slope of those samples; then
+it waits until the training-operator has settled every job and reports the RSS again.
+--no-baseline skips the baseline (at 10,000 jobs it alone takes minutes).
 
 --tracemalloc runs the operator under Python's tracemalloc (a slower operator: its rate is not
 comparable) and prints where the bytes still held after each burst were allocated.
@@ -53,6 +60,13 @@ from operator_process import (  # noqa: E402
     status_mib,
     writes,
 )
+
+
+def reporter_access_yaml() -> str:
+    from kubetune.render.rbac import reporter_access
+    from kubetune.yamlio import dump_all
+
+    return dump_all(reporter_access())
 
 
 def job(name: str) -> dict[str, Any]:
@@ -152,6 +166,53 @@ def burst(n: int, metrics_port: int, api: Any, custom: Any, namespace: str) -> d
     }
 
 
+def over_time(
+    n: int, rate: float, operator: Operator, custom: Any, namespace: str
+) -> dict[str, Any]:
+    """Create n jobs at `rate` a second from 8 threads, sampling (seconds, jobs whose status
+    the operator wrote, RSS MiB) every 10 s until every job's status is written."""
+    status = "patch_status FineTuneJob"
+    before = writes(operator.metrics_port)
+    pid = operator.proc.pid
+    samples: list[tuple[float, float, float]] = []
+    start = time.monotonic()
+
+    def create(i: int) -> None:
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        custom.create_namespaced_custom_object(
+            "kubetune.io", "v1alpha1", namespace, "finetunejobs", job(f"b{i:05d}")
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(create, i) for i in range(n)]
+        while True:
+            done = difference(writes(operator.metrics_port), before).get(status, 0)
+            samples.append((time.monotonic() - start, done, status_mib(pid)))
+            if done >= n or time.monotonic() - start > n / rate + 600:
+                break
+            time.sleep(10)
+        for future in futures:
+            future.result()
+    made = difference(writes(operator.metrics_port), before)
+    # Growth per job: the slope of RSS over jobs done, from the first 10% on (start-up spent).
+    tail = [(d, r) for _, d, r in samples if d >= n / 10]
+    slope = float("nan")
+    if len(tail) >= 2:
+        mean_d = statistics.fmean(d for d, _ in tail)
+        mean_r = statistics.fmean(r for _, r in tail)
+        var = sum((d - mean_d) ** 2 for d, _ in tail)
+        slope = sum((d - mean_d) * (r - mean_r) for d, r in tail) / var * 1024 if var else slope
+    return {
+        "jobs": n,
+        "seconds": samples[-1][0],
+        "writes": {k: v / n for k, v in made.items()},
+        "samples": samples,
+        "kib_per_job": slope,
+        "rss": status_mib(pid),
+        "peak": status_mib(pid, "VmHWM"),
+    }
+
+
 def fresh_namespace(core: Any, prefix: str) -> str:
     namespace = f"{prefix}-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": namespace}})
@@ -171,7 +232,7 @@ def drop_namespace(core: Any, namespace: str) -> None:
         time.sleep(1)
 
 
-def settle(custom: Any, namespace: str, n: int, timeout: float = 180) -> float:
+def settle(custom: Any, namespace: str, n: int, timeout: float = 480) -> float:
     """Wait until the training-operator has caught up with the burst (every PyTorchJob shows
     its Suspended condition), so that the restart meets settled jobs; returns the wait."""
     started = time.monotonic()
@@ -192,14 +253,23 @@ def settle(custom: Any, namespace: str, n: int, timeout: float = 180) -> float:
     return time.monotonic() - started
 
 
-def restart(kubeconfig: str, log: Path, n: int) -> dict[str, float]:
+def restart(kubeconfig: str, log: Path, n: int, timeout: float = 600) -> dict[str, float]:
     """Start an operator over n settled jobs: seconds until it has reconciled every job (and
-    is idle), and the writes it made meanwhile."""
+    is idle), and the writes it made meanwhile. Not ready within `timeout`: says so, with the
+    reconciles and writes so far."""
     operator = Operator(kubeconfig, log)
     try:
         while jobs_seen(operator.metrics_port) < n:
             if operator.proc.poll() is not None:
                 raise SystemExit(f"the operator exited: see {log}")
+            if time.monotonic() - operator.started > timeout:
+                raise SystemExit(
+                    f"restart over {n} settled jobs: not ready after {timeout:.0f} s "
+                    f"({jobs_seen(operator.metrics_port):.0f} jobs reconciled, "
+                    f"{reconciles(operator.metrics_port):.0f} reconciles, "
+                    f"{sum(writes(operator.metrics_port).values()):.0f} writes, RSS "
+                    f"{status_mib(operator.proc.pid):.1f} MiB)"
+                )
             time.sleep(0.1)
         reconciled = time.monotonic() - operator.started
         last, still = reconciles(operator.metrics_port), time.monotonic()
@@ -211,6 +281,7 @@ def restart(kubeconfig: str, log: Path, n: int) -> dict[str, float]:
         made = sum(writes(operator.metrics_port).values())
         return {
             "jobs": n,
+            "peak": status_mib(operator.proc.pid, "VmHWM"),
             "ready": reconciled,
             "idle": still - operator.started,
             "reconciles": last,
@@ -234,6 +305,13 @@ def main() -> None:
     parser.add_argument(
         "--no-restart", action="store_true", help="skip the restart over the last burst's jobs"
     )
+    parser.add_argument(
+        "--over-time",
+        type=float,
+        metavar="RATE",
+        help="create the jobs at RATE a second and sample RSS against jobs (one size)",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     parser.add_argument(
         "sizes", nargs="*", type=int, default=[200, 1000], help="jobs per burst (200 1000)"
     )
@@ -265,8 +343,24 @@ def main() -> None:
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     kube = Kube(api_client)
 
-    ceiling = {}
-    for n in sizes:  # before the operator starts: nothing else writes
+    subprocess.run(  # the reporters' ClusterRole and admission policy, as the chart installs
+        [
+            kubectl,
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        input=reporter_access_yaml(),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    ceiling: dict[int, float] = {}
+    for n in [] if options.no_baseline else sizes:  # before the operator starts
         namespace = fresh_namespace(core, f"bench-direct-{n}")
         ceiling[n] = direct(n, kube, namespace)
         drop_namespace(core, namespace)
@@ -276,6 +370,45 @@ def main() -> None:
     log.write_bytes(b"")
     operator = Operator(kubeconfig, log, tmp / "kubetune-bench-tracemalloc.txt" if traced else None)
     namespace = ""
+    if options.over_time:
+        (n,) = sizes
+        namespace = fresh_namespace(core, f"bench-{n}")
+        try:
+            r = over_time(n, options.over_time, operator, custom, namespace)
+            print(
+                f"{n} jobs at {options.over_time:g}/s: every status written at "
+                f"{r['seconds']:.0f} s; "
+                f"writes/job {sum(r['writes'].values()):.2f} ("
+                + ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["writes"].items()))
+                + f"); RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f}), growth "
+                f"{r['kib_per_job']:.1f} KiB/job (slope)",
+                flush=True,
+            )
+            print(
+                "samples (s, jobs done, RSS MiB): "
+                + " ".join(f"{t:.0f}/{d:.0f}/{m:.0f}" for t, d, m in r["samples"]),
+                flush=True,
+            )
+            waited = settle(custom, namespace, n)
+            since = sum(writes(operator.metrics_port).values()) - n * sum(r["writes"].values())
+            print(
+                f"settled {waited:.0f} s later: RSS {status_mib(operator.proc.pid):.1f} MiB, "
+                f"{since:.0f} writes since",
+                flush=True,
+            )
+            if traced:
+                print(operator.memory_report(), flush=True)
+        finally:
+            operator.stop()
+        if again:
+            r = restart(kubeconfig, log, n)
+            print(
+                f"restart over {n} settled jobs: every job reconciled {r['ready']:.1f} s after "
+                f"the start, idle at {r['idle']:.1f} s ({r['reconciles']:.0f} reconciles), "
+                f"{r['writes']:.0f} writes, RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f})",
+                flush=True,
+            )
+        return  # the namespace goes with the cluster: deleting 6 objects a job takes minutes
     try:
         print(
             "jobs  created  p50 (s)  p99 (s)  jobs/s  baseline jobs/s  ratio  drain at baseline (s)"

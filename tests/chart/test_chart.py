@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from kubetune.api.crd import crd_chart_template
+from kubetune.render.rbac import reporter_access_chart_template
 from tests.support.factories import REPO
 
 CHART = REPO / "charts" / "kubetune"
@@ -90,16 +91,31 @@ def test_rendered_objects_are_valid_kubernetes() -> None:
 
 
 def test_rbac_is_least_privilege() -> None:
-    (role,) = [o for o in template() if o["kind"] == "ClusterRole"]
-    for rule in role["rules"]:
+    roles = {o["metadata"]["name"]: o for o in template() if o["kind"] == "ClusterRole"}
+    assert sorted(roles) == ["kt-kubetune", "kubetune-reporter"]
+    for rule in roles["kt-kubetune"]["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
         assert "secrets" not in rule["resources"], rule
         assert "delete" not in rule["verbs"], rule  # children go by garbage collection
+        assert "bind" not in rule["verbs"] and "roles" not in rule["resources"], rule
+    # The trainers' reporters: patch a FineTuneJob's status, nothing else (the admission
+    # policy keeps each to its own job: tests/cluster/test_operator.py).
+    assert roles["kubetune-reporter"]["rules"] == [
+        {"apiGroups": ["kubetune.io"], "resources": ["finetunejobs/status"], "verbs": ["patch"]}
+    ]
+    kinds = {o["kind"] for o in template() if o["metadata"]["name"] == "kubetune-reporter"}
+    assert kinds == {
+        "ClusterRole",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
 
 
 def test_watched_namespaces_get_roles_not_cluster_roles() -> None:
     objs = template("--set", "watchNamespaces={team-a,team-b}")
-    assert not [o for o in objs if o["kind"].startswith("Cluster") and "Role" in o["kind"]]
+    cluster_wide = [o for o in objs if o["kind"].startswith("Cluster") and "Role" in o["kind"]]
+    # Only the reporters' ClusterRole, which grants nothing to the operator.
+    assert [o["metadata"]["name"] for o in cluster_wide] == ["kubetune-reporter"]
     assert sorted(o["metadata"]["namespace"] for o in objs if o["kind"] == "Role") == [
         "team-a",
         "team-b",
@@ -131,10 +147,16 @@ def test_replicas_coordinate_through_peering() -> None:
     (deploy,) = [o for o in objs if o["kind"] == "Deployment"]
     assert deploy["spec"]["replicas"] == 2
     assert "--standalone" not in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
-    (role,) = [o for o in objs if o["kind"] == "ClusterRole"]
+    (role,) = [
+        o for o in objs if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "kt-kubetune"
+    ]
     peering = [r for r in role["rules"] if "kopf.dev" in r["apiGroups"]]
     assert peering and set(peering[0]["resources"]) == {"clusterkopfpeerings", "kopfpeerings"}
-    (single,) = [o for o in template() if o["kind"] == "ClusterRole"]
+    (single,) = [
+        o
+        for o in template()
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "kt-kubetune"
+    ]
     assert not [r for r in single["rules"] if "kopf.dev" in r["apiGroups"]]
 
 
@@ -193,6 +215,8 @@ def generated(script: str) -> str:
 
 def test_generated_files_are_current() -> None:
     assert (CHART / "templates/crds/finetunejobs.yaml").read_text() == crd_chart_template()
+    reporter = (CHART / "templates/reporter-access.yaml").read_text()
+    assert reporter == reporter_access_chart_template(), "run `make generate`"
     schema = (CHART / "values.schema.json").read_text()
     assert schema == generated("values-schema.py"), "run `make generate`"
     install = (REPO / "manifests/install.yaml").read_text()

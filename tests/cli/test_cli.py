@@ -89,7 +89,6 @@ def test_render_json_is_a_list() -> None:
         "PersistentVolumeClaim",
         "ConfigMap",
         "ServiceAccount",
-        "Role",
         "RoleBinding",
         "PyTorchJob",
     ]

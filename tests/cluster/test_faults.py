@@ -23,7 +23,6 @@ CHILD_KINDS = (
     "persistentvolumeclaims",
     "configmaps",
     "serviceaccounts",
-    "roles",
     "rolebindings",
     "pytorchjobs",
 )

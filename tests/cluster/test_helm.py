@@ -61,7 +61,7 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
             ("list", "pods"),
             ("create", "persistentvolumeclaims"),
             ("watch", "persistentvolumeclaims"),
-            ("create", "roles.rbac.authorization.k8s.io"),
+            ("create", "rolebindings.rbac.authorization.k8s.io"),
             ("create", "events"),
         ):
             assert can(verb, resource), f"the operator needs to {verb} {resource}"
@@ -75,20 +75,31 @@ def test_helm_install_creates_a_least_privilege_operator(ftj_crd: Kube) -> None:
             ("create", "deployments.apps"),
             ("delete", "nodes"),
             ("create", "clusterroles.rbac.authorization.k8s.io"),
+            ("create", "roles.rbac.authorization.k8s.io"),
+            ("bind", "clusterroles.rbac.authorization.k8s.io"),
         ):
             assert not can(verb, resource), f"the operator must not {verb} {resource}"
         for verb in ("patch", "update"):  # finetunejobs: only read; their status: only patched
             assert not can(verb, "finetunejobs.kubetune.io"), verb
         assert not can("update", "finetunejobs.kubetune.io", "--subresource=status")
-        # The API server's escalation check: the operator may create each job's reporter Role
-        # and RoleBinding only while it holds every permission they grant.
+        # The reporters' cluster-wide access comes with the chart (kept on uninstall).
+        for kind in (
+            "clusterrole",
+            "validatingadmissionpolicy",
+            "validatingadmissionpolicybinding",
+        ):
+            got = ftj_crd.get(kind, "kubetune-reporter")
+            assert got["metadata"]["annotations"]["meta.helm.sh/release-name"] == release, kind
+        # The API server's escalation check: the operator may bind each job's reporter account
+        # to the reporters' ClusterRole only because it holds every permission that role grants
+        # (it has no `bind` verb).
         user = f"system:serviceaccount:{namespace}:{account}"
         job = parse_job(make_job(**{"metadata.namespace": namespace}))
-        rbac = [o for o in render(job) if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+        rbac = [o for o in render(job) if o["kind"] in ("ServiceAccount", "RoleBinding")]
         for obj in rbac:  # no FineTuneJob owns them here (the garbage collector would take them)
             obj["metadata"].pop("ownerReferences", None)
         made = ops.run("create", f"--as={user}", "-f", "-", stdin=yaml.safe_dump_all(rbac))
-        assert "rolebinding.rbac.authorization.k8s.io/job-trainer created" in made, made
+        assert "rolebinding.rbac.authorization.k8s.io/job.kubetune-reporter created" in made, made
 
         # The OpenAI API reviews tokens and access and watches jobs (its cache); every change is
         # made with the caller's own token.

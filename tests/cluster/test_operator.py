@@ -220,7 +220,13 @@ def test_restarted_operator_creates_exactly_one_pytorchjob(
 
 
 @pytest.mark.usefixtures("operator")
-def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) -> None:
+def test_trainer_progress_reaches_the_status_with_least_privilege(
+    kube: Kube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reporter's token patches its own job's status and no other: RBAC (the reporters'
+    ClusterRole, bound per job) allows `patch` on finetunejobs/status in the namespace, and the
+    admission policy (render/rbac.py) refuses every other job's, a job whose name extends this
+    one's included."""
     import yaml
 
     from kubetune_trainer.runtime.reporter import StatusSink
@@ -229,10 +235,10 @@ def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) ->
         "spec.podMetadata": {"annotations": {COMPLETE_DELAY: "10m"}},
         "spec.terminationGracePeriodSeconds": 30,
     }
-    kube.apply(tiny("tiny-progress", **slow), tiny("tiny-other", **slow))
+    kube.apply(tiny("tiny-progress", **slow), tiny("tiny-progress-b", **slow))
     eventually(lambda: phase_is(kube, "tiny-progress", "Training"), timeout=120, what="training")
     # What the trainer's pod has: a token of the per-job ServiceAccount the operator created.
-    token = kube.run("create", "token", "tiny-progress-trainer").strip()
+    token = kube.run("create", "token", "tiny-progress.kubetune-reporter").strip()
     cluster = yaml.safe_load(open(kube.kubeconfig))["clusters"][0]["cluster"]  # noqa: SIM115
     progress = {
         "step": 40,
@@ -265,24 +271,34 @@ def test_trainer_progress_reaches_the_status_with_least_privilege(kube: Kube) ->
     set_suspend(kube, "tiny-progress", True)
     eventually(lambda: phase_is(kube, "tiny-progress", "Suspended"), timeout=90, what="suspension")
     assert status(kube, "tiny-progress")["progress"]["step"] == 40
-    # Least privilege: the same token may not touch another job, nor read Secrets.
+    # Least privilege: the same token may not touch another job (the admission policy's
+    # refusal, in the reporter's log), nor read anything.
     other = StatusSink(
         cluster["server"],
         token,
         cluster["certificate-authority"],
-        "tiny-other",
+        "tiny-progress-b",
         kube.namespace,
         min_interval=0,
     )
+    capsys.readouterr()
     assert not other.report(progress)
-    account = f"system:serviceaccount:{kube.namespace}:tiny-progress-trainer"
-    for verb, resource in (
-        ("get", "secrets"),
-        ("patch", "finetunejobs/status"),
-        ("create", "pods"),
+    refusal = capsys.readouterr().out
+    assert "HTTP 403" in refusal and "ValidatingAdmissionPolicy 'kubetune-reporter'" in refusal
+    assert (
+        f"reports for FineTuneJob {kube.namespace}/tiny-progress and may write no other; "
+        f"refused: {kube.namespace}/tiny-progress-b" in refusal
+    ), refusal
+    assert "progress" not in status(kube, "tiny-progress-b")
+    account = f"system:serviceaccount:{kube.namespace}:tiny-progress.kubetune-reporter"
+    for verb, resource, extra in (
+        ("get", "secrets", ()),
+        ("get", "finetunejobs", ()),
+        ("get", "finetunejobs/tiny-progress", ("--subresource=status",)),
+        ("patch", "finetunejobs/tiny-progress", ()),
+        ("create", "pods", ()),
     ):
-        allowed = kube.can_i(verb, resource, user=account)
-        assert not allowed, (verb, resource)  # patch is allowed only with its resourceName
+        assert not kube.can_i(verb, resource, *extra, user=account), (verb, resource)
     assert kube.can_i("patch", "finetunejobs/tiny-progress", "--subresource=status", user=account)
 
 
@@ -301,7 +317,7 @@ def test_a_network_below_the_fabric_becomes_a_condition(kube: Kube) -> None:
     }
     kube.apply(tiny("tiny-network", **slow))
     eventually(lambda: phase_is(kube, "tiny-network", "Training"), timeout=120, what="training")
-    token = kube.run("create", "token", "tiny-network-trainer").strip()
+    token = kube.run("create", "token", "tiny-network.kubetune-reporter").strip()
     cluster = yaml.safe_load(open(kube.kubeconfig))["clusters"][0]["cluster"]  # noqa: SIM115
     sink = StatusSink(
         cluster["server"],

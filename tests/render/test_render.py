@@ -10,6 +10,7 @@ import pytest
 from kubetune.api import parse_job
 from kubetune.render import render
 from kubetune.render.pod import CONTAINER, PORT_NAME
+from kubetune.render.rbac import reporter_access
 from tests.support.factories import make_job
 from tests.support.golden import by_kind
 
@@ -199,13 +200,36 @@ def test_from_job_resolves_to_the_previous_stage_output() -> None:
     assert "model: /workspace/jobs/stage1/checkpoints" in config
 
 
-def test_progress_reporter_may_patch_only_its_own_status() -> None:
-    (role,) = by_kind(objects(), "Role")
-    assert role["rules"] == [
-        {
-            "apiGroups": ["kubetune.io"],
-            "resources": ["finetunejobs/status"],
-            "resourceNames": ["job"],
-            "verbs": ["get", "patch"],
-        }
+def test_progress_reporter_is_bound_to_the_reporters_cluster_role() -> None:
+    """No Role per job: the shared ClusterRole grants `patch` on finetunejobs/status in the
+    namespace, and the admission policy keeps the account to its own job, by its name
+    (tests/cluster/test_operator.py proves both on the real API server)."""
+    objs = objects()
+    assert not by_kind(objs, "Role")
+    (account,) = by_kind(objs, "ServiceAccount")
+    (binding,) = by_kind(objs, "RoleBinding")
+    assert account["metadata"]["name"] == "job.kubetune-reporter"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "kubetune-reporter",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "job.kubetune-reporter", "namespace": "team-a"}
     ]
+    (pod,) = [r["template"]["spec"] for r in pytorchjob()["spec"]["pytorchReplicaSpecs"].values()]
+    assert pod["serviceAccountName"] == "job.kubetune-reporter"
+
+
+def test_the_reporter_policy_maps_an_account_to_exactly_one_job() -> None:
+    """The policy's rule, read as data: a reporter account's username equals the one built from
+    the request's namespace and name, the job names being DNS-1035 labels (no dots)."""
+    (_, policy, binding) = reporter_access()
+    (condition,) = policy["spec"]["matchConditions"]
+    assert ".endsWith('.kubetune-reporter')" in condition["expression"]
+    (rule,) = policy["spec"]["validations"]
+    assert rule["expression"] == (
+        "request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':' + "
+        "request.name + '.kubetune-reporter'"
+    )
+    assert binding["spec"] == {"policyName": "kubetune-reporter", "validationActions": ["Deny"]}

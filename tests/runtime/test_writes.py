@@ -46,12 +46,12 @@ def pod(**status: Any) -> dict[str, Any]:
     return {"metadata": {"name": "job-master-0", "uid": "u1"}, "status": status}
 
 
-def test_a_suspended_job_costs_seven_writes_and_a_restart_none() -> None:
+def test_a_suspended_job_costs_six_writes_and_a_restart_none() -> None:
     world = World().with_spec(**{"spec.runPolicy.suspend": True})
     world.job["metadata"]["generation"] = 1
     new = step(world)
     assert new == [*(f"create {c}" for c in CHILDREN), "status job"]
-    assert len(new) == 7  # PVC, ConfigMap, ServiceAccount, Role, RoleBinding, PyTorchJob; status
+    assert len(new) == 6  # PVC, ConfigMap, ServiceAccount, RoleBinding, PyTorchJob; status
     assert settled_after(world)
     # The training-operator's first status (Created, Suspended) on the PyTorchJob comes back.
     world.with_pytorchjob(suspended=True)
@@ -63,10 +63,10 @@ def test_a_suspended_job_costs_seven_writes_and_a_restart_none() -> None:
     assert step(world) == []
 
 
-def test_a_job_that_trains_to_success_costs_thirteen_writes() -> None:
+def test_a_job_that_trains_to_success_costs_twelve_writes() -> None:
     world = World()
     world.job["metadata"]["generation"] = 1
-    life = step(world)  # new: the six children and its first status
+    life = step(world)  # new: the five children and its first status
     assert life == [*(f"create {c}" for c in CHILDREN), "status job"]
     world.with_pytorchjob()
     pytorchjob = world.watch.pytorchjobs["job"]
@@ -89,7 +89,7 @@ def test_a_job_that_trains_to_success_costs_thirteen_writes() -> None:
     world.watch.pod_list = [pod(phase="Succeeded")]
     life += (done := step(world))
     assert done == ["status job", "event Succeeded"]
-    assert len(life) == 13
+    assert len(life) == 12
     # Restart, and the PyTorchJob and pods deleted meanwhile (ttlSecondsAfterFinished): quiet.
     world.watch.pytorchjobs.clear()
     world.cluster.objects.clear()

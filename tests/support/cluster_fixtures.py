@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from kubetune.api.crd import crd
+from kubetune.render.rbac import reporter_access
 from tests.support.factories import REPO, make_job
 from tests.support.kube import Kube, KubectlError, condition, eventually
 from tests.support.operator import Operator
@@ -103,7 +104,9 @@ def dry_run_kube(cluster: Kube) -> Iterator[Kube]:
 
 @pytest.fixture(scope="session")
 def ftj_crd(cluster: Kube) -> Kube:
-    cluster.apply(crd(), server_side=True)
+    """The FineTuneJob CRD and the reporters' cluster-wide access (ClusterRole and admission
+    policy), as the chart installs them."""
+    cluster.apply(crd(), *reporter_access(), server_side=True)
     eventually(
         lambda: condition(cluster.get("crd", "finetunejobs.kubetune.io"), "Established"),
         what="the FineTuneJob CRD to be established",

@@ -38,9 +38,8 @@ def raw_event(kind: kopf.RawEventType, obj: Obj) -> kopf.RawEvent:
 CHILDREN = [
     "PersistentVolumeClaim/job-workspace",
     "ConfigMap/job-trainer-config",
-    "ServiceAccount/job-trainer",
-    "Role/job-trainer",
-    "RoleBinding/job-trainer",
+    "ServiceAccount/job.kubetune-reporter",
+    "RoleBinding/job.kubetune-reporter",
     "PyTorchJob/job",
 ]
 

@@ -63,6 +63,19 @@ class Operator:
         found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
         return sum(float(v) for v in found)
 
+    def metric_by(self, name: str, *labels: str) -> dict[str, float]:
+        """A Prometheus metric of the operator, summed by the values of `labels` (joined by a
+        space: `create PyTorchJob` for verb and kind)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        by: dict[str, float] = {}
+        for found, value in re.findall(rf"^{name}{{([^}}]*)}} ([0-9.e+]+)$", text, re.M):
+            tags = dict(re.findall(r'(\w+)="([^"]*)"', found))
+            key = " ".join(tags.get(label, "") for label in labels)
+            by[key] = by.get(key, 0) + float(value)
+        return by
+
     def stop(self, kill: bool = False) -> None:
         (self.proc.kill if kill else self.proc.terminate)()
         self.proc.wait(timeout=30)

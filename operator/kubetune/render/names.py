@@ -2,6 +2,9 @@
 
 Every name is a DNS-1035 label of at most 63 characters. When `<job>-<suffix>` would be too
 long, the job part is cut and an 8-character hash of the full job name keeps it unique.
+The reporter's ServiceAccount is the exception: `<job>.kubetune-reporter` in full (a DNS
+subdomain, as ServiceAccount names are), so that an admission rule can map it back to exactly
+its job (render/rbac.py).
 """
 
 from __future__ import annotations
@@ -35,5 +38,10 @@ def config_map_name(job: str) -> str:
     return child_name(job, "trainer-config")
 
 
+REPORTER_SUFFIX = ".kubetune-reporter"
+
+
 def service_account_name(job: str) -> str:
-    return child_name(job, "trainer")
+    """Never cut: FineTuneJob names are DNS-1035 labels of at most 63 characters (the CRD's
+    rule), so this is at most 81, and only the reporter of `job` is named so."""
+    return f"{job}{REPORTER_SUFFIX}"

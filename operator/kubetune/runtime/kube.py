@@ -32,7 +32,6 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "ConfigMap"): ("configmaps", True),
     ("v1", "ServiceAccount"): ("serviceaccounts", True),
     ("v1", "Event"): ("events", True),
-    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
     ("kubeflow.org/v1", "PyTorchJob"): ("pytorchjobs", True),
     ("kueue.x-k8s.io/v1beta2", "Workload"): ("workloads", True),

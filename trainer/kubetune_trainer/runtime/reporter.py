@@ -1,9 +1,10 @@
 """The trainer's status reporter: rank 0 patches its FineTuneJob's status subresource.
 
-A deliberately tiny client (urllib, no kubernetes package): in a pod it uses the ServiceAccount
-token the operator's per-job Role allows to `patch` `finetunejobs/status` of this one job and
-nothing else. Reports are rate-limited, and a failed report is logged and dropped: training
-never fails because the API server is unreachable.
+A deliberately tiny client (urllib, no kubernetes package): in a pod it uses the job's own
+ServiceAccount token, which may `patch` `finetunejobs/status` of this one job and nothing else
+(RBAC plus an admission policy: the operator's render/rbac.py). Reports are rate-limited,
+and a failed report is logged, with the API server's message, and dropped: training never
+fails because the API server is unreachable or refuses.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
     return value
+
+
+def _refusal(err: urllib.error.HTTPError) -> str:
+    """HTTP code and the API server's own message (its Status body), e.g. an admission refusal."""
+    try:
+        message = json.loads(err.read() or b"{}").get("message")
+    except (ValueError, OSError, AttributeError):
+        message = None
+    return f"HTTP {err.code}: {message or err.reason}"
 
 
 class StatusSink:
@@ -115,6 +125,9 @@ class StatusSink:
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=5):
                 return True
+        except urllib.error.HTTPError as err:
+            log(f"could not report progress to the FineTuneJob status: {_refusal(err)}")
+            return False
         except (urllib.error.URLError, OSError) as err:
             log(f"could not report progress to the FineTuneJob status: {err}")
             return False

@@ -1,0 +1,80 @@
+"""What a burst costs the API server, on the real local control plane: the short CI version of
+bench/operator_burst.py (docs/benchmarks.md has the 5,000-job figures). An operator watching
+only this test's namespace takes 200 suspended jobs; each costs exactly 6 writes (5 creates
+and one status patch, counted by the operator's own `kubetune_api_writes_total`), and an
+operator started again over the 200 settled jobs writes nothing. A regression in either
+fails here, not only in a benchmark nobody runs.
+
+tests/runtime/test_writes.py pins the same life against the in-memory cluster, step by step.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.support.kube import Kube, eventually
+from tests.support.operator import Operator, tiny
+
+JOBS = 200
+PER_JOB = {
+    "create PersistentVolumeClaim": 1,
+    "create ConfigMap": 1,
+    "create ServiceAccount": 1,
+    "create RoleBinding": 1,
+    "create PyTorchJob": 1,
+    "patch_status FineTuneJob": 1,
+}
+
+
+def settled(kube: Kube) -> bool:
+    """Every job Suspended, and the training-operator's Suspended condition on every
+    PyTorchJob (the last event the operator sees of a new suspended job)."""
+    jobs = kube.get("finetunejobs")
+    if len(jobs) < JOBS or any((j.get("status") or {}).get("phase") != "Suspended" for j in jobs):
+        return False
+    pytorchjobs = kube.get("pytorchjobs")
+    return len(pytorchjobs) == JOBS and all(
+        any(
+            c["type"] == "Suspended" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+        for p in pytorchjobs
+    )
+
+
+def test_a_burst_costs_six_writes_a_job_and_a_restart_none(
+    ftj_crd: Kube, kube: Kube, tmp_path: Path
+) -> None:
+    only_here = ["--standalone", "--namespace", kube.namespace]
+    # A class no volume has: the claims stay Pending and leave the cluster's pool alone.
+    unbound = {"spec.runPolicy.suspend": True, "spec.storage.storageClassName": "no-volumes"}
+    docs = [tiny(f"w-{i:03d}", **unbound) for i in range(JOBS)]
+    operator = Operator(ftj_crd.kubeconfig, str(tmp_path / "op.log"), only_here)
+    started = time.monotonic()
+    try:
+        for i in range(0, JOBS, 50):
+            kube.apply(*docs[i : i + 50])
+        eventually(lambda: settled(kube), timeout=240, what=f"{JOBS} suspended jobs settled")
+        burst = time.monotonic() - started
+        made = operator.metric_by("kubetune_api_writes_total", "verb", "kind")
+        assert made == {k: v * JOBS for k, v in PER_JOB.items()}, operator.output()[-3000:]
+    finally:
+        operator.stop()
+    quiet = Operator(ftj_crd.kubeconfig, str(tmp_path / "op-quiet.log"), only_here)
+    restarted = time.monotonic()
+    try:
+        eventually(
+            lambda: quiet.metric("kubetune_finetunejobs") >= JOBS,
+            timeout=120,
+            what="the restarted operator to reconcile every job",
+        )
+        indexed = time.monotonic() - restarted
+        assert quiet.metric("kubetune_api_writes_total") == 0, quiet.output()[-3000:]
+    finally:
+        quiet.stop()
+    print(
+        f"\nwrites: {JOBS} jobs settled {burst:.1f} s after the first create, "
+        f"{sum(PER_JOB.values())} writes a job; a restart reconciled all in {indexed:.1f} s "
+        "with 0 writes"
+    )
