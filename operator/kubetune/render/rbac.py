@@ -11,8 +11,6 @@ per job besides the ServiceAccount:
   DNS-1035 labels (no dots), so the name maps to exactly one job of its namespace, and the
   policy refuses any write to a FineTuneJob by such an account whose username is not
   `system:serviceaccount:<namespace>:<name>.kubetune-reporter`.
-
-Before, a Role per job did the narrowing (resourceNames): one write more per job.
 """
 
 from __future__ import annotations
