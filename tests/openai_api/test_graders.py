@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from openai.types.chat import ChatCompletionDeveloperMessageParam
 from openai.types.fine_tuning import FineTuningJob
 from openai.types.graders import MultiGrader, StringCheckGrader
 
@@ -151,15 +152,36 @@ def test_a_reinforcement_file_becomes_prompts_rows_the_trainer_reads() -> None:
     assert [m["content"] for m in read["prompt"]] == ["Answer with one word.", "Capital of France?"]
 
 
-def test_openais_developer_role_is_named_as_the_line_kubetune_cannot_read() -> None:
-    line = {
-        "messages": [
-            {"role": "developer", "content": "Be brief."},
-            {"role": "user", "content": "Hi"},
-        ]
+def test_openais_developer_messages_train_as_system_messages() -> None:
+    """OpenAI's API reference: "with o1 models and newer, `developer` messages replace the
+    previous `system` messages". A developer message, typed as the openai package types it,
+    becomes the system message of the training copy, in every kind of file."""
+    developer: ChatCompletionDeveloperMessageParam = {"role": "developer", "content": "Be brief."}
+    user = {"role": "user", "content": "Hi"}
+    reply = {"role": "assistant", "content": "Hello."}
+    system = {"role": "system", "content": "Be brief."}
+
+    chat = check_file(jsonl(json.dumps({"messages": [developer, user, reply]})))
+    assert chat.kind == "supervised"
+    assert json.loads(chat.training)["messages"] == [system, user, reply]
+
+    prompt = check_file(jsonl(json.dumps({"messages": [developer, user], "answer": "x"})))
+    assert prompt.kind == "reinforcement"
+    row = json.loads(prompt.training)
+    assert row["prompt"] == [system, user] and row["answer"] == "x"
+    assert from_prompts(row, {})["prompt"][0]["role"] == "system"
+
+    dpo = {
+        "input": {"messages": [developer, user]},
+        "preferred_output": [reply],
+        "non_preferred_output": [{"role": "assistant", "content": "Go away."}],
     }
-    with pytest.raises(ApiError, match=r"file line 1: unknown role 'developer'"):
-        check_file(jsonl(json.dumps(line)))
+    pair = check_file(jsonl(json.dumps(dpo)))
+    assert pair.kind == "preference" and json.loads(pair.training)["prompt"] == [system, user]
+
+    # a file without one is trained byte for byte as uploaded
+    plain = jsonl(json.dumps({"messages": [user, reply]}, indent=None, separators=(",", ":")))
+    assert check_file(plain).training == plain
 
 
 def test_a_multi_grader_typed_as_the_openai_package_types_it_is_taken_too() -> None:

@@ -12,6 +12,10 @@ A file holds one kind of example throughout:
   fields (e.g. `reference_answer`) are what the graders read as `{{item.<field>}}`. The training
   copy is kubetune's `prompts` format, `{"prompt": [...], "tools"?: [...], <fields>…}`.
 
+OpenAI's `developer` role becomes `system` in the training copy: OpenAI's API reference says
+that "with o1 models and newer, `developer` messages replace the previous `system` messages",
+and its reinforcement examples write their instructions as `developer` messages.
+
 Each line goes through the trainer's own converters (`kubetune_trainer.data.formats` and
 `.preference`, pure Python), so a line accepted here is a line `prepare` reads; the first bad
 line is named with what is wrong.
@@ -73,6 +77,31 @@ def trl_pair(record: dict[str, Any]) -> dict[str, Any]:
     return pair
 
 
+def developer_as_system(record: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The record with each `developer` message of its prompt as `system` (the chat's
+    `messages`, or a DPO line's `input.messages`); and whether any was."""
+    found = False
+
+    def renamed(messages: Any) -> Any:
+        nonlocal found
+        if not isinstance(messages, list):
+            return messages
+        out = []
+        for m in messages:
+            if isinstance(m, dict) and m.get("role") == "developer":
+                found = True
+                m = {**m, "role": "system"}
+            out.append(m)
+        return out
+
+    copy = dict(record)
+    if "messages" in copy:
+        copy["messages"] = renamed(copy["messages"])
+    if isinstance(copy.get("input"), dict) and "messages" in copy["input"]:
+        copy["input"] = {**copy["input"], "messages": renamed(copy["input"]["messages"])}
+    return (copy, True) if found else (record, False)
+
+
 def _check_supervised(record: dict[str, Any]) -> None:
     conversation = convert(record, "messages")
     if not any(m["role"] == "assistant" for m in conversation["messages"]):
@@ -105,6 +134,7 @@ def check_file(data: bytes, purpose: str = "fine-tune") -> CheckedFile:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise FormatError(f"expected a JSON object, got {type(record).__name__}")
+            record, renamed = developer_as_system(record)
             line_kind = kind_of(record)
             if kind is not None and line_kind != kind:
                 if {kind, line_kind} == {"supervised", "reinforcement"}:
@@ -118,7 +148,7 @@ def check_file(data: bytes, purpose: str = "fine-tune") -> CheckedFile:
             kind = line_kind
             if kind == "supervised":
                 _check_supervised(record)
-                out.append(line)
+                out.append(json.dumps(record, ensure_ascii=False) if renamed else line)
             elif kind == "reinforcement":
                 out.append(json.dumps(_prompts_row(record), ensure_ascii=False))
             else:
