@@ -38,11 +38,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import local_cluster  # noqa: E402
+from operator_cluster import (  # noqa: E402
+    apply,
+    drop_namespace,
+    fresh_namespace,
+    reporter_access_yaml,
+    settle,
+)
 from operator_process import (  # noqa: E402
     Operator,
     cpu_seconds,
@@ -60,13 +65,6 @@ from operator_process import (  # noqa: E402
     status_mib,
     writes,
 )
-
-
-def reporter_access_yaml() -> str:
-    from kubetune.render.rbac import reporter_access
-    from kubetune.yamlio import dump_all
-
-    return dump_all(reporter_access())
 
 
 def job(name: str) -> dict[str, Any]:
@@ -213,46 +211,6 @@ def over_time(
     }
 
 
-def fresh_namespace(core: Any, prefix: str) -> str:
-    namespace = f"{prefix}-{uuid.uuid4().hex[:5]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    return namespace
-
-
-def drop_namespace(core: Any, namespace: str) -> None:
-    """Delete and wait until it is gone, so that one burst's clean-up never slows the next."""
-    from kubernetes.client.exceptions import ApiException
-
-    core.delete_namespace(namespace)
-    for _ in range(300):
-        try:
-            core.read_namespace(namespace)
-        except ApiException:
-            return
-        time.sleep(1)
-
-
-def settle(custom: Any, namespace: str, n: int, timeout: float = 480) -> float:
-    """Wait until the training-operator has caught up with the burst (every PyTorchJob shows
-    its Suspended condition), so that the restart meets settled jobs; returns the wait."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        items = custom.list_namespaced_custom_object(
-            "kubeflow.org", "v1", namespace, "pytorchjobs"
-        )["items"]
-        suspended = sum(
-            any(
-                c.get("type") == "Suspended" and c.get("status") == "True"
-                for c in (p.get("status") or {}).get("conditions") or []
-            )
-            for p in items
-        )
-        if suspended >= n:
-            break
-        time.sleep(2)
-    return time.monotonic() - started
-
-
 def restart(kubeconfig: str, log: Path, n: int, timeout: float = 600) -> dict[str, float]:
     """Start an operator over n settled jobs: seconds until it has reconciled every job (and
     is idle), and the writes it made meanwhile. Not ready within `timeout`: says so, with the
@@ -318,20 +276,7 @@ def main() -> None:
     options = parser.parse_args()
     traced, again, sizes = options.tracemalloc, not options.no_restart, options.sizes
     kubeconfig, kubectl = local_cluster()
-    subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            kubeconfig,
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            str(ROOT / "manifests/crd/finetunejobs.kubetune.io.yaml"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    apply(kubeconfig, kubectl, (ROOT / "manifests/crd/finetunejobs.kubetune.io.yaml").read_text())
     from kubernetes import client, config
 
     from kubetune.runtime.kube import Kube
@@ -343,22 +288,7 @@ def main() -> None:
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     kube = Kube(api_client)
 
-    subprocess.run(  # the reporters' ClusterRole and admission policy, as the chart installs
-        [
-            kubectl,
-            "--kubeconfig",
-            kubeconfig,
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            "-",
-        ],
-        input=reporter_access_yaml(),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    apply(kubeconfig, kubectl, reporter_access_yaml())  # as the chart installs them
     ceiling: dict[int, float] = {}
     for n in [] if options.no_baseline else sizes:  # before the operator starts
         namespace = fresh_namespace(core, f"bench-direct-{n}")

@@ -130,14 +130,12 @@ def api_ready(bins: Binaries) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == "ok"
 
 
-def wait_for(
-    what: str, check: Callable[[], object], timeout: float = 120, interval: float = 0.5
-) -> None:
+def wait_for(what: str, check: Callable[[], object], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
-        time.sleep(interval)
+        time.sleep(0.5)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
@@ -351,10 +349,8 @@ def component_pids() -> dict[str, int]:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    text = Path(f"/proc/{pid}/status").read_text()
+    return next((int(x.split()[1]) / 1024 for x in text.splitlines() if x[:6] == "VmRSS:"), 0.0)
 
 
 def status() -> int:
