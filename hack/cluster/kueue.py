@@ -12,6 +12,7 @@ PyTorchJob integration and its webhooks; there Kueue runs in a pod with its own 
 and its visibility API (docs/kind.md):
 
     python3 hack/cluster/kueue.py kind RENDERED.yaml IMAGE > install.yaml
+    python3 hack/cluster/kueue.py kind-apiservices RENDERED.yaml > apiservices.yaml
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def kind_manifests(rendered: str, image: str) -> list[Obj]:
     its APIService, RBAC) as Kueue ships it."""
     out = []
     for doc in yaml.safe_load_all(rendered):
-        if not doc:
+        if not doc or doc["kind"] == "APIService":  # apiservices(), once the server answers
             continue
         if doc["kind"] in WEBHOOK_CONFIGS:
             doc = served(doc)
@@ -135,6 +136,14 @@ def kind_manifests(rendered: str, image: str) -> list[Obj]:
                     }
         out.append(doc)
     return out
+
+
+def apiservices(rendered: str) -> list[Obj]:
+    """The APIServices of Kueue's visibility API, to apply once its Service answers: the API
+    server keeps the connection its aggregator first opens to a Service's IP, and one opened
+    before kube-proxy routes that IP goes wherever the node's default route leads (on this
+    project's CI machines, a TLS-intercepting proxy that answers 404 to every request)."""
+    return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "APIService"]
 
 
 def configuration(certs: Path) -> Obj:
@@ -202,6 +211,10 @@ def install_and_start(
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "kind":
-        sys.exit("usage: kueue.py kind RENDERED.yaml IMAGE")
-    yaml.safe_dump_all(kind_manifests(Path(sys.argv[2]).read_text(), sys.argv[3]), sys.stdout)
+    if len(sys.argv) == 4 and sys.argv[1] == "kind":
+        docs = kind_manifests(Path(sys.argv[2]).read_text(), sys.argv[3])
+    elif len(sys.argv) == 3 and sys.argv[1] == "kind-apiservices":
+        docs = apiservices(Path(sys.argv[2]).read_text())
+    else:
+        sys.exit("usage: kueue.py kind RENDERED.yaml IMAGE | kind-apiservices RENDERED.yaml")
+    yaml.safe_dump_all(docs, sys.stdout)

@@ -152,6 +152,15 @@ fi
 python3 "$root/hack/cluster/kueue.py" kind "$kueue_rendered" "docker.io/$kueue_image" \
   | kubectl apply --server-side --force-conflicts -f - >/dev/null
 kubectl -n kueue-system rollout status deploy/kueue-controller-manager --timeout=300s >&2
+# The visibility API's APIServices go in once the node routes its Service to the manager: the
+# API server keeps the connection its aggregator opens first, and one opened before kube-proxy
+# routes the Service IP left the node (here, to a TLS-intercepting proxy that answers 404).
+visibility_ip=$(kubectl -n kueue-system get service kueue-visibility-server -o jsonpath='{.spec.clusterIP}')
+if ! timeout 120 bash -c "until docker exec '$node' curl -sfk -o /dev/null 'https://$visibility_ip/healthz'; do sleep 1; done"; then
+  say "Kueue's visibility server does not answer at its Service ($visibility_ip)"; exit 1
+fi
+python3 "$root/hack/cluster/kueue.py" kind-apiservices "$kueue_rendered" \
+  | kubectl apply --server-side --force-conflicts -f - >/dev/null
 kubectl wait --for=condition=Available apiservice/v1beta2.visibility.kueue.x-k8s.io --timeout=120s >&2
 
 # Volumes: hostPath PersistentVolumes on the node (ReadWriteMany and ReadWriteOnce: one node),
