@@ -324,11 +324,26 @@ class MetricsHistory(Model):
     """The full history (`metrics.jsonl`, one line per logging step) on the workspace volume."""
 
 
+class QueuePosition(Model):
+    """Where a pending job stands in Kueue's queues, counted from 1 (1: Kueue considers it
+    next); from Kueue's visibility API (its 0-based `positionInClusterQueue` and
+    `positionInLocalQueue`, plus one)."""
+
+    clusterQueue: int = Field(ge=1)
+    """Its place among the pending Workloads of the ClusterQueue (all its LocalQueues)."""
+    localQueue: int = Field(ge=1)
+    """Its place among the pending Workloads of its LocalQueue."""
+
+
 class Scheduling(Model):
     """Kueue's handling of a job with `spec.scheduling.queue`."""
 
     clusterQueue: str | None = None
     """The ClusterQueue its LocalQueue points at."""
+    position: QueuePosition | None = None
+    """While `Queued` and pending: its place in the queue, refreshed every few seconds (also in
+    the `Queued` condition's message). Absent where Kueue's visibility API is not served, and
+    once Kueue reserves quota for the job."""
     evictions: int | None = None
     """Times Kueue evicted it (preempted by a higher priority, reclaimed quota, deactivated):
     its Workload's `status.schedulingStats.evictions`, summed. Each eviction stops the pods

@@ -5,12 +5,21 @@ Installs Kueue's CRDs and webhook configurations from its module (copied next to
 build-binaries.sh), with the webhooks pointed at the local process (`url:` 127.0.0.1 instead of
 an in-cluster Service, which nothing routes here) and a CA made for them with openssl; starts
 the manager with only the `kubeflow.org/pytorchjob` integration. See docs/local-cluster.md.
+
+For kind (tests/e2e/kind/up.sh), `kind_manifests` adapts Kueue's own install (its
+config/default kustomization, rendered) the same way: the image built here, only the
+PyTorchJob integration and its webhooks; there Kueue runs in a pod with its own certificates
+and its visibility API (docs/kind.md):
+
+    python3 hack/cluster/kueue.py kind RENDERED.yaml IMAGE > install.yaml
+    python3 hack/cluster/kueue.py kind-apiservices RENDERED.yaml > apiservices.yaml
 """
 
 from __future__ import annotations
 
 import base64
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,15 +90,63 @@ def webhook_configurations(manifests: Path, ca: bytes) -> list[Obj]:
     for doc in yaml.safe_load_all((manifests / "manifests.yaml").read_text()):
         if not doc:
             continue
-        hooks = []
-        for hook in doc.get("webhooks") or []:
-            path = hook["clientConfig"]["service"]["path"]
-            if any(served in path for served in SERVED_PATHS):
-                hooks.append({**hook, "clientConfig": _client_config(path, ca)})
         doc["metadata"] = {"name": WEBHOOK_CONFIGS[doc["kind"]]}
-        doc["webhooks"] = hooks
+        doc["webhooks"] = [
+            {**h, "clientConfig": _client_config(h["clientConfig"]["service"]["path"], ca)}
+            for h in served(doc)["webhooks"]
+        ]
         out.append(doc)
     return out
+
+
+def served(webhook_configuration: Obj) -> Obj:
+    """Only the webhooks of what this manager serves (SERVED_PATHS): Kueue's default install
+    has every integration's, whose failurePolicy Fail would refuse pods, Jobs, Deployments…
+    cluster-wide while the manager is not ready."""
+    hooks = [
+        h
+        for h in webhook_configuration.get("webhooks") or []
+        if any(s in h["clientConfig"]["service"]["path"] for s in SERVED_PATHS)
+    ]
+    return {**webhook_configuration, "webhooks": hooks}
+
+
+def kind_manifests(rendered: str, image: str) -> list[Obj]:
+    """Kueue's default install (`kubectl kustomize config/default` of its module) for a kind
+    cluster: the manager image `image` (loaded into the node, never pulled), only the
+    `kubeflow.org/pytorchjob` integration and the webhooks it serves, and small requests (one
+    node of a shared machine). The rest (internal certificates, the visibility API server and
+    its APIService, RBAC) as Kueue ships it."""
+    out = []
+    for doc in yaml.safe_load_all(rendered):
+        if not doc or doc["kind"] == "APIService":  # apiservices(), once the server answers
+            continue
+        if doc["kind"] in WEBHOOK_CONFIGS:
+            doc = served(doc)
+        elif doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "kueue-manager-config":
+            key = "controller_manager_config.yaml"
+            config = yaml.safe_load(doc["data"][key])
+            config["integrations"] = {"frameworks": ["kubeflow.org/pytorchjob"]}
+            doc["data"][key] = yaml.safe_dump(config)
+        elif doc["kind"] == "Deployment" and doc["metadata"]["name"] == "kueue-controller-manager":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                if container["name"] == "manager":
+                    container["image"] = image
+                    container["imagePullPolicy"] = "Never"
+                    container["resources"] = {
+                        "requests": {"cpu": "50m", "memory": "128Mi"},
+                        "limits": {"memory": "512Mi"},
+                    }
+        out.append(doc)
+    return out
+
+
+def apiservices(rendered: str) -> list[Obj]:
+    """The APIServices of Kueue's visibility API, to apply once its Service answers: the API
+    server keeps the connection its aggregator first opens to a Service's IP, and one opened
+    before kube-proxy routes that IP goes wherever the node's default route leads (on this
+    project's CI machines, a TLS-intercepting proxy that answers 404 to every request)."""
+    return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "APIService"]
 
 
 def configuration(certs: Path) -> Obj:
@@ -154,3 +211,13 @@ def install_and_start(
 
     wait_for("Kueue's PyTorchJob controller and webhook server", serving, timeout=120)
     apply(webhook_configurations(manifests, ca))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "kind":
+        docs = kind_manifests(Path(sys.argv[2]).read_text(), sys.argv[3])
+    elif len(sys.argv) == 3 and sys.argv[1] == "kind-apiservices":
+        docs = apiservices(Path(sys.argv[2]).read_text())
+    else:
+        sys.exit("usage: kueue.py kind RENDERED.yaml IMAGE | kind-apiservices RENDERED.yaml")
+    yaml.safe_dump_all(docs, sys.stdout)

@@ -26,6 +26,7 @@ from tests.support.chain import (
 )
 from tests.support.factories import example_docs
 from tests.support.kube import KubectlError, eventually
+from tests.support.kueue import cluster_queue, flavor, local_queue
 
 
 def test_tiny_trains_on_two_nodes_through_the_operator(chain: Chain) -> None:
@@ -148,27 +149,92 @@ def test_a_failing_prepare_fails_the_job_and_stops_its_pods(chain: Chain) -> Non
 
 
 @pytest.mark.kind
-@pytest.mark.timeout(KIND_UP_TIMEOUT_S + 300)
-def test_a_queue_without_kueue_is_named_at_once_in_kind(kind_chain: Chain) -> None:
-    """kind runs no Kueue: a job that names a LocalQueue is held with its PyTorchJob suspended
-    and says why (KueueNotInstalled, the queue named) as soon as the operator sees it, on the
-    phase and on the summary conditions; no pod starts."""
-    doc = kind_chain.fit(example_docs(TINY)[0])
-    doc["metadata"]["name"] = "queued"
-    doc["spec"]["scheduling"] = {"queue": "team-queue"}
-    kind_chain.kube.apply(doc)
+@pytest.mark.timeout(KIND_UP_TIMEOUT_S + 600)
+def test_kueue_in_kind_queues_a_job_with_its_position_then_runs_it(kind_chain: Chain) -> None:
+    """Real Kueue in kind (its own install, with its visibility API), a ClusterQueue with room
+    for one job: the first trains; the second and third are `Queued` with Kueue's reason and
+    their positions (1 and 2) from the visibility API, on the status and in the message; when
+    the first succeeds the one ahead is admitted and its pod starts, and the other moves up to
+    1 (the operator's refresh: Kueue changes none of its objects then)."""
+    kube = kind_chain.kube
+    cq = f"kind-{kube.namespace}"
+    kube.apply(flavor(), cluster_queue(cq, gpus=0, others={"cpu": "500m"}), server_side=True)
+    kube.apply(local_queue("team", cq))
+    claim = kind_chain.claim("queue-workspace")
+    kind_chain.put(claim, "data/tiny-chat.jsonl", TINY_DATA.read_bytes())
 
-    def held() -> dict[str, Any] | None:
-        status = kind_chain.kube.get("finetunejob", "queued").get("status") or {}
-        return status if status.get("phase") == "Queued" else None
+    def queued_job(name: str) -> dict[str, Any]:
+        doc = tiny_on_two_nodes(kind_chain, claim)
+        doc["metadata"]["name"] = name
+        doc["spec"]["distributed"]["nodes"] = 1
+        doc["spec"]["training"].update({"maxSteps": 4, "saveSteps": 4})
+        doc["spec"]["scheduling"] = {"queue": "team"}
+        doc["spec"]["resources"] = {"cpu": "500m"}
+        return doc
 
-    status = eventually(held, timeout=60, what="the job held for a missing Kueue")
-    conditions = {c["type"]: c for c in status["conditions"]}
-    queued = conditions["Queued"]
-    assert queued["reason"] == "KueueNotInstalled", queued
-    assert "LocalQueue team-queue" in queued["message"] and "not installed" in queued["message"]
-    assert conditions["Ready"]["status"] == "False"
-    assert conditions["Ready"]["reason"] == "KueueNotInstalled"
-    assert conditions["Succeeded"]["status"] == "Unknown"
-    assert kind_chain.kube.get("pytorchjob", "queued")["spec"]["runPolicy"]["suspend"] is True
-    assert kind_chain.kube.get("pods", selector="kubetune.io/job=queued") == []
+    def status(name: str) -> dict[str, Any]:
+        return kube.get("finetunejob", name).get("status") or {}
+
+    def place(name: str) -> dict[str, Any] | None:
+        now = status(name)
+        return (
+            now
+            if now.get("phase") == "Queued" and (now.get("scheduling") or {}).get("position")
+            else None
+        )
+
+    try:
+        kube.apply(queued_job("first"))
+        wait_for(
+            lambda: status("first").get("phase") in ("Preparing", "Training", "Succeeded"),
+            timeout=120,
+            what="Kueue to admit the first job",
+        )
+        kube.apply(queued_job("second"))
+        kube.apply(queued_job("third"))
+
+        def both_placed() -> dict[str, dict[str, Any]] | None:
+            now = {n: place(n) for n in ("second", "third")}
+            at = sorted(s["scheduling"]["position"]["clusterQueue"] for s in now.values() if s)
+            return now if at == [1, 2] else None  # type: ignore[return-value]
+
+        held = wait_for(both_placed, timeout=90, what="the second and third jobs at 1 and 2")
+        # Kueue orders equal priorities by creation time, to the second: whichever it put first
+        ahead, behind = sorted(
+            held, key=lambda n: held[n]["scheduling"]["position"]["clusterQueue"]
+        )
+        for name, at in ((ahead, 1), (behind, 2)):
+            assert held[name]["scheduling"] == {
+                "clusterQueue": cq,
+                "position": {"clusterQueue": at, "localQueue": at},
+            }, held[name]["scheduling"]
+            cond = next(c for c in held[name]["conditions"] if c["type"] == "Queued")
+            assert cond["reason"] == "Pending", cond  # Kueue's own reason, then its message
+            where = f"ClusterQueue {cq} (LocalQueue team), position {at} in the ClusterQueue"
+            assert f"{where}, {at} in the LocalQueue: " in cond["message"], cond
+            assert "insufficient unused quota for cpu" in cond["message"], cond
+
+        wait_for(lambda: status("first").get("phase") == "Succeeded", timeout=300, what="first")
+        finished = time.monotonic()
+        wait_for(
+            lambda: status(ahead).get("phase") in ("Preparing", "Training", "Succeeded"),
+            timeout=60,
+            what="Kueue to admit the job ahead once the first finished",
+        )  # and its pod starts: training it to the end would prove no more, in a minute or two
+        admitted_after = time.monotonic() - finished
+        assert "position" not in (status(ahead).get("scheduling") or {})
+        moved = wait_for(
+            lambda: (
+                lambda s: s if s and s["scheduling"]["position"]["clusterQueue"] == 1 else None
+            )(place(behind)),
+            timeout=60,
+            what="the job behind to move up to position 1",
+        )
+        assert moved["scheduling"]["position"] == {"clusterQueue": 1, "localQueue": 1}
+        print(f"\nkind: Kueue admitted {ahead} {admitted_after:.1f}s after the first ended")
+    except AssertionError:
+        print(kind_chain.debug())
+        raise
+    finally:
+        kube.run("delete", "ftj", "--all", "--wait=false")
+        kube.run("delete", "clusterqueue", cq, "--wait=false", namespaced=False)

@@ -7,12 +7,19 @@ runs the same against real Kueue.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
-from kubetune.runtime.kueue import QueueState, queued
+from kubetune.render import RenderSettings
+from kubetune.runtime import kube as kube_module
+from kubetune.runtime.kube import Kube
+from kubetune.runtime.kueue import QueuePosition, QueueState, position_of, queued
+from kubetune.runtime.reconcile import Reconciler
+from kubetune_api.status import FineTuneJobStatus
 from tests.support.memory_cluster import World
 
 QUEUED = {"spec.scheduling.queue": "team-q"}
@@ -219,3 +226,147 @@ def test_evictions_are_counted_and_kept_once_the_job_runs_again() -> None:
     running = World().with_spec(**spec).seen_before().with_pytorchjob(spec=spec, suspended=False)
     running.job["status"] = held_status
     assert running.reconcile().status["scheduling"] == held_status["scheduling"]
+
+
+# --- the position in the queue (Kueue's visibility API) ---------------------------------------
+
+
+def pending_item(name: str, in_cluster_queue: int, in_local_queue: int) -> dict[str, Any]:
+    """One of `pendingworkloads`' items as Kueue v0.17's visibility API words it
+    (apis/visibility/v1beta2/types.go: PendingWorkload; positions counted from 0)."""
+    return {
+        "metadata": {"name": name, "namespace": "ns"},
+        "priority": 0,
+        "localQueueName": "team-q",
+        "positionInClusterQueue": in_cluster_queue,
+        "positionInLocalQueue": in_local_queue,
+    }
+
+
+def test_the_position_counts_from_one_and_only_for_a_pending_workload() -> None:
+    pending = [pending_item("other", 0, 0), pending_item("pytorchjob-job-1a2b3", 2, 1)]
+    assert position_of(pending, "pytorchjob-job-1a2b3") == QueuePosition(3, 2)
+    assert position_of(pending, "admitted-meanwhile") is None
+    assert position_of([], "pytorchjob-job-1a2b3") is None
+    assert position_of(None, "pytorchjob-job-1a2b3") is None  # the API did not answer
+
+
+def test_the_message_gives_the_position_before_kueues_own() -> None:
+    state = QueueState(
+        cluster_queue="gpus", workload=workload(PENDING_QUOTA), position=QueuePosition(3, 2)
+    )
+    assert queued("team-q", held(), state) == (
+        "Pending",
+        "ClusterQueue gpus (LocalQueue team-q), position 3 in the ClusterQueue, 2 in the "
+        "LocalQueue: couldn't assign flavors to pod set master: insufficient unused quota for "
+        "nvidia.com/gpu in flavor gpu, 1 more needed",
+    )
+
+
+def test_a_pending_job_shows_its_position_on_the_status_and_the_condition() -> None:
+    world = queued_world()
+    world.watch.workloads["job"] = workload(PENDING_QUOTA)
+    world.cluster.pending = {"team-q": [pending_item("pytorchjob-job-1a2b3", 1, 0)]}
+    outcome = world.reconcile()
+    assert outcome.phase == "Queued"
+    assert outcome.status["scheduling"] == {
+        "clusterQueue": "gpus",
+        "position": {"clusterQueue": 2, "localQueue": 1},
+    }
+    FineTuneJobStatus.model_validate(outcome.status)  # the status schema takes it
+    message = next(c for c in outcome.status["conditions"] if c["type"] == "Queued")["message"]
+    assert "position 2 in the ClusterQueue, 1 in the LocalQueue: couldn't assign" in message
+    assert world.cluster.writes() == []
+
+
+def test_without_the_visibility_api_a_job_is_queued_without_a_position() -> None:
+    """The local control plane serves no visibility API: Kueue's reason, no position."""
+    world = queued_world()
+    world.watch.workloads["job"] = workload(PENDING_QUOTA)
+    outcome = world.reconcile()
+    assert outcome.phase == "Queued"
+    assert outcome.status["scheduling"] == {"clusterQueue": "gpus"}
+    queued_condition = next(c for c in outcome.status["conditions"] if c["type"] == "Queued")
+    assert queued_condition["reason"] == "Pending"
+    assert "position" not in queued_condition["message"]
+
+
+def test_the_position_goes_once_the_job_is_admitted() -> None:
+    """Kueue reserved quota: no longer pending, so the position is dropped, and the status
+    merge patch says so with a null (a missing key would leave the old position in place)."""
+    world = queued_world()
+    world.job["status"]["scheduling"] = {
+        "clusterQueue": "gpus",
+        "position": {"clusterQueue": 1, "localQueue": 1},
+    }
+    world.watch.workloads["job"] = workload(
+        {"type": "QuotaReserved", "status": "True", "reason": "QuotaReserved"}
+    )
+    world.cluster.pending = {"team-q": []}
+    outcome = world.reconcile()
+    assert outcome.status["scheduling"] == {"clusterQueue": "gpus"}
+    assert world.cluster.status_patches[-1]["scheduling"] == {
+        "clusterQueue": "gpus",
+        "position": None,
+    }
+
+
+def queued_body(shown: dict[str, int] | None) -> dict[str, Any]:
+    scheduling: dict[str, Any] = {"clusterQueue": "gpus"}
+    if shown is not None:
+        scheduling["position"] = shown
+    return {
+        "metadata": {"name": "job", "namespace": "ns"},
+        "spec": {"scheduling": {"queue": "team-q"}},
+        "status": {"phase": "Queued", "pytorchJobName": "job", "scheduling": scheduling},
+    }
+
+
+@pytest.mark.parametrize(
+    ("pending", "shown", "moved"),
+    [
+        ([pending_item("pytorchjob-job-1a2b3", 0, 0)], {"clusterQueue": 2, "localQueue": 1}, True),
+        ([pending_item("pytorchjob-job-1a2b3", 1, 0)], {"clusterQueue": 2, "localQueue": 1}, False),
+        ([], {"clusterQueue": 1, "localQueue": 1}, True),  # admitted meanwhile
+        (None, None, False),  # no visibility API: nothing to refresh, no reconcile
+    ],
+)
+def test_the_timer_reconciles_only_when_the_position_moved(
+    pending: list[dict[str, Any]] | None, shown: dict[str, int] | None, moved: bool
+) -> None:
+    world = queued_world()
+    world.watch.workloads["job"] = workload(PENDING_QUOTA)
+    world.cluster.pending = None if pending is None else {"team-q": pending}
+    reconciler = Reconciler(world.cluster, RenderSettings())
+    assert reconciler.queue_position_moved(queued_body(shown), world.watch) is moved
+    assert world.cluster.writes() == []
+
+
+def test_an_unanswering_visibility_api_is_logged_once_and_read_at_most_every_few_seconds(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Kube client against an API server without Kueue's APIService (a 404, as on the
+    local control plane): None, one log line for any number of queued jobs and timer ticks,
+    and one request per LocalQueue per PENDING_TTL_S."""
+    requests: list[str] = []
+
+    def not_served(method: str, url: str, *_: Any, **__: Any) -> dict[str, Any]:
+        requests.append(url)
+        raise ApiException(status=404, reason="Not Found")
+
+    kube = Kube(api=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(kube, "_call", not_served)
+    clock = [100.0]
+    monkeypatch.setattr("kubetune.runtime.kube.time.monotonic", lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger=kube_module.__name__):
+        for _ in range(3):
+            assert kube.pending_workloads("ns", "team-q") is None
+        clock[0] += kube_module.PENDING_TTL_S
+        assert kube.pending_workloads("ns", "team-q") is None
+        assert kube.pending_workloads("ns", "other-q") is None
+    assert len(requests) == 3  # team-q twice (the cache expired once), other-q once
+    assert requests[0] == (
+        "/apis/visibility.kueue.x-k8s.io/v1beta2/namespaces/ns/localqueues/team-q/pendingworkloads"
+    )
+    logged = [r for r in caplog.records if "visibility API" in r.getMessage()]
+    assert len(logged) == 1, logged

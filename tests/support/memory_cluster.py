@@ -54,6 +54,10 @@ class MemoryCluster:
     terminating: bool = False
     kueue: bool = True
     """Kueue's API is served."""
+    status_patches: list[Obj] = field(default_factory=list)
+    """The status merge patches written, in order."""
+    pending: dict[str, list[Obj]] | None = None
+    """Kueue's visibility API: LocalQueue → its pending Workloads; None: not served."""
 
     def create(self, obj: Obj) -> Obj | None:
         key = (obj["kind"], obj["metadata"]["name"])
@@ -80,12 +84,19 @@ class MemoryCluster:
 
     def patch_status(self, name: str, namespace: str, status: Obj) -> None:
         self.calls.append(f"status {name}")
+        self.status_patches.append(copy.deepcopy(status))
 
     def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Obj) -> None:
         self.calls.append(f"patch {kind}/{name} {body['spec']}")
 
     def serves(self, api_version: str) -> bool:
         return self.kueue or not api_version.startswith("kueue.x-k8s.io/")
+
+    def pending_workloads(self, namespace: str, local_queue: str) -> list[Obj] | None:
+        self.calls.append(f"get pendingworkloads/{local_queue}")
+        if self.pending is None or local_queue not in self.pending:
+            return None
+        return copy.deepcopy(self.pending[local_queue])
 
     def writes(self) -> list[str]:
         return [c for c in self.calls if not c.startswith(("get ", "status "))]

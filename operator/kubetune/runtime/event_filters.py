@@ -81,3 +81,8 @@ def create_failure(body: kopf.Body, **_: Any) -> bool:
 def of_pytorchjob(body: kopf.Body, **_: Any) -> bool:
     """A Kueue Workload that a PyTorchJob owns."""
     return owning_pytorchjob(body) is not None
+
+
+def queued(status: kopf.Status, **_: Any) -> bool:
+    """A job Kueue holds (phase `Queued`): the only ones whose queue position is refreshed."""
+    return status.get("phase") == "Queued"

@@ -6,9 +6,11 @@ What the reconciles read — PyTorchJobs, pods, claims, which stages follow whic
 from kopf indexes (indexes.py) fed by the operator's own watches; events that need no reconcile
 are dropped by kopf `when` filters (event_filters.py) before a handler runs.
 
-Only event handlers and indexes are used, so kopf writes no annotations or finalizers of its
-own and keeps no per-object tasks: children go by garbage collection through their owner
-references.
+Event handlers and indexes do the work, so kopf writes no annotations of its own, and
+children go by garbage collection through their owner references. The one exception is the
+timer that refreshes a queued job's position in its Kueue queue: kopf runs it as a task per
+job only while the job is `Queued`, and puts its finalizer on the job for that time (kopf's
+rule for timers; it takes the finalizer off when the job leaves `Queued`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from kubetune.runtime.event_filters import (
     create_failure,
     of_pytorchjob,
     pytorchjob_news,
+    queued,
     unsettled,
 )
 from kubetune.runtime.indexes import Indexed, Indexes, Key, owning_pytorchjob
@@ -232,6 +235,33 @@ def pytorchjob_warning(
     if pytorchjob is None or JOB_LABEL not in (pytorchjob["metadata"].get("labels") or {}):
         return
     _owner_event(call, pytorchjob, pytorchjob=pytorchjob, warning=body)
+
+
+# How often a queued job's position in its Kueue queue is looked at. Kueue changes no object
+# when a Workload ahead is admitted or leaves, so the position is polled; the pending list is
+# read once per LocalQueue for all its jobs (kube.PENDING_TTL_S), and a job whose position did
+# not move costs no write.
+QUEUE_REFRESH_S = 10.0
+
+
+@kopf.timer(  # type: ignore[arg-type]
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=QUEUE_REFRESH_S,
+    initial_delay=QUEUE_REFRESH_S,
+    when=queued,
+)
+def queue_position(
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **indexes: Unpack[Indexes],
+) -> None:
+    """While a job is `Queued`: reconcile it when its position in the Kueue queue moved."""
+    call = _call(memo, logger, indexes)
+    if call.memo.reconciler.queue_position_moved(dict(body), call.indexed):
+        _reconcile_and_follow(call, body)
 
 
 @kopf.on.event("kueue.x-k8s.io", "v1beta2", "workloads", when=of_pytorchjob)  # type: ignore[arg-type]

@@ -43,3 +43,8 @@ class Cluster(Protocol):
 
     def serves(self, api_version: str) -> bool:
         """Whether the API server serves that group/version (Kueue's, for queued jobs)."""
+
+    def pending_workloads(self, namespace: str, local_queue: str) -> list[Obj] | None:
+        """The pending Workloads of a LocalQueue in Kueue's order, from its visibility API
+        (each with `metadata.name`, `positionInClusterQueue`, `positionInLocalQueue`); None
+        when that API does not answer (not served, forbidden, the queue unknown to Kueue)."""

@@ -10,7 +10,10 @@ PyTorchJob.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +25,10 @@ from kubetune.runtime import metrics
 from kubetune_api.resource import API_VERSION, KIND, PLURAL
 
 FIELD_MANAGER = "kubetune"
+log = logging.getLogger(__name__)
+# A LocalQueue's pending Workloads (Kueue's visibility API) are read at most this often: every
+# queued job of that LocalQueue, and the timer that refreshes their positions, share one read.
+PENDING_TTL_S = 5.0
 
 # Every kind the operator touches, with its plural and scope: a static table instead of API
 # discovery, and plain JSON instead of the dynamic client's object trees (cheaper in CPU and
@@ -82,6 +89,10 @@ def path(api_version: str, kind: str, namespace: str | None, name: str | None = 
 @dataclass
 class Kube:
     api: client.ApiClient
+    _pending: dict[tuple[str, str], tuple[float, list[Obj] | None]] = field(default_factory=dict)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+    _unanswered: set[int] = field(default_factory=set)
+    """The visibility API's error statuses already logged (each once per process)."""
 
     @classmethod
     def connect(cls, connections: int = 16) -> Kube:
@@ -165,6 +176,40 @@ class Kube:
             if err.status == 404:
                 return False
             raise
+
+    def pending_workloads(self, namespace: str, local_queue: str) -> list[Obj] | None:
+        """A LocalQueue's pending Workloads, from Kueue's visibility API (read at most every
+        PENDING_TTL_S per LocalQueue); None when it does not answer — not served (404: no
+        APIService, as on the local control plane), forbidden (403), unavailable (503), or the
+        LocalQueue unknown to Kueue (404) — logged once per status, never raised."""
+        key = (namespace, local_queue)
+        with self._pending_lock:
+            at, items = self._pending.get(key, (0.0, None))
+            if time.monotonic() - at < PENDING_TTL_S:
+                return items
+        url = (
+            f"/apis/visibility.kueue.x-k8s.io/v1beta2/namespaces/{quote(namespace)}"
+            f"/localqueues/{quote(local_queue)}/pendingworkloads"
+        )
+        try:
+            items = list(self._call("GET", url).get("items") or [])
+        except ApiException as err:
+            items = None
+            if err.status not in self._unanswered:
+                self._unanswered.add(err.status)
+                log.info(
+                    "Kueue's visibility API did not answer (%s %s: %s): queued jobs show no "
+                    "position in their queue",
+                    err.status,
+                    url,
+                    _api_message(err),
+                )
+        with self._pending_lock:
+            self._pending[key] = (time.monotonic(), items)
+            if len(self._pending) > 1024:  # LocalQueues come and go: keep the fresh ones
+                cutoff = time.monotonic() - PENDING_TTL_S
+                self._pending = {k: v for k, v in self._pending.items() if v[0] >= cutoff}
+        return items
 
     def patch_status(self, name: str, namespace: str, status: Obj) -> None:
         metrics.api_writes.labels(verb="patch_status", kind=KIND).inc()

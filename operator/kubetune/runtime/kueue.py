@@ -8,6 +8,11 @@ again when it evicts (preempts) it. The operator never flips that `suspend` itse
 stop switch), so the two never fight.
 
     queued(queue, pytorchjob, state) -> (reason, message) while Kueue holds the job, else None
+
+The job's place in the queue comes from Kueue's visibility API (`visibility.kueue.x-k8s.io`,
+an aggregated API server inside Kueue's manager): the pending Workloads of its LocalQueue, in
+the order Kueue will consider them. Where that API is not served, the job is Queued all the
+same, without a position.
 """
 
 from __future__ import annotations
@@ -19,6 +24,38 @@ from kubetune.render.metadata import Obj
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
 WORKLOAD = (KUEUE_API, "Workload")
 LOCAL_QUEUE = (KUEUE_API, "LocalQueue")
+VISIBILITY_API = "visibility.kueue.x-k8s.io/v1beta2"
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    """Where Kueue's visibility API puts a pending Workload, counted from 1 (1: considered
+    next); Kueue's own `positionInClusterQueue` and `positionInLocalQueue` count from 0."""
+
+    cluster_queue: int
+    local_queue: int
+
+    def as_status(self) -> Obj:
+        return {"clusterQueue": self.cluster_queue, "localQueue": self.local_queue}
+
+    def text(self) -> str:
+        return (
+            f"position {self.cluster_queue} in the ClusterQueue, "
+            f"{self.local_queue} in the LocalQueue"
+        )
+
+
+def position_of(pending: list[Obj] | None, workload: str) -> QueuePosition | None:
+    """The Workload's position among a LocalQueue's pending Workloads (the `items` of the
+    visibility API's `pendingworkloads`), None when it is not among them (admitted, not
+    considered yet) or the API gave nothing."""
+    for item in pending or []:
+        if (item.get("metadata") or {}).get("name") == workload:
+            return QueuePosition(
+                cluster_queue=int(item.get("positionInClusterQueue", 0)) + 1,
+                local_queue=int(item.get("positionInLocalQueue", 0)) + 1,
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,6 +69,8 @@ class QueueState:
     local_queue_found: bool = True
     workload: Obj | None = None
     """The PyTorchJob's Workload (metadata.name, spec.active, status.conditions, admission)."""
+    position: QueuePosition | None = None
+    """Its place among the LocalQueue's pending Workloads (Kueue's visibility API), if known."""
 
 
 def condition(obj: Obj | None, kind: str) -> Obj | None:
@@ -77,6 +116,8 @@ def queued(queue: str, pytorchjob: Obj | None, state: QueueState) -> tuple[str, 
             f"{pytorchjob['metadata']['name']} (Kueue's kubeflow.org/pytorchjob integration "
             "must be enabled)",
         )
+    if state.position is not None:
+        where += f", {state.position.text()}"
     evicted = condition(wl, "Evicted")
     if evicted and evicted.get("status") == "True":
         return (
@@ -96,15 +137,19 @@ def queued(queue: str, pytorchjob: Obj | None, state: QueueState) -> tuple[str, 
 
 
 def scheduling(state: QueueState | None, old: Obj | None) -> Obj | None:
-    """`status.scheduling`: the ClusterQueue, and how often Kueue evicted the job (the
-    Workload's `status.schedulingStats.evictions`, summed over reasons) with the latest
-    eviction's reason. Read while Kueue holds the job; kept from `old` while it runs."""
+    """`status.scheduling`: the ClusterQueue, the job's position while it is pending, and how
+    often Kueue evicted the job (the Workload's `status.schedulingStats.evictions`, summed over
+    reasons) with the latest eviction's reason. Read while Kueue holds the job; kept from `old`
+    while it runs, but for the position."""
     if state is None or state.workload is None:
-        return old or None
+        kept = {k: v for k, v in (old or {}).items() if k != "position"}
+        return kept or None
     wl = state.workload
     stats = ((wl.get("status") or {}).get("schedulingStats") or {}).get("evictions") or []
     count = sum(int(e.get("count", 0)) for e in stats)
-    out = dict(old or {})
+    out = {k: v for k, v in (old or {}).items() if k != "position"}
+    if state.position is not None:
+        out["position"] = state.position.as_status()
     if state.cluster_queue:
         out["clusterQueue"] = state.cluster_queue
     if count:

@@ -40,7 +40,15 @@ from kubetune.runtime.children import (
     refused_change,
 )
 from kubetune.runtime.interfaces import Cluster, Watched
-from kubetune.runtime.kueue import KUEUE_API, LOCAL_QUEUE, WORKLOAD, QueueState, holds
+from kubetune.runtime.kueue import (
+    KUEUE_API,
+    LOCAL_QUEUE,
+    WORKLOAD,
+    QueuePosition,
+    QueueState,
+    holds,
+    position_of,
+)
 from kubetune.runtime.kueue import workload_active as _workload_active
 from kubetune.runtime.observe import expected_outputs
 from kubetune.runtime.status import (
@@ -189,7 +197,7 @@ class Reconciler:
         if changed(old, new):
             # Progress and checkpoints are the trainer's: never send them back (stale).
             written = {k: v for k, v in new.items() if k not in TRAINER_OWNED}
-            self.cluster.patch_status(job.name, job.namespace, written)
+            self.cluster.patch_status(job.name, job.namespace, _with_removals(old, written))
             outcome.status_written = True
 
     def enforce_run_policy(
@@ -224,6 +232,20 @@ class Reconciler:
                 {"spec": {"runPolicy": {"suspend": wanted}}},
             )
 
+    def queue_position_moved(self, body: Obj, watched: Watched) -> bool:
+        """Whether a queued job's position among its LocalQueue's pending Workloads (Kueue's
+        visibility API) differs from the one its status shows: one shared read per LocalQueue
+        (kube.PENDING_TTL_S), no write. False when that API does not answer and none is shown."""
+        status = body.get("status") or {}
+        queue = ((body.get("spec") or {}).get("scheduling") or {}).get("queue")
+        pytorchjob = status.get("pytorchJobName")
+        if not queue or not pytorchjob:
+            return False
+        namespace = body["metadata"]["namespace"]
+        position = self._position(namespace, queue, watched.workload(pytorchjob, namespace))
+        shown = (status.get("scheduling") or {}).get("position")
+        return (position.as_status() if position else None) != shown
+
     # --- helpers ------------------------------------------------------------------------
 
     def _queue_state(
@@ -239,10 +261,34 @@ class Reconciler:
         local = self.cluster.get(*LOCAL_QUEUE, queue, job.namespace)
         if local is None:
             return QueueState(local_queue_found=False)
+        workload = watched.workload(pytorchjob["metadata"]["name"], job.namespace)
         return QueueState(
             cluster_queue=(local.get("spec") or {}).get("clusterQueue"),
-            workload=watched.workload(pytorchjob["metadata"]["name"], job.namespace),
+            workload=workload,
+            position=self._position(job.namespace, queue, workload),
         )
+
+    def _position(self, namespace: str, queue: str, workload: Obj | None) -> QueuePosition | None:
+        """An active Workload's place among its LocalQueue's pending ones (Kueue's visibility
+        API), None when it is not pending or that API does not answer."""
+        if workload is None or not _workload_active(workload):
+            return None
+        pending = self.cluster.pending_workloads(namespace, queue)
+        return position_of(pending, workload["metadata"]["name"])
+
+
+def _with_removals(old: Obj, new: Obj) -> Obj:
+    """The status patch (a JSON merge patch, which keeps what it does not name): a field of a
+    nested object that `new` no longer has (`scheduling.position` once Kueue admits the job)
+    is sent as null, so it goes."""
+    out = dict(new)
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            gone = {k: None for k in before if k not in value}
+            if gone:
+                out[key] = {**value, **gone}
+    return out
 
 
 def _ended(pytorchjob: Obj) -> bool:

@@ -2,8 +2,8 @@
 # tests/e2e/kind/up.sh — a kind cluster that really runs kubetune, offline (docs/kind.md).
 #
 # Creates (or reuses) a single-node kind cluster from the node image hack/kind/node-image.sh
-# builds, installs the training-operator from its Go module's manifests (its image made from
-# the binary build-binaries.sh builds), builds the operator and trainer images
+# builds, installs the training-operator and Kueue from their Go modules' manifests (their
+# images made from the binaries build-binaries.sh builds), builds the operator and trainer images
 # (hack/images.py), loads them into the node, makes hostPath PersistentVolumes, and installs
 # kubetune with Helm, and starts an S3 server (SeaweedFS) in the cluster. Prints
 # KUBECONFIG=<file>, TRAINER_IMAGE=<tag> and the S3 server's KIND_S3_* last.
@@ -26,7 +26,7 @@ pvs=${KUBETUNE_KIND_PVS:-30}
 say() { echo "[kind-up] $(date +%T) $*" >&2; }
 mkdir -p "$cache"
 
-eval "$(bash "$root/hack/cluster/build-binaries.sh" clients kind training-operator | sed 's/^/export /')"
+eval "$(bash "$root/hack/cluster/build-binaries.sh" clients kind training-operator kueue | sed 's/^/export /')"
 export PATH=$KIND_BIN:$CLIENTS_BIN:$PATH
 eval "$(bash "$root/hack/docker")"
 
@@ -127,6 +127,41 @@ kubectl kustomize "$module/manifests/overlays/standalone" \
 kubectl -n kubeflow patch deployment training-operator --type json -p "[{\"op\": \"add\",
   \"path\": \"/spec/template/spec/containers/0/args\",
   \"value\": [\"--pytorch-init-container-image=docker.io/$init_image\"]}]" >&2
+
+# Kueue: its Go module's default install (config/default, rendered with the kustomize built
+# into kubectl once per version), with the image made from the binary build-binaries.sh builds
+# and only the PyTorchJob integration (hack/cluster/kueue.py kind). It makes its own webhook
+# and visibility-server certificates; the visibility API (queue positions) is served.
+say "Kueue $KUEUE_VERSION"
+kueue_image=kubetune-kind/kueue:$KUEUE_VERSION
+if ! docker image inspect "$kueue_image" >/dev/null 2>&1; then
+  scratch=$(mktemp -d) && mkdir -p "$scratch/root"
+  cp "$KUEUE_BIN/kueue" "$scratch/root/manager"
+  tar -C "$scratch/root" --owner=0 --group=0 -c . \
+    | docker import --change 'USER 65532:65532' --change 'ENTRYPOINT ["/manager"]' - "$kueue_image" >/dev/null
+  rm -rf "$scratch"
+fi
+load "$kueue_image"
+kueue_rendered=$KUEUE_BIN/kustomize-default.yaml
+if [[ ! -s $kueue_rendered ]]; then
+  kueue_module=$(cd "$root/hack/cluster/kubernetes" && go mod download -json \
+    "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  kubectl kustomize "$kueue_module/config/default" >"$kueue_rendered.tmp"
+  mv "$kueue_rendered.tmp" "$kueue_rendered"
+fi
+python3 "$root/hack/cluster/kueue.py" kind "$kueue_rendered" "docker.io/$kueue_image" \
+  | kubectl apply --server-side --force-conflicts -f - >/dev/null
+kubectl -n kueue-system rollout status deploy/kueue-controller-manager --timeout=300s >&2
+# The visibility API's APIServices go in once the node routes its Service to the manager: the
+# API server keeps the connection its aggregator opens first, and one opened before kube-proxy
+# routes the Service IP left the node (here, to a TLS-intercepting proxy that answers 404).
+visibility_ip=$(kubectl -n kueue-system get service kueue-visibility-server -o jsonpath='{.spec.clusterIP}')
+if ! timeout 120 bash -c "until docker exec '$node' curl -sfk -o /dev/null 'https://$visibility_ip/healthz'; do sleep 1; done"; then
+  say "Kueue's visibility server does not answer at its Service ($visibility_ip)"; exit 1
+fi
+python3 "$root/hack/cluster/kueue.py" kind-apiservices "$kueue_rendered" \
+  | kubectl apply --server-side --force-conflicts -f - >/dev/null
+kubectl wait --for=condition=Available apiservice/v1beta2.visibility.kueue.x-k8s.io --timeout=120s >&2
 
 # Volumes: hostPath PersistentVolumes on the node (ReadWriteMany and ReadWriteOnce: one node),
 # world-writable (the trainer runs as uid 1000); Released ones are emptied and made Available.
