@@ -1,9 +1,9 @@
 """What a burst costs the API server, on the real local control plane: the short CI version of
 bench/operator_burst.py (docs/benchmarks.md has the 5,000-job figures). An operator watching
-only this test's namespace takes 200 suspended jobs; each costs exactly 6 writes (5 creates
-and one status patch, counted by the operator's own `kubetune_api_writes_total`), and an
-operator started again over the 200 settled jobs writes nothing. A regression in either
-fails here, not only in a benchmark nobody runs.
+only this test's namespace takes 200 suspended jobs; each costs exactly 5 creates and one
+status patch (at most 5% of the jobs a second one; counted by the operator's own
+`kubetune_api_writes_total`), and an operator started again over the 200 settled jobs writes
+nothing. A regression in either fails here, not only in a benchmark nobody runs.
 
 tests/runtime/test_writes.py pins the same life against the in-memory cluster, step by step.
 """
@@ -58,7 +58,13 @@ def test_a_burst_costs_six_writes_a_job_and_a_restart_none(
         eventually(lambda: settled(kube), timeout=240, what=f"{JOBS} suspended jobs settled")
         burst = time.monotonic() - started
         made = operator.metric_by("kubetune_api_writes_total", "verb", "kind")
-        assert made == {k: v * JOBS for k, v in PER_JOB.items()}, operator.output()[-3000:]
+        status = made.pop("patch_status FineTuneJob", 0)
+        creates = {k: v for k, v in PER_JOB.items() if k != "patch_status FineTuneJob"}
+        assert made == {k: v * JOBS for k, v in creates.items()}, operator.output()[-3000:]
+        # One status patch a job; 1 or 2 of 200 jobs get a second one (201 alone, 202 in CI:
+        # a reconcile that saw a real change in another order). A status write per event would
+        # be 2 or more a job: at most 5% more is allowed, and the count is printed.
+        assert JOBS <= status <= JOBS * 1.05, (status, operator.output()[-3000:])
     finally:
         operator.stop()
     quiet = Operator(ftj_crd.kubeconfig, str(tmp_path / "op-quiet.log"), only_here)
@@ -75,6 +81,7 @@ def test_a_burst_costs_six_writes_a_job_and_a_restart_none(
         quiet.stop()
     print(
         f"\nwrites: {JOBS} jobs settled {burst:.1f} s after the first create, "
-        f"{sum(PER_JOB.values())} writes a job; a restart reconciled all in {indexed:.1f} s "
+        f"{(sum(made.values()) + status) / JOBS:.2f} writes a job ({status:.0f} status "
+        f"patches); a restart reconciled all in {indexed:.1f} s "
         "with 0 writes"
     )
