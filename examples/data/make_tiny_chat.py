@@ -6,11 +6,12 @@ Deterministic: the same file every run. `python examples/data/make_tiny_chat.py`
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 COLOURS = {"sky": "blue", "grass": "green", "snow": "white", "coal": "black", "blood": "red"}
 
 
-def records(n: int = 400, seed: int = 7) -> list[dict]:
+def records(n: int = 400, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):

@@ -8,9 +8,10 @@ refuses. Deterministic: `python examples/data/make_tiny_preference.py` rewrites 
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 
-def records(n: int = 200, seed: int = 11) -> list[dict]:
+def records(n: int = 200, seed: int = 11) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
