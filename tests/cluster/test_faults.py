@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kubetune.render.metadata import JOB_LABEL
 from tests.support.kube import Kube, eventually
-from tests.support.operator import COMPLETE_DELAY, Operator, tiny
+from tests.support.operator import COMPLETE_DELAY, Operator, quiet_restart, tiny
 from tests.support.processes import Component
 
 CHILD_KINDS = (
@@ -122,18 +122,7 @@ def test_operator_sigkilled_ten_times_during_a_200_job_burst(
         last.stop()
     # A quiet restart: over 200 settled jobs a new operator reconciles each (its count of jobs
     # by phase reaches 200) and writes nothing.
-    quiet = Operator(ftj_crd.kubeconfig, str(tmp_path / "op-quiet.log"))
-    started_quiet = time.monotonic()
-    try:
-        eventually(
-            lambda: quiet.metric("kubetune_finetunejobs") >= len(names),
-            timeout=120,
-            what="the restarted operator to reconcile every job",
-        )
-        indexed = time.monotonic() - started_quiet
-        assert quiet.metric("kubetune_api_writes_total") == 0, quiet.output()[-3000:]
-    finally:
-        quiet.stop()
+    indexed = quiet_restart(ftj_crd.kubeconfig, str(tmp_path / "op-quiet.log"), len(names))
     print(
         f"\nfault: 200-job burst, 10 SIGKILLs at {kills} s (seed {seed}); "
         f"{made} PyTorchJobs before the last start; all converged {converged:.1f} s after it; "

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from tests.support.kube import Kube, eventually
-from tests.support.operator import Operator, tiny
+from tests.support.operator import Operator, quiet_restart, tiny
 
 JOBS = 200
 PER_JOB = {
@@ -67,18 +67,7 @@ def test_a_burst_costs_six_writes_a_job_and_a_restart_none(
         assert JOBS <= status <= JOBS * 1.05, (status, operator.output()[-3000:])
     finally:
         operator.stop()
-    quiet = Operator(ftj_crd.kubeconfig, str(tmp_path / "op-quiet.log"), only_here)
-    restarted = time.monotonic()
-    try:
-        eventually(
-            lambda: quiet.metric("kubetune_finetunejobs") >= JOBS,
-            timeout=120,
-            what="the restarted operator to reconcile every job",
-        )
-        indexed = time.monotonic() - restarted
-        assert quiet.metric("kubetune_api_writes_total") == 0, quiet.output()[-3000:]
-    finally:
-        quiet.stop()
+    indexed = quiet_restart(ftj_crd.kubeconfig, str(tmp_path / "op-quiet.log"), JOBS, only_here)
     print(
         f"\nwrites: {JOBS} jobs settled {burst:.1f} s after the first create, "
         f"{(sum(made.values()) + status) / JOBS:.2f} writes a job ({status:.0f} status "

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from typing import Any
 
@@ -80,6 +81,26 @@ class Operator:
         (self.proc.kill if kill else self.proc.terminate)()
         self.proc.wait(timeout=30)
         self.log.close()
+
+
+def quiet_restart(
+    kubeconfig: str, log_path: str, jobs: int, args: list[str] | None = None
+) -> float:
+    """Start an operator over `jobs` settled jobs: the seconds until it has reconciled every
+    one, asserting it wrote nothing meanwhile."""
+    quiet = Operator(kubeconfig, log_path, args)
+    started = time.monotonic()
+    try:
+        eventually(
+            lambda: quiet.metric("kubetune_finetunejobs") >= jobs,
+            timeout=120,
+            what="the restarted operator to reconcile every job",
+        )
+        indexed = time.monotonic() - started
+        assert quiet.metric("kubetune_api_writes_total") == 0, quiet.output()[-3000:]
+    finally:
+        quiet.stop()
+    return indexed
 
 
 def tiny(name: str, **paths: Any) -> dict[str, Any]:
