@@ -30,6 +30,7 @@ import yaml
 Obj = dict[str, Any]
 
 NAMESPACE = "kueue-system"
+GROUP = "kueue.x-k8s.io"  # the API group of its CRDs
 COMMAND = "kueue"  # its binary's name, in its command line
 # Without Kueue's internal cert management its manager reads a metrics certificate from this
 # fixed path (cmd/kueue/main.go) and exits without one, even with metrics off.
@@ -71,7 +72,7 @@ def _client_config(path: str, ca: bytes) -> Obj:
 
 def crds(manifests: Path, ca: bytes) -> list[Obj]:
     out = []
-    for file in sorted(manifests.glob("kueue.x-k8s.io_*.yaml")):
+    for file in sorted(manifests.glob(f"{GROUP}_*.yaml")):
         crd = yaml.safe_load(file.read_text())
         if crd["spec"]["names"]["plural"] in CONVERTED:
             crd["spec"]["conversion"] = {

@@ -5,6 +5,7 @@
     hack/local-cluster status   what runs, and the memory it holds
     hack/local-cluster recycle  empty the Released volumes and make them Available again
     hack/local-cluster down     stop every process it started, by PID
+    hack/local-cluster kueue-down   remove Kueue (its manager, webhooks and CRDs); the rest stays
     hack/local-cluster config   print kwokctl's configuration for it (builds nothing)
 
 `up` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kwok
@@ -333,6 +334,36 @@ def down(quiet: bool = False) -> int:
     return 0
 
 
+def kueue_down() -> int:
+    """Remove Kueue from the running cluster: stop its manager, then delete its webhook
+    configurations and its CRDs (and so every Kueue object), so that the API server no longer
+    serves kueue.x-k8s.io, as on a cluster that never had Kueue. `up --kueue` installs it again."""
+    bins = Binaries.build(paths_only=True)
+    if pid := pids.alive(KUEUE_PID, kueue.COMMAND):
+        os.killpg(pid, signal.SIGTERM)
+        KUEUE_PID.unlink(missing_ok=True)
+    for kind, name in kueue.WEBHOOK_CONFIGS.items():
+        kubectl(bins, "delete", kind.lower(), name, "--ignore-not-found")
+    names = kubectl(bins, "get", "crd", "-o", "name").split()
+    crds = [n for n in names if n.endswith(f".{kueue.GROUP}")]
+    # Kueue's finalizers (on Workloads, queues, flavors) would hold the CRDs' deletion forever
+    # now that no manager runs to remove them.
+    for crd in crds:
+        resource = crd.split("/", 1)[1]
+        for item in json.loads(kubectl(bins, "get", resource, "-A", "-o", "json"))["items"]:
+            meta = item["metadata"]
+            if meta.get("finalizers"):
+                where = ["-n", meta["namespace"]] if meta.get("namespace") else []
+                unfinal = '{"metadata":{"finalizers":null}}'
+                kubectl(
+                    bins, "patch", resource, meta["name"], *where, "--type=merge", "-p", unfinal
+                )
+    if crds:
+        kubectl(bins, "delete", "--wait=true", "--timeout=60s", *crds)
+    log(f"Kueue removed ({len(crds)} CRDs)")
+    return 0
+
+
 def component_pids() -> dict[str, int]:
     found: dict[str, int] = {}
     for pid_file in sorted((CLUSTER_DIR / "pids").glob("*.pid")):
@@ -382,7 +413,9 @@ def main() -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status", "config", "recycle"])
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "config", "recycle", "kueue-down"]
+    )
     parser.add_argument(
         "--kueue", action="store_true", help="up: also install and start Kueue (see kueue.py)"
     )
@@ -392,7 +425,8 @@ def main() -> int:
     if args.command == "recycle":  # the test session runs it now and then (cluster_fixtures)
         recycle_volumes(Binaries.build(paths_only=True))
         return 0
-    return {"down": down, "status": status, "config": config}[args.command]()
+    commands = {"down": down, "status": status, "config": config, "kueue-down": kueue_down}
+    return commands[args.command]()
 
 
 if __name__ == "__main__":

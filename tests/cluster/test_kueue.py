@@ -1,8 +1,8 @@
 """Real Kueue (v0.17, its PyTorchJob integration) queues FineTuneJobs on the local control plane:
 a ClusterQueue with a quota of one GPU admits one tiny job; the second waits `Queued` with
 Kueue's own reason and starts when the first finishes. A LocalQueue that does not exist is
-named within seconds. kwok plays the pods; the operator, Kueue and the training-operator are
-the real processes."""
+named within seconds, and so is a queue on a cluster with no Kueue at all. kwok plays the pods;
+the operator, Kueue and the training-operator are the real processes."""
 
 from __future__ import annotations
 
@@ -27,6 +27,40 @@ def queued(queue: str, name: str, delay: str) -> dict[str, object]:
 
 def condition_of(kube: Kube, name: str, kind: str) -> dict[str, str]:
     return next(c for c in status(kube, name)["conditions"] if c["type"] == kind)
+
+
+def test_a_queue_where_kueue_is_not_installed_is_named_within_seconds(
+    without_kueue: Kube, operator: Operator, kube: Kube
+) -> None:
+    """No Kueue at all (its API group is not served): the job is `Queued` with reason
+    KueueNotInstalled and a message saying what to do, its PyTorchJob waits suspended, and
+    nothing is left silently Pending. Runs first, so the module's operator starts before
+    Kueue is installed and the next test also checks that it picks Kueue's Workloads up."""
+    applied = time.monotonic()
+    kube.apply(queued("team", "unqueued", "1s"))
+    try:
+        cond = eventually(
+            lambda: (
+                (lambda c: c if c["reason"] == "KueueNotInstalled" else None)(
+                    condition_of(kube, "unqueued", "Queued")
+                )
+                if phase_is(kube, "unqueued", "Queued")
+                else None
+            ),
+            timeout=30,
+            what="KueueNotInstalled on the job",
+        )
+        named = time.monotonic() - applied
+        print(f"Kueue not installed: named {named:.1f}s after the apply")
+        assert named < 15, named
+        assert cond["status"] == "True", cond
+        assert "LocalQueue team, but Kueue is not installed" in cond["message"], cond
+        assert "remove spec.scheduling.queue" in cond["message"], cond
+        assert kube.get("pytorchjob", "unqueued")["spec"]["runPolicy"]["suspend"] is True
+        row = kube.run("get", "ftj", "unqueued", "--no-headers").split()
+        assert row[1] == "Queued", row
+    finally:
+        kube.run("delete", "ftj", "unqueued", "--wait=true")
 
 
 def test_quota_queues_then_admits_and_a_missing_queue_is_named(

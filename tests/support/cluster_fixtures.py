@@ -138,19 +138,35 @@ def operator(ftj_crd: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     running.stop()
 
 
+def local_cluster(*args: str) -> None:
+    proc = subprocess.run(
+        [str(REPO / "hack" / "local-cluster"), *args], capture_output=True, text=True, timeout=3600
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"hack/local-cluster {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+
+
 @pytest.fixture(scope="session")
 def kueue(cluster: Kube) -> Kube:
     """Real Kueue on the local control plane (`hack/local-cluster up --kueue`: reuses the
     running cluster, builds Kueue on first use); only the tests that ask for it pay."""
-    proc = subprocess.run(
-        [str(REPO / "hack" / "local-cluster"), "up", "--kueue"],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"hack/local-cluster up --kueue failed:\n{proc.stderr[-4000:]}")
+    local_cluster("up", "--kueue")
     return cluster
+
+
+@pytest.fixture
+def without_kueue(cluster: Kube) -> Iterator[Kube]:
+    """The local control plane as a cluster that never had Kueue: its API server serves no
+    kueue.x-k8s.io. In a test run this holds before the first test that asks for `kueue`
+    (tests/cluster/test_kueue.py starts with the one that asks for this); on a cluster that
+    an earlier run left Kueue on, `hack/local-cluster kueue-down` removes it, and `up --kueue`
+    puts it back afterwards."""
+    had = "kueue.x-k8s.io/v1beta2" in cluster.run("api-versions", namespaced=False).split()
+    if had:
+        local_cluster("kueue-down")
+    yield cluster
+    if had:
+        local_cluster("up", "--kueue")
 
 
 @pytest.fixture(scope="session")
