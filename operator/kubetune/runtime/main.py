@@ -10,7 +10,9 @@ import sys
 import kopf
 
 from kubetune.render import RenderSettings
-from kubetune.runtime import handlers, indexes, metrics  # noqa: F401  (registers them with kopf)
+
+# handlers, indexes and metrics register themselves with kopf when imported
+from kubetune.runtime import handlers, indexes, metrics, readiness  # noqa: F401
 from kubetune.runtime.kube import Kube
 
 
@@ -39,6 +41,7 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     metrics.serve(metrics_port)
+    readiness.install()  # kopf's start-up gate in linear time (readiness.py)
     memo = kopf.Memo(trainer_image=trainer_image)
     settings = kopf.OperatorSettings()
     if not standalone:
