@@ -89,13 +89,33 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-class Operator:
-    """The operator as its own process, standalone, with its metrics on a free port."""
+# The operator with kopf's own start-up gate (kubetune.runtime.readiness not installed): the
+# restart's baseline.
+KOPFS_GATE = """
+import sys
+from kubetune.runtime import readiness
+readiness.install = lambda: None
+from kubetune.runtime.main import main
+sys.exit(main(sys.argv[1:]))
+"""
 
-    def __init__(self, kubeconfig: str, log: Path, traced: Path | None = None) -> None:
+
+class Operator:
+    """The operator as its own process, standalone, with its metrics on a free port.
+    `kopfs_gate`: with kopf's own start-up gate instead of kubetune's (runtime/readiness.py)."""
+
+    def __init__(
+        self, kubeconfig: str, log: Path, traced: Path | None = None, kopfs_gate: bool = False
+    ) -> None:
         self.metrics_port = free_port()
         self.traced = traced
-        prefix = ["-c", TRACED, "3", str(traced)] if traced else ["-m", "kubetune.runtime"]
+        prefix = (
+            ["-c", TRACED, "3", str(traced)]
+            if traced
+            else ["-c", KOPFS_GATE]
+            if kopfs_gate
+            else ["-m", "kubetune.runtime"]
+        )
         args = ["--standalone", "--metrics-port", str(self.metrics_port), "--health-port", "0"]
         self.proc = subprocess.Popen(
             [sys.executable, *prefix, *args],
@@ -124,5 +144,11 @@ class Operator:
         return self.traced.read_text()
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 60 s (kopf's own gate can starve its event loop for
+        longer than that over thousands of jobs)."""
         self.proc.terminate()
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=60)

@@ -96,6 +96,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         "when": report.when,
         "seconds": round(report.duration, 3),
         "outcome": report.outcome,
+        "start": round(report.start, 3),
+        "stop": round(report.stop, 3),
     }
     with open(Path(folder) / "tests.jsonl", "a") as out:
         out.write(json.dumps(record) + "\n")
