@@ -53,17 +53,27 @@ def settle(custom: Any, namespace: str, n: int, timeout: float = 480) -> float:
     its Suspended condition), so that the restart meets settled jobs; returns the wait."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        items = custom.list_namespaced_custom_object(
-            "kubeflow.org", "v1", namespace, "pytorchjobs"
-        )["items"]
-        suspended = sum(
+        if suspended_pytorchjobs(custom, namespace) >= n:
+            break
+        time.sleep(2)
+    return time.monotonic() - started
+
+
+def suspended_pytorchjobs(custom: Any, namespace: str) -> int:
+    """PyTorchJobs showing their Suspended condition, listed in pages of 500 (one response
+    with 10,000 bodies was cut off by a busy API server)."""
+    count, token = 0, None
+    while True:
+        page = custom.list_namespaced_custom_object(
+            "kubeflow.org", "v1", namespace, "pytorchjobs", limit=500, _continue=token
+        )
+        count += sum(
             any(
                 c.get("type") == "Suspended" and c.get("status") == "True"
                 for c in (p.get("status") or {}).get("conditions") or []
             )
-            for p in items
+            for p in page["items"]
         )
-        if suspended >= n:
-            break
-        time.sleep(2)
-    return time.monotonic() - started
+        token = page["metadata"].get("continue")
+        if not token:
+            return count

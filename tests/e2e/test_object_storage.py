@@ -9,8 +9,10 @@
 3. `kubetune run` reads and writes the same server through the SDK's default chain, and a run
    whose workspace is lost mid-training (its folder deleted) resumes on a new one from the
    checkpoints it uploaded (`output.uploadCheckpoints`).
-(1 on the local control plane and in kind, whose S3 server runs in the cluster; the others
-on the local control plane.)
+4. through the operator, a job whose claim is deleted while it is suspended resumes on a new
+   claim from the checkpoint it uploaded on SIGTERM.
+(1 and 4 on the local control plane and in kind, whose S3 server runs in the cluster; the
+others on the local control plane.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from kubetune.render.metadata import JOB_LABEL
 from tests.support.chain import TINY, TINY_DATA, Chain, wait_for
 from tests.support.factories import EXAMPLES, example_docs
 from tests.support.kube import eventually
@@ -262,7 +265,7 @@ def test_a_run_whose_volume_is_lost_resumes_from_its_s3_checkpoints(
 
 
 def test_a_job_whose_claim_was_deleted_resumes_from_its_s3_checkpoints_on_a_new_one(
-    local_chain: Chain, local_s3: LocalS3, tmp_path: Path
+    chain_s3: tuple[Chain, LocalS3], tmp_path: Path
 ) -> None:
     """Through the operator: a job held at step 5 (checkpoint-4 uploaded) is suspended; it saves
     on SIGTERM and uploads that checkpoint before it exits. Its claim is then deleted and made
@@ -270,13 +273,12 @@ def test_a_job_whose_claim_was_deleted_resumes_from_its_s3_checkpoints_on_a_new_
     the bucket (its model and data from S3 again) and ends at step 8, no step redone."""
     from kubetune_trainer.training.callbacks import PauseAtStep
     from tests.support.operator import set_suspend
-    from tests.support.process_node import claim_dir
 
-    chain = local_chain
+    chain, s3 = chain_s3
     name = "lost-claim"
-    bucket = filled_bucket(local_s3, tmp_path)
-    chain.kube.apply(local_s3.secret("s3-ckpt"))
-    doc = tiny_from_s3(chain, local_s3, bucket, name, "s3-ckpt")
+    bucket = filled_bucket(s3, tmp_path)
+    chain.kube.apply(s3.secret("s3-ckpt"))
+    doc = tiny_from_s3(chain, s3, bucket, name, "s3-ckpt")
     spec = doc["spec"]
     spec["output"]["uploadCheckpoints"] = True
     spec["training"].update({"maxSteps": 8, "saveSteps": 2, "saveTotalLimit": 1})
@@ -285,17 +287,20 @@ def test_a_job_whose_claim_was_deleted_resumes_from_its_s3_checkpoints_on_a_new_
     claim = spec["storage"]["existingClaim"]
     chain.kube.apply(doc)
     checkpoints = f"runs/{name}/checkpoints/"
-    old_volume = claim_dir(chain.kube, claim)
-    held = old_volume / f"jobs/{name}/paused-at-step-5"
+    held = f"jobs/{name}/paused-at-step-5"
     eventually(
         lambda: (
-            (held.exists() and f"{checkpoints}checkpoint-4/kubetune-complete.json")
-            in local_s3.listing(bucket, checkpoints)
+            (
+                f"{checkpoints}checkpoint-4/kubetune-complete.json"
+                in s3.listing(bucket, checkpoints)
+                and chain.exists(claim, held)
+            )
             or finished_now(chain, name)
         ),
         timeout=600,
         what="the run held at step 5 with checkpoint-4 uploaded",
     )
+    old_volume = chain.volume(claim)
     set_suspend(chain.kube, name, True)
     eventually(
         lambda: (chain.kube.get("pod", f"{name}-master-0").get("metadata") or {}).get(
@@ -304,32 +309,38 @@ def test_a_job_whose_claim_was_deleted_resumes_from_its_s3_checkpoints_on_a_new_
         timeout=60,
         what="the suspended job's pod to be deleted (SIGTERM)",
     )
-    held.unlink()  # the held step ends; the SIGTERM makes it save, upload and stop
+    chain.remove(claim, held)  # the held step ends; the SIGTERM makes it save, upload and stop
     eventually(
-        lambda: not chain.kube.run("get", "pods", "-o", "name").strip(),
+        lambda: not chain.kube.get("pods", selector=f"{JOB_LABEL}={name}"),
         timeout=120,
         what="the pod to exit",
     )
-    listing = local_s3.listing(bucket, checkpoints)
+    listing = s3.listing(bucket, checkpoints)
     saved = [k for k in listing if k.endswith("/kubetune-complete.json")]
     assert len(saved) == 1 and "checkpoint-4/" not in saved[0], sorted(listing)
     step = int(saved[0].split("checkpoint-")[1].split("/")[0])
 
+    chain.release(claim)
     chain.kube.run("delete", "pvc", claim, "--timeout=120s")
     chain.claim(claim)  # the same name, another volume: the old one is Released, not reused
-    new_volume = claim_dir(chain.kube, claim)
-    assert new_volume != old_volume and not (new_volume / "jobs").exists()
+    assert not chain.exists(claim, "jobs")  # (in kind this binds it: a pod mounts it)
+    assert chain.volume(claim) != old_volume
+    chain.release(claim)
     set_suspend(chain.kube, name, False)
     status = finished(chain, name)
     assert status["phase"] == "Succeeded", f"{json.dumps(status, indent=1)}\n{chain.debug()}"
 
-    logs = chain.node.all_logs(chain.kube.namespace) if chain.node else chain.debug()
+    logs = (
+        chain.node.all_logs(chain.kube.namespace)
+        if chain.node
+        else chain.logs(f"{name}-master-0", "pytorch")
+    )
     assert f"restoring checkpoint-{step} from s3://{bucket}/{checkpoints}" in logs, logs[-3000:]
-    manifest = json.loads((new_volume / f"jobs/{name}/output/manifest.json").read_text())
-    assert manifest["metrics"]["globalStep"] == 8
+    manifest = json.loads(chain.read(claim, f"jobs/{name}/output/manifest.json") or "{}")
+    assert manifest["metrics"]["globalStep"] == 8, manifest
     (resume,) = manifest["resumes"]
     assert resume["fromStep"] == step and resume["stepsRedone"] == 0, resume
-    listing = local_s3.listing(bucket, checkpoints)
+    listing = s3.listing(bucket, checkpoints)
     assert [k for k in listing if k.endswith("/kubetune-complete.json")] == [
         f"{checkpoints}checkpoint-8/kubetune-complete.json"
     ], sorted(listing)

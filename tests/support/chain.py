@@ -79,6 +79,29 @@ class Chain:
         except KubectlError:
             return False
 
+    def remove(self, claim: str, path: str) -> None:
+        if self.node:
+            (claim_dir(self.kube, claim) / path).unlink()
+        else:
+            self.kube.run("exec", self._helper(claim), "--", "rm", f"/claim/{path}")
+
+    def release(self, claim: str) -> None:
+        """Stop using the claim here (kind: delete the pod that mounts it for the helpers
+        above), so that it can be deleted."""
+        if not self.node:
+            self.kube.run("delete", "pod", self._helper_name(claim), "--ignore-not-found")
+
+    def volume(self, claim: str) -> str:
+        """The PersistentVolume the claim is bound to."""
+        pvc = eventually(
+            lambda: (lambda c: c if c.get("status", {}).get("phase") == "Bound" else None)(
+                self.kube.get("pvc", claim)
+            ),
+            timeout=120,
+            what=f"claim {claim} to be bound",
+        )
+        return str(pvc["spec"]["volumeName"])
+
     def logs(self, pod: str, container: str) -> str:
         if self.node:
             return self.node.logs(self.kube.namespace, pod, container)
@@ -99,9 +122,12 @@ class Chain:
                 parts.append(f"--- {name}/{container['name']}\n{text}")
         return "\n".join(parts)
 
+    def _helper_name(self, claim: str) -> str:
+        return f"files-{claim}"[:63]
+
     def _helper(self, claim: str) -> str:
         """A pod mounting the claim, to copy files in and out (kind has no host folder)."""
-        name = f"files-{claim}"[:63]
+        name = self._helper_name(claim)
         if not self.kube.exists("pod", name):
             self.kube.apply(
                 {
