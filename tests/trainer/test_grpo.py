@@ -139,7 +139,8 @@ def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
     assert base < after_sft, (base, after_sft)
 
     merged = Path(manifest(tmp_path, sft)["outputs"]["merged"])
-    rewards, held = {}, {}
+    rewards: dict[int, list[float]] = {}
+    held: dict[int, float] = {}
     for nodes in (2, 1):
         grpo = tiny_job(
             merged,

@@ -248,7 +248,10 @@ def test_tool_call_reads_the_completion_with_its_special_tokens(tokenizer: Any) 
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     trl_text = tokenizer.decode(ids, skip_special_tokens=True)  # what TRL passes
     assert "<tool_call>" not in trl_text
-    specs = [RewardSpec.model_validate({"toolCall": {}}), RewardSpec.model_validate({"length": {"targetTokens": 4}})]
+    specs = [
+        RewardSpec.model_validate({"toolCall": {}}),
+        RewardSpec.model_validate({"length": {"targetTokens": 4}}),
+    ]
     tool_call, length = graders(specs, "hermes", 64, reply_reader(tokenizer))
     reference = [json.dumps({"reference_tool_calls": [call]})]
     scored = {"prompts": ["p"], "completions": [trl_text], "completion_ids": [ids]}
