@@ -233,3 +233,29 @@ def test_a_failed_grader_is_the_jobs_failure_message() -> None:
     except RuntimeError as wrapped:
         assert (reward_failure(wrapped) or "").startswith("rewards python: the grader raised")
     assert reward_failure(ValueError("something else")) is None
+
+
+def test_tool_call_reads_the_completion_with_its_special_tokens(tokenizer: Any) -> None:
+    """TRL hands the graders its completions decoded without special tokens: where the
+    tokenizer marks `<tool_call>` special (the tiny model's does), every call is gone from that
+    text. `toolCall` reads the tokens as the evaluation reads a reply instead: special tokens
+    kept, cut at the end of the turn."""
+    from kubetune_trainer.training.grpo import reply_reader
+
+    tokenizer.chat_template = COMPACT_TEMPLATE
+    call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    text = f"<tool_call>{json.dumps(call)}</tool_call><|im_end|>\n<|im_start|>user"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    trl_text = tokenizer.decode(ids, skip_special_tokens=True)  # what TRL passes
+    assert "<tool_call>" not in trl_text
+    specs = [
+        RewardSpec.model_validate({"toolCall": {}}),
+        RewardSpec.model_validate({"length": {"targetTokens": 4}}),
+    ]
+    tool_call, length = graders(specs, "hermes", 64, reply_reader(tokenizer))
+    reference = [json.dumps({"reference_tool_calls": [call]})]
+    scored = {"prompts": ["p"], "completions": [trl_text], "completion_ids": [ids]}
+    assert tool_call(**scored, reference=reference) == [1.0]
+    (without,) = graders(specs[:1], "hermes", 64)
+    assert without(**scored, reference=reference) == [0.0]  # TRL's text alone: no call read
+    assert length.decode is None  # the other graders keep TRL's text

@@ -14,6 +14,7 @@ disabled (no copy). Full fine-tuning: TRL loads a frozen copy from the same fold
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
@@ -23,6 +24,7 @@ from trl.trainer.grpo_trainer import GRPOTrainer, RewardFunc
 from kubetune_api.config import TrainerConfig
 from kubetune_api.training_spec import GrpoSpec
 from kubetune_trainer.data.tool_calls import syntax_of
+from kubetune_trainer.evaluation.generation import end_of_turn, reply_text
 from kubetune_trainer.training.arguments import training_arguments
 from kubetune_trainer.training.rewards import graders
 
@@ -69,6 +71,18 @@ def grpo_arguments(spec: GrpoSpec, config: TrainerConfig) -> dict[str, Any]:
     }
 
 
+def reply_reader(tokenizer: Any) -> Callable[[Sequence[int]], str]:
+    """A completion's tokens as the evaluation reads a generated reply (`toolCall` reads this):
+    special tokens kept (`<tool_call>` may be one; TRL's own text drops them), cut at the
+    template's end of turn."""
+    marker = end_of_turn(tokenizer)
+
+    def read(ids: Sequence[int]) -> str:
+        return reply_text(tokenizer.decode(ids, skip_special_tokens=False), tokenizer, marker)
+
+    return read
+
+
 def grpo_trainer(
     config: TrainerConfig, model: Any, peft_config: Any, prepared: Any, tokenizer: Any
 ) -> tuple[Any, PromptGRPOTrainer]:
@@ -79,7 +93,12 @@ def grpo_trainer(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     reward_funcs: list[RewardFunc] = [
-        *graders(config.rewards or [], syntax_of(tokenizer.chat_template), spec.maxCompletionLength)
+        *graders(
+            config.rewards or [],
+            syntax_of(tokenizer.chat_template),
+            spec.maxCompletionLength,
+            reply_reader(tokenizer),
+        )
     ]  # TRL's list type (lists are invariant: a list[Grader] is not a list[RewardFunc])
     trainer = PromptGRPOTrainer(
         model=model,

@@ -8,6 +8,10 @@ Torch-free. Each grader reads the row's reference fields from the `reference` co
   `reference_tool_calls`: without reference calls 1 for refraining and 0 for calling; with
   them 0 when nothing readable is called, else 1/3 for well-formed calls, 2/3 when the names
   match too, 1 when the arguments match as well.
+  It reads the completion as the evaluation reads a reply, when the trainer gives it `decode`:
+  the completion's tokens decoded with the special ones kept and cut at the end of the turn
+  (TRL's own text has the special tokens dropped, and with them `<tool_call>` wherever the
+  tokenizer marks it special, as the tiny model's does: every call would score 0).
 - `stringCheck`: equals (trimmed), contains, or regex search, on the completion or on a
   JSON path inside it; 1 or 0.
 - `jsonSchema`: the completion parses as JSON and validates (jsonschema, draft 2020-12); 1 or 0.
@@ -92,10 +96,16 @@ class Grader:
     `__name__`: `rewards/<name>/mean` and `/std`)."""
 
     def __init__(
-        self, spec: RewardSpec, name: str, syntax: Syntax | None, max_completion_length: int
+        self,
+        spec: RewardSpec,
+        name: str,
+        syntax: Syntax | None,
+        max_completion_length: int,
+        decode: Callable[[Sequence[int]], str] | None = None,
     ) -> None:
         self.spec, self.__name__ = spec, name
         self.syntax, self.limit = syntax, max_completion_length
+        self.decode = decode if spec.toolCall is not None else None
         self._score = self._scorer()
 
     def _scorer(self) -> Callable[..., list[float]]:
@@ -186,7 +196,10 @@ class Grader:
     ) -> list[float | None]:
         """TRL's reward-function call: one score per completion (TRL's type allows None for
         "not applicable"; a grader always scores)."""
-        texts = [c if isinstance(c, str) else str(c[-1]["content"]) for c in completions]
+        if self.decode is not None:
+            texts = [self.decode(ids) for ids in completion_ids]
+        else:
+            texts = [c if isinstance(c, str) else str(c[-1]["content"]) for c in completions]
         references = [json.loads(r) for r in reference] if reference else [{} for _ in texts]
         try:
             values = self._score(
@@ -229,12 +242,19 @@ def checked(name: str, values: Any, expected: int) -> list[float]:
 
 
 def graders(
-    specs: Sequence[RewardSpec], syntax: Syntax | None, max_completion_length: int
+    specs: Sequence[RewardSpec],
+    syntax: Syntax | None,
+    max_completion_length: int,
+    decode: Callable[[Sequence[int]], str] | None = None,
 ) -> list[Grader]:
-    """The job's graders, named by `name` or their kind (a kind used twice is numbered)."""
+    """The job's graders, named by `name` or their kind (a kind used twice is numbered);
+    `decode` (a completion's tokens to the text `toolCall` reads) goes to the `toolCall` ones."""
     labels = [s.label for s in specs]
     names = [
         label if labels.count(label) == 1 else f"{label}-{labels[: i + 1].count(label)}"
         for i, label in enumerate(labels)
     ]
-    return [Grader(s, n, syntax, max_completion_length) for s, n in zip(specs, names, strict=True)]
+    return [
+        Grader(s, n, syntax, max_completion_length, decode)
+        for s, n in zip(specs, names, strict=True)
+    ]
