@@ -45,11 +45,13 @@ def alive(pid_file: Path, command: str) -> int | None:
     return pid if Path(argv0.decode(errors="replace")).name.startswith(command) else None
 
 
-def start_detached(cmd: list[str], log_file: Path, pid_file: Path) -> subprocess.Popen[bytes]:
+def start_detached(
+    cmd: list[str], log_file: Path, pid_file: Path, append: bool = False
+) -> subprocess.Popen[bytes]:
     """Start a server of the control plane in a session of its own, so it outlives the
-    command that started it (as kwokctl's processes do), its output in `log_file`; record it
-    in `pid_file`."""
-    with log_file.open("wb") as out:
+    command that started it (as kwokctl's processes do), its output in `log_file` (added to
+    it with `append`); record it in `pid_file`."""
+    with log_file.open("ab" if append else "wb") as out:
         proc = subprocess.Popen(
             cmd,
             stdout=out,
