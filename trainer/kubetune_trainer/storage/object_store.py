@@ -162,11 +162,14 @@ class TransferProgress:
                 f"{self.uri}: {self.verb} {percent}% ({self.done} of {self.total} bytes, "
                 f"{rate / 2**20:.1f} MiB/s)"
             )
+            # taken under the lock with the log line's moment: the same bytes and rate
+            snapshot = self.state(min(percent, 99), now=now)
         if self.report is not None:
-            self.report(self.state(min(percent, 99)))
+            self.report(snapshot)
 
-    def state(self, percent: int, done: bool = False) -> Upload:
-        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+    def state(self, percent: int, done: bool = False, now: float | None = None) -> Upload:
+        elapsed = (time.monotonic() if now is None else now) - self.started
+        rate = self.done / max(elapsed, 1e-9)
         return Upload(
             uri=self.uri,
             bytes=self.done,
