@@ -63,8 +63,7 @@ from operator_process import (  # noqa: E402
     Operator,
     cpu_seconds,
     difference,
-    jobs_seen,
-    reconciles,
+    restarts,
     status_mib,
     writes,
 )
@@ -212,77 +211,6 @@ def over_time(
         "rss": status_mib(pid),
         "peak": status_mib(pid, "VmHWM"),
     }
-
-
-def restart(
-    kubeconfig: str, log: Path, n: int, timeout: float = 600, kopfs_gate: bool = False
-) -> dict[str, Any]:
-    """Start an operator over n settled jobs: seconds until it has reconciled every job (and
-    is idle), and the writes it made meanwhile; `ready` is None when it did not within
-    `timeout` (with the jobs, reconciles and writes so far). `kopfs_gate`: kopf's own start-up
-    gate instead of kubetune's (the baseline)."""
-    operator = Operator(kubeconfig, log, kopfs_gate=kopfs_gate)
-    try:
-        while jobs_seen(operator.metrics_port) < n:
-            if operator.proc.poll() is not None:
-                raise SystemExit(f"the operator exited: see {log}")
-            if time.monotonic() - operator.started > timeout:
-                return {
-                    "jobs": n,
-                    "ready": None,
-                    "seen": jobs_seen(operator.metrics_port),
-                    "reconciles": reconciles(operator.metrics_port),
-                    "writes": sum(writes(operator.metrics_port).values()),
-                    "rss": status_mib(operator.proc.pid),
-                    "peak": status_mib(operator.proc.pid, "VmHWM"),
-                }
-            time.sleep(0.1)
-        reconciled = time.monotonic() - operator.started
-        last, still = reconciles(operator.metrics_port), time.monotonic()
-        while time.monotonic() - still < 3:  # idle: no reconcile for 3 s
-            now = reconciles(operator.metrics_port)
-            if now != last:
-                last, still = now, time.monotonic()
-            time.sleep(0.2)
-        made = sum(writes(operator.metrics_port).values())
-        return {
-            "jobs": n,
-            "peak": status_mib(operator.proc.pid, "VmHWM"),
-            "ready": reconciled,
-            "idle": still - operator.started,
-            "reconciles": last,
-            "writes": made,
-            "rss": status_mib(operator.proc.pid),
-        }
-    finally:
-        operator.stop()
-
-
-def restarts(kubeconfig: str, log: Path, n: int, timeout: float) -> None:
-    """The restart over n settled jobs twice: first with kopf's own start-up gate (the
-    baseline), then with kubetune's (runtime/readiness.py); prints both and the ratio."""
-    ready: dict[str, float | None] = {}
-    for label, kopfs_gate in (("kopf's own gate", True), ("kubetune's gate", False)):
-        r = restart(kubeconfig, log, n, timeout, kopfs_gate=kopfs_gate)
-        ready[label] = r["ready"]
-        if r["ready"] is None:
-            print(
-                f"restart over {n} settled jobs, {label}: not ready after {timeout:.0f} s "
-                f"({r['seen']:.0f} jobs reconciled, {r['reconciles']:.0f} reconciles, "
-                f"{r['writes']:.0f} writes, RSS {r['rss']:.1f} MiB, peak {r['peak']:.1f})",
-                flush=True,
-            )
-            continue
-        print(
-            f"restart over {n} settled jobs, {label}: every job reconciled {r['ready']:.1f} s "
-            f"after the start, idle at {r['idle']:.1f} s ({r['reconciles']:.0f} reconciles), "
-            f"{r['writes']:.0f} writes, RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f})",
-            flush=True,
-        )
-    base, ours = ready["kopf's own gate"], ready["kubetune's gate"]
-    if ours:
-        shown = f"{base / ours:.1f}×" if base else f"> {timeout / ours:.1f}× (baseline timed out)"
-        print(f"restart speed-up over kopf's own gate: {shown}", flush=True)
 
 
 def main() -> None:

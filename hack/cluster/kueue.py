@@ -18,6 +18,9 @@ and its visibility API (docs/kind.md):
 from __future__ import annotations
 
 import base64
+import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -212,6 +215,30 @@ def install_and_start(
 
     wait_for("Kueue's PyTorchJob controller and webhook server", serving, timeout=120)
     apply(webhook_configurations(manifests, ca))
+
+
+def remove(kubectl: Callable[..., str], pid_file: Path) -> int:
+    """Take Kueue out of a running cluster, so that the API server no longer serves
+    kueue.x-k8s.io, as on a cluster that never had Kueue: stop its manager, delete its webhook
+    configurations, clear its objects' finalizers (no manager runs now to remove them, and
+    they would hold the CRDs' deletion forever), then delete its CRDs. Returns their number."""
+    if pid := pids.alive(pid_file, COMMAND):
+        os.killpg(pid, signal.SIGTERM)
+        pid_file.unlink(missing_ok=True)
+    for kind, name in WEBHOOK_CONFIGS.items():
+        kubectl("delete", kind.lower(), name, "--ignore-not-found")
+    crds = [n for n in kubectl("get", "crd", "-o", "name").split() if n.endswith(f".{GROUP}")]
+    unfinal = '{"metadata":{"finalizers":null}}'
+    for crd in crds:
+        resource = crd.split("/", 1)[1]
+        for item in json.loads(kubectl("get", resource, "-A", "-o", "json"))["items"]:
+            meta = item["metadata"]
+            if meta.get("finalizers"):
+                where = ["-n", meta["namespace"]] if meta.get("namespace") else []
+                kubectl("patch", resource, meta["name"], *where, "--type=merge", "-p", unfinal)
+    if crds:
+        kubectl("delete", "--wait=true", "--timeout=60s", *crds)
+    return len(crds)
 
 
 if __name__ == "__main__":

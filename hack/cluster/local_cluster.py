@@ -335,32 +335,10 @@ def down(quiet: bool = False) -> int:
 
 
 def kueue_down() -> int:
-    """Remove Kueue from the running cluster: stop its manager, then delete its webhook
-    configurations and its CRDs (and so every Kueue object), so that the API server no longer
-    serves kueue.x-k8s.io, as on a cluster that never had Kueue. `up --kueue` installs it again."""
+    """Remove Kueue from the running cluster (kueue.remove); `up --kueue` installs it again."""
     bins = Binaries.build(paths_only=True)
-    if pid := pids.alive(KUEUE_PID, kueue.COMMAND):
-        os.killpg(pid, signal.SIGTERM)
-        KUEUE_PID.unlink(missing_ok=True)
-    for kind, name in kueue.WEBHOOK_CONFIGS.items():
-        kubectl(bins, "delete", kind.lower(), name, "--ignore-not-found")
-    names = kubectl(bins, "get", "crd", "-o", "name").split()
-    crds = [n for n in names if n.endswith(f".{kueue.GROUP}")]
-    # Kueue's finalizers (on Workloads, queues, flavors) would hold the CRDs' deletion forever
-    # now that no manager runs to remove them.
-    for crd in crds:
-        resource = crd.split("/", 1)[1]
-        for item in json.loads(kubectl(bins, "get", resource, "-A", "-o", "json"))["items"]:
-            meta = item["metadata"]
-            if meta.get("finalizers"):
-                where = ["-n", meta["namespace"]] if meta.get("namespace") else []
-                unfinal = '{"metadata":{"finalizers":null}}'
-                kubectl(
-                    bins, "patch", resource, meta["name"], *where, "--type=merge", "-p", unfinal
-                )
-    if crds:
-        kubectl(bins, "delete", "--wait=true", "--timeout=60s", *crds)
-    log(f"Kueue removed ({len(crds)} CRDs)")
+    crds = kueue.remove(lambda *args: kubectl(bins, *args), KUEUE_PID)
+    log(f"Kueue removed ({crds} CRDs)")
     return 0
 
 
