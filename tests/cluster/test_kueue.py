@@ -7,6 +7,7 @@ the operator, Kueue and the training-operator are the real processes."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from tests.support.kube import Kube, eventually
 from tests.support.kueue import cluster_queue, flavor, local_queue
@@ -30,12 +31,14 @@ def condition_of(kube: Kube, name: str, kind: str) -> dict[str, str]:
 
 
 def test_a_queue_where_kueue_is_not_installed_is_named_within_seconds(
-    without_kueue: Kube, operator: Operator, kube: Kube
+    without_kueue: Kube, ftj_crd: Kube, kube: Kube, tmp_path: Path
 ) -> None:
     """No Kueue at all (its API group is not served): the job is `Queued` with reason
     KueueNotInstalled and a message saying what to do, its PyTorchJob waits suspended, and
-    nothing is left silently Pending. Runs first, so the module's operator starts before
-    Kueue is installed and the next test also checks that it picks Kueue's Workloads up."""
+    nothing is left silently Pending. It runs first (before the `kueue` fixture installs
+    Kueue), with an operator of its own: the module's starts once Kueue is installed, as
+    docs/kueue.md asks."""
+    alone = Operator(ftj_crd.kubeconfig, str(tmp_path / "operator.log"))
     applied = time.monotonic()
     kube.apply(queued("team", "unqueued", "1s"))
     try:
@@ -61,6 +64,7 @@ def test_a_queue_where_kueue_is_not_installed_is_named_within_seconds(
         assert row[1] == "Queued", row
     finally:
         kube.run("delete", "ftj", "unqueued", "--wait=true")
+        alone.stop()
 
 
 def test_quota_queues_then_admits_and_a_missing_queue_is_named(

@@ -37,22 +37,10 @@ COMPACT_TEMPLATE = (
 )
 
 
-KINDS = ["weather", "time", "hello"]
-
-
 def tool_conversation(rng: random.Random) -> dict[str, Any]:
     """A question whose keyword picks the tool (or none, for a greeting)."""
     city = rng.choice(CITIES)
-    return conversation_of(rng.choice(KINDS), city)
-
-
-def held_out(kind: str, city: str) -> bool:
-    """A third of the 24 (kind, city) questions, every city in one of them: the held-out
-    questions of `write_split_sets`, each city seen in training with the other two kinds."""
-    return (KINDS.index(kind) + CITIES.index(city)) % 3 == 0
-
-
-def conversation_of(kind: str, city: str) -> dict[str, Any]:
+    kind = rng.choice(["weather", "time", "hello"])
     reply: dict[str, object]
     if kind == "hello":
         user, reply = f"hello from {city}", {"role": "assistant", "content": "hello"}
@@ -67,16 +55,3 @@ def write_tool_set(path: Path, n: int, seed: int) -> Path:
     rng = random.Random(seed)
     path.write_text("".join(json.dumps(tool_conversation(rng)) + "\n" for _ in range(n)))
     return path
-
-
-def write_split_sets(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
-    """`n` training conversations drawn from 16 of the 24 questions, and the other 8 once each
-    as the held-out set: a held-out question was never trained on."""
-    rng = random.Random(seed)
-    seen = [(k, c) for k in KINDS for c in CITIES if not held_out(k, c)]
-    train = [conversation_of(*rng.choice(seen)) for _ in range(n)]
-    valid = [conversation_of(k, c) for k in KINDS for c in CITIES if held_out(k, c)]
-    paths = folder / "tools-train.jsonl", folder / "tools-held-out.jsonl"
-    for path, rows in zip(paths, (train, valid), strict=True):
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return paths
