@@ -61,10 +61,11 @@ def test_a_burst_costs_six_writes_a_job_and_a_restart_none(
         status = made.pop("patch_status FineTuneJob", 0)
         creates = {k: v for k, v in PER_JOB.items() if k != "patch_status FineTuneJob"}
         assert made == {k: v * JOBS for k, v in creates.items()}, operator.output()[-3000:]
-        # One status patch a job; 1 or 2 of 200 jobs get a second one (201 alone, 202 in CI:
-        # a reconcile that saw a real change in another order). A status write per event would
-        # be 2 or more a job: at most 5% more is allowed, and the count is printed.
-        assert JOBS <= status <= JOBS * 1.05, (status, operator.output()[-3000:])
+        # One status patch a job; under load some jobs get a second one (200 on a quiet
+        # machine; 202 and 212 in full CI runs, with the cores 90% busy: a reconcile that saw
+        # a real change in another order). A status write per event would be 2 or more a job:
+        # at most 25% more is allowed, and the count is printed.
+        assert JOBS <= status <= JOBS * 1.25, (status, operator.output()[-3000:])
     finally:
         operator.stop()
     indexed = quiet_restart(ftj_crd.kubeconfig, str(tmp_path / "op-quiet.log"), JOBS, only_here)
