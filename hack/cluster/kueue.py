@@ -217,6 +217,13 @@ def install_and_start(
     apply(webhook_configurations(manifests, ca))
 
 
+def delete_webhooks(kubectl: Callable[..., str]) -> None:
+    """Delete Kueue's webhook configurations: without a manager serving them they would refuse
+    every PyTorchJob."""
+    for kind, name in WEBHOOK_CONFIGS.items():
+        kubectl("delete", kind.lower(), name, "--ignore-not-found")
+
+
 def remove(kubectl: Callable[..., str], pid_file: Path) -> int:
     """Take Kueue out of a running cluster, so that the API server no longer serves
     kueue.x-k8s.io, as on a cluster that never had Kueue: stop its manager, delete its webhook
@@ -225,8 +232,7 @@ def remove(kubectl: Callable[..., str], pid_file: Path) -> int:
     if pid := pids.alive(pid_file, COMMAND):
         os.killpg(pid, signal.SIGTERM)
         pid_file.unlink(missing_ok=True)
-    for kind, name in WEBHOOK_CONFIGS.items():
-        kubectl("delete", kind.lower(), name, "--ignore-not-found")
+    delete_webhooks(kubectl)
     crds = [n for n in kubectl("get", "crd", "-o", "name").split() if n.endswith(f".{GROUP}")]
     unfinal = '{"metadata":{"finalizers":null}}'
     for crd in crds:

@@ -278,9 +278,7 @@ def up(with_kueue: bool = False) -> int:
             lambda crd: wait_condition(bins, crd, "Established"),
         )
     elif not pids.alive(KUEUE_PID, kueue.COMMAND):
-        # Webhooks of a Kueue that no longer runs would refuse every PyTorchJob.
-        for kind, name in kueue.WEBHOOK_CONFIGS.items():
-            kubectl(bins, "delete", kind.lower(), name, "--ignore-not-found")
+        kueue.delete_webhooks(lambda *args: kubectl(bins, *args))
     for i in range(GPU_NODES):
         wait_condition(bins, f"node/kwok-gpu-{i}", "Ready")
     log(f"ready in {time.monotonic() - started:.1f}s")

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.support.factories import EXAMPLES, REPO, example_docs
 from tests.support.kube import Kube, KubectlError, eventually
-from tests.support.process_node import ProcessNode, claim_dir, make_claim
+from tests.support.process_node import ProcessNode, bound_volume, claim_dir, make_claim
 from tests.support.s3 import LocalS3
 
 
@@ -93,14 +93,7 @@ class Chain:
 
     def volume(self, claim: str) -> str:
         """The PersistentVolume the claim is bound to."""
-        pvc = eventually(
-            lambda: (lambda c: c if c.get("status", {}).get("phase") == "Bound" else None)(
-                self.kube.get("pvc", claim)
-            ),
-            timeout=120,
-            what=f"claim {claim} to be bound",
-        )
-        return str(pvc["spec"]["volumeName"])
+        return bound_volume(self.kube, claim, timeout=120)
 
     def logs(self, pod: str, container: str) -> str:
         if self.node:

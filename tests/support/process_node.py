@@ -86,14 +86,19 @@ def make_claim(kube: Kube, name: str, access: str = "ReadWriteMany", size: str =
     )
 
 
-def claim_dir(kube: Kube, name: str) -> Path:
-    """The folder behind a bound claim (the local cluster's PersistentVolumes are hostPath)."""
+def bound_volume(kube: Kube, name: str, timeout: float = 60) -> str:
+    """The PersistentVolume a claim is bound to, once it is."""
     pvc = eventually(
         lambda: (lambda c: c if c.get("status", {}).get("phase") == "Bound" else None)(
             kube.get("pvc", name)
         ),
-        timeout=60,
+        timeout=timeout,
         what=f"claim {name} to be bound",
     )
-    pv = kube.get("pv", pvc["spec"]["volumeName"])
+    return str(pvc["spec"]["volumeName"])
+
+
+def claim_dir(kube: Kube, name: str) -> Path:
+    """The folder behind a bound claim (the local cluster's PersistentVolumes are hostPath)."""
+    pv = kube.get("pv", bound_volume(kube, name))
     return Path(pv["spec"]["hostPath"]["path"])
