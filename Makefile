@@ -26,7 +26,8 @@ demo:
 	"$$venv/bin/kubetune" run examples/tiny.yaml --output runs/tiny
 
 # Every tier, fastest first: `check` before anything is built, so a unit failure shows in a
-# minute and before any cluster starts; then the rest of the tiers in one pytest run.
+# minute and before any cluster starts; then the other tiers in one pytest run, with the kind
+# tier in a second one beside it (hack/test-tiers.sh).
 test: prerequisites check
 	@hack/llama-cpp.sh >/dev/null  # llama.cpp's converter, for the GGUF export tests
 	@hack/chromium.sh >/dev/null  # Debian's Chromium, for the report's browser test
@@ -37,7 +38,7 @@ test: prerequisites check
 	@# The object-storage bench's native client, for tests/bench/test_object_storage_bench.py (cold: ~30 s).
 	@hack/cluster/build-binaries.sh s3-native >/dev/null
 	@venv=$$(KUBETUNE_SYNC=exact hack/venv.sh $(TEST_EXTRAS)); \
-	PATH="$$venv/bin:$$PATH" pytest -m "not unit" $(PYTEST_ARGS)
+	PATH="$$venv/bin:$$PATH" hack/test-tiers.sh $(PYTEST_ARGS)
 
 prerequisites:
 	@hack/cluster/build-binaries.sh --check-prerequisites
