@@ -35,12 +35,16 @@ def main(folder: Path) -> None:
     window: dict[str, tuple[float, float]] = {}
     outcomes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_test: dict[str, float] = defaultdict(float)
+    test_window: dict[str, tuple[float, float]] = {}
     for r in records:
         by_tier[r["tier"]] += r["seconds"]
         if "start" in r:
             first, last = window.get(r["tier"], (r["start"], r["stop"]))
             window[r["tier"]] = (min(first, r["start"]), max(last, r["stop"]))
         by_test[r["test"]] += r["seconds"]
+        if "start" in r:
+            first, last = test_window.get(r["test"], (r["start"], r["stop"]))
+            test_window[r["test"]] = (min(first, r["start"]), max(last, r["stop"]))
         if r["when"] == "call" or r["outcome"] != "passed":
             outcomes[r["tier"]][r["outcome"]] += 1
     print("== budget report ==")
@@ -59,9 +63,11 @@ def main(folder: Path) -> None:
         busy = cpu_busy(samples, start, stop)
         shown = f"{busy:.0%}" if busy is not None else "-"
         print(f"{'wall':<10}{(stop - start) / 60:>9.1f}{shown:>10}  the tiers after unit")
-    print(f"-- the {SLOWEST} slowest tests (setup + call + teardown, seconds) --")
+    print(f"-- the {SLOWEST} slowest tests (setup + call + teardown: seconds, CPU busy) --")
     for test, seconds in sorted(by_test.items(), key=lambda kv: -kv[1])[:SLOWEST]:
-        print(f"{seconds:>8.1f}  {test}")
+        busy = cpu_busy(samples, *test_window[test]) if test in test_window else None
+        shown = f"{busy:.0%}" if busy is not None else "-"
+        print(f"{seconds:>8.1f}{shown:>6}  {test}")
     if used := [s[1] for s in samples]:
         print(
             f"disk: {used[0] / 1024:.1f} GiB used at the start, peak {max(used) / 1024:.1f} GiB "
