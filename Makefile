@@ -27,7 +27,7 @@ demo:
 
 # Every tier, fastest first: `check` before anything is built, so a unit failure shows in a
 # minute and before any cluster starts; then the other tiers in one pytest run, with the kind
-# tier in a second one beside it (hack/test-tiers.sh).
+# and images tiers beside it (hack/test-tiers.sh).
 test: prerequisites check
 	@hack/llama-cpp.sh >/dev/null  # llama.cpp's converter, for the GGUF export tests
 	@hack/chromium.sh >/dev/null  # Debian's Chromium, for the report's browser test

@@ -1,7 +1,7 @@
 """The test run's budget report (.ci/run prints it at the end, passed or failed): the time per
 tier (its tests' times summed) and how busy the CPUs were meanwhile, the wall time from the first
-test to the last (less than the sum: the kind tier runs beside the others), the slowest tests,
-and the disk the run used at its peak.
+test to the last (less than the sum: the kind and images tiers run beside the others), the
+slowest tests, and the disk the run used at its peak.
 
     python3 hack/test-report.py REPORT_DIR
 
@@ -56,7 +56,7 @@ def main(folder: Path) -> None:
         shown = f"{busy:.0%}" if busy is not None else "-"
         print(f"{tier:<10}{seconds / 60:>9.1f}{shown:>10}  {counts}")
     print(f"{'all':<10}{sum(by_tier.values()) / 60:>9.1f}  (the tests' times summed)")
-    # The tiers after `make check` (the kind tier beside the others, hack/test-tiers.sh): from
+    # The tiers after `make check` (kind and images beside the others, hack/test-tiers.sh): from
     # the first test's start to the last one's end, less than their sum.
     if after := [w for tier, w in window.items() if tier != "unit"]:
         start, stop = min(w[0] for w in after), max(w[1] for w in after)
