@@ -24,7 +24,7 @@ combined() {
 rest_run() { pytest -m "not unit and not kind and not images" "$@"; }
 beside_run() {
   local kind images
-  # Its own base temporary folders: pytest removes old numbered ones of a run it counts as ended.
+  # Base temporary folders of their own, apart from the foreground run's, kept when a run fails.
   pytest -m kind --basetemp "$folder/kind" "$@" </dev/null; kind=$?
   pytest -m images --basetemp "$folder/images" "$@" </dev/null; images=$?
   combined "$kind" "$images"
