@@ -42,6 +42,7 @@ FOLDERS = {
 }
 FILES = {
     "test_dependencies.py": "trainer",  # reads the installed metadata of every extra
+    "test_tier_runs.py": "trainer",  # collects the whole suite, torch's importers included
     "cluster/test_faults.py": "faults",
     "e2e/test_training_faults.py": "faults",
 }
