@@ -20,6 +20,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 SLOWEST = 25
 
@@ -38,13 +39,10 @@ def main(folder: Path) -> None:
     test_window: dict[str, tuple[float, float]] = {}
     for r in records:
         by_tier[r["tier"]] += r["seconds"]
-        if "start" in r:
-            first, last = window.get(r["tier"], (r["start"], r["stop"]))
-            window[r["tier"]] = (min(first, r["start"]), max(last, r["stop"]))
         by_test[r["test"]] += r["seconds"]
         if "start" in r:
-            first, last = test_window.get(r["test"], (r["start"], r["stop"]))
-            test_window[r["test"]] = (min(first, r["start"]), max(last, r["stop"]))
+            widen(window, r["tier"], r)
+            widen(test_window, r["test"], r)
         if r["when"] == "call" or r["outcome"] != "passed":
             outcomes[r["tier"]][r["outcome"]] += 1
     print("== budget report ==")
@@ -52,27 +50,34 @@ def main(folder: Path) -> None:
     print(f"{'tier':<10}{'minutes':>9}{'CPU busy':>10}  outcomes")
     for tier, seconds in sorted(by_tier.items(), key=lambda kv: -kv[1]):
         counts = ", ".join(f"{n} {o}" for o, n in sorted(outcomes[tier].items()))
-        busy = cpu_busy(samples, *window[tier]) if tier in window else None
-        shown = f"{busy:.0%}" if busy is not None else "-"
+        shown = percent(cpu_busy(samples, *window[tier]) if tier in window else None)
         print(f"{tier:<10}{seconds / 60:>9.1f}{shown:>10}  {counts}")
     print(f"{'all':<10}{sum(by_tier.values()) / 60:>9.1f}  (the tests' times summed)")
     # The tiers after `make check` (kind and images beside the others, hack/test-tiers.sh): from
     # the first test's start to the last one's end, less than their sum.
     if after := [w for tier, w in window.items() if tier != "unit"]:
         start, stop = min(w[0] for w in after), max(w[1] for w in after)
-        busy = cpu_busy(samples, start, stop)
-        shown = f"{busy:.0%}" if busy is not None else "-"
+        shown = percent(cpu_busy(samples, start, stop))
         print(f"{'wall':<10}{(stop - start) / 60:>9.1f}{shown:>10}  the tiers after unit")
     print(f"-- the {SLOWEST} slowest tests (setup + call + teardown: seconds, CPU busy) --")
     for test, seconds in sorted(by_test.items(), key=lambda kv: -kv[1])[:SLOWEST]:
-        busy = cpu_busy(samples, *test_window[test]) if test in test_window else None
-        shown = f"{busy:.0%}" if busy is not None else "-"
+        shown = percent(cpu_busy(samples, *test_window[test]) if test in test_window else None)
         print(f"{seconds:>8.1f}{shown:>6}  {test}")
     if used := [s[1] for s in samples]:
         print(
             f"disk: {used[0] / 1024:.1f} GiB used at the start, peak {max(used) / 1024:.1f} GiB "
             f"(+{(max(used) - used[0]) / 1024:.1f} GiB), {used[-1] / 1024:.1f} GiB at the end"
         )
+
+
+def widen(windows: dict[str, tuple[float, float]], key: str, record: dict[str, Any]) -> None:
+    """Stretch a key's (first start, last stop) window over one more phase."""
+    first, last = windows.get(key, (record["start"], record["stop"]))
+    windows[key] = (min(first, record["start"]), max(last, record["stop"]))
+
+
+def percent(share: float | None) -> str:
+    return f"{share:.0%}" if share is not None else "-"
 
 
 def read_samples(path: Path) -> list[tuple[float, int, int, int]]:

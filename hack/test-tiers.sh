@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # `make test`'s tiers after `make check`, as pytest runs side by side:
-#   - in the background, the kind tier (`pytest -m kind`), whose kind cluster comes up at once,
-#     then the images tier (`pytest -m images`), whose images the kind cluster's bring-up built.
-#     The kind tier's time goes mostly to waiting on the cluster and the Docker engine (about
-#     two thirds of the CPUs busy when it ran alone, last);
+#   - in the background, the kind tier (`pytest -m kind`), whose kind cluster comes up at once
+#     and whose tests mostly wait on it, then the images tier (`pytest -m images`), whose images
+#     the kind cluster's bring-up built;
 #   - in the foreground, every other tier, fastest first.
 # The background runs' output goes to a file, printed when all have ended; the exit status is
 # the first failing run's. Extra arguments go to every run (make test PYTEST_ARGS=...).

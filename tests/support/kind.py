@@ -5,7 +5,8 @@ earlier tiers run.
 node), mostly I/O; the cluster, e2e and faults tiers before the kind tier mostly wait on API
 servers and training processes. So the root conftest starts it when the first test of the
 cluster tier (or a later one) starts, and the kind fixture takes the result, waiting only for
-what is left. Run alone (`pytest -m kind`), the fixture starts it itself.
+what is left. Run alone (`pytest -m kind`, as `make test` runs it beside the other tiers:
+hack/test-tiers.sh), it starts with the first kind test.
 """
 
 from __future__ import annotations
