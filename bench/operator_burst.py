@@ -28,7 +28,12 @@ lower bound for the p99 that no operator can beat here.
 "10,000 jobs created over time"), samples the operator's RSS against the jobs it has seen
 every 10 s, and reports the growth per job as the least-squares slope of those samples; then
 it waits until the training-operator has settled every job and reports the RSS again.
---no-baseline skips the baseline (at 10,000 jobs it alone takes minutes).
+--soak MIN keeps kubetune's restarted operator running MIN minutes, sampling its RSS every 30 s,
+and prints the slope over the second half (issue 34's soak). --restart-over creates nothing and
+restarts over the jobs already in the cluster (a previous run's, settled), e.g.
+`--restart-over --no-baseline --soak 30`.
+--no-baseline skips both baselines: the direct writes (at 10,000 jobs they alone take minutes)
+and the restart with kopf's own start-up gate (quadratic: far past any timeout at 10,000).
 
 --tracemalloc runs the operator under Python's tracemalloc (a slower operator: its rate is not
 comparable) and prints where the bytes still held after each burst were allocated.
@@ -213,6 +218,19 @@ def over_time(
     }
 
 
+def existing_jobs(custom: Any) -> int:
+    """FineTuneJobs in every namespace, listed in pages of 500."""
+    count, token = 0, None
+    while True:
+        page = custom.list_cluster_custom_object(
+            "kubetune.io", "v1alpha1", "finetunejobs", limit=500, _continue=token
+        )
+        count += len(page["items"])
+        token = page["metadata"].get("continue")
+        if not token:
+            return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="A burst of FineTuneJobs against the local control plane with the operator "
@@ -232,13 +250,27 @@ def main() -> None:
         metavar="RATE",
         help="create the jobs at RATE a second and sample RSS against jobs (one size)",
     )
-    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the baselines (direct writes, kopf's gate)"
+    )
     parser.add_argument(
         "--restart-timeout",
         type=float,
         default=600,
         metavar="S",
         help="give up on a restart after S seconds (600)",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0,
+        metavar="MIN",
+        help="after the restart, keep the operator MIN minutes and sample its RSS",
+    )
+    parser.add_argument(
+        "--restart-over",
+        action="store_true",
+        help="create nothing: restart over the jobs already in the cluster (an earlier run's)",
     )
     parser.add_argument(
         "sizes", nargs="*", type=int, default=[200, 1000], help="jobs per burst (200 1000)"
@@ -268,6 +300,11 @@ def main() -> None:
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     log = tmp / "kubetune-bench-operator.log"
     log.write_bytes(b"")
+    if options.restart_over:
+        n = existing_jobs(custom)
+        print(f"restart over the cluster's {n} existing jobs", flush=True)
+        restarts(kubeconfig, log, n, options.restart_timeout, not options.no_baseline, options.soak)
+        return
     operator = Operator(kubeconfig, log, tmp / "kubetune-bench-tracemalloc.txt" if traced else None)
     namespace = ""
     if options.over_time:
@@ -301,7 +338,9 @@ def main() -> None:
         finally:
             operator.stop()
         if again:
-            restarts(kubeconfig, log, n, options.restart_timeout)
+            restarts(
+                kubeconfig, log, n, options.restart_timeout, not options.no_baseline, options.soak
+            )
         return  # the namespace goes with the cluster: deleting 6 objects a job takes minutes
     try:
         print(
@@ -342,7 +381,14 @@ def main() -> None:
             "after the burst's operator stopped",
             flush=True,
         )
-        restarts(kubeconfig, log, sizes[-1], options.restart_timeout)
+        restarts(
+            kubeconfig,
+            log,
+            sizes[-1],
+            options.restart_timeout,
+            not options.no_baseline,
+            options.soak,
+        )
     if namespace:
         drop_namespace(core, namespace)
 

@@ -155,13 +155,45 @@ class Operator:
             self.proc.wait(timeout=60)
 
 
+def soak(operator: Operator, minutes: float) -> dict[str, Any]:
+    """Keep the operator running for `minutes`, sampling its RSS every 30 s: the samples
+    (minutes, MiB), the least-squares slope over the second half (KiB a minute; the first
+    half lets kopf's idle workers exit and the allocator settle) and the writes made."""
+    before = sum(writes(operator.metrics_port).values())
+    samples: list[tuple[float, float]] = []
+    start = time.monotonic()
+    while True:
+        elapsed = (time.monotonic() - start) / 60
+        samples.append((elapsed, status_mib(operator.proc.pid)))
+        if elapsed >= minutes:
+            break
+        time.sleep(min(30.0, max(0.0, (minutes - elapsed) * 60)))
+    tail = samples[len(samples) // 2 :]
+    mean_t = sum(t for t, _ in tail) / len(tail)
+    mean_r = sum(r for _, r in tail) / len(tail)
+    var = sum((t - mean_t) ** 2 for t, _ in tail)
+    slope = sum((t - mean_t) * (r - mean_r) for t, r in tail) / var * 1024 if var else 0.0
+    return {
+        "samples": samples,
+        "kib_per_minute": slope,
+        "writes": sum(writes(operator.metrics_port).values()) - before,
+        "peak": status_mib(operator.proc.pid, "VmHWM"),
+    }
+
+
 def restart(
-    kubeconfig: str, log: Path, n: int, timeout: float = 600, kopfs_gate: bool = False
+    kubeconfig: str,
+    log: Path,
+    n: int,
+    timeout: float = 600,
+    kopfs_gate: bool = False,
+    soak_minutes: float = 0,
 ) -> dict[str, Any]:
     """Start an operator over n settled jobs: seconds until it has reconciled every job (and
     is idle), and the writes it made meanwhile; `ready` is None when it did not within
     `timeout` (with the jobs, reconciles and writes so far). `kopfs_gate`: kopf's own start-up
-    gate instead of kubetune's (the baseline)."""
+    gate instead of kubetune's (the baseline). `soak_minutes`: then keep it running that long
+    (`soak`), reported as `soak`."""
     operator = Operator(kubeconfig, log, kopfs_gate=kopfs_gate)
     try:
         while jobs_seen(operator.metrics_port) < n:
@@ -194,17 +226,29 @@ def restart(
             "reconciles": last,
             "writes": made,
             "rss": status_mib(operator.proc.pid),
+            "soak": soak(operator, soak_minutes) if soak_minutes else None,
         }
     finally:
         operator.stop()
 
 
-def restarts(kubeconfig: str, log: Path, n: int, timeout: float) -> None:
+def restarts(
+    kubeconfig: str,
+    log: Path,
+    n: int,
+    timeout: float,
+    baseline: bool = True,
+    soak_minutes: float = 0,
+) -> None:
     """The restart over n settled jobs twice: first with kopf's own start-up gate (the
-    baseline), then with kubetune's (runtime/readiness.py); prints both and the ratio."""
+    baseline), then with kubetune's (runtime/readiness.py); prints both and the ratio.
+    `baseline=False`: kubetune's gate only (kopf's is quadratic: hours at 10,000 jobs).
+    `soak_minutes`: kubetune's restarted operator then runs that long, its RSS sampled."""
     ready: dict[str, float | None] = {}
-    for label, kopfs_gate in (("kopf's own gate", True), ("kubetune's gate", False)):
-        r = restart(kubeconfig, log, n, timeout, kopfs_gate=kopfs_gate)
+    gates = (("kopf's own gate", True), ("kubetune's gate", False))
+    for label, kopfs_gate in gates if baseline else gates[1:]:
+        soaking = 0 if kopfs_gate else soak_minutes
+        r = restart(kubeconfig, log, n, timeout, kopfs_gate=kopfs_gate, soak_minutes=soaking)
         ready[label] = r["ready"]
         if r["ready"] is None:
             print(
@@ -220,7 +264,15 @@ def restarts(kubeconfig: str, log: Path, n: int, timeout: float) -> None:
             f"{r['writes']:.0f} writes, RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f})",
             flush=True,
         )
-    base, ours = ready["kopf's own gate"], ready["kubetune's gate"]
-    if ours:
+        if r["soak"]:
+            s = r["soak"]
+            print(
+                f"soak of {soaking:g} min after that restart: RSS slope {s['kib_per_minute']:.1f} "
+                f"KiB/min over the second half, {s['writes']:.0f} writes, peak {s['peak']:.1f} "
+                "MiB; samples (min/MiB): " + " ".join(f"{t:.1f}/{m:.1f}" for t, m in s["samples"]),
+                flush=True,
+            )
+    base, ours = ready.get("kopf's own gate"), ready["kubetune's gate"]
+    if ours and baseline:
         shown = f"{base / ours:.1f}×" if base else f"> {timeout / ours:.1f}× (baseline timed out)"
         print(f"restart speed-up over kopf's own gate: {shown}", flush=True)
