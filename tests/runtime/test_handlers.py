@@ -3,10 +3,9 @@ of the children (which must keep everything the status function reads)."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import sys
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -21,7 +20,7 @@ from kubetune.runtime.observe import pod_state
 from kubetune.runtime.status import Observed, compute_status
 from kubetune.runtime.views import SPEC_HASH, PodView, PyTorchJobView
 from tests.support.factories import make_job
-from tests.support.memory_cluster import raw_body, raw_event
+from tests.support.memory_cluster import index_value, raw_body, raw_event
 
 NOW = "2026-11-22T00:00:00Z"
 TRAINING = {"phase": "Training", "observedGeneration": 3}
@@ -71,12 +70,6 @@ def event(kind: kopf.RawEventType, generation: int, status: dict[str, Any]) -> k
 )
 def test_settled_events_need_no_reconcile(raw: kopf.RawEvent, expected: bool) -> None:
     assert settled(raw) is expected
-
-
-def index_value(index: Any, **kwargs: Any) -> Any:
-    (key, value), *rest = asyncio.run(index(**kwargs)).items()
-    assert not rest
-    return key, value
 
 
 def test_the_index_copy_of_a_pytorchjob_gives_the_same_status_as_the_whole_object() -> None:
@@ -200,3 +193,38 @@ def test_a_pytorchjob_event_the_last_reconcile_already_read_is_dropped() -> None
 
 
 SUCCEEDED = {"type": "Succeeded", "status": "True", "message": "done"}
+
+
+def test_every_handler_of_a_server_side_filtered_kind_asks_for_a_subset_of_it() -> None:
+    """The selectors of `settings.watching` hide objects from every handler of their kind: a
+    handler or index on those kinds must itself need the selected label, and the one handler
+    of Events must itself need a PyTorchJob's Event (its Warnings are what the selector keeps)."""
+    import kubetune.runtime.handlers  # noqa: F401  (registers the handlers and indexes)
+    from kubetune.runtime.event_filters import FIELD_SELECTORS, LABEL_SELECTORS, create_failure
+
+    registry = kopf.get_default_registry()
+    handlers = [
+        h
+        for sub in (registry._watching, registry._indexing, registry._spawning)
+        for h in sub.get_all_handlers()
+    ]
+
+    def of(resource: tuple[str, str, str]) -> list[Any]:
+        group, version, plural = resource
+        return [
+            h
+            for h in handlers
+            if h.selector is not None
+            and (h.selector.group, h.selector.version, h.selector.any_name)
+            == (group, version, plural)
+        ]
+
+    for resource, label in LABEL_SELECTORS.items():
+        assert of(resource), resource  # a selector for a kind nothing watches is a typo
+        for handler in of(resource):
+            assert label in (handler.labels or {}), (resource, handler.id)
+    (events,) = FIELD_SELECTORS
+    assert FIELD_SELECTORS[events] == "involvedObject.kind=PyTorchJob,type=Warning"
+    assert [h.when for h in of(events)] == [create_failure]
+    other = {"involvedObject": {"kind": "PersistentVolumeClaim"}, "reason": "FailedCreatePod"}
+    assert not create_failure(kopf.Body(cast(kopf.RawBody, other)))

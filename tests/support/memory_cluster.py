@@ -7,6 +7,7 @@ real kube-apiserver and training-operator.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -23,6 +24,13 @@ from kubetune.runtime.views import SPEC_HASH, PodView
 from tests.support.factories import make_job
 
 NS = "team-a"
+
+
+def index_value(index: Any, **kwargs: Any) -> Any:
+    """The one (key, value) a kopf index function returns for an object's fields."""
+    (key, value), *rest = asyncio.run(index(**kwargs)).items()
+    assert not rest
+    return key, value
 
 
 def raw_body(obj: Obj) -> kopf.RawBody:

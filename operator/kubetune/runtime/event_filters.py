@@ -72,6 +72,21 @@ def pytorchjob_news(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
     return bool(read != PyTorchJobView.of(body).digest())
 
 
+# Server-side selectors (kopf's `settings.watching`): the API server sends only the objects a
+# handler could use, so the operator neither decodes nor queues the rest — at start-up, kopf
+# lists every object of a watched kind and gives each its own worker. Each selector is a
+# superset of its handlers' filters (tests/runtime/test_handlers.py checks the labels).
+# Without them the operator watched every pod and every Event of the cluster: a PVC that never
+# binds alone re-posts its ProvisioningFailed Event every few minutes.
+LABEL_SELECTORS = {
+    ("kubeflow.org", "v1", "pytorchjobs"): JOB_LABEL,
+    ("", "v1", "pods"): JOB_LABEL,
+}
+# The training-operator's FailedCreatePod and FailedCreateService are Warnings about a
+# PyTorchJob; field selectors have no "in", so `create_failure` still checks the reason.
+FIELD_SELECTORS = {("", "v1", "events"): "involvedObject.kind=PyTorchJob,type=Warning"}
+
+
 def create_failure(body: kopf.Body, **_: Any) -> bool:
     """An Event of the training-operator's failing to create a PyTorchJob's pod or Service."""
     involved = body.get("involvedObject") or {}

@@ -27,6 +27,8 @@ from kubetune.render.metadata import JOB_LABEL
 from kubetune.runtime import metrics
 from kubetune.runtime.children import PYTORCHJOB
 from kubetune.runtime.event_filters import (
+    FIELD_SELECTORS,
+    LABEL_SELECTORS,
     create_failure,
     of_pytorchjob,
     pytorchjob_news,
@@ -50,6 +52,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # The listing at start-up in pages of 500 (kopf's default: one response with everything),
     # so a restart over thousands of jobs never holds every PyTorchJob body at once.
     settings.watching.chunk_size = 500
+    for resource, labels in LABEL_SELECTORS.items():
+        settings.watching.label_selectors[resource] = labels
+    for resource, fields in FIELD_SELECTORS.items():
+        settings.watching.field_selectors[resource] = fields
     settings.posting.level = logging.WARNING  # our own Events carry the transitions
     workers = memo.get("workers", 16)
     settings.execution.max_workers = workers
