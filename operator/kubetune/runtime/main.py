@@ -12,7 +12,7 @@ import kopf
 from kubetune.render import RenderSettings
 
 # handlers, indexes and metrics register themselves with kopf when imported
-from kubetune.runtime import handlers, indexes, metrics, readiness  # noqa: F401
+from kubetune.runtime import handlers, indexes, metrics, readiness, slim  # noqa: F401
 from kubetune.runtime.kube import Kube
 
 
@@ -42,6 +42,7 @@ def run(
     )
     metrics.serve(metrics_port)
     readiness.install()  # kopf's start-up gate in linear time (readiness.py)
+    slim.install()  # watched objects cut to what the handlers read (slim.py)
     memo = kopf.Memo(trainer_image=trainer_image)
     settings = kopf.OperatorSettings()
     if not standalone:
