@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 from kopf._cogs.aiokits import aiotoggles
@@ -110,9 +111,92 @@ def test_the_start_up_gate_costs_a_few_evaluations_per_object_not_one_per_waiter
 
 
 def test_install_puts_it_where_kopf_creates_its_sets(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kopf._core.reactor import orchestration, running
+    from kopf._core.reactor import orchestration, processing, running
 
     monkeypatch.setattr(aiotoggles, "ToggleSet", aiotoggles.ToggleSet)  # undone after the test
+    monkeypatch.setattr(processing, "process_resource_event", processing.process_resource_event)
     readiness.install()
     for module in (orchestration, running):  # they create their sets as aiotoggles.ToggleSet
         assert vars(module)["aiotoggles"].ToggleSet is readiness.ToggleSet
+
+
+def test_only_objects_with_a_handler_to_hold_back_wait_at_the_gate() -> None:
+    import kopf
+    from kopf._cogs.structs import references
+
+    import kubetune.runtime.handlers  # noqa: F401  (registers the handlers and indexes)
+
+    registry = kopf.get_default_registry()
+
+    def kind(group: str, plural: str) -> references.Resource:
+        return references.Resource(group, "v1", plural, namespaced=True)
+
+    ftj = references.Resource("kubetune.io", "v1alpha1", "finetunejobs", namespaced=True)
+    pytorchjobs, claims, pods = (
+        kind("kubeflow.org", "pytorchjobs"),
+        kind("", "persistentvolumeclaims"),
+        kind("", "pods"),
+    )
+    for resource, listed, modified in (
+        (ftj, True, True),  # a job's reconcile reads every index
+        (pytorchjobs, False, True),  # dropped at a listing by pytorchjob_news, whatever the indexes
+        (claims, False, False),  # index handlers only
+        (pods, True, True),
+    ):
+        assert readiness.waits(registry, resource, {"type": None}) is listed, resource
+        assert readiness.waits(registry, resource, {"type": "MODIFIED"}) is modified, resource
+
+
+def test_a_worker_that_need_not_wait_drops_its_toggle_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through kopf's own call: the claim's worker gets past the gate while it is still off,
+    its toggle dropped from it; the job's worker waits until the gate opens."""
+    import kopf
+    from kopf._cogs.structs import references
+    from kopf._core.reactor import processing, running
+
+    import kubetune.runtime.handlers  # noqa: F401
+
+    monkeypatch.setattr(processing, "process_resource_event", processing.process_resource_event)
+    monkeypatch.setattr(aiotoggles, "ToggleSet", aiotoggles.ToggleSet)
+    passed: list[str] = []
+
+    async def kopfs(
+        *, resource: Any, resource_indexed: Any, operator_indexed: Any, **_: Any
+    ) -> None:
+        await operator_indexed.drop_toggle(resource_indexed)  # kopf's order: drop, then wait
+        await operator_indexed.wait_for(True)
+        passed.append(resource.plural)
+
+    monkeypatch.setattr(readiness, "_PROCESS", kopfs)
+    readiness.install()
+    assert vars(running)["processing"].process_resource_event is readiness.process_resource_event
+
+    async def start() -> None:
+        gate = readiness.ToggleSet(all)
+        listing = await gate.make_toggle(False, name="another kind still listing")
+        registry = kopf.get_default_registry()
+        workers = []
+        for resource in (
+            references.Resource("", "v1", "persistentvolumeclaims", namespaced=True),
+            references.Resource("kubetune.io", "v1alpha1", "finetunejobs", namespaced=True),
+        ):
+            toggle = await gate.make_toggle(False, name=resource.plural)
+            process: Any = processing.process_resource_event  # readiness's, after install()
+            call = process(
+                registry=registry,
+                resource=resource,
+                raw_event={"type": None, "object": {}},
+                resource_indexed=toggle,
+                operator_indexed=gate,
+            )
+            workers.append(asyncio.create_task(call))
+        await settle()
+        assert passed == ["persistentvolumeclaims"]
+        assert not gate.is_on() and list(gate) == [listing]  # both workers' toggles dropped
+        await gate.drop_toggle(listing)
+        await asyncio.gather(*workers)
+        assert passed == ["persistentvolumeclaims", "finetunejobs"]
+
+    asyncio.run(start())
