@@ -22,7 +22,8 @@ from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credent
 from kubetune_api.status import Upload
 from kubetune_trainer.runtime.checkpoints import MARKER, latest_complete, mark_complete
 from kubetune_trainer.storage.checkpoint_store import CheckpointUploader, restore_from
-from kubetune_trainer.storage.object_checks import ObjectStoreError, etag_matches, part_size
+from kubetune_trainer.storage.object_checks import ObjectStoreError, part_size
+from kubetune_trainer.storage.object_digests import checksum_matches, etag_matches, verdict
 from kubetune_trainer.storage.object_store import (
     Listed,
     client,
@@ -343,31 +344,58 @@ def safely(fn: Any) -> object:
         return err
 
 
-def test_multipart_etags_computed_as_the_server_computes_them(
+def test_etags_and_checksums_computed_as_the_server_computes_them(
     local_s3: LocalS3,
     located: Locate,
     tmp_path: Path,
 ) -> None:
     """A file boto3 uploads in 8 MiB parts: the server's `…-3` ETag is what etag_matches
-    computes from the bytes and the first part's size (HEAD partNumber=1); one byte changed,
-    it is not. A single-part object's ETag is its MD5."""
+    computes from the bytes and the first part's size (HEAD partNumber=1), and its composite
+    CRC32 (boto3's default) and SHA-256 (asked for) `…-3` checksums are what checksum_matches
+    computes; one byte changed, none is. A single-part object's ETag is its MD5 and its CRC32
+    a full-object one. `verdict` checks by the checksum when there is one, else by the ETag."""
     bucket = local_s3.bucket()
     s3 = local_s3.client()
     data = tmp_path / "shard.bin"
     data.write_bytes(os.urandom(20 * 1024 * 1024 + 5))
     s3.upload_file(str(data), bucket, "m/shard.bin")
-    etag = s3.head_object(Bucket=bucket, Key="m/shard.bin")["ETag"]
+    s3.upload_file(str(data), bucket, "m/sha.bin", ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    plain = local_s3.client(request_checksum_calculation="when_required")
+    plain.upload_file(str(data), bucket, "m/plain.bin")
+    heads = {
+        key: s3.head_object(Bucket=bucket, Key=f"m/{key}", ChecksumMode="ENABLED")
+        for key in ("shard.bin", "sha.bin", "plain.bin")
+    }
+    etag = heads["shard.bin"]["ETag"]
     assert etag.strip('"').endswith("-3"), etag
+    crc32, sha256 = heads["shard.bin"]["ChecksumCRC32"], heads["sha.bin"]["ChecksumSHA256"]
+    assert crc32.endswith("-3") and sha256.endswith("-3"), (crc32, sha256)
+    assert not any(k.startswith("ChecksumCRC") for k in heads["plain.bin"]), heads["plain.bin"]
     part = part_size(s3, located(f"s3://{bucket}/m/"), bucket, "m/shard.bin")
     assert part == 8 * 1024 * 1024
     assert etag_matches(data, etag, part)
+    assert checksum_matches(data, "ChecksumCRC32", crc32, part)
+    assert checksum_matches(data, "ChecksumSHA256", sha256, part)
+    assert checksum_matches(data, "ChecksumCRC32", crc32, None) is None  # parts unknown
+    for key, how in (("shard.bin", "CRC32"), ("sha.bin", "SHA256"), ("plain.bin", "ETag")):
+        head = heads[key]
+        found = verdict(data, head["ETag"], lambda h=head: h, part)  # type: ignore[misc]
+        assert found.wrong == "" and found.how.startswith(how), (key, found)
     with data.open("r+b") as f:
         f.seek(12 * 1024 * 1024)
         f.write(b"\xff" if f.read(1) != b"\xff" else b"\x00")
     assert not etag_matches(data, etag, part)
+    assert not checksum_matches(data, "ChecksumCRC32", crc32, part)
+    assert not checksum_matches(data, "ChecksumSHA256", sha256, part)
+    for key in heads:
+        head = heads[key]
+        assert verdict(data, head["ETag"], lambda h=head: h, part).wrong, key  # type: ignore[misc]
     s3.put_object(Bucket=bucket, Key="m/small", Body=b"hello")
     small = tmp_path / "small"
     small.write_bytes(b"hello")
-    assert etag_matches(small, s3.head_object(Bucket=bucket, Key="m/small")["ETag"], None)
+    head = s3.head_object(Bucket=bucket, Key="m/small", ChecksumMode="ENABLED")
+    assert etag_matches(small, head["ETag"], None)
+    assert checksum_matches(small, "ChecksumCRC32", head["ChecksumCRC32"], None)
     small.write_bytes(b"hellO")
-    assert not etag_matches(small, s3.head_object(Bucket=bucket, Key="m/small")["ETag"], None)
+    assert not etag_matches(small, head["ETag"], None)
+    assert not checksum_matches(small, "ChecksumCRC32", head["ChecksumCRC32"], None)

@@ -23,7 +23,8 @@ class LocalS3:
         keys: dict[str, str] = json.loads(self.credentials_file.read_text())[identity]
         return keys
 
-    def client(self, identity: str = "admin") -> Any:
+    def client(self, identity: str = "admin", **config: Any) -> Any:
+        """A boto3 S3 client of `identity`; `config`: more botocore Config settings."""
         import boto3
         from botocore.config import Config
 
@@ -34,7 +35,7 @@ class LocalS3:
             region_name="us-east-1",
             aws_access_key_id=key["accessKeyId"],
             aws_secret_access_key=key["secretAccessKey"],
-            config=Config(s3={"addressing_style": "path"}),
+            config=Config(s3={"addressing_style": "path"}, **config),
         )
 
     def bucket(self) -> str:

@@ -1,16 +1,13 @@
 """What an s3:// transfer checks and how it fails: errors that name the field, bucket, key and
 S3's code (never a credential), which errors may pass (transient) and the backoff between
-rounds of sending again, and whether a downloaded file's bytes are the object's (its size and
-its ETag, single-part or multipart)."""
+rounds of sending again, and a multipart object's part size. Whether a downloaded file's bytes
+are the object's: object_digests.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location
@@ -145,35 +142,10 @@ def part_size(s3: Any, where: Located, bucket: str, key: str) -> int | None:
     return int(head["ContentLength"])
 
 
-def etag_matches(path: Path, etag: str, part: int | None) -> bool:
-    """Whether the file's bytes give the object's ETag: a single-part upload's is the MD5 of its
-    bytes, a multipart one's (`…-N`) the MD5 of its parts' MD5s (without SSE-KMS, as AWS S3,
-    MinIO, Ceph RGW and SeaweedFS compute them), with every part but the last of `part` bytes
-    (None: the server did not say; unchecked)."""
-    etag = etag.strip('"')
-    digest, _, count = etag.partition("-")
-    if len(digest) != 32:
-        return True  # not an MD5 (e.g. a GCS composite object)
-    if not count:
-        whole = hashlib.md5(usedforsecurity=False)
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                whole.update(chunk)
-        return whole.hexdigest() == digest
-    if part is None:
-        return True
-    if path.stat().st_size > part * int(count) or path.stat().st_size <= part * (int(count) - 1):
-        return False  # not that many parts of that size
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # MD5 frees the GIL
-        digests = pool.map(lambda i: _md5_range(path, i * part, part), range(int(count)))
-        return hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest() == digest
-
-
-def _md5_range(path: Path, start: int, length: int) -> bytes:
-    one = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        f.seek(start)
-        while length and (chunk := f.read(min(length, 4 << 20))):
-            one.update(chunk)
-            length -= len(chunk)
-    return one.digest()
+def head_with_checksums(s3: Any, where: Located, bucket: str, key: str) -> dict[str, Any]:
+    """The object's HEAD with its flexible checksum, if it has one (`ChecksumMode=ENABLED`);
+    transient errors are retried (with_backoff)."""
+    found: dict[str, Any] = with_backoff(
+        where, key, lambda: s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    )
+    return found
