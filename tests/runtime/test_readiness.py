@@ -115,6 +115,7 @@ def test_install_puts_it_where_kopf_creates_its_sets(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(aiotoggles, "ToggleSet", aiotoggles.ToggleSet)  # undone after the test
     monkeypatch.setattr(processing, "process_resource_event", processing.process_resource_event)
+    monkeypatch.setattr(readiness, "_PROCESS", readiness._PROCESS)
     readiness.install()
     for module in (orchestration, running):  # they create their sets as aiotoggles.ToggleSet
         assert vars(module)["aiotoggles"].ToggleSet is readiness.ToggleSet
@@ -158,8 +159,8 @@ def test_a_worker_that_need_not_wait_drops_its_toggle_and_goes_on(
 
     import kubetune.runtime.handlers  # noqa: F401
 
-    monkeypatch.setattr(processing, "process_resource_event", processing.process_resource_event)
     monkeypatch.setattr(aiotoggles, "ToggleSet", aiotoggles.ToggleSet)
+    monkeypatch.setattr(readiness, "_PROCESS", readiness._PROCESS)
     passed: list[str] = []
 
     async def kopfs(
@@ -169,8 +170,9 @@ def test_a_worker_that_need_not_wait_drops_its_toggle_and_goes_on(
         await operator_indexed.wait_for(True)
         passed.append(resource.plural)
 
-    monkeypatch.setattr(readiness, "_PROCESS", kopfs)
+    monkeypatch.setattr(processing, "process_resource_event", kopfs)  # kopf's, as install finds it
     readiness.install()
+    readiness.install()  # idempotent: still one wrapper around kopf's
     assert vars(running)["processing"].process_resource_event is readiness.process_resource_event
 
     async def start() -> None:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
 from kopf._cogs.clients import watching
-from kopf._cogs.structs import references
+from kopf._cogs.structs import bodies, references
+from kopf._core.reactor import processing
+from kopf._core.reactor.inventory import ResourceMemories
 
 from kubetune.api import parse_job
 from kubetune.render import RenderSettings, render
-from kubetune.runtime import slim
+from kubetune.runtime import readiness, slim
 from kubetune.runtime.children import spec_hash
 from kubetune.runtime.indexes import claim_phases, pytorchjobs_by_job
 from kubetune.runtime.kueue import holds
@@ -124,6 +126,8 @@ def test_kopfs_queueing_reads_its_streams_through_the_cut(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(slim, "_ORIGINAL", scripted)
     monkeypatch.setattr(watching, "infinite_watch", watching.infinite_watch)  # restored after
+    monkeypatch.setattr(processing, "process_resource_event", processing.process_resource_event)
+    monkeypatch.setattr(slim, "_PROCESS", slim._PROCESS)
     slim.install()
     assert watching.infinite_watch is slim.slim_watch
 
@@ -143,3 +147,44 @@ def test_kopfs_queueing_reads_its_streams_through_the_cut(monkeypatch: pytest.Mo
     for event in (listed, modified):
         assert "managedFields" not in event["object"]["metadata"]
         assert event["object"]["spec"] == {"runPolicy": pytorchjob["spec"]["runPolicy"]}
+
+
+def test_an_objects_body_is_let_go_after_each_event_unless_a_timer_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through both wrappers, as main() installs them (the gate's, then this one): kopf's
+    processing keeps the body for the object's timers (as kopf's process_spawning_cause does);
+    after the event it is gone, unless a timer of the object runs."""
+    for module, name in ((processing, "process_resource_event"), (slim, "_PROCESS")):
+        monkeypatch.setattr(module, name, getattr(module, name))
+    monkeypatch.setattr(readiness, "_PROCESS", readiness._PROCESS)
+    memories = ResourceMemories()
+    calls = []
+
+    async def kopfs(*, memories: ResourceMemories, raw_event: Any, **_: Any) -> None:
+        memory = await memories.recall(raw_event["object"])
+        memory.daemons_memory.live_fresh_body = bodies.Body(raw_event["object"])
+        calls.append(raw_event["type"])
+
+    monkeypatch.setattr(processing, "process_resource_event", kopfs)
+    readiness.install()
+    slim.install()
+    slim.install()  # idempotent
+    job: Any = {"metadata": {"uid": "u1", "name": "j", "namespace": "ns"}, "status": {}}
+
+    async def event(kind: str | None) -> Any:
+        process: Any = processing.process_resource_event
+        await process(
+            registry=None,
+            resource=None,
+            memories=memories,
+            raw_event={"type": kind, "object": job},
+            operator_indexed=None,
+        )
+        return (await memories.recall(job)).daemons_memory
+
+    held = asyncio.run(event("ADDED"))
+    assert calls == ["ADDED"] and held.live_fresh_body is None
+    held.running_daemons[cast(Any, "queue_position")] = cast(Any, object())
+    assert asyncio.run(event("MODIFIED")).live_fresh_body is not None
+    assert calls == ["ADDED", "MODIFIED"]

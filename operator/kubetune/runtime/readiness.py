@@ -120,7 +120,7 @@ class _DropsOnly:
         return None
 
 
-_PROCESS = processing.process_resource_event
+_PROCESS: Any = None  # kopf's process_resource_event, as it was when install() ran
 
 
 async def process_resource_event(
@@ -141,5 +141,8 @@ async def process_resource_event(
 def install() -> None:
     """Make kopf create its toggle sets from the class above, and process events through
     `process_resource_event` (idempotent)."""
+    global _PROCESS
     aiotoggles.ToggleSet = ToggleSet  # type: ignore[misc]
-    processing.process_resource_event = process_resource_event  # type: ignore[assignment]
+    if processing.process_resource_event is not process_resource_event:
+        _PROCESS = processing.process_resource_event
+        processing.process_resource_event = process_resource_event  # type: ignore[assignment]

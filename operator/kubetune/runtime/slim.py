@@ -15,8 +15,10 @@ every object loses:
   `views.PyTorchJobView` does (name, spec hash, suspend, conditions), from an event or from its
   index alike;
 - a PersistentVolumeClaim's spec: `indexes.claim_phases` reads only its phase.
-Every other field stays. tests/runtime/test_slim.py checks that the views and indexes read the
-same from a cut body as from the whole one, and that kopf's queueing reaches the wrapper.
+Every other field stays. It also wraps kopf's `process_resource_event` so that, after each
+event, kopf's copy of the object's last body kept for its timers goes where no timer runs
+(`release`). tests/runtime/test_slim.py checks that the views and indexes read the same from a
+cut body as from the whole one, and that kopf reaches both wrappers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kopf._cogs.clients import watching
+from kopf._core.reactor import processing
 
 _ORIGINAL = watching.infinite_watch
 
@@ -72,6 +75,36 @@ async def slim_watch(*, resource: Any, **kwargs: Any) -> AsyncIterator[Any]:
         await stream.aclose()
 
 
+def release(memories: Any, raw_body: Any) -> None:
+    """Drop the last body kopf keeps of an object for its timers, where none runs.
+
+    kopf keeps, in each object's memory, its last body (`DaemonsMemory.live_fresh_body`) for
+    its timers and daemons to read, for as long as the object exists, for every object of a
+    kind that has any: every FineTuneJob, for the queue-position timer that runs only while a
+    job is `Queued`. That was about 14 KiB a job, finished ones too. After each event, an
+    object with no timer running lets it go (kopf does the same when a daemon stops for good);
+    the next event sets it again before any timer starts."""
+    memory = memories._items.get(memories._build_key(raw_body))
+    if memory is not None and not memory.daemons_memory.running_daemons:
+        memory.daemons_memory.live_fresh_body = None
+
+
+_PROCESS: Any = None  # kopf's process_resource_event, as it was when install() ran
+
+
+async def process_resource_event(*, memories: Any, raw_event: Any, **kwargs: Any) -> Any:
+    """kopf's `process_resource_event`, then `release` of the object's body."""
+    try:
+        return await _PROCESS(memories=memories, raw_event=raw_event, **kwargs)
+    finally:
+        release(memories, raw_event["object"])
+
+
 def install() -> None:
-    """Make kopf's queueing read its watch streams through `slim_watch` (idempotent)."""
+    """Make kopf's queueing read its watch streams through `slim_watch`, and process events
+    through `process_resource_event` (idempotent)."""
+    global _PROCESS
     watching.infinite_watch = slim_watch
+    if processing.process_resource_event is not process_resource_event:
+        _PROCESS = processing.process_resource_event
+        processing.process_resource_event = process_resource_event  # type: ignore[assignment]
