@@ -90,7 +90,7 @@ bench:
 	@venv=$$(hack/venv.sh $(TEST_EXTRAS)); \
 	for b in packing_efficiency preprocess_throughput train_throughput dpo_throughput grpo_throughput operator_burst openai_api_latency object_storage gpu/run; do \
 	  "$$venv/bin/python" bench/$$b.py; done; \
-	"$$venv/bin/python" bench/operator_burst.py --over-time 20 --no-baseline 10000  # ~30 min here
+	"$$venv/bin/python" bench/operator_burst.py --over-time 20 --no-baseline --soak 30 10000  # ~1 h here
 
 # The install steps that CI proves from an empty cache on every run (hack/cold-check.sh).
 cold-check:
