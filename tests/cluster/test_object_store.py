@@ -349,11 +349,10 @@ def test_etags_and_checksums_computed_as_the_server_computes_them(
     located: Locate,
     tmp_path: Path,
 ) -> None:
-    """A file boto3 uploads in 8 MiB parts: the server's `…-3` ETag is what etag_matches
-    computes from the bytes and the first part's size (HEAD partNumber=1), and its composite
-    CRC32 (boto3's default) and SHA-256 (asked for) `…-3` checksums are what checksum_matches
-    computes; one byte changed, none is. A single-part object's ETag is its MD5 and its CRC32
-    a full-object one. `verdict` checks by the checksum when there is one, else by the ETag."""
+    """A file boto3 uploads in 8 MiB parts: the server's `…-3` ETag, composite CRC32 (boto3's
+    default) and SHA-256 (asked for) are what etag_matches and checksum_matches compute from
+    the bytes and the first part's size (HEAD partNumber=1); one byte changed, none is. So for
+    a single-part object's MD5 and full-object CRC32. `verdict` prefers the checksum."""
     bucket = local_s3.bucket()
     s3 = local_s3.client()
     data = tmp_path / "shard.bin"
@@ -366,8 +365,7 @@ def test_etags_and_checksums_computed_as_the_server_computes_them(
         key: s3.head_object(Bucket=bucket, Key=f"m/{key}", ChecksumMode="ENABLED")
         for key in ("shard.bin", "sha.bin", "plain.bin")
     }
-    etag = heads["shard.bin"]["ETag"]
-    assert etag.strip('"').endswith("-3"), etag
+    assert (etag := heads["shard.bin"]["ETag"]).strip('"').endswith("-3"), etag
     crc32, sha256 = heads["shard.bin"]["ChecksumCRC32"], heads["sha.bin"]["ChecksumSHA256"]
     assert crc32.endswith("-3") and sha256.endswith("-3"), (crc32, sha256)
     assert not any(k.startswith("ChecksumCRC") for k in heads["plain.bin"]), heads["plain.bin"]
