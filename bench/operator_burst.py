@@ -68,6 +68,7 @@ from operator_process import (  # noqa: E402
     Operator,
     cpu_seconds,
     difference,
+    kib_slope,
     restarts,
     status_mib,
     writes,
@@ -200,19 +201,13 @@ def over_time(
             future.result()
     made = difference(writes(operator.metrics_port), before)
     # Growth per job: the slope of RSS over jobs done, from the first 10% on (start-up spent).
-    tail = [(d, r) for _, d, r in samples if d >= n / 10]
-    slope = float("nan")
-    if len(tail) >= 2:
-        mean_d = statistics.fmean(d for d, _ in tail)
-        mean_r = statistics.fmean(r for _, r in tail)
-        var = sum((d - mean_d) ** 2 for d, _ in tail)
-        slope = sum((d - mean_d) * (r - mean_r) for d, r in tail) / var * 1024 if var else slope
+    slope = kib_slope([(d, r) for _, d, r in samples if d >= n / 10])
     return {
         "jobs": n,
         "seconds": samples[-1][0],
         "writes": {k: v / n for k, v in made.items()},
         "samples": samples,
-        "kib_per_job": slope,
+        "kib_per_job": float("nan") if slope is None else slope,
         "rss": status_mib(pid),
         "peak": status_mib(pid, "VmHWM"),
     }

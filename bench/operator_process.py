@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -155,6 +156,15 @@ class Operator:
             self.proc.wait(timeout=60)
 
 
+def kib_slope(points: list[tuple[float, float]]) -> float | None:
+    """The least-squares slope of (x, MiB) points in KiB per unit of x; None when there are
+    fewer than two distinct x."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    xs, ys = zip(*points, strict=True)
+    return statistics.linear_regression(xs, ys).slope * 1024
+
+
 def soak(operator: Operator, minutes: float) -> dict[str, Any]:
     """Keep the operator running for `minutes`, sampling its RSS every 30 s: the samples
     (minutes, MiB), the least-squares slope over the second half (KiB a minute; the first
@@ -168,14 +178,10 @@ def soak(operator: Operator, minutes: float) -> dict[str, Any]:
         if elapsed >= minutes:
             break
         time.sleep(min(30.0, max(0.0, (minutes - elapsed) * 60)))
-    tail = samples[len(samples) // 2 :]
-    mean_t = sum(t for t, _ in tail) / len(tail)
-    mean_r = sum(r for _, r in tail) / len(tail)
-    var = sum((t - mean_t) ** 2 for t, _ in tail)
-    slope = sum((t - mean_t) * (r - mean_r) for t, r in tail) / var * 1024 if var else 0.0
+    slope = kib_slope(samples[len(samples) // 2 :])
     return {
         "samples": samples,
-        "kib_per_minute": slope,
+        "kib_per_minute": 0.0 if slope is None else slope,
         "writes": sum(writes(operator.metrics_port).values()) - before,
         "peak": status_mib(operator.proc.pid, "VmHWM"),
     }

@@ -114,10 +114,6 @@ def create_failures(kube: Kube, pytorchjob: str) -> list[dict[str, Any]]:
     ]
 
 
-def moment(stamp: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
 @pytest.mark.usefixtures("operator")
 def test_a_refused_child_fails_the_job_with_the_api_servers_message(kube: Kube, deny: Any) -> None:
     policy = deny("configmaps", "refused-child")
@@ -163,8 +159,14 @@ def test_pods_the_api_server_refuses_fail_the_job_and_stop_the_retries(
     )
     attempts = create_failures(kube, "refused-pods")
     assert attempts
-    stopped = moment(suspended["lastTransitionTime"]) + datetime.timedelta(seconds=1)
-    later = [e["lastTimestamp"] for e in attempts if moment(e["lastTimestamp"]) > stopped]
+    stopped = datetime.datetime.fromisoformat(suspended["lastTransitionTime"]) + datetime.timedelta(
+        seconds=1
+    )
+    later = [
+        e["lastTimestamp"]
+        for e in attempts
+        if datetime.datetime.fromisoformat(e["lastTimestamp"]) > stopped
+    ]
     assert not later, (suspended["lastTransitionTime"], later)
     assert status(kube, "refused-pods")["phase"] == "Failed"
 

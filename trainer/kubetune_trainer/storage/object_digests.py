@@ -2,11 +2,11 @@
 has one this image computes, else by its ETag when that is an MD5, else by size alone.
 
 - **Checksums** (`x-amz-checksum-*`, returned by a HEAD with `ChecksumMode=ENABLED`): CRC32
-  (zlib, about 5× faster than MD5 here), SHA-1 and SHA-256 (hashlib). A full-object checksum
-  covers the bytes; a composite one (`…-N`, multipart uploads) is the checksum of the parts'
-  checksums, every part but the last of the same size. boto3 (since 1.36) and AWS S3 put a
-  checksum on every new object; CRC32C and CRC64NVME need awscrt, which this image does not
-  have, so objects with only those are checked by their ETag.
+  (about 5× faster than MD5 here), SHA-1 and SHA-256, by botocore's checksum classes. A
+  full-object checksum covers the bytes; a composite one (`…-N`, multipart uploads) is the
+  checksum of the parts' checksums, every part but the last of the same size. boto3 (since
+  1.36) and AWS S3 put a checksum on every new object; CRC32C and CRC64NVME need awscrt, which
+  this image does not have, so objects with only those are checked by their ETag.
 - **ETags**: a single-part upload's is the MD5 of its bytes, a multipart one's the MD5 of its
   parts' MD5s — as AWS S3, MinIO, Ceph RGW and SeaweedFS compute them, except under SSE-KMS,
   DSSE-KMS or SSE-C (AWS), whose ETags are no MD5: such an object without a checksum this image
@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,29 +27,22 @@ from typing import Any
 PIECE = 4 << 20
 
 
-class _Crc32:
-    """CRC32 with hashlib's update/digest (big-endian, as S3's `x-amz-checksum-crc32`)."""
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes) -> None:
-        self.value = zlib.crc32(data, self.value)  # frees the GIL above 5 KiB, as hashlib does
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
+# The checksum fields of a HEAD that botocore's own classes compute without awscrt
+# (`_hasher`; zlib's CRC32 frees the GIL above 5 KiB, as hashlib does).
+CHECKSUMS = ("ChecksumCRC32", "ChecksumSHA256", "ChecksumSHA1")
 
 
-def _sha1() -> Any:
-    return hashlib.sha1(usedforsecurity=False)
+def _hasher(field: str) -> Callable[[], Any]:
+    """A HEAD's checksum field → botocore's class for it (imported only when a file is checked)."""
+    from botocore import httpchecksum
+
+    return {
+        "ChecksumCRC32": httpchecksum.Crc32Checksum,
+        "ChecksumSHA256": httpchecksum.Sha256Checksum,
+        "ChecksumSHA1": httpchecksum.Sha1Checksum,
+    }[field]
 
 
-# A HEAD's checksum field → a fresh hasher for it (hashlib's interface).
-CHECKSUMS: dict[str, Callable[[], Any]] = {
-    "ChecksumCRC32": _Crc32,
-    "ChecksumSHA256": hashlib.sha256,
-    "ChecksumSHA1": _sha1,
-}
 # SSE-KMS ("aws:kms"), DSSE-KMS ("aws:kms:dsse"): AWS's ETag is then no MD5 of the bytes.
 KMS = ("aws:kms", "aws:kms:dsse")
 
@@ -111,7 +103,7 @@ def checksum_matches(path: Path, field: str, value: str, part: int | None) -> bo
     """Whether the file's bytes give the object's checksum `value` (a HEAD's `field`, base64,
     `…-N` when composite); None when it cannot tell (a composite one without the part size)."""
     digest, _, count = value.partition("-")
-    new = CHECKSUMS[field]
+    new = _hasher(field)
     if not count:
         return base64.b64encode(_digest(path, new)).decode() == digest
     if part is None:
