@@ -51,7 +51,17 @@ def tool_conversation(rng: random.Random) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": user}, reply], "tools": TOOLS}
 
 
-def write_tool_set(path: Path, n: int, seed: int) -> Path:
+def write_tool_set(path: Path, n: int, seed: int, greetings: int | None = None) -> Path:
+    """`n` conversations drawn with `seed`; with `greetings`, only the first that many of the
+    greetings (no call expected) are kept."""
     rng = random.Random(seed)
-    path.write_text("".join(json.dumps(tool_conversation(rng)) + "\n" for _ in range(n)))
+    rows = []
+    for _ in range(n):
+        row = tool_conversation(rng)
+        if greetings is not None and "tool_calls" not in row["messages"][-1]:
+            if greetings == 0:
+                continue
+            greetings -= 1
+        rows.append(row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
