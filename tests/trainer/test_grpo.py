@@ -4,12 +4,16 @@ reward together (the tool-call scorer, a string check, a length penalty and a us
 The per-grader rewards, KL, completion length and clipped ratio reach metrics.jsonl and
 progress.json (the status); the adapter is exported and the held-out tool-call scoring runs.
 A second run, also on two nodes, checks that the reward actually rises; a third, after an SFT
-stage, that the held-out tool-call reward does, on two nodes and in one process alike."""
+stage, that the held-out tool-call reward does, on two nodes and in one process alike. Full
+fine-tuning and QLoRA run two steps each in one process."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kubetune_trainer.data.tool_calls import syntax_of
 from kubetune_trainer.export.evaluate import BASELINE_SAMPLES
@@ -78,6 +82,54 @@ def test_grpo_on_two_nodes_logs_rewards_and_exports_the_adapter(
     assert (folder / "output" / "adapter" / "adapter_model.safetensors").exists()
     scores = progress["evaluation"]["toolCalls"]  # the existing scoring, after the export
     assert scores["turns"] == 2, scores
+
+
+QLORA = {
+    "type": "qlora",
+    "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+    "quantization": {"bits": 4, "quantType": "nf4", "doubleQuant": True, "computeDtype": "float32"},
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "logged", "output"),
+    [
+        ({"type": "full"}, "full: ", "merged"),  # beta > 0: TRL's frozen reference copy
+        (QLORA, "quantized layers: Linear4bit", "adapter"),  # the reference: adapter disabled
+    ],
+    ids=["full", "qlora"],
+)
+def test_grpo_under_full_fine_tuning_and_qlora(
+    method: dict[str, Any], logged: str, output: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The other two methods, in one process: they train, log the per-grader rewards and KL,
+    and export what their method exports."""
+    data = write_tool_set(tmp_path / "tools.jsonl", 8, seed=4)
+    job = tiny_job(
+        tiny_model_dir,
+        f"grpo-{method['type']}",
+        **{
+            "spec.dataset.sources": [{"source": str(data), "format": "messages"}],
+            "spec.dataset.chatTemplate": {"jinja": COMPACT_TEMPLATE},
+            "spec.method": method,
+            "spec.training.objective": "grpo",
+            "spec.training.grpo": {"numGenerations": 2, "maxCompletionLength": 8, "beta": 0.04},
+            "spec.training.maxSteps": 2,
+            "spec.training.microBatchSize": 2,
+            "spec.training.learningRate": 1e-4,
+            "spec.training.loggingSteps": 1,
+            "spec.training.saveSteps": 2,
+            "spec.rewards": REWARDS[:2],
+        },
+    )
+    result = train(job, tmp_path)
+    assert result.ok, (result.log or Path("/dev/null")).read_text()[-3000:]
+    folder = job_dir(tmp_path, job)
+    assert logged in (folder / "logs" / "node-0.log").read_text()
+    history = [x for x in read_metrics(folder / "metrics.jsonl") if "reward" in x]
+    assert [x["step"] for x in history] == [1, 2]
+    assert all("rewards/tool-call/mean" in x and x["kl"] >= 0 for x in history), history
+    assert set(manifest(tmp_path, job)["outputs"]) == {output}
 
 
 def test_grpo_learns_to_raise_a_verifiable_reward(tiny_model_dir: Path, tmp_path: Path) -> None:
