@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from _pytest.mark.expression import Expression, ExpressionMatcher
+from _pytest.mark.expression import Expression
+
+if TYPE_CHECKING:  # pytest 9's name for the matcher's type; 8 takes the same callable
+    from _pytest.mark.expression import ExpressionMatcher
 
 from tests.support import kind
 from tests.support.tiers import DESCRIPTIONS, ORDER, tier_of

@@ -10,6 +10,7 @@ fine-tuning and QLoRA run two steps each in one process."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,7 @@ def held_out_reward(samples: Path) -> float:
 
 
 def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
-    tiny_model_dir: Path, tmp_path: Path
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SFT on tool-call traces with few greetings (8 of 173 rows) teaches the call format and
     the tool names, and to call a tool on every greeting too; GRPO from its merged model, with
@@ -189,6 +190,10 @@ def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
     Scored on 48 held-out conversations (18 greetings), greedy, by the evaluation after the
     export. Measured with seeds 1–3 (docs/trainer.md): base 0.375 (it never calls), SFT
     0.40–0.49, GRPO 0.78–0.83 in one process and 0.82–0.83 on two nodes."""
+    # One OpenMP thread a process (`kubetune run` gives a process cpu_count ÷ world size):
+    # beside the kind tier, libgomp's two threads of a one-process run spin at every barrier
+    # of the generation's small ops; its GRPO took 427 s where two nodes took 21 s.
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
     validation = write_tool_set(tmp_path / "held-out.jsonl", 48, seed=2)
     common = {
         "spec.dataset.validation": {"source": str(validation)},
