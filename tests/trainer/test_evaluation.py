@@ -15,7 +15,7 @@ import pytest
 
 from kubetune_trainer.runtime.progress import read_progress
 from tests.support.jobs import job_dir, logged_losses, manifest, tiny_job, train
-from tests.support.tool_data import COMPACT_TEMPLATE, PROJECTIONS, write_tool_set
+from tests.support.tool_data import COMPACT_TEMPLATE, TOOL_LORA, write_tool_set
 
 
 def test_lora_on_two_nodes_learns_to_call_the_right_tool(
@@ -32,12 +32,7 @@ def test_lora_on_two_nodes_learns_to_call_the_right_tool(
             "spec.dataset.chatTemplate": {"jinja": COMPACT_TEMPLATE},
             "spec.evaluation": {"baseline": True, "maxNewTokens": 40},
             "spec.distributed": {"nodes": 2},  # each rank generates half the turns
-            "spec.method.lora": {
-                "r": 16,
-                "alpha": 32,
-                "dropout": 0.0,
-                "targetModules": PROJECTIONS,
-            },
+            "spec.method.lora": TOOL_LORA,
             "spec.training.maxSteps": 60,
             "spec.training.learningRate": 5e-3,
             "spec.training.evalSteps": 30,

@@ -21,7 +21,7 @@ from kubetune_trainer.export.evaluate import BASELINE_SAMPLES
 from kubetune_trainer.report.metrics_log import read_metrics
 from kubetune_trainer.training.rewards import tool_call_score
 from tests.support.jobs import job_dir, manifest, tiny_job, train
-from tests.support.tool_data import COMPACT_TEMPLATE, PROJECTIONS, write_tool_set
+from tests.support.tool_data import COMPACT_TEMPLATE, PROJECTIONS, TOOL_LORA, write_tool_set
 
 REWARDS = [
     {"name": "tool-call", "toolCall": {}},
@@ -208,12 +208,7 @@ def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
             "spec.dataset.sources": [
                 {"source": str(write_tool_set(tmp_path / "sft.jsonl", 240, seed=1, greetings=8))}
             ],
-            "spec.method.lora": {
-                "r": 16,
-                "alpha": 32,
-                "dropout": 0.0,
-                "targetModules": PROJECTIONS,
-            },
+            "spec.method.lora": TOOL_LORA,
             "spec.training.maxSteps": 60,
             "spec.training.learningRate": 5e-3,
             "spec.training.microBatchSize": 16,
@@ -249,12 +244,8 @@ def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
                     "beta": 0.1,
                 },
                 "spec.distributed": {"nodes": nodes},
-                "spec.method.lora": {
-                    "r": 16,
-                    "alpha": 32,
-                    "dropout": 0.0,
-                    "targetModules": PROJECTIONS[:-1],  # not lm_head under GRPO
-                },
+                # not lm_head under GRPO
+                "spec.method.lora": {**TOOL_LORA, "targetModules": PROJECTIONS[:-1]},
                 "spec.training.maxSteps": 96,
                 "spec.training.microBatchSize": 32 // nodes,  # two prompts' groups a step
                 "spec.training.learningRate": 1e-3,
