@@ -188,7 +188,7 @@ def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
     the tool names, and to call a tool on every greeting too; GRPO from its merged model, with
     `toolCall` as its only reward (1 for refraining where no call is expected), unlearns that.
     Scored on 48 held-out conversations (18 greetings), greedy, by the evaluation after the
-    export. Measured with seeds 1–3 (docs/trainer.md): base 0.375 (it never calls), SFT
+    export. Measured by hand with seeds 1–3 (docs/trainer.md): base 0.375 (it never calls), SFT
     0.40–0.49, GRPO 0.78–0.83 in one process and 0.82–0.83 on two nodes."""
     # One OpenMP thread a process (`kubetune run` gives a process cpu_count ÷ world size):
     # beside the kind tier, libgomp's two threads of a one-process run spin at every barrier
@@ -259,6 +259,6 @@ def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
         scores[f"grpo-{nodes}"] = held_out_reward(Path(evaluation["samples"]))
         assert evaluation["toolCalls"]["refrainedWhenNotExpected"] >= 0.75, evaluation
     print("held-out toolCall reward:", scores)
-    assert scores["base"] < scores["sft"]
+    assert scores["base"] < scores["sft"], scores
     assert min(scores["grpo-1"], scores["grpo-2"]) >= scores["sft"] + 0.2, scores
     assert abs(scores["grpo-1"] - scores["grpo-2"]) <= 0.1, scores  # DDP: the same, within noise
