@@ -184,12 +184,13 @@ def held_out_reward(samples: Path) -> float:
 def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SFT on tool-call traces with few greetings (8 of 173 rows) teaches the call format and
-    the tool names, and to call a tool on every greeting too; GRPO from its merged model, with
-    `toolCall` as its only reward (1 for refraining where no call is expected), unlearns that.
-    Scored on 48 held-out conversations (18 greetings), greedy, by the evaluation after the
-    export. Measured by hand with seeds 1–3 (docs/trainer.md): base 0.375 (it never calls), SFT
-    0.40–0.49, GRPO 0.78–0.83 in one process and 0.82–0.83 on two nodes."""
+    """SFT on tool-call traces with few greetings (4 of 169 rows) teaches the call format and
+    the tool names, and to call a tool on (almost) every greeting too; GRPO from its merged
+    model, with `toolCall` as its only reward (1 for refraining where no call is expected),
+    unlearns that. Scored on 48 held-out conversations (18 greetings), greedy, by the evaluation
+    after the export. Every run repeats exactly (`training.seed`); with seeds 1–3
+    (docs/trainer.md): base 0.375 (it never calls), SFT 0.48–0.51, GRPO 0.83–0.85 in one process
+    and on two nodes, every greeting refrained."""
     # One OpenMP thread a process (`kubetune run` gives a process cpu_count ÷ world size):
     # beside the kind tier, libgomp's two threads of a one-process run spin at every barrier
     # of the generation's small ops; its GRPO took 427 s where two nodes took 21 s.
@@ -206,7 +207,7 @@ def test_grpo_after_sft_raises_the_held_out_tool_call_reward(
         **common,
         **{
             "spec.dataset.sources": [
-                {"source": str(write_tool_set(tmp_path / "sft.jsonl", 240, seed=1, greetings=8))}
+                {"source": str(write_tool_set(tmp_path / "sft.jsonl", 240, seed=1, greetings=4))}
             ],
             "spec.method.lora": TOOL_LORA,
             "spec.training.maxSteps": 60,

@@ -85,7 +85,7 @@ def build_trainer(
     complete-checkpoint rotation (handing each checkpoint to `uploader`, rank 0's
     checkpoint_store.CheckpointUploader, when given), the graceful-stop handler (returned too),
     progress. Creating the Trainer initialises the process group (gloo on CPU, NCCL on GPUs)."""
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
 
     from kubetune_trainer.data.collate import PackedCollator
     from kubetune_trainer.evaluation.token_accuracy import argmax, mean_token_accuracy
@@ -106,6 +106,9 @@ def build_trainer(
     )
 
     job = Path(config.paths.job)
+    # `training.seed` before the model: a LoRA adapter's initialisation (here for SFT, in TRL's
+    # trainers for DPO and GRPO) precedes the Trainer's own seeding.
+    set_seed(config.training.seed)
     tokenizer = load_tokenizer(prepared.model, config)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device_map = (
