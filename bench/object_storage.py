@@ -1,8 +1,9 @@
-"""Object-storage throughput and memory: kubetune's s3:// transfers (`object_upload.upload` and
-`object_store.download`, boto3's s3transfer, as the export and `prepare` run them) against the
-server-native class of client (hack/s3-native: minio-go, the library MinIO's `mc` is built on,
-with its defaults), both against the local control plane's S3 server (SeaweedFS), in the same
-run. Targets: ≥ 0.8× the native client both ways, and kubetune's peak RSS ≤ 256 MiB.
+"""Object-storage throughput and memory: kubetune's s3:// transfers (`object_upload.upload`,
+boto3's s3transfer, and `object_fetch.download`, ranged GETs digested as they stream, as the
+export and `prepare` run them) against the server-native class of client (hack/s3-native:
+minio-go, the library MinIO's `mc` is built on, with its defaults), both against the local
+control plane's S3 server (SeaweedFS), in the same run. Targets: ≥ 0.8× the native client
+both ways, and kubetune's peak RSS ≤ 256 MiB.
 
 The set is model-shaped: safetensors shards of random bytes (about 512 MiB each, as many as the
 size asks; each with a real safetensors header) and their index, config.json,
@@ -144,10 +145,10 @@ def _rss_mib(field: str = "VmRSS") -> float:
 
 def child(spec: dict[str, str]) -> None:
     """kubetune's side of one transfer: only that, then one JSON line (the last of stdout)."""
-    import boto3.s3.transfer  # noqa: F401  (object_store imports it lazily: at the start here)
+    import boto3.s3.transfer  # noqa: F401  (imported lazily by kubetune: at the start here)
 
     from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
-    from kubetune_trainer.storage.object_store import download
+    from kubetune_trainer.storage.object_fetch import download
     from kubetune_trainer.storage.object_upload import upload
 
     conn = S3Connection(

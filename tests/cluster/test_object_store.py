@@ -23,18 +23,13 @@ from kubetune_api.status import Upload
 from kubetune_trainer.runtime.checkpoints import MARKER, latest_complete, mark_complete
 from kubetune_trainer.storage.checkpoint_store import CheckpointUploader, restore_from
 from kubetune_trainer.storage.object_checks import ObjectStoreError, part_size
-from kubetune_trainer.storage.object_digests import checksum_matches, etag_matches, verdict
-from kubetune_trainer.storage.object_store import (
-    Listed,
-    client,
-    download,
-    fetch_objects,
-    list_objects,
-)
+from kubetune_trainer.storage.object_digests import plan
+from kubetune_trainer.storage.object_fetch import download, fetch_objects
+from kubetune_trainer.storage.object_store import Listed, client, list_objects
 from kubetune_trainer.storage.object_upload import upload
 from tests.support.kube import eventually
 from tests.support.processes import Component
-from tests.support.s3 import LocalS3
+from tests.support.s3 import LocalS3, wrong_bytes
 
 ENV = CredentialEnv("KT_TEST_S3")
 
@@ -350,9 +345,9 @@ def test_etags_and_checksums_computed_as_the_server_computes_them(
     tmp_path: Path,
 ) -> None:
     """A file boto3 uploads in 8 MiB parts: the server's `…-3` ETag, composite CRC32 (boto3's
-    default) and SHA-256 (asked for) are what etag_matches and checksum_matches compute from
-    the bytes and the first part's size (HEAD partNumber=1); one byte changed, none is. So for
-    a single-part object's MD5 and full-object CRC32. `verdict` prefers the checksum."""
+    default) and SHA-256 (asked for) are what a download computes from the bytes, part by part,
+    with the first part's size (HEAD partNumber=1); one byte changed, none is. So for a
+    single-part object's MD5 and full-object CRC32. `plan` prefers the checksum."""
     bucket = local_s3.bucket()
     s3 = local_s3.client()
     data = tmp_path / "shard.bin"
@@ -371,29 +366,17 @@ def test_etags_and_checksums_computed_as_the_server_computes_them(
     assert not any(k.startswith("ChecksumCRC") for k in heads["plain.bin"]), heads["plain.bin"]
     part = part_size(s3, located(f"s3://{bucket}/m/"), bucket, "m/shard.bin")
     assert part == 8 * 1024 * 1024
-    assert etag_matches(data, etag, part)
-    assert checksum_matches(data, "ChecksumCRC32", crc32, part)
-    assert checksum_matches(data, "ChecksumSHA256", sha256, part)
-    assert checksum_matches(data, "ChecksumCRC32", crc32, None) is None  # parts unknown
+    body = data.read_bytes()
+    changed = body[: 12 << 20] + bytes([body[12 << 20] ^ 0xFF]) + body[(12 << 20) + 1 :]
     for key, how in (("shard.bin", "CRC32"), ("sha.bin", "SHA256"), ("plain.bin", "ETag")):
-        head = heads[key]
-        found = verdict(data, head["ETag"], lambda h=head: h, part)  # type: ignore[misc]
-        assert found.wrong == "" and found.how.startswith(how), (key, found)
-    with data.open("r+b") as f:
-        f.seek(12 * 1024 * 1024)
-        f.write(b"\xff" if f.read(1) != b"\xff" else b"\x00")
-    assert not etag_matches(data, etag, part)
-    assert not checksum_matches(data, "ChecksumCRC32", crc32, part)
-    assert not checksum_matches(data, "ChecksumSHA256", sha256, part)
-    for key in heads:
-        head = heads[key]
-        assert verdict(data, head["ETag"], lambda h=head: h, part).wrong, key  # type: ignore[misc]
+        check = plan(heads[key]["ETag"], heads[key], lambda: part)
+        assert check.how.startswith(how) and check.part == part, (key, check)
+        assert wrong_bytes(check, body) == "", key
+        assert wrong_bytes(check, changed), key
+    assert plan(etag, heads["shard.bin"], lambda: None).how.startswith("size only")
     s3.put_object(Bucket=bucket, Key="m/small", Body=b"hello")
-    small = tmp_path / "small"
-    small.write_bytes(b"hello")
     head = s3.head_object(Bucket=bucket, Key="m/small", ChecksumMode="ENABLED")
-    assert etag_matches(small, head["ETag"], None)
-    assert checksum_matches(small, "ChecksumCRC32", head["ChecksumCRC32"], None)
-    small.write_bytes(b"hellO")
-    assert not etag_matches(small, head["ETag"], None)
-    assert not checksum_matches(small, "ChecksumCRC32", head["ChecksumCRC32"], None)
+    for found, how in ((head, "CRC32"), ({"ETag": head["ETag"]}, "ETag (MD5)")):
+        check = plan(head["ETag"], found, lambda: None)
+        assert check.how == how and check.part is None, check
+        assert wrong_bytes(check, b"hello") == "" and wrong_bytes(check, b"hellO"), how

@@ -80,3 +80,17 @@ class LocalS3:
                 "AWS_SECRET_ACCESS_KEY": key["secretAccessKey"],
             },
         }
+
+
+def wrong_bytes(check: Any, data: bytes) -> str:
+    """What object_fetch finds wrong with `data` under `check` (object_digests.Check), digesting
+    it piece by piece as the download does ("" when nothing)."""
+    digests = []
+    for start, length in check.pieces(len(data), 32 << 20):
+        if check.new is None:
+            digests.append(b"")
+            continue
+        hasher = check.new()
+        hasher.update(data[start : start + length])
+        digests.append(hasher.digest())
+    return str(check.wrong(len(data), digests))

@@ -30,7 +30,8 @@ from kubetune_trainer.runtime.checkpoints import MARKER, latest_complete, step_o
 from kubetune_trainer.runtime.lease import lease
 from kubetune_trainer.runtime.log import log
 from kubetune_trainer.storage.object_checks import ObjectStoreError, describe
-from kubetune_trainer.storage.object_store import Listed, client, fetch_objects
+from kubetune_trainer.storage.object_fetch import fetch_objects
+from kubetune_trainer.storage.object_store import Listed, client
 from kubetune_trainer.storage.object_upload import upload
 
 PREFIX = "checkpoints/"

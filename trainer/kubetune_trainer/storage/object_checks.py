@@ -6,7 +6,6 @@ are the object's: object_digests.py."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from typing import Any
 
@@ -61,40 +60,20 @@ unreachable or restarting, 5xx, throttling) after boto3's own retries gave up.""
 
 class ShortDownload(Exception):
     """A download whose bytes are not the object's: fewer than its size arrived, or they do not
-    give its ETag (a SeaweedFS restarted mid-download once served an 8 MiB range of zeros)."""
-
-
-class Received:
-    """The bytes each object's GETs delivered in one round: s3transfer reports every chunk it
-    reads (negative when it rewinds for a retry of its own)."""
-
-    def __init__(self) -> None:
-        self.bytes: dict[str, int] = {}
-        self.lock = threading.Lock()
-
-    def subscriber(self) -> Any:
-        """An s3transfer subscriber: it calls the `on_progress` of each one it is given."""
-        received = self
-
-        class Counting:
-            def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
-                key = future.meta.call_args.key
-                with received.lock:
-                    received.bytes[key] = received.bytes.get(key, 0) + bytes_transferred
-
-        return Counting()
+    give its checksum or ETag (a SeaweedFS restarted mid-download once served an 8 MiB range of
+    zeros); fetched once more (object_fetch.py)."""
 
 
 def transient(err: BaseException) -> bool:
-    """An error that may pass: the connection (refused, closed, timed out), a 5xx, throttling,
-    a download short of its bytes."""
-    from botocore.exceptions import ClientError, HTTPClientError
+    """An error that may pass: the connection (refused, closed, cut mid-body, timed out), a
+    5xx, throttling, a download whose bytes were wrong once."""
+    from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     last = getattr(err, "last_exception", None)  # s3transfer's RetriesExceededError: the cause
     if isinstance(last, BaseException):
         err = last
-    if isinstance(err, BotoConnectionError | HTTPClientError | ShortDownload):
+    if isinstance(err, BotoConnectionError | HTTPClientError | IncompleteReadError | ShortDownload):
         return True
     if isinstance(err, ClientError):
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0

@@ -1,5 +1,7 @@
-"""Whether a downloaded file's bytes are the object's: by the object's flexible checksum when it
-has one this image computes, else by its ETag when that is an MD5, else by size alone.
+"""How a download's bytes are checked, decided from the object's HEAD before they arrive and
+computed as they arrive (object_fetch.fetch_objects hashes each piece it streams to disk, so no
+byte is read twice): by the object's flexible checksum when it has one this image computes,
+else by its ETag when that is an MD5, else by size alone.
 
 - **Checksums** (`x-amz-checksum-*`, returned by a HEAD with `ChecksumMode=ENABLED`): CRC32
   (about 5× faster than MD5 here), SHA-1 and SHA-256, by botocore's checksum classes. A
@@ -11,21 +13,19 @@ has one this image computes, else by its ETag when that is an MD5, else by size 
   parts' MD5s — as AWS S3, MinIO, Ceph RGW and SeaweedFS compute them, except under SSE-KMS,
   DSSE-KMS or SSE-C (AWS), whose ETags are no MD5: such an object without a checksum this image
   computes is checked by size only, and the log says so.
+
+A check by parts fetches the object part by part (each part one ranged GET, digested on its
+own); a check over the whole object fetches it in one GET; a check by size alone in ranges of
+any size.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-PIECE = 4 << 20
-
 
 # The checksum fields of a HEAD that botocore's own classes compute without awscrt
 # (`_hasher`; zlib's CRC32 frees the GIL above 5 KiB, as hashlib does).
@@ -33,7 +33,7 @@ CHECKSUMS = ("ChecksumCRC32", "ChecksumSHA256", "ChecksumSHA1")
 
 
 def _hasher(field: str) -> Callable[[], Any]:
-    """A HEAD's checksum field → botocore's class for it (imported only when a file is checked)."""
+    """A HEAD's checksum field → botocore's class for it (imported only when one is used)."""
     from botocore import httpchecksum
 
     return {
@@ -52,84 +52,84 @@ def _md5() -> Any:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """`wrong`: what is wrong with the bytes, "" when they are the object's; `how`: what
-    checked them (a checksum, the ETag, or the size alone)."""
+class Check:
+    """How one object's bytes are checked. `how` names it (a checksum, the ETag, or the size
+    alone, with why); `new` makes a hasher with `update` and `digest` (None: size only);
+    `value` is the digest the bytes must give (base64 for a checksum, hex for an ETag);
+    `part` is None for one digest over all the bytes, else the size of the parts whose
+    digests, `parts` of them, are digested again (a composite value)."""
 
-    wrong: str
     how: str
+    new: Callable[[], Any] | None = None
+    value: str = ""
+    part: int | None = None
+    parts: int = 1
+    encoding: str = "hex"
+
+    def pieces(self, size: int, default: int) -> list[tuple[int, int]]:
+        """The (start, length) ranges fetched and digested one by one: the parts when the
+        check is by parts, the whole object when one digest covers it, else ranges of
+        `default` bytes (nothing to digest, so any split will do)."""
+        if size == 0:
+            return [(0, 0)]
+        step = self.part or (size if self.new else default)
+        return [(start, min(step, size - start)) for start in range(0, size, step)]
+
+    def wrong(self, size: int, digests: list[bytes]) -> str:
+        """What is wrong with `size` bytes whose pieces gave `digests` (in order), or ""."""
+        if self.new is None:
+            return ""
+        if self.part is not None:
+            if len(digests) != self.parts:
+                return (
+                    f"they are not the {self.parts} parts of {self.part} bytes its "
+                    f"{self.how} was computed over"
+                )
+            whole = self.new()
+            whole.update(b"".join(digests))
+            digest = whole.digest()
+        else:
+            digest = digests[0]
+        got = base64.b64encode(digest).decode() if self.encoding == "base64" else digest.hex()
+        if got == self.value:
+            return ""
+        return f"the bytes do not give its {self.how.split(' (')[0]} {self.expected}"
+
+    @property
+    def expected(self) -> str:
+        """The value as the object's HEAD shows it (`…-N` for a composite one)."""
+        return f"{self.value}-{self.parts}" if self.part is not None else self.value
 
 
-def _digest(path: Path, new: Callable[[], Any], start: int = 0, length: int = -1) -> bytes:
-    one = new()
-    with path.open("rb") as f:
-        f.seek(start)
-        while length and (chunk := f.read(PIECE if length < 0 else min(length, PIECE))):
-            one.update(chunk)
-            length -= len(chunk) if length > 0 else 0
-    digest: bytes = one.digest()
-    return digest
+def plan(etag: str, found: dict[str, Any], part: Callable[[], int | None]) -> Check:
+    """The check for an object with this ETag and HEAD (`ChecksumMode=ENABLED`): its checksum if
+    it has one this image computes, else its ETag, else its size alone (SSE-KMS or SSE-C without
+    such a checksum, an ETag that is no MD5, parts of unknown size). `part` gives the size of a
+    multipart object's parts (a HEAD with partNumber=1), asked only for a composite value."""
+    asked: list[int | None] = []
 
+    def parts_of() -> int | None:  # one HEAD at most
+        if not asked:
+            asked.append(part())
+        return asked[0]
 
-def _of_parts(path: Path, new: Callable[[], Any], count: int, part: int) -> bytes | None:
-    """The digest (by `new`) of the parts' digests, or None when the file cannot be `count`
-    parts of `part` bytes (the last one shorter or equal)."""
-    size = path.stat().st_size
-    if size > part * count or size <= part * (count - 1):
-        return None
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # hashing frees the GIL
-        digests = pool.map(lambda i: _digest(path, new, i * part, part), range(count))
-        whole = new()
-        whole.update(b"".join(digests))
-        combined: bytes = whole.digest()
-        return combined
-
-
-def etag_matches(path: Path, etag: str, part: int | None) -> bool:
-    """Whether the file's bytes give the object's ETag: a single-part upload's is the MD5 of its
-    bytes, a multipart one's (`…-N`) the MD5 of its parts' MD5s (see above), with every part but
-    the last of `part` bytes (None: the server did not say; unchecked)."""
-    digest, _, count = etag.strip('"').partition("-")
-    if len(digest) != 32:
-        return True  # not an MD5 (e.g. a GCS composite object)
-    if not count:
-        return _digest(path, _md5).hex() == digest
-    if part is None:
-        return True
-    return (_of_parts(path, _md5, int(count), part) or b"").hex() == digest
-
-
-def checksum_matches(path: Path, field: str, value: str, part: int | None) -> bool | None:
-    """Whether the file's bytes give the object's checksum `value` (a HEAD's `field`, base64,
-    `…-N` when composite); None when it cannot tell (a composite one without the part size)."""
-    digest, _, count = value.partition("-")
-    new = _hasher(field)
-    if not count:
-        return base64.b64encode(_digest(path, new)).decode() == digest
-    if part is None:
-        return None
-    combined = _of_parts(path, new, int(count), part)
-    return combined is not None and base64.b64encode(combined).decode() == digest
-
-
-def verdict(path: Path, etag: str, head: Callable[[], dict[str, Any]], part: int | None) -> Verdict:
-    """Check the file against the object: its checksum if it has one this image computes, else
-    its ETag, else its size alone (SSE-KMS or SSE-C without such a checksum). `head` is the
-    object's HEAD with `ChecksumMode=ENABLED`, made only when needed: a single-part object
-    whose MD5 matches its ETag needs none."""
-    multipart = "-" in etag
-    if not multipart and etag_matches(path, etag, None):
-        return Verdict("", "ETag (MD5)")
-    found = head()
     for field in CHECKSUMS:
         value = found.get(field)
-        if value:
-            name = field.removeprefix("Checksum")
-            ok = checksum_matches(path, field, value, part)
-            if ok is not None:
-                return Verdict("" if ok else f"the bytes do not give its {name} {value}", name)
+        if not value:
+            continue
+        name = field.removeprefix("Checksum")
+        digest, _, count = value.partition("-")
+        if not count:
+            return Check(name, _hasher(field), digest, encoding="base64")
+        if each := parts_of():
+            return Check(name, _hasher(field), digest, each, int(count), "base64")
     if found.get("ServerSideEncryption") in KMS or found.get("SSECustomerAlgorithm"):
-        return Verdict("", "size only (its ETag is no MD5 under SSE-KMS or SSE-C)")
-    if multipart and etag_matches(path, etag, part):
-        return Verdict("", "ETag (MD5 of parts)")
-    return Verdict(f"the bytes do not give its ETag {etag}", "ETag")
+        return Check("size only (its ETag is no MD5 under SSE-KMS or SSE-C)")
+    digest, _, count = etag.strip('"').partition("-")
+    if len(digest) != 32:
+        return Check("size only (its ETag is no MD5)")
+    if not count:
+        return Check("ETag (MD5)", _md5, digest)
+    if each := parts_of():
+        return Check("ETag (MD5 of parts)", _md5, digest, each, int(count))
+    return Check("size only (the server does not say its part size)")

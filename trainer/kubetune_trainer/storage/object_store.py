@@ -1,22 +1,10 @@
-"""s3:// downloads (sources, in `prepare`) and uploads (`output.uri`, after the export), through
-boto3's transfer manager (s3transfer: parallel ranged GETs, multipart PUTs, retries).
-
-Downloads land in `<cache>/s3/<location digest>/`, one replica at a time under a lease. Each
-object is fetched to a `.kubetune-part-*` file (s3transfer pins the ranged GETs of one object to
-one ETag), checked against the listing: its ETag must not have changed since, as many bytes as
-its size must have arrived, and they must give its checksum or ETag (object_digests.py); only
-then is it renamed into place and recorded in `.kubetune-s3.json`. A download with the wrong
-bytes is fetched once more, then refused (BadDigest); transient errors are retried with backoff
-(object_checks.Backoff). So a rerun downloads only what changed, and a
-partial, replaced or corrupted object is never used.
-
-Uploads (object_upload.py) send every file but `manifest.json` first, that one last.
+"""s3:// connections, listings and transfer progress, shared by downloads (object_fetch.py, in
+`prepare` and checkpoint restores) and uploads (object_upload.py, after the export: boto3's
+transfer manager, every file but `manifest.json` first, that one last).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 import time
@@ -27,29 +15,15 @@ from typing import Any
 
 from kubetune_api.s3_spec import Located, S3Location, ca_bundle_path
 from kubetune_api.status import Upload
-from kubetune_trainer.runtime.lease import holder_id, lease
 from kubetune_trainer.runtime.log import log
 from kubetune_trainer.storage.object_checks import (
-    Backoff,
     ObjectStoreError,
-    Received,
-    ShortDownload,
     describe,
     error_code,
-    head_with_checksums,
-    part_size,
-    transient,
-    with_backoff,
 )
-from kubetune_trainer.storage.object_digests import verdict
 
-RECORD = ".kubetune-s3.json"
 MANIFEST = "manifest.json"
 CHUNK = 8 * 1024 * 1024  # upload parts (and the size above which an upload is multipart)
-# Downloads read ranges of 32 MiB, each in 1 MiB pieces, at most 32 pieces queued for the writer:
-# against 8 MiB ranges in s3transfer's 256 KiB pieces, 0.57–0.59× the native client's rate
-# instead of 0.47–0.49× (docs/benchmarks.md), with a peak RSS of 179–194 MiB (≤ 256).
-DOWNLOAD_RANGE = 32 * 1024 * 1024
 CONCURRENCY = 8
 
 
@@ -128,8 +102,9 @@ PROGRESS_EVERY_S = 10.0
 
 class TransferProgress:
     """A transfer's progress in the log: at every quarter of its bytes and at least every
-    PROGRESS_EVERY_S seconds, how much of the total is done and at what rate. s3transfer
-    reports the bytes from its worker threads (negative ones when a retry rewinds)."""
+    PROGRESS_EVERY_S seconds, how much of the total is done and at what rate. The bytes come
+    from worker threads: s3transfer's for uploads (negative ones when a retry rewinds), the
+    download's own (object_fetch.py)."""
 
     def __init__(
         self, verb: str, total: int, uri: str, report: Callable[[Upload], None] | None = None
@@ -185,146 +160,16 @@ class TransferProgress:
         )
 
 
-def transfer_config(part: int = CHUNK) -> Any:
-    """s3transfer's settings: `part` bytes per upload part or download range."""
+def transfer_config() -> Any:
+    """s3transfer's settings for uploads: CHUNK bytes per part, CONCURRENCY parts at a time."""
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(
         multipart_threshold=CHUNK,
-        multipart_chunksize=part,
+        multipart_chunksize=CHUNK,
         max_concurrency=CONCURRENCY,
         use_threads=True,
-        io_chunksize=1 << 20,
-        max_io_queue=32,
     )
-
-
-def download(where: Located, cache: Path) -> tuple[Path, str]:
-    """Fetch the location into the cache; return its local path (a file for one object, else
-    the folder) and a revision (a digest of the keys and ETags)."""
-    digest = hashlib.sha256(f"{where.connection.endpoint}|{where.uri}".encode()).hexdigest()[:16]
-    folder = cache / "s3" / digest
-    with lease(
-        cache / "locks" / f"s3-{digest}.lock",
-        on_wait=lambda: log(f"waiting: another replica is downloading {where.uri}"),
-    ):
-        s3 = client(where)
-        listed = list_objects(s3, where)
-        loc = S3Location.parse(where.uri)
-        single = len(listed) == 1 and listed[0].key == loc.key
-        base = loc.key.rsplit("/", 1)[0] + "/" if single and "/" in loc.key else ""
-        if not single:
-            base = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
-        fetch_objects(s3, where, listed, folder, base)
-    revision = hashlib.sha256(
-        json.dumps(sorted((o.key, o.etag) for o in listed)).encode()
-    ).hexdigest()
-    path = folder / listed[0].key.removeprefix(base) if single else folder
-    return path, revision
-
-
-def unchanged(s3: Any, where: Located, obj: Listed, tmp: Path) -> None:
-    """Raise PreconditionFailed (and drop the file) when the object's ETag is no longer the
-    listed one: replaced since the listing, which version did we get?"""
-    bucket = S3Location.parse(where.uri).bucket
-    now = with_backoff(where, obj.key, lambda: s3.head_object(Bucket=bucket, Key=obj.key))["ETag"]
-    if now != obj.etag:
-        tmp.unlink(missing_ok=True)
-        raise ObjectStoreError(
-            f"{where.field}: s3://{bucket}/{obj.key}: PreconditionFailed: the object changed "
-            f"during the download (ETag {now}, listed {obj.etag}); not used, run it again"
-        )
-
-
-def wrong_bytes(s3: Any, where: Located, obj: Listed, path: Path, received: Received) -> str:
-    """What is wrong with a downloaded file, or "" when its bytes are the object's: as many as
-    its size arrived and are on disk, and they give its checksum or ETag (object_digests)."""
-    got, size = received.bytes.get(obj.key, 0), path.stat().st_size
-    if got != obj.size or size != obj.size:
-        return f"{got} bytes arrived and {size} are on disk of the object's {obj.size}"
-    bucket = S3Location.parse(where.uri).bucket
-    part = part_size(s3, where, bucket, obj.key) if "-" in obj.etag else None
-    found = verdict(path, obj.etag, lambda: head_with_checksums(s3, where, bucket, obj.key), part)
-    if found.how.startswith("size only"):
-        log(f"{where.uri}: {obj.key}: checked by {found.how}")
-    return f"the {size} bytes: {found.wrong}" if found.wrong else ""
-
-
-def fetch_objects(s3: Any, where: Located, listed: list[Listed], folder: Path, base: str) -> None:
-    from boto3.s3.transfer import create_transfer_manager
-
-    folder.mkdir(parents=True, exist_ok=True)
-    record_file = folder / RECORD
-    record: dict[str, dict[str, Any]] = (
-        json.loads(record_file.read_text()) if record_file.exists() else {}
-    )
-    for stale in folder.rglob("*.kubetune-part-*"):
-        stale.unlink()  # a crashed download: never used, fetched again
-    todo = []
-    for obj in listed:
-        rel = obj.key.removeprefix(base)
-        target = folder / rel
-        known = record.get(rel)
-        if known == {"etag": obj.etag, "size": obj.size} and target.exists():
-            continue
-        todo.append((obj, rel, target))
-    if not todo:
-        log(f"{where.uri}: {len(listed)} objects cached by ETag, nothing to download")
-        return
-    total = sum(o.size for o, _, _ in todo)
-    log(f"{where.uri}: downloading {len(todo)} of {len(listed)} objects ({total} bytes)")
-    bucket = S3Location.parse(where.uri).bucket
-    part = f".kubetune-part-{holder_id()}"
-    progress = TransferProgress("downloaded", total, where.uri)
-    subscribers = [progress.subscriber()]
-    backoff = Backoff(where)
-    pending = todo
-    mismatches: set[str] = set()
-    while pending:
-        failed: list[tuple[Listed, BaseException]] = []
-        received = Received()
-        with create_transfer_manager(s3, transfer_config(DOWNLOAD_RANGE)) as manager:
-            futures = []
-            for obj, _, target in pending:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                watch = [*subscribers, received.subscriber()]
-                futures.append(
-                    manager.download(bucket, obj.key, str(target) + part, subscribers=watch)
-                )
-            for (obj, _, target), future in zip(pending, futures, strict=True):
-                try:
-                    future.result()
-                except Exception as error:
-                    failed.append((obj, error))
-                    continue
-                wrong = wrong_bytes(s3, where, obj, Path(str(target) + part), received)
-                if wrong:  # a replaced object is refused at once, whatever its bytes
-                    unchanged(s3, where, obj, Path(str(target) + part))
-                if wrong and obj.key in mismatches:  # twice: not a passing glitch
-                    Path(str(target) + part).unlink(missing_ok=True)
-                    raise ObjectStoreError(
-                        f"{where.field}: s3://{bucket}/{obj.key}: BadDigest: {wrong}, twice; "
-                        "not used"
-                    )
-                if wrong:
-                    mismatches.add(obj.key)
-                    failed.append((obj, ShortDownload(wrong)))
-        for obj, problem in failed:
-            if not transient(problem):
-                raise describe(problem, where, obj.key) from None
-        again = {obj.key for obj, _ in failed}
-        pending = [t for t in pending if t[0].key in again]
-        if failed:  # the server unreachable, restarting, overloaded: those objects again
-            progress.rewind(sum(o.size for o, _, _ in pending))
-            backoff.wait(failed[0][1], failed[0][0].key, f"{len(pending)} object(s)")
-    for obj, rel, target in todo:
-        tmp = Path(str(target) + part)
-        unchanged(s3, where, obj, tmp)
-        os.replace(tmp, target)
-        record[rel] = {"etag": obj.etag, "size": obj.size}
-        tmp_record = record_file.with_name(RECORD + part)
-        tmp_record.write_text(json.dumps(record, indent=1, sort_keys=True))
-        os.replace(tmp_record, record_file)
 
 
 def files_under(folder: Path) -> Iterator[Path]:

@@ -5,7 +5,7 @@ Every file but the last one (`manifest.json`, or a checkpoint's completion marke
 first, that one last: a reader that finds it finds every file it lists. An earlier one under
 the same prefix is deleted before the upload starts. Files that fail on a transient error
 (the server unreachable or restarting, a 5xx, throttling) after boto3's own retries are sent
-again, with backoff, for up to object_store.RETRY_WINDOW_S; errors name the bucket, key and
+again, with backoff, for up to object_checks.RETRY_WINDOW_S; errors name the bucket, key and
 S3's code.
 """
 

@@ -19,7 +19,8 @@ from kubetune_trainer.runtime.lease import lease
 from kubetune_trainer.runtime.llama_cpp import GgufError
 from kubetune_trainer.runtime.log import log
 from kubetune_trainer.storage.errors import SourceError
-from kubetune_trainer.storage.object_store import MANIFEST, client, download, list_objects
+from kubetune_trainer.storage.object_fetch import download
+from kubetune_trainer.storage.object_store import MANIFEST, client, list_objects
 from kubetune_trainer.storage.tiny import VERSION, build_tiny_llama
 
 
@@ -72,7 +73,7 @@ def content_digest(path: Path) -> str:
 
 
 def fetch_s3(config: TrainerConfig, field: str) -> Fetched:
-    """The s3:// location named by `field`, downloaded into the cache (object_store.py)."""
+    """The s3:// location named by `field`, downloaded into the cache (object_fetch.py)."""
 
     where = next(w for w in s3_locations(config) if w.field == field)
     path, revision = download(where, Path(config.paths.cache))
