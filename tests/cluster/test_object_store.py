@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 
 import kubetune_trainer.storage.checkpoint_store as store
 from kubetune_api.s3_spec import CredentialEnv, Located, S3Connection, S3Credentials
@@ -374,6 +375,20 @@ def test_etags_and_checksums_computed_as_the_server_computes_them(
         assert wrong_bytes(check, body) == "", key
         assert wrong_bytes(check, changed), key
     assert plan(etag, heads["shard.bin"], lambda: None).how.startswith("size only")
+    # parts of 5 MiB + 123 bytes: the download's 1 MiB reads cross every part's end, where
+    # each part's digest must stop and the next begin (one GET carries all four)
+    odd = 5 * 1024 * 1024 + 123
+    s3.upload_file(
+        str(data), bucket, "odd/shard.bin", Config=TransferConfig(multipart_chunksize=odd)
+    )
+    head = s3.head_object(Bucket=bucket, Key="odd/shard.bin", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"].endswith("-4") and head["ETag"].strip('"').endswith("-4")
+    where = located(f"s3://{bucket}/odd/shard.bin")
+    assert (
+        plan(head["ETag"], head, lambda: part_size(s3, where, bucket, "odd/shard.bin")).part == odd
+    )
+    fetched, _ = download(where, tmp_path / "cache")
+    assert fetched.read_bytes() == body
     s3.put_object(Bucket=bucket, Key="m/small", Body=b"hello")
     head = s3.head_object(Bucket=bucket, Key="m/small", ChecksumMode="ENABLED")
     for found, how in ((head, "CRC32"), ({"ETag": head["ETag"]}, "ETag (MD5)")):

@@ -83,14 +83,14 @@ class LocalS3:
 
 
 def wrong_bytes(check: Any, data: bytes) -> str:
-    """What object_fetch finds wrong with `data` under `check` (object_digests.Check), digesting
-    it piece by piece as the download does ("" when nothing)."""
+    """What object_fetch finds wrong with `data` under `check` (object_digests.Check): the
+    digests of its parts (or of the whole) and the check's verdict on them ("" when nothing)."""
+    if check.new is None:
+        return str(check.wrong(len(data), []))
+    unit = check.part or max(len(data), 1)
     digests = []
-    for start, length in check.pieces(len(data), 32 << 20):
-        if check.new is None:
-            digests.append(b"")
-            continue
+    for start in range(0, max(len(data), 1), unit):
         hasher = check.new()
-        hasher.update(data[start : start + length])
+        hasher.update(data[start : start + unit])
         digests.append(hasher.digest())
     return str(check.wrong(len(data), digests))

@@ -67,16 +67,19 @@ class Check:
     encoding: str = "hex"
 
     def pieces(self, size: int, default: int) -> list[tuple[int, int]]:
-        """The (start, length) ranges fetched and digested one by one: the parts when the
-        check is by parts, the whole object when one digest covers it, else ranges of
-        `default` bytes (nothing to digest, so any split will do)."""
+        """The (start, length) ranges fetched one GET each: whole parts, about `default` bytes
+        of them, when the check is by parts (each part digested on its own as it streams by);
+        the whole object when one digest covers it; else ranges of `default` bytes."""
         if size == 0:
             return [(0, 0)]
-        step = self.part or (size if self.new else default)
+        if self.part:
+            step = max(1, default // self.part) * self.part
+        else:
+            step = size if self.new else default
         return [(start, min(step, size - start)) for start in range(0, size, step)]
 
     def wrong(self, size: int, digests: list[bytes]) -> str:
-        """What is wrong with `size` bytes whose pieces gave `digests` (in order), or ""."""
+        """What is wrong with `size` bytes whose parts (or whole) gave `digests`, or ""."""
         if self.new is None:
             return ""
         if self.part is not None:

@@ -106,12 +106,15 @@ class Piece:
 
 def _fetch_piece(
     s3: Any, bucket: str, piece: Piece, fd: int, check: Check, progress: TransferProgress
-) -> tuple[bytes, int]:
-    """Stream the piece into the file at its offset, digesting it as it arrives; its digest
-    (b"" when the check is by size) and the bytes that arrived (fewer than asked when the
-    object is shorter than listed). The bytes counted in the progress are taken back when the
-    GET fails (a connection cut, a timeout, an error status)."""
+) -> tuple[list[bytes], int]:
+    """Stream the piece into the file at its offset, digesting it as it arrives: its digests
+    (one per part when the check is by parts, else one; none when it is by size) and the bytes
+    that arrived (fewer than asked when the object is shorter than listed). The bytes counted
+    in the progress are taken back when the GET fails (a connection cut, a timeout, an error
+    status)."""
+    unit = check.part or max(piece.length, 1)  # pieces start on a part's first byte
     hasher = check.new() if check.new else None
+    digests: list[bytes] = []
     got = 0
     try:
         if piece.length:
@@ -125,14 +128,25 @@ def _fetch_piece(
             with body:
                 for chunk in body.iter_chunks(READ):
                     os.pwrite(fd, chunk, piece.start + got)
-                    if hasher is not None:
-                        hasher.update(chunk)
-                    got += len(chunk)
                     progress.add(len(chunk))
+                    if hasher is None:
+                        got += len(chunk)
+                        continue
+                    view = memoryview(chunk)
+                    while view:
+                        room = unit - got % unit
+                        hasher.update(view[:room])
+                        got += min(room, len(view))
+                        view = view[room:]
+                        if got % unit == 0:
+                            digests.append(hasher.digest())
+                            hasher = check.new()
     except BaseException:
         progress.rewind(got)
         raise
-    return (hasher.digest() if hasher is not None else b""), got
+    if hasher is not None and (got % unit or not digests):
+        digests.append(hasher.digest())
+    return digests, got
 
 
 def _plan(s3: Any, where: Located, bucket: str, obj: Listed) -> Check:
@@ -206,7 +220,7 @@ class _Fetch:
     ) -> None:
         self.s3, self.where, self.pool, self.fds, self.parts = s3, where, pool, fds, parts
         self.bucket = S3Location.parse(where.uri).bucket
-        self.digests: dict[tuple[str, int], tuple[bytes, int]] = {}
+        self.digests: dict[tuple[str, int], tuple[list[bytes], int]] = {}
         self.mismatches: set[str] = set()
 
     def run(self, objects: list[Listed], total: int) -> None:
@@ -271,7 +285,7 @@ class _Fetch:
         if arrived != obj.size:
             wrong = f"{arrived} bytes arrived"
         else:
-            wrong = check.wrong(obj.size, [digest for digest, _ in got])
+            wrong = check.wrong(obj.size, [d for digests, _ in got for d in digests])
         if not wrong:
             return ""
         unchanged(self.s3, self.where, obj, self.parts[obj.key])
