@@ -112,7 +112,8 @@ def _fetch_piece(
     in the progress are taken back when the GET fails (a connection cut, a timeout, an error
     status)."""
     unit = check.part or max(piece.length, 1)  # pieces start on a part's first byte
-    hasher = check.new() if check.new else None
+    new = check.new
+    hasher: Any = new() if new is not None else None  # hashlib's or botocore's
     digests: list[bytes] = []
     got = 0
     try:
@@ -128,7 +129,7 @@ def _fetch_piece(
                 for chunk in body.iter_chunks(READ):
                     os.pwrite(fd, chunk, piece.start + got)
                     progress.add(len(chunk))
-                    if hasher is None:
+                    if new is None:
                         got += len(chunk)
                         continue
                     view = memoryview(chunk)
@@ -139,7 +140,7 @@ def _fetch_piece(
                         view = view[room:]
                         if got % unit == 0:
                             digests.append(hasher.digest())
-                            hasher = check.new()
+                            hasher = new()
     except BaseException:
         progress.rewind(got)
         raise
