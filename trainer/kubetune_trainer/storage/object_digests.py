@@ -14,9 +14,9 @@ else by its ETag when that is an MD5, else by size alone.
   DSSE-KMS or SSE-C (AWS), whose ETags are no MD5: such an object without a checksum this image
   computes is checked by size only, and the log says so.
 
-A check by parts fetches the object part by part (each part one ranged GET, digested on its
-own); a check over the whole object fetches it in one GET; a check by size alone in ranges of
-any size.
+A check by parts fetches whole parts, several to a ranged GET, each part digested on its own;
+a check over the whole object fetches it in one GET; a check by size alone in ranges of any
+size (`Check.pieces`).
 """
 
 from __future__ import annotations
