@@ -83,14 +83,10 @@ class LocalS3:
 
 
 def wrong_bytes(check: Any, data: bytes) -> str:
-    """What object_fetch finds wrong with `data` under `check` (object_digests.Check): the
-    digests of its parts (or of the whole) and the check's verdict on them ("" when nothing)."""
-    if check.new is None:
+    """What object_fetch finds wrong with `data` under `check` (object_digests.Check): its
+    bytes digested as one streamed piece, and the check's verdict ("" when nothing)."""
+    digester = check.digester()
+    if digester is None:
         return str(check.wrong(len(data), []))
-    unit = check.part or max(len(data), 1)
-    digests = []
-    for start in range(0, max(len(data), 1), unit):
-        hasher = check.new()
-        hasher.update(data[start : start + unit])
-        digests.append(hasher.digest())
-    return str(check.wrong(len(data), digests))
+    digester.update(data)
+    return str(check.wrong(len(data), digester.finish()))

@@ -82,3 +82,18 @@ def test_a_composite_value_is_checked_part_by_part_or_by_size_when_parts_are_unk
     assert wrong_bytes(by_etag, changed) == f"the bytes do not give its ETag {etag[1:-1]}"
     unknown = plan(etag, {"ChecksumCRC32": composite}, lambda: None)
     assert unknown.how == "size only (the server does not say its part size)"
+
+
+def test_parts_are_digested_alone_whatever_the_reads() -> None:
+    """A piece streamed in 1 MiB reads whose ends never meet the parts' (5 MiB + 123 bytes)
+    gives the same part digests as hashlib over each part."""
+    data = bytes(range(256)) * (12 * MIB // 256)
+    part = 5 * MIB + 123
+    etag = '"' + "0" * 32 + '-3"'
+    check = plan(etag, {}, lambda: part)
+    digester = check.digester()
+    assert digester is not None
+    for start in range(0, len(data), MIB):
+        digester.update(data[start : start + MIB])
+    expected = [hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)]
+    assert digester.finish() == expected and len(expected) == 3

@@ -78,6 +78,11 @@ class Check:
             step = size if self.new else default
         return [(start, min(step, size - start)) for start in range(0, size, step)]
 
+    def digester(self) -> Digester | None:
+        """What digests a piece's bytes as they stream by (None when the check is by size);
+        pieces start on a part's first byte."""
+        return Digester(self.new, self.part) if self.new is not None else None
+
     def wrong(self, size: int, digests: list[bytes]) -> str:
         """What is wrong with `size` bytes whose parts (or whole) gave `digests`, or ""."""
         if self.new is None:
@@ -102,6 +107,33 @@ class Check:
     def expected(self) -> str:
         """The value as the object's HEAD shows it (`…-N` for a composite one)."""
         return f"{self.value}-{self.parts}" if self.part is not None else self.value
+
+
+class Digester:
+    """The digests of a piece's bytes fed in order: one per `part` bytes (the last may be
+    shorter), or one over them all when `part` is None."""
+
+    def __init__(self, new: Callable[[], Any], part: int | None) -> None:
+        self.new, self.part = new, part
+        self.hasher = new()
+        self.fed = 0  # bytes fed to the current hasher
+        self.digests: list[bytes] = []
+
+    def update(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            room = len(view) if self.part is None else self.part - self.fed
+            self.hasher.update(view[:room])
+            self.fed += min(room, len(view))
+            view = view[room:]
+            if self.fed == self.part:
+                self.digests.append(self.hasher.digest())
+                self.hasher, self.fed = self.new(), 0
+
+    def finish(self) -> list[bytes]:
+        if self.fed or not self.digests:
+            self.digests.append(self.hasher.digest())
+        return self.digests
 
 
 def plan(etag: str, found: dict[str, Any], part: Callable[[], int | None]) -> Check:

@@ -111,10 +111,7 @@ def _fetch_piece(
     that arrived (fewer than asked when the object is shorter than listed). The bytes counted
     in the progress are taken back when the GET fails (a connection cut, a timeout, an error
     status)."""
-    unit = check.part or max(piece.length, 1)  # pieces start on a part's first byte
-    new = check.new
-    hasher: Any = new() if new is not None else None  # hashlib's or botocore's
-    digests: list[bytes] = []
+    digester = check.digester()
     got = 0
     try:
         if piece.length:
@@ -129,24 +126,13 @@ def _fetch_piece(
                 for chunk in body.iter_chunks(READ):
                     os.pwrite(fd, chunk, piece.start + got)
                     progress.add(len(chunk))
-                    if new is None:
-                        got += len(chunk)
-                        continue
-                    view = memoryview(chunk)
-                    while view:
-                        room = unit - got % unit
-                        hasher.update(view[:room])
-                        got += min(room, len(view))
-                        view = view[room:]
-                        if got % unit == 0:
-                            digests.append(hasher.digest())
-                            hasher = new()
+                    got += len(chunk)
+                    if digester is not None:
+                        digester.update(chunk)
     except BaseException:
         progress.rewind(got)
         raise
-    if hasher is not None and (got % unit or not digests):
-        digests.append(hasher.digest())
-    return digests, got
+    return (digester.finish() if digester is not None else []), got
 
 
 def _plan(s3: Any, where: Located, bucket: str, obj: Listed) -> Check:
