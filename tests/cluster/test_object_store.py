@@ -26,7 +26,12 @@ from kubetune_trainer.storage.checkpoint_store import CheckpointUploader, restor
 from kubetune_trainer.storage.object_checks import ObjectStoreError, part_size
 from kubetune_trainer.storage.object_digests import plan
 from kubetune_trainer.storage.object_fetch import download, fetch_objects
-from kubetune_trainer.storage.object_store import Listed, client, list_objects
+from kubetune_trainer.storage.object_store import (
+    Listed,
+    TransferProgress,
+    client,
+    list_objects,
+)
 from kubetune_trainer.storage.object_upload import upload
 from tests.support.kube import eventually
 from tests.support.processes import Component
@@ -263,11 +268,13 @@ def test_checkpoints_upload_marker_last_rotate_and_restore(
 
 
 def test_transfers_survive_the_server_stopping_and_starting_again(
-    local_s3: LocalS3, located: Locate, tmp_path: Path
+    local_s3: LocalS3, located: Locate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The S3 server (SeaweedFS) is stopped while an upload has parts on it and a download has
+    """The S3 server (SeaweedFS) is killed while an upload has parts on it and a download has
     bytes in its part file, and started again 3 s later: both complete, byte for byte, the
-    upload's manifest last."""
+    upload's manifest last. Both would finish in about 2 s, quicker than a poll can catch them
+    in the middle, so every transfer thread that counts bytes past half of its total waits
+    there (in `TransferProgress.add`, its request open) until the server is down."""
     bucket = local_s3.bucket()
     out = tmp_path / "output"
     (out / "merged").mkdir(parents=True)
@@ -292,6 +299,15 @@ def test_transfers_survive_the_server_stopping_and_starting_again(
         )
         return parts and any(p.stat().st_size for p in cache.rglob("*.kubetune-part-*"))
 
+    server_down = threading.Event()
+    count = TransferProgress.add
+
+    def count_then_hold(progress: TransferProgress, n: int) -> None:
+        count(progress, n)
+        if n > 0 and 2 * progress.done >= progress.total:
+            server_down.wait(timeout=120)
+
+    monkeypatch.setattr(TransferProgress, "add", count_then_hold)
     results: dict[str, object] = {}
     threads = [
         threading.Thread(target=lambda: results.update(up=safely(lambda: upload(out, up)))),
@@ -301,10 +317,12 @@ def test_transfers_survive_the_server_stopping_and_starting_again(
         thread.start()
     try:
         eventually(under_way, timeout=60, interval=0.05, what="both transfers under way")
-        server.stop()
+        server.stop(kill=True)  # every held request cut mid-stream
         stopped = time.monotonic()
+        server_down.set()
         time.sleep(3)  # the outage itself
     finally:
+        server_down.set()
         if not server.alive():
             server.start()
     for thread in threads:

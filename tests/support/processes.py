@@ -44,9 +44,10 @@ class Component:
             return False
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
-    def stop(self) -> None:
-        """SIGTERM; SIGKILL if it still drains its connections after 10 s."""
-        os.kill(self.pid, signal.SIGTERM)
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM; SIGKILL if it still drains its connections after 10 s. `kill`: SIGKILL at
+        once, a crash that cuts every connection mid-request."""
+        os.kill(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
         deadline = time.monotonic() + 10
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.2)
