@@ -10,8 +10,9 @@ size asks; each with a real safetensors header) and their index, config.json,
 generation_config.json, tokenizer_config.json and a 2 MiB tokenizer.json, written to a
 temporary folder and removed at the end. Each side uploads it to a prefix of its own; then each
 side downloads kubetune's upload, and every downloaded file must have the source's SHA-256 (so
-the native client also checks what kubetune wrote). The sides take turns; with `--repeat`, each
-rate is the best run's and each RSS the highest.
+the native client also checks what kubetune wrote). The sides take turns (each downloads first
+every other run), each transfer after a `sync`; with `--repeat`, each rate is the best run's and
+each RSS the highest.
 
 Every transfer runs in a child process that does only that transfer, and reports its peak RSS:
 the kernel's high-water mark of that process (VmHWM in /proc/self/status; not wait4's
@@ -176,7 +177,10 @@ def child(spec: dict[str, str]) -> None:
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[dict[str, Any], float]:
-    """Run one transfer; its JSON result and its CPU seconds (wait4's, user and system)."""
+    """Run one transfer; its JSON result and its CPU seconds (wait4's, user and system). The
+    dirty pages of the transfers before it are written out first (`sync`), so that no transfer
+    pays for writing back the one before."""
+    os.sync()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     out = proc.stdout.read().decode(errors="replace")
@@ -267,12 +271,14 @@ def measure(size_mib: int, repeat: int, work: Path) -> dict[str, Any]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         d: {"kubetune": [], "native": []} for d in ("upload", "download")
     }
+    ours, theirs = ("kubetune", sides.kubetune), ("native", sides.native_client)
+    turns = ((ours, theirs), (theirs, ours))  # downloads: each side first every other run
     try:
         for r in range(repeat):
-            for side, run in (("kubetune", sides.kubetune), ("native", sides.native_client)):
+            for side, run in (ours, theirs):
                 print(f"run {r + 1}/{repeat}: {side} upload", file=sys.stderr)
                 runs["upload"][side].append(run("upload", f"{side}-{r}/", source))
-            for side, run in (("kubetune", sides.kubetune), ("native", sides.native_client)):
+            for side, run in turns[r % 2]:
                 print(f"run {r + 1}/{repeat}: {side} download", file=sys.stderr)
                 into = work / f"{side}-download-{r}"
                 result = run("download", "kubetune-0/", into)
