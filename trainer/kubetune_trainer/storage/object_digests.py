@@ -27,8 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zlib_ng import zlib_ng
-
 # The checksum fields of a HEAD that this image computes (`_hasher`); every one frees the GIL
 # while it hashes, so the download's threads digest in parallel.
 CHECKSUMS = ("ChecksumCRC32", "ChecksumSHA256", "ChecksumSHA1")
@@ -39,10 +37,13 @@ class _Crc32:
     botocore's own CRC32 class calls, and 0.7 for MD5 (docs/benchmarks.md)."""
 
     def __init__(self) -> None:
+        from zlib_ng import zlib_ng  # only s3:// downloads need it (docs/development.md)
+
+        self.crc32 = zlib_ng.crc32
         self.value = 0
 
     def update(self, chunk: bytes | memoryview) -> None:
-        self.value = zlib_ng.crc32(chunk, self.value)
+        self.value = self.crc32(chunk, self.value)
 
     def digest(self) -> bytes:
         return self.value.to_bytes(4, "big")
