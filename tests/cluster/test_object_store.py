@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -279,9 +280,8 @@ def test_transfers_survive_the_server_stopping_and_starting_again(
     out = tmp_path / "output"
     (out / "merged").mkdir(parents=True)
     shard = out / "merged" / "model.safetensors"
-    with shard.open("wb") as f:
-        for _ in range(128):
-            f.write(os.urandom(1 << 20))
+    data = os.urandom(128 << 20)
+    shard.write_bytes(data)
     (out / "merged" / "config.json").write_text('{"model_type": "llama"}')
     (out / "manifest.json").write_text('{"job": "outage"}')
     s3 = local_s3.client()
@@ -308,26 +308,20 @@ def test_transfers_survive_the_server_stopping_and_starting_again(
             server_down.wait(timeout=120)
 
     monkeypatch.setattr(TransferProgress, "add", count_then_hold)
-    results: dict[str, object] = {}
-    threads = [
-        threading.Thread(target=lambda: results.update(up=safely(lambda: upload(out, up)))),
-        threading.Thread(target=lambda: results.update(down=safely(lambda: download(down, cache)))),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        eventually(under_way, timeout=60, interval=0.05, what="both transfers under way")
-        server.stop(kill=True)  # every held request cut mid-stream
-        stopped = time.monotonic()
-        server_down.set()
-        time.sleep(3)  # the outage itself
-    finally:
-        server_down.set()
-        if not server.alive():
-            server.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not any(isinstance(r, Exception) for r in results.values()), results
+    with ThreadPoolExecutor(2) as pool:
+        sent, fetched = pool.submit(upload, out, up), pool.submit(download, down, cache)
+        try:
+            eventually(under_way, timeout=60, interval=0.05, what="both transfers under way")
+            server.stop(kill=True)  # every held request cut mid-stream
+            stopped = time.monotonic()
+            server_down.set()
+            time.sleep(3)  # the outage itself
+        finally:
+            server_down.set()
+            if not server.alive():
+                server.start()
+        sent.result(timeout=300)
+        path, _ = fetched.result(timeout=300)
     print(
         f"\nfault: S3 server down 3 s; both transfers done {time.monotonic() - stopped:.0f} s after"
     )
@@ -336,26 +330,9 @@ def test_transfers_survive_the_server_stopping_and_starting_again(
     last = max(o["LastModified"] for k, o in listing.items() if not k.endswith("manifest.json"))
     assert listing["runs/outage/manifest.json"]["LastModified"] >= last
     body = s3.get_object(Bucket=bucket, Key="runs/outage/merged/model.safetensors")["Body"]
-    assert hashlib.sha256(body.read()).hexdigest() == sha256(shard)
-    down_result = results["down"]
-    assert isinstance(down_result, tuple)
-    fetched, _ = down_result
-    assert sha256(fetched / "model.safetensors") == sha256(shard)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def safely(fn: Any) -> object:
-    try:
-        return fn()
-    except Exception as err:  # the test asserts on it
-        return err
+    expected = hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(body.read()).hexdigest() == expected
+    assert hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest() == expected
 
 
 def test_etags_and_checksums_computed_as_the_server_computes_them(
