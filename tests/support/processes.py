@@ -47,10 +47,11 @@ class Component:
     def stop(self, kill: bool = False) -> None:
         """SIGTERM; SIGKILL if it still drains its connections after 10 s. `kill`: SIGKILL at
         once, a crash that cuts every connection mid-request."""
-        os.kill(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        if not kill:
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.2)
         if self.alive():
             os.kill(self.pid, signal.SIGKILL)
         eventually(lambda: not self.alive(), timeout=30, what="the process to stop")
