@@ -9,8 +9,16 @@ import pytest
 
 from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.templates import BUILTIN_NAMES
-from kubetune_trainer.data.tokenize import IGNORE, Encoded, Encoder, Refused
+from kubetune_trainer.data.tokenize import (
+    IGNORE,
+    Encoded,
+    Encoder,
+    Refused,
+    _labels_by_span,
+    tokenized_with_labels,
+)
 from tests.support.families import tokenizer_for
+from tests.support.vocabularies import FAITHFUL, UNFAITHFUL, reference_cases, vocabulary
 
 CHAT = convert(
     {
@@ -157,3 +165,29 @@ def test_truncation_is_counted_and_empty_samples_dropped() -> None:
     assert encoder.stats.truncated_samples == 2
     assert encoder.stats.dropped_no_labels == 1
     assert encoder.stats.truncated_tokens > 200
+
+
+@pytest.mark.parametrize("name", [*FAITHFUL, *sorted(UNFAITHFUL)])
+def test_span_labels_are_every_token_touching_a_span_in_real_vocabularies(name: str) -> None:
+    """The backend's span lookup (`char_to_token`) against every token's offsets from the
+    tokenizer's own call, token by token: llama.cpp's reference inputs (emoji, CJK, runs of
+    spaces and newlines; byte fallback in llama-spm) cut into spans at every third character,
+    one to five characters long, and one span over each whole text."""
+    tokenizer = vocabulary(name)
+    texts = [text for text, _ in reference_cases(name) if text]
+    spans = [[(i, min(i + 1 + i % 5, len(t))) for i in range(0, len(t), 7)] for t in texts]
+    texts, spans = texts + texts, spans + [[(0, len(t))] for t in texts]
+    got = tokenized_with_labels(tokenizer, texts, spans)
+    backend = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    by_span = 0
+    for text, text_spans, (ids, labels), encoding in zip(texts, spans, got, backend, strict=True):
+        reference = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        assert ids == reference["input_ids"], text
+        want = [  # a token of no characters counts as its first
+            token if any(a < end and first < b for a, b in text_spans) else IGNORE
+            for token, (first, after) in zip(ids, reference["offset_mapping"], strict=True)
+            for end in [max(after, first + 1)]
+        ]
+        assert labels == want, (name, text, text_spans)
+        by_span += _labels_by_span(encoding, ids, text_spans) is not None
+    assert by_span >= 0.9 * len(texts), f"{name}: {by_span} of {len(texts)} by span"

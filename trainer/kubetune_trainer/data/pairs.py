@@ -20,7 +20,7 @@ from kubetune_trainer.data.tokenize import (
     Refused,
     Stats,
     TemplateError,
-    labels_for,
+    tokenized_with_labels,
 )
 from kubetune_trainer.data.turns import trained_spans
 
@@ -70,15 +70,9 @@ class PairEncoder:
             except TemplateError as err:
                 out.append(Refused(str(err)))
                 continue
-            batch = self.tokenizer(
-                [t for t, _ in texts], add_special_tokens=False, return_offsets_mapping=True
+            sides = tokenized_with_labels(
+                self.tokenizer, [t for t, _ in texts], [s for _, s in texts]
             )
-            sides = [
-                (list(ids), labels_for(offsets, ids, spans))
-                for ids, offsets, (_, spans) in zip(
-                    batch["input_ids"], batch["offset_mapping"], texts, strict=True
-                )
-            ]
             out.append(self._split(*sides))
         return out
 
