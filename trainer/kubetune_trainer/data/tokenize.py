@@ -8,7 +8,7 @@ template's message, so `prepare` can skip and count it.
 
 A fast tokenizer's texts go straight to its `tokenizers` backend, and each span's first and last
 tokens are asked of the encoding (`char_to_token`) instead of turning every token's offsets into
-Python tuples: a third less time for tokenizing and masking with real vocabularies
+Python tuples: a fifth to a third less time for tokenizing and masking with real vocabularies
 (docs/benchmarks.md). The same ids as the tokenizer's own call, the same labels as `labels_for`.
 """
 
