@@ -14,7 +14,7 @@ from kubetune_trainer.data.tokenize import (
     Encoded,
     Encoder,
     Refused,
-    _labels_by_span,
+    labels_by_span,
     tokenized_with_labels,
 )
 from tests.support.families import tokenizer_for
@@ -171,7 +171,7 @@ def test_truncation_is_counted_and_empty_samples_dropped() -> None:
 def test_span_labels_are_every_token_touching_a_span_in_real_vocabularies(name: str) -> None:
     """The backend's span lookup (`char_to_token`) against every token's offsets from the
     tokenizer's own call, token by token: llama.cpp's reference inputs (emoji, CJK, runs of
-    spaces and newlines; byte fallback in llama-spm) cut into spans at every third character,
+    spaces and newlines; byte fallback in llama-spm) cut into spans at every seventh character,
     one to five characters long, and one span over each whole text."""
     tokenizer = vocabulary(name)
     texts = [text for text, _ in reference_cases(name) if text]
@@ -189,5 +189,5 @@ def test_span_labels_are_every_token_touching_a_span_in_real_vocabularies(name: 
             for end in [max(after, first + 1)]
         ]
         assert labels == want, (name, text, text_spans)
-        by_span += _labels_by_span(encoding, ids, text_spans) is not None
+        by_span += labels_by_span(encoding, ids, text_spans) is not None
     assert by_span >= 0.9 * len(texts), f"{name}: {by_span} of {len(texts)} by span"

@@ -92,16 +92,14 @@ def tokenized_with_labels(
         backend.encode_batch(texts, add_special_tokens=False), spans, strict=True
     ):
         ids = encoding.ids
-        labels = _labels_by_span(encoding, ids, text_spans)
+        labels = labels_by_span(encoding, ids, text_spans)
         out.append(
             (ids, labels if labels is not None else labels_for(encoding.offsets, ids, text_spans))
         )
     return out
 
 
-def _labels_by_span(
-    encoding: Any, ids: list[int], spans: list[tuple[int, int]]
-) -> list[int] | None:
+def labels_by_span(encoding: Any, ids: list[int], spans: list[tuple[int, int]]) -> list[int] | None:
     """`labels_for`, from each span's first and last tokens: from the token holding its first
     character to the one holding its last, and on over the tokens after it that start inside
     the span (byte fallback spells one character in several tokens). None where the encoding

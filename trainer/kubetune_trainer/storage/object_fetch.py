@@ -50,7 +50,9 @@ from kubetune_trainer.storage.object_store import (
 
 RECORD = ".kubetune-s3.json"
 DOWNLOAD_RANGE = 32 * 1024 * 1024  # the pieces of an object checked by size alone
-READ = 1 << 20  # each GET's body is read, written and digested in pieces of this size
+# Each GET's body is read, written and digested in pieces of this size (the sizes measured
+# against each other: docs/benchmarks.md, "Object storage").
+READ = 256 * 1024
 
 
 def download(where: Located, cache: Path) -> tuple[Path, str]:
