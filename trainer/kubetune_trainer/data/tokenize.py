@@ -102,7 +102,8 @@ def tokenized_with_labels(
 def labels_by_span(encoding: Any, ids: list[int], spans: list[tuple[int, int]]) -> list[int] | None:
     """`labels_for`, from each span's first and last tokens: from the token holding its first
     character to the one holding its last, and on over the tokens after it that start inside
-    the span (byte fallback spells one character in several tokens). None where the encoding
+    the span (byte fallback spells one character in several tokens); the tokens between are
+    taken to be in text order, as a fast tokenizer gives them. None where the encoding
     cannot say so simply (a character no token holds, a token before the first that reaches
     into the span, spans that overlap or are out of order): then `labels_for` decides."""
     labels = [IGNORE] * len(ids)
