@@ -93,9 +93,9 @@ def tokenized_with_labels(
     ):
         ids = encoding.ids
         labels = labels_by_span(encoding, ids, text_spans)
-        out.append(
-            (ids, labels if labels is not None else labels_for(encoding.offsets, ids, text_spans))
-        )
+        if labels is None:
+            labels = labels_for(encoding.offsets, ids, text_spans)
+        out.append((ids, labels))
     return out
 
 
@@ -118,9 +118,10 @@ def labels_by_span(encoding: Any, ids: list[int], spans: list[tuple[int, int]]) 
         low, high = encoding.char_to_token(start), encoding.char_to_token(end - 1)
         if low is None or high is None or high < low:
             return None
-        before = encoding.token_to_chars(low - 1) if low > 0 else None
-        if low > 0 and (before is None or max(before[1], before[0] + 1) > start):
-            return None  # a token of no characters counts as its first
+        if low > 0:
+            before = encoding.token_to_chars(low - 1)
+            if before is None or max(before[1], before[0] + 1) > start:
+                return None  # a token of no characters counts as its first
         while high < last:
             after = encoding.token_to_chars(high + 1)
             if after is None:

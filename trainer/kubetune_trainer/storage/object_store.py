@@ -130,16 +130,17 @@ class TransferProgress:
     def add(self, n: int) -> None:
         with self.lock:
             self.done += n
-            percent = 100 * self.sent() // max(self.total, 1)
+            sent = self.sent()
+            percent = 100 * sent // max(self.total, 1)
             now = time.monotonic()
             if percent < self.next_quarter and now - self.logged_at < PROGRESS_EVERY_S:
                 return
             while self.next_quarter <= percent:
                 self.next_quarter += 25
             self.logged_at = now
-            rate = self.sent() / max(now - self.started, 1e-9)
+            rate = sent / max(now - self.started, 1e-9)
             log(
-                f"{self.uri}: {self.verb} {percent}% ({self.sent()} of {self.total} bytes, "
+                f"{self.uri}: {self.verb} {percent}% ({sent} of {self.total} bytes, "
                 f"{rate / 2**20:.1f} MiB/s)"
             )
             # taken under the lock with the log line's moment: the same bytes and rate
