@@ -115,6 +115,8 @@ SAME_RULE = [
 def test_masks_of_templates_kubetune_does_not_ship(name: str) -> None:
     """A template given as `chatTemplate.jinja` is masked by the same rule, whatever its shape:
     each TRL training template, rendered by kubetune, against its own generation blocks."""
+    if not (TRL_TEMPLATES / name).exists():  # TRL at its floor (1.12) lacks the later ones
+        pytest.skip(f"this TRL ships no {name}")
     tokenizer = tokenizer_for("qwen3")
     template = (TRL_TEMPLATES / name).read_text()
     compared = 0

@@ -14,15 +14,19 @@ from kubetune_trainer.runtime import versions
 from tests.support.factories import REPO
 
 
-def declared_trainer_extra() -> set[str]:
+def declared_trainer_extra() -> dict[str, str]:
+    """Each requirement of pyproject.toml's trainer extra: its name and its specifier."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return {Requirement(r).name for r in pyproject["project"]["optional-dependencies"]["trainer"]}
+    extra = pyproject["project"]["optional-dependencies"]["trainer"]
+    return {(req := Requirement(r)).name: str(req.specifier) for r in extra}
+
+
+TRANSFORMERS_FLOOR = declared_trainer_extra()["transformers"]  # ">=5.18"
 
 
 def test_the_check_reads_exactly_the_trainer_extra_from_the_installed_metadata() -> None:
     reqs = versions.trainer_requirements(metadata.requires("kubetune") or [])
-    assert {r.name for r in reqs} == declared_trainer_extra()
-    assert str(next(r for r in reqs if r.name == "transformers").specifier) == ">=5.0"
+    assert {r.name: str(r.specifier) for r in reqs} == declared_trainer_extra()
 
 
 def test_this_environment_meets_the_floors() -> None:
@@ -35,9 +39,10 @@ def test_below_a_floor_or_missing_is_refused_with_the_fix() -> None:
     problems = versions.unmet(reqs, lambda name: installed.get(name, "99.0"))
     assert sorted(problems) == [
         f"peft is not installed (needs {next(r.specifier for r in reqs if r.name == 'peft')})",
-        "transformers 4.46.3 is installed; kubetune's trainer needs >=5.0",
+        f"transformers 4.46.3 is installed; kubetune's trainer needs {TRANSFORMERS_FLOOR}",
     ]
-    assert versions.unmet(reqs, lambda name: "5.0.0" if name == "transformers" else "99") == []
+    floor = TRANSFORMERS_FLOOR.removeprefix(">=")
+    assert versions.unmet(reqs, lambda name: floor if name == "transformers" else "99") == []
 
 
 def test_train_and_prepare_stop_at_start_up_naming_the_version(tmp_path: Path) -> None:
@@ -54,7 +59,8 @@ def test_train_and_prepare_stop_at_start_up_naming_the_version(tmp_path: Path) -
             [sys.executable, "-c", script, command], capture_output=True, text=True, cwd=tmp_path
         )
         assert done.returncode == 1, done.stderr
-        assert "transformers 4.46.0 is installed; kubetune's trainer needs >=5.0" in done.stderr
+        needs = f"transformers 4.46.0 is installed; kubetune's trainer needs {TRANSFORMERS_FLOOR}"
+        assert needs in done.stderr
         assert "uv sync --frozen --extra trainer" in done.stderr
 
 
