@@ -1,7 +1,7 @@
 """Preprocessing throughput with real tokenizers: kubetune's template + tokenize + role mask +
-pack, as `prepare` runs it (one worker process per core), against raw batched tokenization of
-the same rendered texts (`tokenizer(texts)`, the floor any preprocessing pays; the fast
-tokenizer spreads a batch over every core itself). Target: ≥ 0.8× raw with all cores.
+pack, as `prepare` runs it (one worker per core: data/workers.py), against raw batched
+tokenization of the same rendered texts (`tokenizer(texts)`, the floor any preprocessing pays;
+the fast tokenizer spreads a batch over every core itself). Target: ≥ 0.8× raw with all cores.
 
 Tokenizers: Llama 3's (llama-bpe, the llama-3 template) and Qwen 2's (qwen2, the qwen2.5
 template), llama.cpp's reference vocabularies unpacked by hack/llama-cpp.sh. Conversations:

@@ -1,8 +1,8 @@
 """Masking once per conversation shape (data/shapes.py) gives exactly what masking each
 conversation on its own (`turns.trained_spans`, proved against TRL's masks and llama.cpp's
 templates elsewhere) gives, costs one rendering for a shape already seen, and masks a
-conversation on its own when its template looks into a text. `prepare`'s worker processes
-(data/workers.py) give the results and statistics of one process."""
+conversation on its own when its template looks into a text. `prepare`'s worker threads and
+processes (data/workers.py) give the results and statistics of one process."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from kubetune_trainer.data.shapes import ShapeSpans
 from kubetune_trainer.data.templates import builtin_template
 from kubetune_trainer.data.tokenize import Encoder, Refused, TemplateError
 from kubetune_trainer.data.turns import trained_spans
+from kubetune_trainer.data.vocabularies import read_vocabulary
 from kubetune_trainer.data.workers import encode_batches, split
 from tests.support.conversations import CONVERSATIONS
 from tests.support.vocabularies import llama_cpp_models, with_template
@@ -137,15 +138,34 @@ def test_a_template_that_looks_into_a_text_masks_it_on_its_own(builtin: str, tex
     assert got == trained_spans(encoder.render, messages, tools, ROLES, encoder.markers)
 
 
-def test_worker_processes_give_one_process_results_and_statistics() -> None:
+@pytest.mark.parametrize("where", ["threads", "processes"])
+def test_workers_give_one_process_results_and_statistics(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads for a tokenizer whose backend takes texts directly; worker processes for one
+    configured to truncate (so not shared between threads)."""
     rows = [c for c in conversations() for _ in range(3)]
     batches = [rows[i : i + 7] for i in range(0, len(rows), 7)]
     alone, spread = encoder_for("llama-3.1"), encoder_for("llama-3.1")
+    if where == "processes":  # a tokenizer of its own: the shared one stays unconfigured
+        tokenizer = read_vocabulary(llama_cpp_models(), "qwen2")
+        tokenizer.chat_template = builtin_template("llama-3.1")
+        spread = Encoder(tokenizer, sorted(ROLES), 1 << 20)
+        tokenizer.backend_tokenizer.enable_truncation(1 << 20)  # after its BOS probe resets it
+    twins: list[Encoder] = []
+    for_thread = Encoder.for_thread
+
+    def counted(encoder: Encoder) -> Encoder:
+        twins.append(for_thread(encoder))
+        return twins[-1]
+
+    monkeypatch.setattr(Encoder, "for_thread", counted)
     one = [r for batch in encode_batches(alone, iter(batches), 1) for r in batch]
     two = [r for batch in encode_batches(spread, iter(batches), 2) for r in batch]
     assert two == one
     assert spread.stats == alone.stats
     assert alone.stats.samples > 0 and any(isinstance(r, Refused) for r in one)
+    assert (len(twins) == len(batches)) == (where == "threads"), len(twins)
 
 
 @pytest.mark.parametrize(

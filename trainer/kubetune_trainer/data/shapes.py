@@ -32,6 +32,7 @@ _KEPT_FIELDS = frozenset({"role", "type"})  # templates branch on these values
 # placeholders are padded to the text's length, which becomes part of the shape.
 _SIZED_FIELDS = frozenset({"id", "tool_call_id"})
 CACHE_LIMIT = 4096
+_UNSEEN: Any = object()
 
 
 def _placeholder(index: int, length: int = 0) -> str:
@@ -121,13 +122,13 @@ class ShapeSpans:
         shape_messages = abstraction.value(messages, None)
         shape_tools = abstraction.value(tools, None)
         key = json.dumps([shape_messages, shape_tools], ensure_ascii=False, default=str)
-        if key not in self._shapes:
+        # threads may share this cache (workers.py): one lookup, one store
+        shape = self._shapes.get(key, _UNSEEN)
+        if shape is _UNSEEN:
             if len(self._shapes) >= CACHE_LIMIT:
                 self._shapes.clear()
-            self._shapes[key] = _shape(
-                self.render, shape_messages, shape_tools, self.roles, markers
-            )
-        shape = self._shapes[key]
+            shape = _shape(self.render, shape_messages, shape_tools, self.roles, markers)
+            self._shapes[key] = shape
         mapped = _apply(shape, abstraction.texts, full) if shape is not None else None
         if mapped is None:
             return trained_spans(self.render, messages, tools, self.roles, markers)

@@ -1,22 +1,27 @@
 """Encoding on every core `prepare` is given.
 
-Rendering and masking are Python, one core each; so batches of conversations go to one worker
-process per core (forked: each starts with the parent's encoder, its tokenizer and its caches),
-in order, and each worker tokenizes its batch on its own core. The statistics each worker counts
-come back with its results and are added to the parent encoder's, so the report is the same as
-from one process.
+Rendering and masking are Python; tokenizing is Rust. Conversations for a fast tokenizer
+(`Encoder`, `tokenize.plain_backend`) are encoded in one thread per core, each with a twin of
+the encoder (`Encoder.for_thread`): the tokenizer's `encode_batch` lets go of the GIL, so one
+thread tokenizes while another renders, with no process to fork and no results to copy back.
+Other encoders (preference pairs and prompts, which tokenize a text or two at a time, or a slow
+tokenizer) send batches to one worker process per core (forked: each starts with the parent's
+encoder, its tokenizer and its caches). Either way the batches come back in order, and the
+statistics each worker counts are added to the parent encoder's, so the report is the same as
+from one worker.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from kubetune_trainer.data.tokenize import Stats
+from kubetune_trainer.data.tokenize import Encoder, Stats, plain_backend
 
 
 class BatchEncoder(Protocol):
@@ -27,6 +32,8 @@ class BatchEncoder(Protocol):
 
 _encoder: BatchEncoder | None = None  # the forked workers' encoder
 BATCH = 512  # the most conversations in one batch
+# Threads take a batch in pieces of at most this many: one renders while another tokenizes.
+PIECE = 128
 T = TypeVar("T")
 
 
@@ -91,10 +98,13 @@ def _encode(batch: list[Any]) -> tuple[list[Any], Stats]:
 def encode_batches(
     encoder: BatchEncoder, batches: Iterable[list[Any]], workers: int
 ) -> Iterator[list[Any]]:
-    """`encoder.encode_batch` of each batch, in order, on `workers` processes (in this one
-    when 1); the statistics are counted in `encoder.stats` either way."""
+    """`encoder.encode_batch` of each batch, in order, on `workers` threads or processes (in
+    this thread when 1); the statistics are counted in `encoder.stats` either way."""
     if workers <= 1:
         yield from (encoder.encode_batch(batch) for batch in batches)
+        return
+    if isinstance(encoder, Encoder) and plain_backend(encoder.tokenizer) is not None:
+        yield from _in_threads(encoder, batches, workers)
         return
     import multiprocessing
 
@@ -104,3 +114,40 @@ def encode_batches(
         for results, stats in pool.imap(_encode, batches):
             add_stats(encoder.stats, stats)
             yield results
+
+
+def _in_threads(
+    encoder: Encoder, batches: Iterable[list[Any]], workers: int
+) -> Iterator[list[Any]]:
+    """`encode_batches` on `workers` threads, up to `workers` batches ahead of the one yielded."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def run(twin: Encoder, piece: list[Any]) -> tuple[list[Any], Stats]:
+        return twin.encode_batch(piece), twin.stats
+
+    def collect(pieces: list[Future[tuple[list[Any], Stats]]]) -> list[Any]:
+        results = []
+        for future in pieces:
+            part, stats = future.result()
+            add_stats(encoder.stats, stats)
+            results.extend(part)
+        return results
+
+    parallelism = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one Rust thread per worker thread
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            pending: deque[list[Future[tuple[list[Any], Stats]]]] = deque()
+            for batch in batches:
+                pieces = [batch[i : i + PIECE] for i in range(0, len(batch), PIECE)]
+                # twins made here, in order: the first finds the markers the others share
+                pending.append([pool.submit(run, encoder.for_thread(), p) for p in pieces])
+                if len(pending) > workers:
+                    yield collect(pending.popleft())
+            while pending:
+                yield collect(pending.popleft())
+    finally:
+        if parallelism is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = parallelism

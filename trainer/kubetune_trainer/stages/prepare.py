@@ -168,7 +168,7 @@ def convert_source(
         except FormatError as err:
             skipped.add(row, str(err))
     samples: list[tuple[Any, Any]] = []
-    # one process per core (rendering and masking are Python), each given a batch at a time
+    # one worker per core (threads, or processes: data/workers.py), each given a batch at a time
     chunks = split(conversations, cores())
     workers = min(cores(), len(chunks))
     encoded_chunks = encode_batches(encoder, ([c for _, c in chunk] for chunk in chunks), workers)
