@@ -16,7 +16,7 @@ import pytest
 from kubetune_trainer.data.formats import convert
 from kubetune_trainer.data.shapes import ShapeSpans
 from kubetune_trainer.data.templates import builtin_template
-from kubetune_trainer.data.tokenize import Encoder, Refused, TemplateError
+from kubetune_trainer.data.tokenize import Encoded, Encoder, Refused, TemplateError
 from kubetune_trainer.data.turns import trained_spans
 from kubetune_trainer.data.vocabularies import read_vocabulary
 from kubetune_trainer.data.workers import encode_batches, split
@@ -166,6 +166,14 @@ def test_workers_give_one_process_results_and_statistics(
     assert spread.stats == alone.stats
     assert alone.stats.samples > 0 and any(isinstance(r, Refused) for r in one)
     assert (len(twins) == len(batches)) == (where == "threads"), len(twins)
+    # the ids are transformers' own: its template rendering, its tokenizer's call
+    tokenizer = spread.tokenizer
+    for row, result in zip(rows, two, strict=True):
+        if isinstance(result, Encoded):
+            text = tokenizer.apply_chat_template(
+                row["messages"], tools=row.get("tools") or None, tokenize=False
+            )
+            assert result.input_ids == tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 @pytest.mark.parametrize(
